@@ -1,0 +1,2 @@
+"""Training side of the OCR platform: charset, synthetic data, CRNN teacher and
+student, CTC knowledge distillation, evaluation and ONNX export (PyTorch)."""

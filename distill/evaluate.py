@@ -1,0 +1,131 @@
+"""Evaluate any ONNX recogniser that follows the model package contract on a
+line dataset. Preprocessing is driven by the model's metadata only."""
+
+from __future__ import annotations
+
+import json
+import time
+import unicodedata
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from workers.modelpkg import ModelSpec
+
+from .charset import greedy_decode
+from .data import read_labels
+
+
+def clean_for_scoring(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def edit_distance(a: str, b: str) -> int:
+    if len(a) < len(b):
+        a, b = b, a
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def count_params(model: onnx.ModelProto) -> int:
+    """Weights held as initializers or as multi-element Constant nodes."""
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            tensors += [a.t for a in node.attribute if a.name == "value"]
+    return int(sum(int(np.prod(t.dims)) for t in tensors if len(t.dims) and np.prod(t.dims) > 1))
+
+
+class OnnxRecognizer:
+    """One ONNX Runtime session plus the preprocessing its metadata describes."""
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        model = onnx.load(str(path))
+        self.spec = ModelSpec.from_metadata({p.key: p.value for p in model.metadata_props})
+        self.params = count_params(model)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def preprocess(self, bgr: np.ndarray) -> np.ndarray:
+        """A BGR uint8 image (H, W, 3) to a [1, C, H', W'] float32 tensor."""
+        spec = self.spec
+        if spec.color_order == "GRAY":
+            img = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)[:, :, None]
+        elif spec.color_order == "RGB":
+            img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        else:
+            img = bgr
+        h, w = img.shape[:2]
+        height = spec.input_height
+        width = int(round(w * height / max(h, 1)))
+        width = min(max(width, spec.min_width), spec.max_width)
+        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if h > height else cv2.INTER_LINEAR)
+        if img.ndim == 2:
+            img = img[:, :, None]
+        padded = -(-width // spec.width_multiple) * spec.width_multiple
+        if padded != width:
+            img = np.pad(img, ((0, 0), (0, padded - width), (0, 0)), mode="edge")
+        x = img.astype(np.float32) / 255.0
+        x = (x - np.asarray(spec.norm_mean, np.float32)) / np.asarray(spec.norm_std, np.float32)
+        return x.transpose(2, 0, 1)[None]
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0]
+
+    def recognize(self, bgr: np.ndarray) -> str:
+        out = self.run(self.preprocess(bgr))
+        return greedy_decode(out[0].argmax(-1), self.spec.classes, self.spec.blank_index)
+
+
+def evaluate(data_dir: str | Path, model_path: str | Path, predictions: str | Path | None = None,
+             threads: int = 1, limit: int | None = None) -> dict:
+    data_dir = Path(data_dir)
+    rec = OnnxRecognizer(model_path, threads=threads)
+    items = read_labels(data_dir)
+    if limit:
+        items = items[:limit]
+    if not items:
+        raise ValueError(f"{data_dir}/labels.tsv has no lines")
+    # warm-up so the first line does not pay for lazy initialisation
+    rec.recognize(cv2.imread(str(data_dir / items[0][0]), cv2.IMREAD_COLOR))
+    times, preds = [], []
+    errors = total = exact = 0
+    for rel, text in items:
+        img = cv2.imread(str(data_dir / rel), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError(f"cannot read image {data_dir / rel}")
+        t0 = time.perf_counter()
+        pred = rec.recognize(img)
+        times.append((time.perf_counter() - t0) * 1000.0)
+        preds.append((rel, pred))
+        gt, pr = clean_for_scoring(text), clean_for_scoring(pred)
+        errors += edit_distance(gt, pr)
+        total += len(gt)
+        exact += gt == pr
+    if predictions:
+        Path(predictions).parent.mkdir(parents=True, exist_ok=True)
+        with open(predictions, "w", encoding="utf-8") as f:
+            for rel, pred in preds:
+                f.write(f"{rel}\t{pred}\n")
+    return {
+        "model": str(model_path),
+        "name": rec.spec.name,
+        "data": str(data_dir),
+        "lines": len(items),
+        "char_accuracy": round(1.0 - errors / max(total, 1), 5),
+        "line_accuracy": round(exact / len(items), 5),
+        "ms_per_line_p50": round(float(np.percentile(times, 50)), 3),
+        "ms_per_line_mean": round(float(np.mean(times)), 3),
+        "params": rec.params,
+    }
