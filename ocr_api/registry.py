@@ -1,0 +1,87 @@
+"""The model registry: which ONNX file serves, registered with its sha256 and metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from workers.inference import file_sha256
+from workers.modelpkg import ModelSpec
+
+from .models import ModelVersion
+
+
+def default_model_path() -> Path:
+    """The model served when the registry has none: settings, else the shipped student, else the reference."""
+    if settings.OCR_DEFAULT_MODEL:
+        return Path(settings.OCR_DEFAULT_MODEL)
+    for candidate in ("student.onnx", "reference/ppocrv4_mobile_rec.onnx"):
+        path = settings.OCR_MODELS_DIR / candidate
+        if path.exists():
+            return path
+    raise FileNotFoundError(
+        f"no model under {settings.OCR_MODELS_DIR}: expected student.onnx or reference/ppocrv4_mobile_rec.onnx "
+        "(run `make models`)"
+    )
+
+
+def read_spec(path: Path) -> ModelSpec:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return ModelSpec.from_metadata(session.get_modelmeta().custom_metadata_map)
+
+
+def register_model(
+    path: Path,
+    *,
+    kind: str = ModelVersion.Kind.STUDENT,
+    name: str | None = None,
+    metrics: dict | None = None,
+    lineage: dict | None = None,
+    parent: ModelVersion | None = None,
+) -> ModelVersion:
+    """Register a model file (idempotent by sha256). The file must follow the model package contract."""
+    path = Path(path).resolve()
+    spec = read_spec(path)
+    sha = file_sha256(path)
+    existing = ModelVersion.objects.filter(sha256=sha).first()
+    if existing:
+        return existing
+    params = spec.extra.get("params")
+    return ModelVersion.objects.create(
+        name=name or spec.name,
+        kind=kind,
+        file_path=str(path),
+        sha256=sha,
+        params=int(params) if params and params.isdigit() else None,
+        size_bytes=path.stat().st_size,
+        metrics=metrics or {},
+        lineage=lineage or {},
+        parent=parent,
+    )
+
+
+def promote(version: ModelVersion) -> ModelVersion:
+    with transaction.atomic():
+        ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
+        version.is_active = True
+        version.promoted_at = timezone.now()
+        version.save(update_fields=["is_active", "promoted_at"])
+    return version
+
+
+def active_model() -> ModelVersion:
+    """The active version; registers and activates the default model on first use."""
+    current = ModelVersion.objects.filter(is_active=True).first()
+    if current:
+        return current
+    path = default_model_path()
+    kind = ModelVersion.Kind.REFERENCE if "reference" in path.parts else ModelVersion.Kind.STUDENT
+    version = register_model(path, kind=kind)
+    try:
+        return promote(version) if not ModelVersion.objects.filter(is_active=True).exists() else active_model()
+    except IntegrityError:  # another process activated one at the same moment
+        return ModelVersion.objects.get(is_active=True)

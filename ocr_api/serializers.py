@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from .models import DistillJob, ModelVersion, OcrJob
+
+
+def job_payload(job: OcrJob) -> dict:
+    """The one representation of a job, used by every endpoint that returns one."""
+    finished = job.is_finished
+    error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
+    return {
+        "success": job.status == OcrJob.Status.SUCCEEDED,
+        "job_id": str(job.id),
+        "status": job.status,
+        "text": [line["text"] for line in job.lines] if finished else [],
+        "lines": job.lines if finished else [],
+        "time_cost": job.time_cost,
+        "model_version": job.model_label,
+        "cached": job.cached,
+        "filename": job.filename,
+        "width": job.width,
+        "height": job.height,
+        "owner": job.owner.get_username(),
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "status_url": reverse("ocr_api:job-detail", args=[job.id]),
+        "image_url": reverse("ocr_api:job-image", args=[job.id]),
+        "error": error,
+    }
+
+
+class RecognizeRequestSerializer(serializers.Serializer):
+    image_base64 = serializers.CharField(required=False, help_text="The image file, base64 (a data: URL is accepted).")
+    image = serializers.FileField(required=False, help_text="The image file (multipart).")
+    wait = serializers.BooleanField(required=False, default=True, help_text="Wait for the result (up to the server's timeout).")
+    filename = serializers.CharField(required=False, max_length=255)
+
+
+class LineSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    confidence = serializers.FloatField()
+    box = serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4)
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class JobSerializer(serializers.Serializer):
+    """Documents job_payload for the OpenAPI schema."""
+
+    success = serializers.BooleanField()
+    job_id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=OcrJob.Status.choices)
+    text = serializers.ListField(child=serializers.CharField())
+    lines = LineSerializer(many=True)
+    time_cost = serializers.FloatField(allow_null=True)
+    model_version = serializers.CharField()
+    cached = serializers.BooleanField()
+    filename = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    owner = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    status_url = serializers.CharField()
+    image_url = serializers.CharField()
+    error = ErrorSerializer(allow_null=True)
+
+    def to_representation(self, instance):
+        return job_payload(instance)
+
+
+class ErrorResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    error = ErrorSerializer()
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    label = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id", "label", "name", "kind", "sha256", "params", "size_bytes", "metrics", "lineage",
+            "parent", "is_active", "created_at", "promoted_at",
+        ]
+
+
+class DistillJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DistillJob
+        fields = [
+            "id", "kind", "status", "params", "progress", "error_message", "checkpoint_path",
+            "result_model", "cancel_requested", "created_at", "started_at", "finished_at",
+        ]
+        read_only_fields = fields

@@ -1,0 +1,197 @@
+"""Settings shared by every environment. `local`, `production` and `test` hold only the differences."""
+
+from pathlib import Path
+
+from .env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(env_str("OCR_VAR_DIR", str(BASE_DIR / "var")))
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "ocr_api",
+    "frontend",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "ocrsite.urls"
+WSGI_APPLICATION = "ocrsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict:
+    """SQLite under var/ by default; PostgreSQL when OCR_DB_ENGINE=postgresql."""
+    engine = env_str("OCR_DB_ENGINE", "sqlite")
+    if engine == "sqlite":
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env_str("OCR_SQLITE_PATH", str(VAR_DIR / "ocr.sqlite3")),
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+        }
+    if engine == "postgresql":
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": env_str("POSTGRES_DB", "ocr"),
+            "USER": env_str("POSTGRES_USER", "ocr"),
+            "PASSWORD": env_str("POSTGRES_PASSWORD", ""),
+            "HOST": env_str("POSTGRES_HOST", "localhost"),
+            "PORT": env_str("POSTGRES_PORT", "5432"),
+            "CONN_MAX_AGE": env_int("POSTGRES_CONN_MAX_AGE", 60, minimum=0),
+        }
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"OCR_DB_ENGINE={engine!r}: use sqlite or postgresql")
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+TIME_ZONE = env_str("OCR_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGIN_URL = "frontend:login"
+LOGIN_REDIRECT_URL = "frontend:portal"
+LOGOUT_REDIRECT_URL = "frontend:login"
+
+# --- Redis: broker, result notifications, OCR cache, throttling counters -------------
+REDIS_URL = env_str("OCR_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "ocrsite",
+    }
+}
+
+# --- Celery -------------------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # An unacknowledged message (its worker died) goes back to the queue after this long.
+    "visibility_timeout": env_int("OCR_VISIBILITY_TIMEOUT_S", 300, minimum=1),
+}
+CELERY_TASK_DEFAULT_QUEUE = "ocr"
+CELERY_TASK_ROUTES = {
+    "workers.tasks.*": {"queue": "ocr"},
+    "ocr_api.tasks.*": {"queue": "training"},
+}
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("OCR_TASK_SOFT_TIME_LIMIT_S", 60, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("OCR_TASK_TIME_LIMIT_S", 90, minimum=1)
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+
+# --- REST API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "ocr_api.pagination.JobPagination",
+    "EXCEPTION_HANDLER": "ocr_api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["ocr_api.throttling.UserBurstThrottle"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OCR platform API",
+    "DESCRIPTION": "Text recognition for Chinese and English documents, invoices and signs.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- OCR ----------------------------------------------------------------------------------------
+# Requests per minute per user on the API (0 disables throttling).
+OCR_THROTTLE_PER_MINUTE = env_int("OCR_THROTTLE_PER_MINUTE", 600, minimum=0)
+# How long POST /recognize waits for the result before answering 202.
+OCR_SYNC_TIMEOUT_S = env_float("OCR_SYNC_TIMEOUT_S", 20.0, minimum=0.0)
+OCR_MAX_IMAGE_BYTES = env_int("OCR_MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
+OCR_MAX_PIXELS = env_int("OCR_MAX_PIXELS", 40_000_000, minimum=10_000)
+OCR_MIN_SIDE = env_int("OCR_MIN_SIDE", 8, minimum=1)
+# Base64 inflates by 4/3; leave room for the JSON around it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = OCR_MAX_IMAGE_BYTES * 4 // 3 + 64 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = OCR_MAX_IMAGE_BYTES + 64 * 1024
+OCR_CACHE_TTL_S = env_int("OCR_CACHE_TTL_S", 7 * 24 * 3600, minimum=0)
+OCR_BINARIZE = env_bool("OCR_BINARIZE", False)
+# The dynamic batcher inside each OCR worker process.
+OCR_BATCH_MAX_SIZE = env_int("OCR_BATCH_MAX_SIZE", 32, minimum=1)
+OCR_BATCH_MAX_WAIT_MS = env_float("OCR_BATCH_MAX_WAIT_MS", 15.0, minimum=0.0)
+OCR_BATCH_MAX_WIDTH_RATIO = env_float("OCR_BATCH_MAX_WIDTH_RATIO", 1.5, minimum=1.0)
+OCR_ORT_THREADS = env_int("OCR_ORT_THREADS", 0, minimum=0)
+OCR_TASK_SOFT_TIME_LIMIT_S = CELERY_TASK_SOFT_TIME_LIMIT
+# Model files; the registry's active ModelVersion wins, this is the fallback when none is registered.
+OCR_MODELS_DIR = Path(env_str("OCR_MODELS_DIR", str(BASE_DIR / "models")))
+OCR_DEFAULT_MODEL = env_str("OCR_DEFAULT_MODEL", "")
+# How often a worker looks for a newly promoted model.
+OCR_MODEL_POLL_S = env_float("OCR_MODEL_POLL_S", 2.0, minimum=0.1)
+# A worker is "alive" while its heartbeat key is younger than this.
+OCR_WORKER_HEARTBEAT_TTL_S = env_int("OCR_WORKER_HEARTBEAT_TTL_S", 15, minimum=2)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("OCR_LOG_LEVEL", "INFO")},
+}

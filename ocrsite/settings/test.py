@@ -1,0 +1,32 @@
+"""The test suite: a throw-away SQLite file per run, small limits so edge cases are cheap to hit."""
+
+import os
+
+from .base import *  # noqa: F401,F403
+from .base import BASE_DIR, DATABASES
+
+SECRET_KEY = "test-only"
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# A file (not :memory:) so that real worker processes share the database with the test process.
+TEST_SQLITE_PATH = os.environ.setdefault("OCR_TEST_SQLITE_PATH", f"/tmp/ocr-test-{os.getpid()}.sqlite3")
+DATABASES["default"]["TEST"] = {"NAME": TEST_SQLITE_PATH}
+OCR_SYNC_TIMEOUT_S = float(os.environ.get("OCR_SYNC_TIMEOUT_S", "20"))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# One private Redis per test run (tests/conftest.py starts it); worker subprocesses inherit the port.
+_REDIS_PORT = os.environ.setdefault("OCR_TEST_REDIS_PORT", str(_free_port()))
+REDIS_URL = f"redis://127.0.0.1:{_REDIS_PORT}/0"
+CELERY_BROKER_URL = REDIS_URL
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# Integration tests check text, so they pin the reference recogniser rather than whatever model ships.
+OCR_DEFAULT_MODEL = os.environ.get("OCR_DEFAULT_MODEL", str(BASE_DIR / "models" / "reference" / "ppocrv4_mobile_rec.onnx"))
+OCR_MODEL_POLL_S = float(os.environ.get("OCR_MODEL_POLL_S", "0.5"))

@@ -1,0 +1,77 @@
+import threading
+
+import numpy as np
+import pytest
+
+from workers.batcher import LineBatcher
+from workers.inference import LineText
+from workers.modelpkg import ModelSpec
+
+SPEC = ModelSpec(
+    name="fake", classes=("", "x"), blank_index=0, input_height=16, input_channels=1, color_order="GRAY",
+    norm_mean=(0.5,), norm_std=(0.5,), min_width=4, width_multiple=4, max_width=4000,
+)
+
+
+class FakeRecognizer:
+    """Stands in for the ONNX session: records each call's widths, answers each line with its width."""
+
+    spec = SPEC
+    label = "fake@000"
+
+    def __init__(self, fail: bool = False):
+        self.calls: list[list[int]] = []
+        self.fail = fail
+
+    def recognize(self, arrays):
+        if self.fail:
+            raise RuntimeError("session exploded")
+        self.calls.append([a.shape[2] for a in arrays])
+        return [LineText(text=str(a.shape[2]), confidence=1.0) for a in arrays]
+
+
+def crop(width: int) -> np.ndarray:
+    return np.full((16, width, 3), 255, np.uint8)
+
+
+def test_lines_from_concurrent_requests_share_one_run():
+    fake = FakeRecognizer()
+    batcher = LineBatcher(lambda: fake, max_batch=32, max_wait_ms=300, max_width_ratio=10)
+    results = {}
+
+    def request(i):
+        results[i] = batcher.recognize([crop(100), crop(120)], request_id=f"r{i}", timeout=10)
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(fake.calls) == 1 and len(fake.calls[0]) == 8
+    batch_ids = {line.batch_id for res in results.values() for line in res}
+    assert len(batch_ids) == 1
+    assert results[0][0].batch_requests == 4
+
+
+def test_it_flushes_at_max_batch_without_waiting_for_the_timeout():
+    fake = FakeRecognizer()
+    batcher = LineBatcher(lambda: fake, max_batch=4, max_wait_ms=60_000, max_width_ratio=10)
+    out = batcher.recognize([crop(50)] * 4, request_id="r", timeout=5)
+    assert len(out) == 4 and fake.calls == [[52] * 4]
+
+
+def test_widths_are_bucketed_to_keep_padding_small():
+    fake = FakeRecognizer()
+    batcher = LineBatcher(lambda: fake, max_batch=32, max_wait_ms=50, max_width_ratio=1.5)
+    out = batcher.recognize([crop(40), crop(800), crop(44), crop(760)], request_id="r", timeout=5)
+    assert sorted(len(c) for c in fake.calls) == [2, 2]
+    for widths in fake.calls:
+        assert max(widths) <= 1.5 * min(widths)
+    # Results come back in the order the lines were handed in.
+    assert [int(r.text) for r in out] == [40, 800, 44, 760]
+
+
+def test_a_failing_session_fails_its_waiters_instead_of_hanging():
+    batcher = LineBatcher(lambda: FakeRecognizer(fail=True), max_wait_ms=1)
+    with pytest.raises(RuntimeError, match="exploded"):
+        batcher.recognize([crop(30)], request_id="r", timeout=5)

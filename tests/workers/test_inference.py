@@ -1,0 +1,36 @@
+"""The real reference recogniser through ONNX Runtime, configured only by its metadata."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import render_lines
+from workers.batcher import LineBatcher
+from workers.inference import Recognizer
+from workers.pipeline import recognize_array
+
+MODEL = Path(__file__).resolve().parents[2] / "models" / "reference" / "ppocrv4_mobile_rec.onnx"
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    if not MODEL.exists():
+        pytest.fail(f"{MODEL} is missing: `make models` builds it")
+    return Recognizer(MODEL, threads=1)
+
+
+def test_it_reads_its_configuration_from_the_model_metadata(recognizer):
+    spec = recognizer.spec
+    assert spec.input_height == 48 and spec.input_channels == 3 and spec.color_order == "BGR"
+    assert spec.classes[spec.blank_index] == "" and len(spec.classes) > 6000
+
+
+def test_it_recognises_a_multi_line_invoice(recognizer):
+    img = render_lines(["购买方名称：上海明远科技有限公司", "价税合计 1280.00"])
+    batcher = LineBatcher(lambda: recognizer, max_wait_ms=1)
+    out = recognize_array(np.asarray(img), batcher, "r")
+    assert out.text[0] == "购买方名称：上海明远科技有限公司"
+    assert out.text[1].replace(" ", "") == "价税合计1280.00"
+    assert all(0.5 < line["confidence"] <= 1.0 for line in out.lines)
+    assert out.lines[0]["box"][1] < out.lines[1]["box"][1]

@@ -1,0 +1,41 @@
+import numpy as np
+
+from tests.conftest import render_lines
+from workers.lines import find_lines
+from workers.preprocess import to_gray
+
+
+def gray_of(img):
+    return to_gray(np.asarray(img))
+
+
+def test_it_finds_each_line_in_reading_order():
+    img = render_lines(["第一行文字", "second line 2", "第三行 333"])
+    boxes = find_lines(gray_of(img))
+    assert len(boxes) == 3
+    tops = [b[1] for b in boxes]
+    assert tops == sorted(tops)
+    for x0, y0, x1, y1 in boxes:
+        assert 0 <= x0 < x1 <= img.width and 0 <= y0 < y1 <= img.height
+
+
+def test_characters_with_gaps_stay_one_line():
+    boxes = find_lines(gray_of(render_lines(["三二一 二三"])))
+    assert len(boxes) == 1
+
+
+def test_it_finds_light_text_on_dark_background():
+    img = render_lines(["反色文字"])
+    inverted = 255 - gray_of(img)
+    assert len(find_lines(inverted)) == 1
+
+
+def test_a_blank_image_has_no_lines():
+    assert find_lines(np.full((100, 300), 255, np.uint8)) == []
+    assert find_lines(np.full((100, 300), 30, np.uint8)) == []
+
+
+def test_widely_separated_columns_become_separate_segments():
+    img = render_lines(["名称" + " " * 40 + "金额"])
+    boxes = find_lines(gray_of(img))
+    assert len(boxes) == 2 and boxes[0][0] < boxes[1][0]

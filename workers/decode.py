@@ -1,0 +1,121 @@
+"""Safe decoding of untrusted image bytes into an 8-bit RGB array.
+
+Limits are checked before pixels are decoded (the header gives the size), so a
+small file that claims a huge canvas never gets allocated.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
+
+
+class ImageError(ValueError):
+    """Bad input: carries a stable error code and the HTTP status it maps to."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    min_side: int = 8
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int
+    height: int
+
+
+def _open(data: bytes, limits: ImageLimits) -> Image.Image:
+    if not data:
+        raise ImageError("missing_image", "The image is empty.")
+    if len(data) > limits.max_bytes:
+        raise ImageError(
+            "too_large", f"The image is {len(data)} bytes; the limit is {limits.max_bytes} bytes.", status=413
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageError("not_an_image", "The data is not an image in a known format.") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError("image_too_large", "The image has too many pixels.", status=413) from None
+    except OSError as exc:
+        raise ImageError("not_an_image", f"The image could not be read: {exc}.") from None
+    if img.format not in SUPPORTED_FORMATS:
+        raise ImageError(
+            "unsupported_format",
+            f"Images in {img.format} format are not supported; send one of {', '.join(SUPPORTED_FORMATS)}.",
+        )
+    width, height = img.size
+    if width * height > limits.max_pixels:
+        raise ImageError(
+            "image_too_large",
+            f"The image is {width}x{height} pixels; the limit is {limits.max_pixels} pixels.",
+            status=413,
+        )
+    if min(width, height) < limits.min_side:
+        raise ImageError(
+            "image_too_small", f"The image is {width}x{height} pixels; each side must be at least {limits.min_side}."
+        )
+    return img
+
+
+def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
+    """Check limits and decode fully (catches truncated files); return format and oriented size."""
+    img = _open(data, limits)
+    rgb = _to_rgb(img)
+    return ImageInfo(format=img.format, width=rgb.shape[1], height=rgb.shape[0])
+
+
+def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
+    """Decode to an HxWx3 uint8 RGB array, EXIF orientation applied."""
+    return _to_rgb(_open(data, limits))
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    try:
+        img.load()
+        if getattr(img, "n_frames", 1) > 1:
+            img.seek(0)
+        img = ImageOps.exif_transpose(img)
+        return _mode_to_rgb(img)
+    except ImageError:
+        raise
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError("truncated_image", f"The image data is truncated or corrupt: {exc}.") from None
+
+
+def _mode_to_rgb(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        if hi <= lo:
+            gray = np.zeros(arr.shape, dtype=np.uint8)
+        elif mode.startswith("I;16") and lo >= 0 and hi <= 65535 and hi > 255:
+            gray = np.clip(arr / 257.0, 0, 255).astype(np.uint8)
+        else:
+            gray = ((arr - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    rgb = img.convert("RGB")
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))

@@ -1,0 +1,64 @@
+"""The ONNX Runtime recogniser: one session, configured from the model's own metadata."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from .ctc import greedy_decode, to_probs
+from .modelpkg import ModelSpec
+from .preprocess import pad_batch
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class LineText:
+    text: str
+    confidence: float
+
+
+class Recognizer:
+    """Loads an ONNX CTC recogniser once and decodes batches of prepared lines."""
+
+    def __init__(self, path: str | Path, threads: int = 0, label: str | None = None) -> None:
+        self.path = Path(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.spec = ModelSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map)
+        self.input_name = self.session.get_inputs()[0].name
+        self.sha256 = file_sha256(self.path)
+        self.label = label or f"{self.spec.name}@{self.sha256[:12]}"
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """NxCxHxW float32 in, NxTxC probabilities out."""
+        (output,) = self.session.run(None, {self.input_name: batch})[:1]
+        return to_probs(np.asarray(output, dtype=np.float32), self.spec.output_kind)
+
+    def recognize(self, lines: list[np.ndarray]) -> list[LineText]:
+        """Recognise prepared lines (outputs of preprocess.prepare_line) in one session run."""
+        if not lines:
+            return []
+        probs = self.run(pad_batch(lines, self.spec))
+        steps_total = probs.shape[1]
+        width_total = max(a.shape[2] for a in lines)
+        results = []
+        for i, arr in enumerate(lines):
+            # Only the steps that cover this line's own pixels, not the padding.
+            valid = max(1, min(steps_total, round(steps_total * arr.shape[2] / width_total)))
+            text, conf = greedy_decode(probs[i, :valid], self.spec.classes, self.spec.blank_index)
+            results.append(LineText(text=text, confidence=conf))
+        return results

@@ -1,0 +1,91 @@
+"""A simple text-line finder: horizontal projection of ink, split into bands and segments.
+
+Good for scans, screenshots and straight photos of documents; skewed or curved
+text needs a learned detector.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
+
+
+def ink_mask(gray: np.ndarray) -> np.ndarray:
+    """Binary mask (uint8 0/1) of ink, whatever the polarity (dark on light or light on dark)."""
+    blurred = cv2.medianBlur(gray, 3) if min(gray.shape) >= 3 else gray
+    _, mask = cv2.threshold(blurred, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    # Ink is the minority class: if Otsu picked the background, flip.
+    if mask.mean() > 0.5:
+        mask = 1 - mask
+    # A flat image (no contrast) has no ink.
+    if int(gray.max()) - int(gray.min()) < 24:
+        mask[:] = 0
+    return mask
+
+
+def _runs(profile: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    on = profile > threshold
+    runs: list[tuple[int, int]] = []
+    start = None
+    for i, v in enumerate(on):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            runs.append((start, i))
+            start = None
+    if start is not None:
+        runs.append((start, len(on)))
+    return runs
+
+
+def _merge_close(runs: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for a, b in runs:
+        if merged and a - merged[-1][1] <= gap:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def char_size(mask: np.ndarray) -> int:
+    """A robust guess of the glyph size (em) in pixels, from the ink's connected components."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    sizes = [max(w, h) for _, _, w, h, area in stats[1:count] if area >= 4]
+    if not sizes:
+        return 0
+    return int(np.percentile(sizes, 75))
+
+
+def find_lines(gray: np.ndarray, min_height: int = 6) -> list[Box]:
+    """Boxes of text lines in reading order (top to bottom, then left to right)."""
+    h, w = gray.shape[:2]
+    mask = ink_mask(gray)
+    if not mask.any():
+        return []
+    # Characters such as 二 or 三, and accents and dots, leave gaps inside a line: close
+    # gaps shorter than 0.4 em vertically before cutting the page into bands.
+    em = char_size(mask)
+    close_h = max(1, int(0.4 * em))
+    if close_h > 1:
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((close_h, 1), np.uint8))
+    rows = mask.sum(axis=1).astype(np.float32)
+    bands = _runs(rows, threshold=max(1.0, 0.002 * w))
+    if not bands:
+        return []
+    boxes: list[Box] = []
+    for y0, y1 in bands:
+        band_h = y1 - y0
+        if band_h < min_height:
+            continue
+        cols = mask[y0:y1].sum(axis=0).astype(np.float32)
+        segments = _merge_close(_runs(cols, threshold=0.0), gap=max(2, int(2.5 * band_h)))
+        for x0, x1 in segments:
+            if (x1 - x0) < max(2, band_h // 4) and (x1 - x0) * band_h < 4 * min_height**2:
+                continue  # a speck
+            pad_y = max(2, band_h // 6)
+            pad_x = max(2, band_h // 4)
+            boxes.append((max(0, x0 - pad_x), max(0, y0 - pad_y), min(w, x1 + pad_x), min(h, y1 + pad_y)))
+    return boxes

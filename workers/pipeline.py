@@ -1,0 +1,52 @@
+"""Image in, lines of text out: decode, find lines, recognise through the batcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .batcher import LineBatcher
+from .decode import ImageLimits, decode_image
+from .lines import find_lines
+from .preprocess import to_gray
+
+# Bump when line finding or preprocessing changes what a worker returns for the same bytes.
+PIPELINE_VERSION = "1"
+
+
+@dataclass
+class OcrOutcome:
+    lines: list[dict]
+    model_label: str
+    width: int
+    height: int
+    batches: list[dict] = field(default_factory=list)
+
+    @property
+    def text(self) -> list[str]:
+        return [line["text"] for line in self.lines]
+
+
+def recognize_array(rgb: np.ndarray, batcher: LineBatcher, request_id: str, timeout: float | None = None) -> OcrOutcome:
+    boxes = find_lines(to_gray(rgb))
+    crops = [rgb[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
+    results = batcher.recognize(crops, request_id, timeout=timeout)
+    lines = []
+    batches: dict[int, dict] = {}
+    model_label = ""
+    for box, res in zip(boxes, results):
+        model_label = res.model_label
+        batches[res.batch_id] = {"id": res.batch_id, "size": res.batch_size, "requests": res.batch_requests}
+        if not res.text.strip():
+            continue
+        lines.append({"text": res.text, "confidence": round(res.confidence, 4), "box": list(box)})
+    return OcrOutcome(
+        lines=lines, model_label=model_label, width=rgb.shape[1], height=rgb.shape[0], batches=list(batches.values())
+    )
+
+
+def recognize_bytes(
+    data: bytes, limits: ImageLimits, batcher: LineBatcher, request_id: str, timeout: float | None = None
+) -> OcrOutcome:
+    return recognize_array(decode_image(data, limits), batcher, request_id, timeout=timeout)

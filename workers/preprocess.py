@@ -1,0 +1,74 @@
+"""OpenCV preprocessing of text lines for a recogniser described by a ModelSpec."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from .modelpkg import ModelSpec
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    if rgb.ndim == 2:
+        return rgb
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def binarize(gray: np.ndarray) -> np.ndarray:
+    """Adaptive (local mean) binarisation; evens out shadows and uneven light."""
+    block = max(15, (min(gray.shape[:2]) // 2) | 1)
+    return cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, 15)
+
+
+def target_width(width: int, height: int, spec: ModelSpec) -> int:
+    """Width after scaling to the model's height (aspect kept), clamped and rounded up to the stride."""
+    scaled = max(1, round(width * spec.input_height / max(1, height)))
+    scaled = min(max(scaled, spec.min_width), spec.max_width)
+    return int(math.ceil(scaled / spec.width_multiple) * spec.width_multiple)
+
+
+def prepare_line(crop_rgb: np.ndarray, spec: ModelSpec, use_binarize: bool = False) -> np.ndarray:
+    """One line crop (HxWx3 RGB uint8) to a float32 CxHxW' array ready for the model.
+
+    The line is scaled to the model's input height keeping its aspect ratio; a line
+    wider than ``max_width`` is squeezed to it; the width is rounded up to the
+    stride with the model's pad pixel.
+    """
+    h, w = crop_rgb.shape[:2]
+    out_w = target_width(w, h, spec)
+    scaled_w = min(out_w, max(1, round(w * spec.input_height / max(1, h))))
+    if spec.input_channels == 1 or use_binarize:
+        img = to_gray(crop_rgb)
+        if use_binarize:
+            img = binarize(img)
+        if spec.input_channels == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    else:
+        img = crop_rgb
+    if spec.color_order == "BGR":
+        img = img[:, :, ::-1]
+    interp = cv2.INTER_AREA if h > spec.input_height else cv2.INTER_LINEAR
+    img = cv2.resize(np.ascontiguousarray(img), (scaled_w, spec.input_height), interpolation=interp)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    canvas = np.full((spec.input_height, out_w, spec.input_channels), spec.pad_pixel, dtype=np.float32)
+    canvas[:, :scaled_w, :] = img
+    mean = np.asarray(spec.norm_mean, dtype=np.float32)
+    std = np.asarray(spec.norm_std, dtype=np.float32)
+    canvas = (canvas / 255.0 - mean) / std
+    return np.ascontiguousarray(canvas.transpose(2, 0, 1))
+
+
+def pad_batch(lines: list[np.ndarray], spec: ModelSpec) -> np.ndarray:
+    """Stack CxHxW arrays of different widths into NxCxHxWmax, padding with the model's pad pixel."""
+    width = max(a.shape[2] for a in lines)
+    pad_value = (spec.pad_pixel / 255.0 - np.asarray(spec.norm_mean, dtype=np.float32)) / np.asarray(
+        spec.norm_std, dtype=np.float32
+    )
+    batch = np.empty((len(lines), spec.input_channels, spec.input_height, width), dtype=np.float32)
+    batch[:] = pad_value[None, :, None, None]
+    for i, arr in enumerate(lines):
+        batch[i, :, :, : arr.shape[2]] = arr
+    return batch

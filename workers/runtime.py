@@ -1,0 +1,96 @@
+"""Per-process state of an OCR worker: the resident model, the batcher, Redis, the heartbeat.
+
+The model follows the registry: a watcher thread looks for a newly promoted
+version every OCR_MODEL_POLL_S seconds, loads it beside the old one and swaps
+the reference; batches already running finish on the model they started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+from django.db import close_old_connections
+
+from .batcher import LineBatcher
+from .cache import ResultCache
+from .inference import Recognizer
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=30, socket_connect_timeout=5)
+
+
+def result_cache() -> ResultCache:
+    return ResultCache(redis_client(), settings.OCR_CACHE_TTL_S)
+
+
+class ModelHolder:
+    def __init__(self, poll_s: float, threads: int) -> None:
+        self.poll_s = poll_s
+        self.threads = threads
+        self._model: Recognizer | None = None
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+
+    def current(self) -> Recognizer:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load_active()
+                    self._start_watcher()
+        return self._model
+
+    def _load_active(self) -> Recognizer:
+        from ocr_api.registry import active_model
+
+        version = active_model()
+        log.info("loading model %s from %s", version.label, version.file_path)
+        return Recognizer(version.file_path, threads=self.threads, label=version.label)
+
+    def refresh(self) -> bool:
+        """Swap to the registry's active model if it changed. True when a swap happened."""
+        from ocr_api.registry import active_model
+
+        close_old_connections()
+        version = active_model()
+        if self._model is not None and self._model.label == version.label:
+            return False
+        new = Recognizer(version.file_path, threads=self.threads, label=version.label)
+        old, self._model = self._model, new
+        log.info("model switched from %s to %s", old.label if old else None, new.label)
+        return True
+
+    def _start_watcher(self) -> None:
+        def loop() -> None:
+            stop = threading.Event()
+            while not stop.wait(self.poll_s):
+                try:
+                    self.refresh()
+                except Exception:  # noqa: BLE001 - keep serving the current model
+                    log.exception("model refresh failed; keeping %s", self._model.label if self._model else None)
+
+        self._watcher = threading.Thread(target=loop, name="model-watcher", daemon=True)
+        self._watcher.start()
+
+
+@lru_cache(maxsize=1)
+def model_holder() -> ModelHolder:
+    return ModelHolder(poll_s=settings.OCR_MODEL_POLL_S, threads=settings.OCR_ORT_THREADS)
+
+
+@lru_cache(maxsize=1)
+def batcher() -> LineBatcher:
+    return LineBatcher(
+        model_holder().current,
+        max_batch=settings.OCR_BATCH_MAX_SIZE,
+        max_wait_ms=settings.OCR_BATCH_MAX_WAIT_MS,
+        max_width_ratio=settings.OCR_BATCH_MAX_WIDTH_RATIO,
+        binarize=settings.OCR_BINARIZE,
+    )
