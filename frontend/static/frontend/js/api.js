@@ -1,0 +1,147 @@
+// The one way this portal talks to the server: the public REST API under
+// /ocr/v1/, with the browser's session cookie and the CSRF token.
+
+import { hasString, t } from "./i18n.js";
+
+const config = JSON.parse(document.getElementById("portal-config").textContent);
+
+export const API_ROOT = config.apiRoot;
+export const PAGE_SIZE = 20;
+
+/** A failed API call. `message` is for people, in the UI language; `detail`
+ *  is the server's own message when it adds something to that. */
+export class ApiError extends Error {
+  constructor({ status, code, message, detail = "", retryAfter = null }) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+    this.retryAfter = retryAfter;
+  }
+
+  /** Worth trying again later: the network, rate limits, an overloaded server. */
+  get transient() {
+    return this.status === 0 || this.status === 429 || this.status === 502 || this.status === 503 || this.status === 504;
+  }
+}
+
+function readCookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...rest] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
+function csrfToken() {
+  const fromCookie = readCookie("csrftoken");
+  if (fromCookie) return fromCookie;
+  // Fallback for sites that make the cookie HttpOnly: the token the page rendered.
+  const field = document.querySelector("input[name=csrfmiddlewaretoken]");
+  return field ? field.value : "";
+}
+
+function statusMessage(status) {
+  if (status === 0) return t("err_network");
+  if (status === 401) return t("err_unauthenticated");
+  if (status === 403) return t("err_forbidden");
+  if (status === 413) return t("err_code_too_large");
+  if (status === 429) return t("err_rate_limited");
+  if (status === 503) return t("err_unavailable");
+  if (status >= 500) return t("err_server", { status });
+  return t("err_unknown");
+}
+
+/** People-facing text for an API error object {code, message}. A known code
+ *  gets its message in the UI language, followed by the server's own words. */
+export function describeError(error, status = 0) {
+  const code = (error && error.code) || "";
+  const serverMessage = (error && (error.message || error.detail)) || "";
+  const key = `err_code_${code}`;
+  if (code && hasString(key)) {
+    const message = t(key);
+    return { code, message, detail: serverMessage && serverMessage !== message ? serverMessage : "" };
+  }
+  if (serverMessage) return { code, message: serverMessage, detail: "" };
+  return { code, message: statusMessage(status), detail: "" };
+}
+
+function parseRetryAfter(response) {
+  const value = response.headers.get("Retry-After");
+  if (!value) return null;
+  const seconds = Number(value);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : null;
+}
+
+function goToLogin() {
+  const next = window.location.pathname + window.location.search;
+  window.location.assign(`${config.loginUrl}?next=${encodeURIComponent(next)}`);
+}
+
+async function request(path, { method = "GET", body, signal } = {}) {
+  const url = path.startsWith("/") ? path : API_ROOT + path;
+  const headers = { Accept: "application/json" };
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRFToken"] = csrfToken();
+  let response;
+  try {
+    response = await fetch(url, { method, body, headers, signal, credentials: "same-origin" });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError({ status: 0, code: "network", message: t("err_network") });
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (response.ok) return data;
+
+  // The platform's shape is {"success": false, "error": {code, message}};
+  // DRF's own errors (authentication, throttling) use {"detail": "..."}.
+  const error = (data && data.error) || (data && data.detail ? { code: data.code || "", message: data.detail } : null);
+  const code = (error && error.code) || `http_${response.status}`;
+  if (response.status === 401 || code === "not_authenticated") {
+    goToLogin();
+  }
+  const described = describeError(error, response.status);
+  throw new ApiError({
+    status: response.status,
+    code,
+    message: described.message,
+    detail: described.detail,
+    retryAfter: parseRetryAfter(response),
+  });
+}
+
+/** Submit one image without waiting: 202 {job_id, status, status_url}. */
+export function submitImage(file, filename) {
+  const form = new FormData();
+  form.append("image", file, filename);
+  form.append("filename", filename);
+  form.append("wait", "false");
+  return request("recognize", { method: "POST", body: form });
+}
+
+export function jobUrl(jobId) {
+  return `${API_ROOT}jobs/${encodeURIComponent(jobId)}`;
+}
+
+export function getJob(urlOrId, options) {
+  const url = String(urlOrId).startsWith("/") ? urlOrId : jobUrl(urlOrId);
+  return request(url, options);
+}
+
+export function listJobs({ page = 1, search = "", signal } = {}) {
+  const params = new URLSearchParams({ page: String(page), page_size: String(PAGE_SIZE) });
+  if (search) params.set("search", search);
+  return request(`jobs?${params}`, { signal });
+}
+
+export function deleteJob(jobId) {
+  return request(jobUrl(jobId), { method: "DELETE" });
+}
+
+export const portalConfig = config;

@@ -1,0 +1,145 @@
+// Showing one OCR result: the image with its line boxes drawn over it, the
+// lines with their confidence, and the job's facts. Used by the upload cards
+// and by the history detail view alike.
+
+import { h } from "./dom.js";
+import { formatDate, formatPercent, formatSeconds, t } from "./i18n.js";
+
+/** Lines below this confidence (0..1) are flagged for the reader to check. */
+export const LOW_CONFIDENCE = 0.8;
+
+export function isLowConfidence(line) {
+  return typeof line.confidence === "number" && line.confidence < LOW_CONFIDENCE;
+}
+
+/** The job's lines in reading order, as {text, confidence, box}. */
+export function jobLines(job) {
+  if (Array.isArray(job.lines) && job.lines.length) {
+    return job.lines.map((line) => ({
+      text: line.text ?? "",
+      confidence: typeof line.confidence === "number" ? line.confidence : null,
+      box: Array.isArray(line.box) && line.box.length === 4 ? line.box.map(Number) : null,
+    }));
+  }
+  if (Array.isArray(job.text)) return job.text.map((text) => ({ text, confidence: null, box: null }));
+  return [];
+}
+
+export function jobDisplayName(job) {
+  return job.filename || t("untitled");
+}
+
+/**
+ * The image with a layer of boxes on top. Boxes are positioned in percent of
+ * the original image size, so they follow the image at any displayed size.
+ */
+export function createPreview(src, alt) {
+  const img = h("img", { class: "preview-img", src, alt, decoding: "async" });
+  const layer = h("div", { class: "box-layer", "aria-hidden": "true" });
+  const frame = h("div", { class: "preview-frame" }, img, layer);
+  const element = h("figure", { class: "preview" }, frame);
+  let boxes = [];
+
+  function draw(lines, width, height) {
+    boxes = lines.map((line, index) => {
+      if (!line.box) return null;
+      const [x0, y0, x1, y1] = line.box;
+      const left = Math.max(0, Math.min(x0, x1));
+      const top = Math.max(0, Math.min(y0, y1));
+      const right = Math.min(width, Math.max(x0, x1));
+      const bottom = Math.min(height, Math.max(y0, y1));
+      const box = h("div", {
+        class: `line-box${isLowConfidence(line) ? " is-low" : ""}`,
+        dataset: { index: String(index) },
+        style: {
+          left: `${(left / width) * 100}%`,
+          top: `${(top / height) * 100}%`,
+          width: `${(Math.max(0, right - left) / width) * 100}%`,
+          height: `${(Math.max(0, bottom - top) / height) * 100}%`,
+        },
+      });
+      return box;
+    });
+    layer.replaceChildren(...boxes.filter(Boolean));
+  }
+
+  return {
+    element,
+    img,
+    /** Draw the boxes; width/height are the original image's pixels when known. */
+    showBoxes(lines, width, height) {
+      if (width > 0 && height > 0) {
+        draw(lines, width, height);
+      } else if (img.complete && img.naturalWidth) {
+        draw(lines, img.naturalWidth, img.naturalHeight);
+      } else {
+        img.addEventListener("load", () => draw(lines, img.naturalWidth, img.naturalHeight), { once: true });
+      }
+    },
+    highlight(index, on) {
+      const box = boxes[index];
+      if (box) box.classList.toggle("is-active", on);
+    },
+  };
+}
+
+/** The recognised lines, each with its confidence; low ones stand out. */
+export function renderLines(lines, preview) {
+  if (!lines.length) return h("p", { class: "empty-note" }, t("no_text"));
+  const list = h("ol", { class: "lines" });
+  lines.forEach((line, index) => {
+    const low = isLowConfidence(line);
+    const conf =
+      line.confidence === null
+        ? null
+        : h(
+            "span",
+            { class: "line-conf" },
+            h("span", { class: "visually-hidden" }, `${t("confidence")} `),
+            low ? h("span", { class: "low-flag" }, t("low_confidence")) : null,
+            h("span", { class: "conf-value" }, formatPercent(line.confidence)),
+          );
+    const item = h(
+      "li",
+      { class: `line${low ? " is-low" : ""}`, dataset: { index: String(index) } },
+      h("span", { class: "line-text" }, line.text),
+      conf,
+    );
+    if (preview) {
+      item.addEventListener("mouseenter", () => preview.highlight(index, true));
+      item.addEventListener("mouseleave", () => preview.highlight(index, false));
+    }
+    list.append(item);
+  });
+  return list;
+}
+
+export function lowConfidenceNote(lines) {
+  const count = lines.filter(isLowConfidence).length;
+  return count ? h("p", { class: "low-note" }, t("low_confidence_note", { count })) : null;
+}
+
+/** The job's facts as a definition list. */
+export function renderMeta(job, { showOwner = false, showDate = false } = {}) {
+  const rows = [];
+  const add = (label, value) => {
+    if (value === "" || value === null || value === undefined) return;
+    rows.push(h("div", { class: "meta-row" }, h("dt", {}, label), h("dd", {}, value)));
+  };
+  add(t("model_version"), job.model_version);
+  add(t("time_cost"), formatSeconds(job.time_cost));
+  if (job.width && job.height) add(t("image_size"), `${job.width} × ${job.height}`);
+  if (showDate) add(t("created_at"), formatDate(job.created_at));
+  if (showOwner) add(t("owner"), job.owner);
+  if (job.cached) {
+    rows.push(
+      h(
+        "div",
+        { class: "meta-row" },
+        h("dt", { class: "visually-hidden" }, t("cached")),
+        h("dd", {}, h("span", { class: "badge badge-cached" }, t("cached"))),
+      ),
+    );
+  }
+  return h("dl", { class: "meta" }, rows);
+}

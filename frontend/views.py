@@ -1,0 +1,37 @@
+"""Page views. They render the shell only: every piece of OCR data reaches the
+browser through the public REST API (/ocr/v1/...), fetched by the scripts."""
+
+from django.conf import settings
+from django.shortcuts import resolve_url
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.views.generic import TemplateView
+
+# Where the public REST API lives; the scripts build every request from it.
+API_ROOT = "/ocr/v1/"
+
+
+def max_upload_bytes() -> int:
+    """The server's image size limit, for the scripts' early check; the API stays the authority (413)."""
+    value = settings.OCR_MAX_IMAGE_BYTES
+    if not isinstance(value, int) or value <= 0:
+        raise ValueError(f"OCR_MAX_IMAGE_BYTES must be a positive int, got {value!r}")
+    return value
+
+
+class PortalView(LoginRequiredMixin, TemplateView):
+    """The single-page portal; ``active_tab`` picks which section shows first."""
+
+    template_name = "frontend/portal.html"
+    active_tab = "upload"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["active_tab"] = self.active_tab
+        context["portal_config"] = {
+            "apiRoot": API_ROOT,
+            "maxUploadBytes": max_upload_bytes(),
+            "isStaff": self.request.user.is_staff,
+            "activeTab": self.active_tab,
+            "loginUrl": resolve_url(settings.LOGIN_URL),
+        }
+        return context
