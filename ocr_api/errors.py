@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import redis
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from kombu.exceptions import OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -52,6 +54,10 @@ def exception_handler(exc, context):
         return None
     if isinstance(exc, ApiError):
         code, message = exc.error_code, exc.message
+    elif isinstance(exc, Http404):
+        code, message = "not_found", "Not found."
+    elif isinstance(exc, DjangoPermissionDenied):
+        code, message = "permission_denied", "You do not have permission to do this."
     else:
         code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), "error")
         message = _message(getattr(exc, "detail", str(exc)))

@@ -97,7 +97,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Served by WhiteNoise straight from the apps here; production collects them into STATIC_ROOT.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "frontend:login"
 LOGIN_REDIRECT_URL = "frontend:portal"
@@ -127,6 +129,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # An unacknowledged message (its worker died) goes back to the queue after this long.
     "visibility_timeout": env_int("OCR_VISIBILITY_TIMEOUT_S", 300, minimum=1),
+    # How often a worker sweeps for such messages (kombu's default is every ~100 s).
+    "unacked_restore_interval": env_int("OCR_UNACKED_RESTORE_INTERVAL_S", 10, minimum=1),
+    "unacked_restore_throttle": 1,
 }
 CELERY_TASK_DEFAULT_QUEUE = "ocr"
 CELERY_TASK_ROUTES = {

@@ -1,0 +1,216 @@
+"""REST API behaviour without a worker process: validation, auth, errors, history, cache, 202 and 503."""
+
+import time
+
+import pytest
+from kombu.exceptions import OperationalError
+from PIL import Image
+
+from ocr_api.models import OcrJob
+from tests.conftest import b64, png_bytes
+from workers.presence import WORKERS_KEY
+
+URL = "/ocr/v1/recognize"
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def client(api_client_for, user):
+    return api_client_for(user)
+
+
+@pytest.fixture
+def fake_worker_heartbeat(redis_server):
+    """A worker that says it is alive but never takes a job (nothing consumes the queue)."""
+    redis_server.zadd(WORKERS_KEY, {"ghost@test": time.time() + 3600})
+
+
+def assert_error(response, status: int, code: str):
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["success"] is False
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+
+
+def test_it_requires_a_token(invoice_png):
+    from rest_framework.test import APIClient
+
+    assert_error(APIClient().post(URL, {"image_base64": b64(invoice_png)}, format="json"), 401, "not_authenticated")
+
+
+def test_it_rejects_a_bad_token(invoice_png):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
+    assert_error(client.post(URL, {"image_base64": b64(invoice_png)}, format="json"), 401, "authentication_failed")
+
+
+def test_it_rejects_bad_base64(client):
+    assert_error(client.post(URL, {"image_base64": "this is %% not base64"}, format="json"), 400, "bad_base64")
+
+
+def test_it_rejects_data_that_is_not_an_image(client):
+    assert_error(client.post(URL, {"image_base64": b64(b"hello world, no pixels here")}, format="json"), 400, "not_an_image")
+
+
+def test_it_rejects_unsupported_formats(client):
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), "white").save(buf, format="ICO")
+    assert_error(client.post(URL, {"image_base64": b64(buf.getvalue())}, format="json"), 400, "unsupported_format")
+
+
+def test_it_rejects_truncated_png(client):
+    data = png_bytes(Image.effect_noise((300, 120), 60).convert("RGB"))
+    assert_error(client.post(URL, {"image_base64": b64(data[:-400])}, format="json"), 400, "truncated_image")
+
+
+def test_it_rejects_a_missing_image(client):
+    assert_error(client.post(URL, {}, format="json"), 400, "missing_image")
+
+
+def test_it_rejects_too_large_images_with_413(client, settings):
+    settings.OCR_MAX_IMAGE_BYTES = 5_000
+    data = png_bytes(Image.effect_noise((200, 200), 80).convert("RGB"))
+    assert len(data) > 5_000
+    assert_error(client.post(URL, {"image_base64": b64(data)}, format="json"), 413, "too_large")
+    upload = client.post(URL, {"image": _file(data)}, format="multipart")
+    assert_error(upload, 413, "too_large")
+    assert not OcrJob.objects.exists()
+
+
+def test_it_rejects_a_body_over_the_upload_limit_with_413(client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1000
+    assert_error(client.post(URL, {"image_base64": "A" * 5000}, format="json"), 413, "too_large")
+
+
+def test_it_rejects_tiny_images(client):
+    data = png_bytes(Image.new("RGB", (3, 3), "white"))
+    assert_error(client.post(URL, {"image_base64": b64(data)}, format="json"), 400, "image_too_small")
+
+
+def test_it_throttles_with_429(client, settings, invoice_png, fake_worker_heartbeat):
+    settings.OCR_THROTTLE_PER_MINUTE = 2
+    settings.OCR_SYNC_TIMEOUT_S = 0
+    for _ in range(2):
+        assert client.post(URL, {"image_base64": b64(invoice_png)}, format="json").status_code == 202
+    response = client.post(URL, {"image_base64": b64(invoice_png)}, format="json")
+    assert_error(response, 429, "throttled")
+    assert int(response["Retry-After"]) > 0
+
+
+def test_it_answers_503_when_no_worker_is_alive(client, invoice_png):
+    assert_error(client.post(URL, {"image_base64": b64(invoice_png)}, format="json"), 503, "unavailable")
+    assert not OcrJob.objects.exists()
+
+
+def test_it_answers_503_when_the_broker_refuses_and_keeps_no_orphan(client, invoice_png, fake_worker_heartbeat, monkeypatch):
+    from workers import tasks
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(tasks.recognize, "apply_async", refuse)
+    assert_error(client.post(URL, {"image_base64": b64(invoice_png)}, format="json"), 503, "unavailable")
+    assert not OcrJob.objects.exists()
+
+
+def test_it_answers_202_with_a_status_url_past_the_timeout(client, settings, invoice_png, fake_worker_heartbeat):
+    settings.OCR_SYNC_TIMEOUT_S = 0.2
+    response = client.post(URL, {"image_base64": b64(invoice_png), "filename": "a.png"}, format="json")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued" and body["job_id"]
+    status = client.get(body["status_url"])
+    assert status.status_code == 200 and status.json()["status"] == "queued"
+    assert status.json()["filename"] == "a.png"
+
+
+def test_wait_false_answers_at_once(client, invoice_png, fake_worker_heartbeat):
+    started = time.monotonic()
+    response = client.post(URL, {"image_base64": b64(invoice_png), "wait": False}, format="json")
+    assert response.status_code == 202 and time.monotonic() - started < 5
+
+
+def test_it_answers_from_the_cache_without_a_worker(client, user, invoice_png):
+    """A cached result is served even with no worker alive."""
+    from ocr_api.registry import active_model
+    from workers.cache import cache_key, preprocessing_signature
+    from workers.runtime import result_cache
+    import hashlib
+
+    lines = [{"text": "购买方名称：上海明远科技有限公司", "confidence": 0.99, "box": [1, 2, 3, 4]}]
+    model = active_model()
+    key = cache_key(hashlib.sha256(invoice_png).hexdigest(), model.label, preprocessing_signature(False))
+    result_cache().set(key, {"lines": lines, "model_label": model.label})
+    response = client.post(URL, {"image_base64": b64(invoice_png)}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is True and body["cached"] is True
+    assert body["text"] == ["购买方名称：上海明远科技有限公司"]
+    assert body["model_version"] == model.label
+    assert OcrJob.objects.get(pk=body["job_id"]).owner == user
+
+
+def test_another_users_job_is_404(client, make_user, api_client_for, invoice_png, fake_worker_heartbeat, settings):
+    settings.OCR_SYNC_TIMEOUT_S = 0
+    job_id = client.post(URL, {"image_base64": b64(invoice_png)}, format="json").json()["job_id"]
+    mallory = api_client_for(make_user("mallory"))
+    assert_error(mallory.get(f"/ocr/v1/jobs/{job_id}"), 404, "not_found")
+    assert_error(mallory.get(f"/ocr/v1/jobs/{job_id}/image"), 404, "not_found")
+    assert mallory.delete(f"/ocr/v1/jobs/{job_id}").status_code == 404
+    assert client.get(f"/ocr/v1/jobs/{job_id}/image").content == invoice_png
+
+
+def test_history_is_own_newest_first_paginated_and_searchable(client, make_user, api_client_for, user):
+    other = make_user("bob")
+    for i in range(25):
+        _job(user, f"发票 {i}")
+    _job(other, "发票 of bob")
+    page1 = client.get("/ocr/v1/jobs").json()
+    assert page1["count"] == 25 and len(page1["results"]) == 20
+    assert page1["results"][0]["text"] == ["发票 24"]
+    page2 = client.get(page1["next"]).json()
+    assert len(page2["results"]) == 5
+    found = client.get("/ocr/v1/jobs", {"search": "发票 7"}).json()
+    assert [r["text"] for r in found["results"]] == [["发票 7"]]
+    staff = api_client_for(make_user("root", is_staff=True))
+    assert staff.get("/ocr/v1/jobs").json()["count"] == 26
+
+
+def test_a_user_can_delete_a_job(client, user):
+    job = _job(user, "删除我")
+    assert client.delete(f"/ocr/v1/jobs/{job.pk}").status_code == 204
+    assert not OcrJob.objects.filter(pk=job.pk).exists()
+
+
+def test_the_openapi_schema_and_docs_are_served(client):
+    schema = client.get("/ocr/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    assert "/ocr/v1/recognize" in schema.json()["paths"]
+    assert client.get("/ocr/v1/docs").status_code == 200
+
+
+def _file(data: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("x.png", data, content_type="image/png")
+
+
+def _job(owner, text: str) -> OcrJob:
+    job = OcrJob.objects.create(
+        owner=owner, status=OcrJob.Status.SUCCEEDED, image=b"x", image_sha256="0" * 64, image_format="PNG",
+        width=10, height=10, size_bytes=1, cache_key="k",
+        lines=[{"text": text, "confidence": 0.9, "box": [0, 0, 1, 1]}], text_content=text,
+    )
+    time.sleep(0.002)  # distinct created_at
+    return job
