@@ -150,7 +150,7 @@ def main() -> int:
   flower        http://127.0.0.1:{flower_port}/   (user admin, password {flower_password})
 
 Try:  curl -s -H "Authorization: Token <token>" -H "Content-Type: application/json" \\
-        -d "{{\\"image_base64\\": \\"$(base64 -w0 docs/examples/invoice-line.png)\\"}}" \\
+        -d "{{\\"image_base64\\": \\"$(base64 -w0 docs/examples/invoice-line.jpg)\\"}}" \\
         http://127.0.0.1:{web_port}/ocr/v1/recognize
 
 Ctrl-C stops everything.""", flush=True)
