@@ -49,13 +49,13 @@ def browser():
 
 
 @pytest.fixture
-def new_page(browser, live_stack):
-    """Open a page in a fresh context (own cookies): Chinese locale, clipboard allowed."""
+def new_page(browser):
+    """Open a page on `base_url` in a fresh context (own cookies): Chinese locale, clipboard allowed."""
     contexts = []
 
-    def open_page(viewport=DESKTOP, locale="zh-CN"):
-        context = browser.new_context(viewport=viewport, locale=locale)
-        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_stack.url)
+    def open_page(base_url: str, viewport=DESKTOP, locale="zh-CN"):
+        context = browser.new_context(viewport=viewport, locale=locale, base_url=base_url)
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()

@@ -48,6 +48,19 @@ def upload_and_wait(page, name: str, data: bytes):
     return result
 
 
+def paste_image(page, data: bytes) -> None:
+    """Put a PNG on the system clipboard and press Ctrl+V, as after taking a screenshot."""
+    page.evaluate(
+        """async (b64) => {
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          await navigator.clipboard.write([new ClipboardItem({ "image/png": new Blob([bytes], { type: "image/png" }) })]);
+        }""",
+        base64.b64encode(data).decode(),
+    )
+    page.locator("#upload-heading").focus()
+    page.keyboard.press("Control+V")
+
+
 def clipboard(page) -> str:
     return page.evaluate("navigator.clipboard.readText()")
 
@@ -59,7 +72,7 @@ def similar(a: str, b: str) -> float:
 
 def test_it_recognises_an_upload_copies_all_text_and_finds_it_in_history(live_stack, new_page, artifacts):
     live_stack.create_user("alice", PASSWORD)
-    page = new_page()
+    page = new_page(live_stack.url)
     log_in(page, live_stack.url, "alice", PASSWORD)
     expect(page.locator("#copy-all")).to_have_text("复制全部文字")  # Chinese by default
     # Record every status a card goes through.
@@ -140,7 +153,7 @@ def test_it_recognises_an_upload_copies_all_text_and_finds_it_in_history(live_st
 
 def test_it_explains_what_is_wrong_with_bad_files(live_stack, new_page):
     live_stack.create_user("alice", PASSWORD)
-    page = new_page(viewport=PHONE)
+    page = new_page(live_stack.url, viewport=PHONE)
     log_in(page, live_stack.url, "alice", PASSWORD)
 
     # Not an image at all: refused in the browser, never sent.
@@ -179,21 +192,23 @@ def test_each_user_sees_only_their_own_uploads(live_stack, new_page):
     live_stack.create_user("bob", PASSWORD)
     live_stack.create_user("boss", PASSWORD, is_staff=True)
 
-    alice = new_page()
+    alice = new_page(live_stack.url)
     log_in(alice, live_stack.url, "alice", PASSWORD)
-    upload_and_wait(alice, "alice-invoice.png", text_line_png("合同编号：HT-2026-118"))
+    paste_image(alice, text_line_png("合同编号：HT-2026-118"))
+    pasted = card(alice, r"^pasted-.*\.png$")
+    expect(pasted).to_have_attribute("data-state", "succeeded", timeout=RESULT_TIMEOUT_MS)
     image_url = alice.evaluate(
         "async () => (await (await fetch('/ocr/v1/jobs')).json()).results[0].image_url"
     )
 
-    bob = new_page()
+    bob = new_page(live_stack.url)
     log_in(bob, live_stack.url, "bob", PASSWORD)
     bob.goto(f"{live_stack.url}/history/")
     expect(bob.locator("#history-summary")).to_contain_text("还没有上传记录")
     expect(bob.locator("#history-list .history-item")).to_have_count(0)
     assert bob.request.get(f"{live_stack.url}{image_url}").status == 404
 
-    boss = new_page()
+    boss = new_page(live_stack.url)
     log_in(boss, live_stack.url, "boss", PASSWORD)
     boss.goto(f"{live_stack.url}/history/")
     expect(boss.locator("#history-list .history-item")).to_have_count(1)

@@ -220,16 +220,16 @@ export function initHistory({ historyPath }) {
     window.clearTimeout(searchTimer);
     searchTimer = window.setTimeout(() => search(input.value), SEARCH_DELAY_MS);
   });
-  prevButton.addEventListener("click", () => {
-    if (state.page > 1) {
-      state.page -= 1;
-      load();
-    }
-  });
-  nextButton.addEventListener("click", () => {
-    state.page += 1;
-    load();
-  });
+  // Turning the page starts reading from the top of the new page.
+  async function turnPage(step) {
+    state.page = Math.max(1, state.page + step);
+    await load();
+    const heading = document.getElementById("history-heading");
+    heading.focus({ preventScroll: true });
+    heading.scrollIntoView({ block: "start" });
+  }
+  prevButton.addEventListener("click", () => turnPage(-1));
+  nextButton.addEventListener("click", () => turnPage(1));
   dialog.addEventListener("click", (event) => {
     const action = event.target.closest("[data-action]")?.dataset.action;
     if (action === "close" || event.target === dialog) dialog.close();
