@@ -67,16 +67,38 @@ export function describeError(error, status = 0) {
   return { code, message: statusMessage(status), detail: "" };
 }
 
-function parseRetryAfter(response) {
-  const value = response.headers.get("Retry-After");
-  if (!value) return null;
-  const seconds = Number(value);
-  return Number.isFinite(seconds) && seconds >= 0 ? seconds : null;
-}
-
 function goToLogin() {
   const next = window.location.pathname + window.location.search;
   window.location.assign(`${config.loginUrl}?next=${encodeURIComponent(next)}`);
+}
+
+/** Turn an answer into its data, or throw the ApiError it stands for. */
+function outcome(status, data, retryAfterHeader) {
+  if (status >= 200 && status < 300) return data;
+  // The platform's shape is {"success": false, "error": {code, message}};
+  // anything else in front of it (a proxy) may answer {"detail": "..."} or HTML.
+  const error = (data && data.error) || (data && data.detail ? { code: data.code || "", message: data.detail } : null);
+  const code = (error && error.code) || `http_${status}`;
+  if (status === 401 || code === "not_authenticated") {
+    goToLogin();
+  }
+  const described = describeError(error, status);
+  const retryAfter = retryAfterHeader === null || retryAfterHeader === "" ? null : Number(retryAfterHeader);
+  throw new ApiError({
+    status,
+    code,
+    message: described.message,
+    detail: described.detail,
+    retryAfter: Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : null,
+  });
+}
+
+function parseJson(text) {
+  try {
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return null;
+  }
 }
 
 async function request(path, { method = "GET", body, signal } = {}) {
@@ -84,45 +106,46 @@ async function request(path, { method = "GET", body, signal } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET" && method !== "HEAD") headers["X-CSRFToken"] = csrfToken();
   let response;
+  let text;
   try {
     response = await fetch(url, { method, body, headers, signal, credentials: "same-origin" });
+    text = await response.text();
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new ApiError({ status: 0, code: "network", message: t("err_network") });
   }
-  if (response.status === 204) return null;
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    data = null;
-  }
-  if (response.ok) return data;
-
-  // The platform's shape is {"success": false, "error": {code, message}};
-  // DRF's own errors (authentication, throttling) use {"detail": "..."}.
-  const error = (data && data.error) || (data && data.detail ? { code: data.code || "", message: data.detail } : null);
-  const code = (error && error.code) || `http_${response.status}`;
-  if (response.status === 401 || code === "not_authenticated") {
-    goToLogin();
-  }
-  const described = describeError(error, response.status);
-  throw new ApiError({
-    status: response.status,
-    code,
-    message: described.message,
-    detail: described.detail,
-    retryAfter: parseRetryAfter(response),
-  });
+  return outcome(response.status, parseJson(text), response.headers.get("Retry-After"));
 }
 
-/** Submit one image without waiting: 202 {job_id, status, status_url}. */
-export function submitImage(file, filename) {
+/**
+ * Submit one image without waiting: 202 {job_id, status, status_url, ...}.
+ * XMLHttpRequest rather than fetch, for upload progress on slow phone networks.
+ */
+export function submitImage(file, filename, { onProgress } = {}) {
   const form = new FormData();
   form.append("image", file, filename);
   form.append("filename", filename);
   form.append("wait", "false");
-  return request("recognize", { method: "POST", body: form });
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `${API_ROOT}recognize`);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader("X-CSRFToken", csrfToken());
+    if (onProgress) {
+      xhr.upload.addEventListener("progress", (event) => {
+        if (event.lengthComputable && event.total > 0) onProgress(event.loaded / event.total);
+      });
+    }
+    xhr.addEventListener("error", () => reject(new ApiError({ status: 0, code: "network", message: t("err_network") })));
+    xhr.addEventListener("load", () => {
+      try {
+        resolve(outcome(xhr.status, parseJson(xhr.responseText), xhr.getResponseHeader("Retry-After")));
+      } catch (err) {
+        reject(err);
+      }
+    });
+    xhr.send(form);
+  });
 }
 
 export function jobUrl(jobId) {

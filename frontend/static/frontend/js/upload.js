@@ -85,11 +85,21 @@ class UploadItem {
     const busy = BUSY_STATES.has(state);
     this.card.setAttribute("aria-busy", busy ? "true" : "false");
     this.statusEl.replaceChildren(
-      ...present(busy ? h("span", { class: "spinner", "aria-hidden": "true" }) : null, t(`status_${state}`)),
+      ...present(
+        busy ? h("span", { class: "spinner", "aria-hidden": "true" }) : null,
+        h("span", { class: "status-label" }, t(`status_${state}`)),
+      ),
     );
     this.statusEl.className = `status status-${state}`;
     this.showMessage(message);
     this.onChange(this);
+  }
+
+  /** Show how much of the upload has gone, while it goes. */
+  setProgress(fraction) {
+    if (this.state !== "uploading") return;
+    const label = this.statusEl.querySelector(".status-label");
+    if (label) label.textContent = `${t("status_uploading")} ${Math.floor(fraction * 100)}%`;
   }
 
   showMessage(message, { error = false } = {}) {
@@ -187,7 +197,7 @@ export function initUpload({ onFilesArriving }) {
     for (let attempt = 1; ; attempt += 1) {
       item.setState("uploading");
       try {
-        return await submitImage(item.file, item.name);
+        return await submitImage(item.file, item.name, { onProgress: (fraction) => item.setProgress(fraction) });
       } catch (err) {
         if (!(err instanceof ApiError)) throw err;
         if (!err.transient || attempt >= SUBMIT_ATTEMPTS || item.removed) {
