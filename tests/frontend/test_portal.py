@@ -14,6 +14,7 @@ from .conftest import DESKTOP, PHONE, RESULT_TIMEOUT_MS, log_in, text_line_png
 pytestmark = pytest.mark.browser
 
 INVOICE_LINE = "发票号码：04412378 金额合计：1280.00"
+DATE_LINE = "开票日期：2026年11月26日"
 PASSWORD = "pw-portal-123"
 
 # Drop or paste a file the way the browser hands it to the page.
@@ -70,7 +71,7 @@ def similar(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, squash(a), squash(b)).ratio()
 
 
-def test_it_recognises_an_upload_copies_all_text_and_finds_it_in_history(live_stack, new_page, artifacts):
+def test_it_recognises_uploads_copies_all_text_and_finds_them_in_history(live_stack, new_page, artifacts):
     live_stack.create_user("alice", PASSWORD)
     page = new_page(live_stack.url)
     log_in(page, live_stack.url, "alice", PASSWORD)
@@ -84,13 +85,26 @@ def test_it_recognises_an_upload_copies_all_text_and_finds_it_in_history(live_st
         }"""
     )
 
-    result = upload_and_wait(page, "invoice-line.png", text_line_png(INVOICE_LINE))
+    # Two files at once through the picker.
+    page.set_input_files(
+        "#file-input",
+        files=[
+            {"name": "invoice-line.png", "mimeType": "image/png", "buffer": text_line_png(INVOICE_LINE)},
+            {"name": "invoice-date.png", "mimeType": "image/png", "buffer": text_line_png(DATE_LINE)},
+        ],
+    )
+    result = card(page, r"^invoice-line\.png$")
+    other = card(page, r"^invoice-date\.png$")
+    for each in (result, other):
+        expect(each).to_have_attribute("data-state", "succeeded", timeout=RESULT_TIMEOUT_MS)
 
     states = page.evaluate("window.seenStates")
     assert "uploading" in states and states[-1] == "succeeded", states
     lines = result.locator(".line-text").all_inner_texts()
-    assert lines, "no recognised lines shown"
+    other_lines = other.locator(".line-text").all_inner_texts()
+    assert lines and other_lines, "no recognised lines shown"
     assert similar("".join(lines), INVOICE_LINE) > 0.7, lines
+    assert similar("".join(other_lines), DATE_LINE) > 0.7, other_lines
     expect(result.locator(".line-box")).to_have_count(len(lines))  # a box over the image per line
     expect(result.locator(".line-conf").first).to_contain_text("%")
     expect(result.locator(".meta")).to_contain_text("模型版本")
@@ -98,11 +112,12 @@ def test_it_recognises_an_upload_copies_all_text_and_finds_it_in_history(live_st
     page.click("#copy-all")
     expect(page.locator("#copy-all")).to_have_text("已复制")
     shown = page.locator("#results .line-text").all_inner_texts()
+    assert shown == lines + other_lines  # the cards keep the order the files were chosen in
     assert clipboard(page) == "\n".join(shown)
 
     page.evaluate("navigator.clipboard.writeText('')")
-    result.locator(".copy-one").click()
-    assert clipboard(page) == "\n".join(lines)
+    other.locator(".copy-one").click()
+    assert clipboard(page) == "\n".join(other_lines)
 
     page.set_viewport_size(PHONE)
     page.screenshot(path=artifacts / "portal-upload-375.png", full_page=True)
@@ -113,13 +128,13 @@ def test_it_recognises_an_upload_copies_all_text_and_finds_it_in_history(live_st
     page.click("a[data-tab=history]")
     expect(page).to_have_url(re.compile(r"/history/$"))
     items = page.locator("#history-list .history-item")
-    expect(items).to_have_count(1)
-    item = items.first
+    expect(items).to_have_count(2)
+    item = items.filter(has_text="invoice-line.png")
     expect(item.locator(".excerpt")).to_contain_text(lines[0][:4])
     expect(item.locator(".history-meta")).to_contain_text("秒")
     page.wait_for_function(
-        "() => { const img = document.querySelector('.history-item img.thumb');"
-        " return img && img.complete && img.naturalWidth > 0; }"
+        "() => [...document.querySelectorAll('.history-item img.thumb')]"
+        ".every((img) => img.complete && img.naturalWidth > 0)"
     )
 
     page.fill("#history-query", lines[0][:4])
@@ -135,7 +150,7 @@ def test_it_recognises_an_upload_copies_all_text_and_finds_it_in_history(live_st
 
     page.fill("#history-query", "")
     page.press("#history-query", "Enter")
-    expect(items).to_have_count(1)
+    expect(items).to_have_count(2)
     page.set_viewport_size(PHONE)
     page.screenshot(path=artifacts / "portal-history-375.png", full_page=True)
     page.set_viewport_size(DESKTOP)

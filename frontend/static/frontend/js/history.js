@@ -230,6 +230,14 @@ export function initHistory({ historyPath }) {
   }
   prevButton.addEventListener("click", () => turnPage(-1));
   nextButton.addEventListener("click", () => turnPage(1));
+  // An upload finished while the history is on screen: show it.
+  let refreshTimer = 0;
+  document.addEventListener("ocr:job-finished", () => {
+    if (list.closest("[data-panel]").hidden) return;
+    window.clearTimeout(refreshTimer);
+    refreshTimer = window.setTimeout(load, 500);
+  });
+
   dialog.addEventListener("click", (event) => {
     const action = event.target.closest("[data-action]")?.dataset.action;
     if (action === "close" || event.target === dialog) dialog.close();

@@ -181,6 +181,7 @@ export function initUpload({ onFilesArriving }) {
   const items = new Map(); // card element -> UploadItem
   const waiting = [];
   let uploading = 0;
+  let following = 0;
 
   function itemsInOrder() {
     return Array.from(results.children, (card) => items.get(card)).filter(Boolean);
@@ -214,8 +215,10 @@ export function initUpload({ onFilesArriving }) {
 
   /** Take a job object from the API and move the card along. True when final. */
   function applyJob(item, job) {
+    const finished = () => document.dispatchEvent(new CustomEvent("ocr:job-finished", { detail: { jobId: job.job_id } }));
     if (job.status === "succeeded") {
       item.showResult(job);
+      finished();
       return true;
     }
     if (job.status === "queued" || job.status === "running") {
@@ -225,6 +228,7 @@ export function initUpload({ onFilesArriving }) {
     if (job.status === "failed" || job.success === false) {
       const { message, detail } = describeError(job.error);
       item.fail(t("err_job_failed", { message }), detail);
+      finished();
       return true;
     }
     // A 202 answer carries only {job_id, status, status_url}: keep following it.
@@ -235,27 +239,40 @@ export function initUpload({ onFilesArriving }) {
   async function follow(item, statusUrl) {
     const started = Date.now();
     let failures = 0;
-    for (let round = 0; !item.removed; round += 1) {
-      if (Date.now() - started > POLL_GIVE_UP_MS) {
-        item.showMessage(t("status_still_working"));
-        return;
-      }
-      await sleep(POLL_DELAYS_MS[Math.min(round, POLL_DELAYS_MS.length - 1)]);
-      if (item.removed) return;
-      let job;
-      try {
-        job = await getJob(statusUrl);
-        failures = 0;
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        failures += 1;
-        if (!err.transient || failures >= POLL_MAX_FAILURES) {
-          item.fail(err.message, err.detail);
+    let wait = 0;
+    following += 1;
+    try {
+      for (let round = 0; !item.removed; round += 1) {
+        if (Date.now() - started > POLL_GIVE_UP_MS) {
+          item.showMessage(t("status_still_working"));
           return;
         }
-        continue;
+        // Many jobs in flight poll less often each, to stay well inside the API's rate limit.
+        const spread = Math.max(1, following / 3);
+        await sleep(wait || POLL_DELAYS_MS[Math.min(round, POLL_DELAYS_MS.length - 1)] * spread);
+        wait = 0;
+        if (item.removed) return;
+        let job;
+        try {
+          job = await getJob(statusUrl);
+          failures = 0;
+        } catch (err) {
+          if (!(err instanceof ApiError)) throw err;
+          if (err.status === 429) {
+            wait = (err.retryAfter ?? 5) * 1000; // throttled: wait as told, it is not a failure
+            continue;
+          }
+          failures += 1;
+          if (!err.transient || failures >= POLL_MAX_FAILURES) {
+            item.fail(err.message, err.detail);
+            return;
+          }
+          continue;
+        }
+        if (applyJob(item, job)) return;
       }
-      if (applyJob(item, job)) return;
+    } finally {
+      following -= 1;
     }
   }
 
