@@ -42,6 +42,14 @@ for (const tab of tabs) {
   });
 }
 
+// The language buttons bring the user back to where they are now, not where the page started.
+const languageForm = document.querySelector(".lang-form");
+if (languageForm) {
+  languageForm.addEventListener("submit", () => {
+    languageForm.elements.next.value = window.location.pathname + window.location.search;
+  });
+}
+
 window.addEventListener("popstate", () => show(tabForPath(window.location.pathname), { fromUrl: true }));
 
 initUpload({

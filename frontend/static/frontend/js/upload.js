@@ -337,6 +337,11 @@ export function initUpload({ onFilesArriving }) {
 
   // The button opens the (hidden) file input; the input itself stays out of the tab order.
   chooseButton.addEventListener("click", () => fileInput.click());
+  // A click anywhere on the drop zone opens the picker too (the button is the keyboard way in).
+  dropzone.addEventListener("click", (event) => {
+    if (event.target === fileInput || chooseButton.contains(event.target)) return;
+    fileInput.click();
+  });
   fileInput.addEventListener("change", () => {
     addFiles(fileInput.files);
     fileInput.value = "";
