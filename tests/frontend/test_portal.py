@@ -110,7 +110,6 @@ def test_it_recognises_uploads_copies_all_text_and_finds_them_in_history(live_st
     expect(result.locator(".meta")).to_contain_text("模型版本")
 
     page.click("#copy-all")
-    expect(page.locator("#copy-all")).to_have_text("已复制")
     shown = page.locator("#results .line-text").all_inner_texts()
     assert shown == lines + other_lines  # the cards keep the order the files were chosen in
     assert clipboard(page) == "\n".join(shown)
