@@ -38,6 +38,17 @@ export function createPreview(src, alt) {
   const layer = h("div", { class: "box-layer", "aria-hidden": "true" });
   const frame = h("div", { class: "preview-frame" }, img, layer);
   const element = h("figure", { class: "preview" }, frame);
+  // A toggle (aria-pressed) with a constant name: the image at full column width.
+  const zoom = h(
+    "button",
+    { type: "button", class: "zoom-btn", "aria-pressed": "false" },
+    h("span", { "aria-hidden": "true" }, "⤢ "),
+    t("zoom_in"),
+  );
+  zoom.addEventListener("click", () => {
+    zoom.setAttribute("aria-pressed", String(element.classList.toggle("is-expanded")));
+  });
+  element.append(h("figcaption", { class: "preview-tools" }, zoom));
   let boxes = [];
 
   function draw(lines, width, height) {
