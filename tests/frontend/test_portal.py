@@ -39,14 +39,8 @@ def send_file(page, how: str, data: bytes, name: str, mime: str) -> None:
 
 
 def card(page, name_pattern: str):
-    return page.locator("#results .result-card").filter(has=page.locator(".file-name", has_text=re.compile(name_pattern)))
-
-
-def upload_and_wait(page, name: str, data: bytes):
-    page.set_input_files("#file-input", files=[{"name": name, "mimeType": "image/png", "buffer": data}])
-    result = card(page, re.escape(name))
-    expect(result).to_have_attribute("data-state", "succeeded", timeout=RESULT_TIMEOUT_MS)
-    return result
+    name = page.locator(".file-name", has_text=re.compile(name_pattern))
+    return page.locator("#results .result-card").filter(has=name)
 
 
 def paste_image(page, data: bytes) -> None:
@@ -54,7 +48,8 @@ def paste_image(page, data: bytes) -> None:
     page.evaluate(
         """async (b64) => {
           const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-          await navigator.clipboard.write([new ClipboardItem({ "image/png": new Blob([bytes], { type: "image/png" }) })]);
+          const blob = new Blob([bytes], { type: "image/png" });
+          await navigator.clipboard.write([new ClipboardItem({ "image/png": blob })]);
         }""",
         base64.b64encode(data).decode(),
     )
