@@ -100,4 +100,9 @@ def test_it_pages_searches_and_flags_low_confidence_lines(live_server, django_us
     dialog.locator("[data-action=delete]").click()
     expect(dialog).to_be_hidden()
     expect(items).to_have_count(0)
+
+    # English on request: the page and the scripts' strings both switch.
+    page.click(".lang-btn[value=en]")
+    expect(page.locator("#history-heading")).to_have_text("History")
+    expect(page.locator("#history-summary")).to_contain_text("Nothing found containing “第07号”")
     assert page.errors == []

@@ -163,7 +163,16 @@ def test_it_recognises_uploads_copies_all_text_and_finds_them_in_history(live_st
 def test_it_explains_what_is_wrong_with_bad_files(live_stack, new_page):
     live_stack.create_user("alice", PASSWORD)
     page = new_page(live_stack.url, viewport=PHONE)
+    # Playwright turns on file-chooser interception asynchronously when the first listener
+    # appears; listening from the start means no chooser can open before it is on.
+    page.on("filechooser", lambda chooser: None)
     log_in(page, live_stack.url, "alice", PASSWORD)
+
+    # The picker button works from the keyboard.
+    page.focus("#choose-files")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    assert chooser.value.is_multiple()
 
     # Not an image at all: refused in the browser, never sent.
     send_file(page, "drop", b"Quarterly figures, see attachment.\n", "notes.txt", "text/plain")

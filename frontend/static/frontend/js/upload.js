@@ -398,6 +398,11 @@ export function initUpload({ onFilesArriving }) {
     chooseButton.focus();
   });
 
+  // Leaving while files are still being sent would lose them (queued jobs are safe: they land in History).
+  window.addEventListener("beforeunload", (event) => {
+    if (uploading > 0 || waiting.some((item) => !item.removed)) event.preventDefault();
+  });
+
   refreshToolbar();
   return { addFiles };
 }
