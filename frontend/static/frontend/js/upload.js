@@ -80,6 +80,7 @@ class UploadItem {
   }
 
   setState(state, message = null) {
+    if (state === this.state && !message && this.messageEl.hidden) return; // a poll with no news
     this.state = state;
     this.card.dataset.state = state;
     const busy = BUSY_STATES.has(state);
