@@ -16,5 +16,5 @@ urlpatterns = [
         ),
         name="login",
     ),
-    path("logout/", auth_views.LogoutView.as_view(next_page="frontend:login"), name="logout"),
+    path("logout/", views.PortalLogoutView.as_view(), name="logout"),
 ]

@@ -4,6 +4,7 @@ browser through the public REST API (/ocr/v1/...), fetched by the scripts."""
 from django.conf import settings
 from django.shortcuts import resolve_url
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.views import LogoutView
 from django.views.generic import TemplateView
 
 # Where the public REST API lives; the scripts build every request from it.
@@ -35,3 +36,10 @@ class PortalView(LoginRequiredMixin, TemplateView):
             "loginUrl": resolve_url(settings.LOGIN_URL),
         }
         return context
+
+
+class PortalLogoutView(LogoutView):
+    """Django's logout (POST only), landing on the login page with a "logged out" note."""
+
+    def get_default_redirect_url(self):
+        return f"{resolve_url('frontend:login')}?logged_out=1"

@@ -61,7 +61,8 @@ def test_it_logs_in_and_out(client, django_user_model):
     assert client.get("/").status_code == 200
     assert client.get("/logout/").status_code == 405  # logging out takes a POST
     response = client.post("/logout/")
-    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert response.status_code == 302 and response["Location"] == "/login/?logged_out=1"
+    assert UI["zh-hans"]["logged_out"] in client.get(response["Location"]).content.decode()
     assert client.get("/").status_code == 302
 
 

@@ -240,5 +240,9 @@ def test_each_user_sees_only_their_own_uploads(live_stack, new_page):
     items.first.get_by_role("button", name=re.compile("^删除")).click()
     expect(items).to_have_count(0)
     expect(alice.locator("#history-summary")).to_contain_text("已删除")
+    # Log out from the header.
+    bob.get_by_test_id("logout").click()
+    expect(bob).to_have_url(re.compile(r"/login/\?logged_out=1$"))
+    expect(bob.locator(".alert-info")).to_have_text("您已退出登录。")
     for page in (alice, bob, boss):
         assert page.errors == []
