@@ -27,6 +27,7 @@ UI: dict[str, dict[str, str]] = {
         "signed_in_as": "当前用户",
         "staff_badge": "管理员",
         "logout": "退出登录",
+        "needs_js": "此页面需要启用 JavaScript 才能上传和查看识别结果。",
         # login
         "login_title": "登录",
         "login_intro": "登录后上传发票或文档图片，立即获取识别文字。",
@@ -139,6 +140,7 @@ UI: dict[str, dict[str, str]] = {
         "signed_in_as": "Signed in as",
         "staff_badge": "Staff",
         "logout": "Log out",
+        "needs_js": "This page needs JavaScript to upload images and show results.",
         "login_title": "Log in",
         "login_intro": "Log in to upload invoices or document images and get their text at once.",
         "username": "Username",
