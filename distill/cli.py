@@ -28,6 +28,112 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _threads(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+
+def _cmd_generate(args) -> int:
+    from .data import write_dataset
+
+    strength = None if args.strength < 0 else args.strength
+    path = write_dataset(args.out, args.count, split=args.split, seed=args.seed, strength=strength,
+                         progress=not args.quiet)
+    print(json.dumps({"labels": str(path), "lines": args.count, "split": args.split}))
+    return 0
+
+
+def _train(args, arch: str, teacher=None) -> int:
+    from .charset import load_charset
+    from .train import run_training
+
+    _threads(args)
+    ckpt = run_training(
+        arch=arch, run_dir=args.run_dir, charset=load_charset(), steps=args.steps, batch_size=args.batch_size,
+        lr=args.lr, seed=args.seed, workers=args.workers, teacher=teacher, alpha=args.alpha, beta=args.beta,
+        temperature=args.temperature, eval_every=args.eval_every, checkpoint_seconds=args.checkpoint_seconds,
+        resume=not args.no_resume, init=args.init, max_strength=args.max_strength, progress=not args.quiet,
+    )
+    print(json.dumps({"checkpoint": str(ckpt)}))
+    return 0
+
+
+def _cmd_train_teacher(args) -> int:
+    return _train(args, args.arch or "teacher")
+
+
+def _cmd_train_student(args) -> int:
+    return _train(args, args.arch or "student")
+
+
+def _cmd_distill(args) -> int:
+    from .charset import load_charset
+    from .teachers import CrnnTeacher, OnnxCtcTeacher
+    from .train import load_model
+
+    if bool(args.teacher) == bool(args.teacher_onnx):
+        print("error: give exactly one of --teacher (a CRNN checkpoint) or --teacher-onnx", file=sys.stderr)
+        return 2
+    _threads(args)
+    if args.teacher:
+        teacher = CrnnTeacher(load_model(args.teacher)[0])
+    else:
+        teacher = OnnxCtcTeacher(args.teacher_onnx, load_charset(), threads=args.threads)
+    return _train(args, args.arch or "student", teacher)
+
+
+def _cmd_export(args) -> int:
+    from .charset import load_charset
+    from .export import crnn_spec, export_onnx, parity
+    from .train import load_model
+
+    _threads(args)
+    model, state = load_model(args.checkpoint)
+    name = args.name or f"crnn-{state['arch']}"
+    extra = {"distill.arch": state["arch"], "distill.step": str(state.get("step", 0))}
+    spec = crnn_spec(name, load_charset().classes, extra=extra)
+    out = export_onnx(model.eval(), args.out, spec)
+    diff = parity(model, out)
+    print(json.dumps({"out": str(out), "name": name, "max_abs_diff": diff}))
+    return 0 if diff < 1e-3 else 1
+
+
+def _cmd_quantize(args) -> int:
+    from .export import quantize_int8
+
+    out = quantize_int8(args.model, args.out)
+    result = {"out": str(out)}
+    if args.data:
+        from .evaluate import evaluate
+
+        result["fp32"] = evaluate(args.data, args.model, threads=1)
+        result["int8"] = evaluate(args.data, out, threads=1)
+        result["char_accuracy_delta"] = round(result["int8"]["char_accuracy"] - result["fp32"]["char_accuracy"], 5)
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def _training_args(p, steps: int, lr: float, batch_size: int) -> None:
+    p.add_argument("--run-dir", required=True, help="checkpoints (last.pt) and metrics.jsonl go here")
+    p.add_argument("--arch", default=None, help="teacher, student, mobilenetv3_ctc or convnext_ctc")
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="data rendering processes")
+    p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--checkpoint-seconds", type=float, default=240.0)
+    p.add_argument("--max-strength", type=float, default=1.0, help="augmentation strength at the end of the curriculum")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights")
+    p.add_argument("--no-resume", action="store_true", help="ignore RUN_DIR/last.pt")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--alpha", type=float, default=0.6, help="weight of the KD term (distill only)")
+    p.add_argument("--beta", type=float, default=0.0, help="weight of the feature term (distill only)")
+    p.add_argument("--temperature", type=float, default=2.0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m distill", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +142,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="models/reference/ppocrv4_mobile_rec.onnx")
     p.add_argument("--source", default=None, help="a rec ONNX file (default: the one in the rapidocr_onnxruntime wheel)")
     p.set_defaults(func=_cmd_import_reference)
+
+    p = sub.add_parser("generate", help="render a labels.tsv line dataset")
+    p.add_argument("--out", required=True)
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--split", choices=("train", "dev"), default="dev",
+                   help="dev uses held-out fonts and held-out texts")
+    p.add_argument("--strength", type=float, default=0.0, help="augmentation 0..1; negative = training curriculum")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("train-teacher", help="train the ResNet34-style CRNN teacher with CTC")
+    _training_args(p, steps=3000, lr=1.5e-3, batch_size=32)
+    p.set_defaults(func=_cmd_train_teacher)
+
+    p = sub.add_parser("train-student", help="train a student with CTC only (the no-KD ablation)")
+    _training_args(p, steps=3000, lr=2e-3, batch_size=32)
+    p.set_defaults(func=_cmd_train_student)
+
+    p = sub.add_parser("distill", help="train a student with CTC + CTC-KD (+ feature mimicking)")
+    _training_args(p, steps=3000, lr=2e-3, batch_size=32)
+    p.add_argument("--teacher", default=None, help="teacher CRNN checkpoint (.pt)")
+    p.add_argument("--teacher-onnx", default=None, help="or an ONNX CTC recogniser with our metadata")
+    p.set_defaults(func=_cmd_distill)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX with the model package metadata")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--name", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("quantize", help="INT8 dynamic quantisation, optionally compared with FP32 on a dataset")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--data", default=None)
+    p.set_defaults(func=_cmd_quantize)
 
     p = sub.add_parser("evaluate", help="accuracy and speed of an ONNX model on a labels.tsv folder")
     p.add_argument("--data", required=True)

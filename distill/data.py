@@ -30,3 +30,146 @@ def write_labels(data_dir: str | Path, items: list[tuple[str, str]]) -> Path:
                 raise ValueError(f"label of {rel} contains a tab or newline")
             f.write(f"{rel}\t{text}\n")
     return path
+
+
+# --------------------------------------------------------------------------- samples and batches
+
+NORM_MEAN = 0.5
+NORM_STD = 0.5
+
+
+def curriculum_strength(progress: float, rng, clean_share: float = 0.25, max_strength: float = 1.0) -> float:
+    """Augmentation strength for a sample drawn at ``progress`` (0..1) through training:
+    a quarter of the lines stay clean, the cap on the rest grows from 0.3 to full by mid-run."""
+    if rng.random() < clean_share:
+        return 0.0
+    cap = min(1.0, 0.3 + 1.4 * progress) * max_strength
+    return float(rng.uniform(0.15, 1.0)) * cap
+
+
+class SyntheticLines:
+    """Map-style dataset of rendered lines; item ``i`` is a pure function of (seed, i),
+    so a resumed or repeated run sees exactly the same data.
+
+    ``strength`` None means the training curriculum (by i / length); a number fixes it.
+    """
+
+    def __init__(self, length: int, split: str = "train", seed: int = 0, strength: float | None = None,
+                 min_len: int = 2, max_len: int = 12, height: int = 32, max_strength: float = 1.0):
+        self.length, self.split, self.seed, self.strength = length, split, seed, strength
+        self.min_len, self.max_len, self.height, self.max_strength = min_len, max_len, height, max_strength
+        self._source = None
+        self._faces = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _setup(self):
+        if self._source is None:
+            from .charset import load_charset
+            from .fonts import faces_for
+            from .text import TextSource
+
+            self._source = TextSource(load_charset(), self.split, self.min_len, self.max_len, seed=self.seed)
+            self._faces = faces_for(self.split)
+
+    def sample(self, i: int):
+        import numpy as np
+
+        from .render import pick_face, render_line
+
+        self._setup()
+        rng = np.random.default_rng([self.seed, i, 0 if self.split == "train" else 1])
+        while True:
+            text = self._source.sample(rng)
+            face = pick_face(text, self._faces, rng)
+            if face is not None:
+                break
+        if self.strength is None:
+            strength = curriculum_strength(i / max(self.length, 1), rng, max_strength=self.max_strength)
+        else:
+            strength = self.strength
+        return render_line(text, face, rng, self.height, strength), text, face.label
+
+    def __getitem__(self, i: int):
+        img, text, _ = self.sample(i)
+        return img, text
+
+
+class LabelledLines:
+    """A ``labels.tsv`` folder as grayscale lines resized to ``height``."""
+
+    def __init__(self, data_dir: str | Path, height: int = 32, limit: int | None = None):
+        self.dir = Path(data_dir)
+        self.items = read_labels(self.dir)[:limit]
+        self.height = height
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        import cv2
+
+        from .render import resize_to_height
+
+        rel, text = self.items[i]
+        img = cv2.imread(str(self.dir / rel), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            raise ValueError(f"cannot read {self.dir / rel}")
+        return resize_to_height(img, self.height), text
+
+
+class Collate:
+    """Pads a list of (uint8 image, text) to a batch for CTC training."""
+
+    def __init__(self, charset, stride: int = 4):
+        self.charset, self.stride = charset, stride
+
+    def __call__(self, batch):
+        import numpy as np
+        import torch
+
+        width = max(img.shape[1] for img, _ in batch)
+        width = -(-width // self.stride) * self.stride
+        height = batch[0][0].shape[0]
+        images = np.empty((len(batch), 1, height, width), np.float32)
+        targets, target_lengths, input_lengths, texts = [], [], [], []
+        for k, (img, text) in enumerate(batch):
+            w = img.shape[1]
+            images[k, 0] = np.pad(img, ((0, 0), (0, width - w)), mode="edge")
+            ids = self.charset.encode(text)
+            targets.extend(ids)
+            target_lengths.append(len(ids))
+            input_lengths.append(-(-w // self.stride))
+            texts.append(text)
+        images = (images / 255.0 - NORM_MEAN) / NORM_STD
+        return {
+            "images": torch.from_numpy(images),
+            "targets": torch.tensor(targets, dtype=torch.long),
+            "target_lengths": torch.tensor(target_lengths, dtype=torch.long),
+            "input_lengths": torch.tensor(input_lengths, dtype=torch.long),
+            "texts": texts,
+        }
+
+
+def write_dataset(out_dir: str | Path, count: int, split: str = "dev", seed: int = 0,
+                  strength: float | None = 0.0, progress: bool = True) -> Path:
+    """Render ``count`` lines to ``out_dir/images/*.png`` and write ``labels.tsv``
+    (plus ``fonts.tsv`` naming the face of every line)."""
+    import cv2
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    ds = SyntheticLines(count, split=split, seed=seed, strength=strength)
+    items, fonts = [], []
+    for i in tqdm(range(count), desc=f"generate {out_dir.name}", disable=not progress):
+        img, text, face = ds.sample(i)
+        rel = f"images/{i:06d}.png"
+        cv2.imwrite(str(out_dir / rel), img)
+        items.append((rel, text))
+        fonts.append((rel, face))
+    with open(out_dir / "fonts.tsv", "w", encoding="utf-8") as f:
+        for rel, face in fonts:
+            f.write(f"{rel}\t{face}\n")
+    return write_labels(out_dir, items)

@@ -80,3 +80,87 @@ def import_reference(out: str | Path, source: str | Path | None = None) -> Model
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(out))
     return spec
+
+
+# --------------------------------------------------------------------------- our CRNNs
+
+def crnn_spec(name: str, charset_classes, height: int = 32, stride: int = 4, extra: dict | None = None) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        classes=tuple(charset_classes),
+        blank_index=0,
+        input_height=height,
+        input_channels=1,
+        color_order="GRAY",
+        norm_mean=(0.5,),
+        norm_std=(0.5,),
+        min_width=8,
+        width_multiple=stride,
+        max_width=1600,
+        output_kind="log_probs",
+        extra=extra or {},
+    )
+
+
+def export_onnx(model, out: str | Path, spec: ModelSpec, opset: int = 17, example_width: int = 160) -> Path:
+    """Export ``model`` with a log-softmax head, NTC output, dynamic batch and width."""
+    import torch
+
+    class WithLogSoftmax(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x).log_softmax(-1)
+
+    wrapped = WithLogSoftmax(model).eval()
+    example = torch.zeros(2, spec.input_channels, spec.input_height, example_width)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        wrapped, (example,), str(out), input_names=["images"], output_names=["log_probs"],
+        dynamic_axes={"images": {0: "batch", 3: "width"}, "log_probs": {0: "batch", 1: "time"}},
+        opset_version=opset, dynamo=False,
+    )
+    proto = onnx.load(str(out))
+    write_metadata(proto, spec)
+    onnx.save(proto, str(out))
+    return out
+
+
+def parity(model, onnx_path: str | Path, widths=(64, 200, 333), batch: int = 2, seed: int = 0) -> float:
+    """Largest |PyTorch - ONNX Runtime| over log-probabilities on synthetic inputs."""
+    import onnxruntime as ort
+    import torch
+
+    spec = read_spec(onnx_path)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    gen = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    model = model.eval()
+    for w in widths:
+        w = -(-w // spec.width_multiple) * spec.width_multiple
+        x = torch.rand(batch, spec.input_channels, spec.input_height, w, generator=gen) * 2 - 1
+        with torch.no_grad():
+            ref = model(x).log_softmax(-1).numpy()
+        got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+        if got.shape != ref.shape:
+            raise ExportError(f"shape mismatch at width {w}: torch {ref.shape}, onnx {got.shape}")
+        worst = max(worst, float(np.abs(got - ref).max()))
+    return worst
+
+
+def quantize_int8(src: str | Path, out: str | Path) -> Path:
+    """Dynamic INT8 quantisation of the weights (onnxruntime.quantization), metadata kept."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    spec = read_spec(src)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8)
+    proto = onnx.load(str(out))
+    name = spec.name if spec.name.endswith("-int8") else spec.name + "-int8"
+    write_metadata(proto, ModelSpec(**{**spec.__dict__, "name": name}))
+    onnx.save(proto, str(out))
+    return out

@@ -1,0 +1,143 @@
+"""Fonts for the synthetic renderer, found where Debian packages install them.
+
+Each face is checked with its cmap so a line is only ever rendered with a font
+that really has every glyph (no tofu). Faces are split into a training pool and
+a held-out pool used only for the dev sets; fonts reserved for independent
+evaluation are refused by name even if they are installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import ImageFont
+
+FONT_ROOTS = (Path("/usr/share/fonts"),)
+
+# Families that must never be used for training, tuning or model selection.
+RESERVED_NAME_PARTS = (
+    "ar pl", "sungti", "kaiti", "ukai", "uming", "lxgw", "wenkai",
+    "droid sans fallback", "microhei", "micro hei",
+)
+
+# (debian package, file name, face name wanted inside the file, split)
+FACES = (
+    ("fonts-noto-cjk", "NotoSansCJK-Regular.ttc", "Noto Sans CJK SC", "train"),
+    ("fonts-noto-cjk", "NotoSansCJK-Bold.ttc", "Noto Sans CJK SC", "train"),
+    ("fonts-noto-cjk-extra", "NotoSansCJK-Light.ttc", "Noto Sans CJK SC", "train"),
+    ("fonts-noto-cjk-extra", "NotoSansCJK-Medium.ttc", "Noto Sans CJK SC", "train"),
+    ("fonts-noto-cjk-extra", "NotoSansCJK-Black.ttc", "Noto Sans CJK SC", "train"),
+    ("fonts-noto-cjk", "NotoSerifCJK-Regular.ttc", "Noto Serif CJK SC", "train"),
+    ("fonts-noto-cjk", "NotoSerifCJK-Bold.ttc", "Noto Serif CJK SC", "train"),
+    ("fonts-noto-cjk-extra", "NotoSerifCJK-Light.ttc", "Noto Serif CJK SC", "train"),
+    ("fonts-noto-cjk-extra", "NotoSerifCJK-SemiBold.ttc", "Noto Serif CJK SC", "train"),
+    ("fonts-noto-cjk", "NotoSansCJK-Regular.ttc", "Noto Sans Mono CJK SC", "train"),
+    ("fonts-smiley-sans", "SmileySans-Oblique.ttf", "Smiley Sans", "train"),
+    ("fonts-hanazono", "HanaMinA.ttf", "HanaMinA", "train"),
+    ("fonts-dejavu-core", "DejaVuSans.ttf", "DejaVu Sans", "train"),
+    ("fonts-dejavu-core", "DejaVuSerif.ttf", "DejaVu Serif", "train"),
+    ("fonts-dejavu-core", "DejaVuSansMono.ttf", "DejaVu Sans Mono", "train"),
+    ("fonts-liberation2", "LiberationSans-Regular.ttf", "Liberation Sans", "train"),
+    ("fonts-liberation2", "LiberationSerif-Regular.ttf", "Liberation Serif", "train"),
+    ("fonts-liberation2", "LiberationMono-Regular.ttf", "Liberation Mono", "train"),
+    # held out: only ever used for the dev sets
+    ("fonts-wqy-zenhei", "wqy-zenhei.ttc", "WenQuanYi Zen Hei", "dev"),
+    ("fonts-noto-cjk-extra", "NotoSansCJK-DemiLight.ttc", "Noto Sans CJK SC", "dev"),
+    ("fonts-noto-cjk-extra", "NotoSerifCJK-Medium.ttc", "Noto Serif CJK SC", "dev"),
+    ("fonts-liberation2", "LiberationSans-Bold.ttf", "Liberation Sans", "dev"),
+)
+
+
+@dataclass(frozen=True)
+class Face:
+    path: str
+    index: int
+    name: str
+    style: str
+    split: str
+    package: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.style}"
+
+    def covers(self, text: str) -> bool:
+        cps = coverage(self.path, self.index)
+        return all(ord(c) in cps or c.isspace() for c in text)
+
+    def pil(self, size: int) -> ImageFont.FreeTypeFont:
+        return _pil_font(self.path, self.index, size)
+
+
+class FontError(RuntimeError):
+    pass
+
+
+def _find_file(name: str, roots=FONT_ROOTS) -> Path | None:
+    for root in roots:
+        hits = sorted(root.rglob(name)) if root.is_dir() else []
+        if hits:
+            return hits[0]
+    return None
+
+
+def _face_index(path: Path, wanted: str) -> tuple[int, str, str] | None:
+    for i in range(32):
+        try:
+            family, style = ImageFont.truetype(str(path), 12, index=i).getname()
+        except OSError:
+            break
+        if family == wanted:
+            return i, family, style
+    return None
+
+
+def is_reserved(name: str) -> bool:
+    low = name.lower()
+    return any(part in low for part in RESERVED_NAME_PARTS)
+
+
+@lru_cache(maxsize=1)
+def discover(roots: tuple[Path, ...] = FONT_ROOTS) -> tuple[Face, ...]:
+    faces = []
+    for package, filename, wanted, split in FACES:
+        path = _find_file(filename, roots)
+        if path is None:
+            continue
+        found = _face_index(path, wanted)
+        if found is None:
+            continue
+        index, family, style = found
+        if is_reserved(family):
+            raise FontError(f"{path} ({family}) is reserved for independent evaluation")
+        faces.append(Face(str(path), index, family, style, split, package))
+    return tuple(faces)
+
+
+def faces_for(split: str) -> tuple[Face, ...]:
+    faces = tuple(f for f in discover() if f.split == split)
+    if not faces:
+        raise FontError(
+            f"no {split} fonts found under {', '.join(map(str, FONT_ROOTS))}; install the Debian packages "
+            "fonts-noto-cjk fonts-noto-cjk-extra fonts-wqy-zenhei fonts-smiley-sans fonts-dejavu-core "
+            "fonts-liberation2 fonts-hanazono"
+        )
+    return faces
+
+
+@lru_cache(maxsize=64)
+def coverage(path: str, index: int) -> frozenset[int]:
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(path, fontNumber=index, lazy=True)
+    try:
+        return frozenset(font.getBestCmap() or {})
+    finally:
+        font.close()
+
+
+@lru_cache(maxsize=512)
+def _pil_font(path: str, index: int, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size, index=index)

@@ -1,0 +1,93 @@
+"""Frozen teachers for distillation.
+
+A teacher maps a student batch ``[N, 1, 32, W]`` (normalised grayscale) to
+``(logits, features)`` aligned with the student: logits ``[N, W/4, C]`` over our
+charset, features ``[N, C', 1, W/4]`` or None.
+
+* ``CrnnTeacher`` wraps one of our CRNN checkpoints.
+* ``OnnxCtcTeacher`` wraps any ONNX CTC recogniser following the model package
+  contract (e.g. the packaged PP-OCRv4-mobile recogniser): the input is resized
+  to its height and channels, its classes are mapped onto our charset
+  explicitly (after NFKC; classes that map to the same character add up, ours
+  that it lacks get a tiny floor), and its time axis is resized linearly to the
+  student's ``W/4`` steps before renormalising.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .charset import Charset, normalize
+from .data import NORM_MEAN, NORM_STD
+
+
+class CrnnTeacher:
+    def __init__(self, model: torch.nn.Module):
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.feature_channels = model.feature_channels
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor):
+        features = self.model.forward_features(images)
+        return self.model.forward_head(features), features
+
+
+def class_mapping(teacher_classes, charset: Charset, teacher_blank: int) -> tuple[np.ndarray, np.ndarray]:
+    """(source indices, target indices): teacher class -> our class, explicit and NFKC-aware."""
+    index = charset.index
+    src, dst = [teacher_blank], [charset.blank_index]
+    for i, c in enumerate(teacher_classes):
+        if i == teacher_blank:
+            continue
+        n = normalize(c)
+        if len(n) == 1 and n in index:
+            src.append(i)
+            dst.append(index[n])
+    return np.asarray(src), np.asarray(dst)
+
+
+class OnnxCtcTeacher:
+    feature_channels = None
+
+    def __init__(self, path: str, charset: Charset, threads: int = 1, floor: float = 1e-6):
+        from .evaluate import OnnxRecognizer
+
+        self.rec = OnnxRecognizer(path, threads=threads)
+        spec = self.rec.spec
+        self.spec = spec
+        src, dst = class_mapping(spec.classes, charset, spec.blank_index)
+        self.src = torch.from_numpy(src)
+        self.dst = torch.from_numpy(dst)
+        self.num_classes = len(charset)
+        self.floor = floor
+        self.coverage = len(set(dst.tolist())) / len(charset)
+
+    def _teacher_input(self, images: torch.Tensor) -> np.ndarray:
+        spec = self.spec
+        pixels = images * NORM_STD + NORM_MEAN  # back to 0..1
+        n, _, h, w = pixels.shape
+        height = spec.input_height
+        width = max(spec.min_width, int(round(w * height / h)))
+        width = -(-width // spec.width_multiple) * spec.width_multiple
+        x = F.interpolate(pixels, size=(height, width), mode="bilinear", align_corners=False)
+        x = x.expand(n, spec.input_channels, height, width)
+        mean = torch.tensor(spec.norm_mean).view(1, -1, 1, 1)
+        std = torch.tensor(spec.norm_std).view(1, -1, 1, 1)
+        return ((x - mean) / std).contiguous().numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor):
+        out = torch.from_numpy(self.rec.run(self._teacher_input(images))).float()
+        kind = self.spec.output_kind
+        probs = out if kind == "probs" else (out.exp() if kind == "log_probs" else out.softmax(-1))
+        mapped = torch.full((*probs.shape[:2], self.num_classes), 0.0)
+        mapped.index_add_(2, self.dst, probs.index_select(2, self.src))
+        steps = images.shape[-1] // 4
+        mapped = F.interpolate(mapped.permute(0, 2, 1), size=steps, mode="linear", align_corners=False)
+        mapped = mapped.permute(0, 2, 1).clamp_min(0) + self.floor
+        mapped = mapped / mapped.sum(-1, keepdim=True)
+        return mapped.log(), None

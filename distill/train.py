@@ -1,0 +1,212 @@
+"""Training loops: CTC training and distillation, as short functions with
+explicit arguments, plus checkpoints (resume) and in-run dev evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from .charset import Charset, greedy_decode
+from .data import Collate, SyntheticLines
+from .evaluate import clean_for_scoring, edit_distance
+from .losses import DistillationLoss
+from .models import build
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _worker_init(_):
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def train_loader(charset: Charset, batch_size: int, total_steps: int, start_step: int = 0, seed: int = 0,
+                 workers: int = 1, max_strength: float = 1.0) -> DataLoader:
+    """Deterministic on-the-fly training batches for steps start_step..total_steps-1."""
+    ds = SyntheticLines(total_steps * batch_size, split="train", seed=seed, max_strength=max_strength)
+    subset = Subset(ds, range(start_step * batch_size, total_steps * batch_size))
+    return DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                      collate_fn=Collate(charset), worker_init_fn=_worker_init if workers else None,
+                      multiprocessing_context="spawn" if workers else None,
+                      persistent_workers=False, prefetch_factor=4 if workers else None)
+
+
+def dev_batches(charset: Charset, count: int = 200, batch_size: int = 50, seed: int = 777) -> list[dict]:
+    """A fixed in-memory dev sample (held-out fonts and texts): half clean, half degraded."""
+    clean = SyntheticLines(count // 2, split="dev", seed=seed, strength=0.0)
+    rough = SyntheticLines(count - count // 2, split="dev", seed=seed + 1, strength=0.8)
+    items = [clean[i] for i in range(len(clean))] + [rough[i] for i in range(len(rough))]
+    collate = Collate(charset)
+    return [collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
+
+
+@torch.no_grad()
+def greedy_accuracy(model: torch.nn.Module, batches: list[dict], charset: Charset) -> dict:
+    was_training = model.training
+    model.eval()
+    errors = total = exact = lines = 0
+    for batch in batches:
+        best = model(batch["images"]).argmax(-1)
+        for k, text in enumerate(batch["texts"]):
+            pred = greedy_decode(best[k, : batch["input_lengths"][k]].tolist(), charset.classes)
+            gt, pr = clean_for_scoring(text), clean_for_scoring(pred)
+            errors += edit_distance(gt, pr)
+            total += len(gt)
+            exact += gt == pr
+            lines += 1
+    model.train(was_training)
+    return {"char_accuracy": 1 - errors / max(total, 1), "line_accuracy": exact / max(lines, 1)}
+
+
+def ctc_step(model, batch, loss_fn: DistillationLoss) -> dict:
+    logits = model(batch["images"])
+    return loss_fn(logits, batch["targets"], batch["input_lengths"], batch["target_lengths"])
+
+
+def distill_step(student, teacher, batch, loss_fn: DistillationLoss) -> dict:
+    teacher_logits, teacher_features = teacher(batch["images"])
+    features = student.forward_features(batch["images"])
+    logits = student.forward_head(features)
+    return loss_fn(logits, batch["targets"], batch["input_lengths"], batch["target_lengths"],
+                   teacher_logits=teacher_logits, student_features=features, teacher_features=teacher_features)
+
+
+def optimizer_for(params, lr: float, weight_decay: float, total_steps: int):
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(total_steps, 2),
+                                                    pct_start=0.08, div_factor=10.0, final_div_factor=50.0)
+    return optimizer, scheduler
+
+
+def save_checkpoint(path: Path, *, arch: str, model, optimizer=None, scheduler=None, loss_fn=None, step: int = 0,
+                    config: dict | None = None, metrics: dict | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"arch": arch, "num_classes": model.num_classes, "model": model.state_dict(), "step": step,
+             "config": config or {}, "metrics": metrics or {}}
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    if loss_fn is not None:
+        state["loss"] = loss_fn.state_dict()
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = build(state["arch"], state["num_classes"])
+    model.load_state_dict(state["model"])
+    return model, state
+
+
+def train_steps(model, loader, optimizer, scheduler, step_fn, *, start_step: int, total_steps: int,
+                log, on_step=None, clip: float = 5.0, progress: bool = True) -> int:
+    """Run optimisation steps from ``start_step``; ``step_fn(batch) -> dict of loss terms``.
+    ``on_step(step)`` runs after each step (checkpoints, evaluation). Returns the last step + 1."""
+    from tqdm import tqdm
+
+    model.train()
+    step = start_step
+    bar = tqdm(total=total_steps, initial=start_step, disable=not progress, mininterval=10, dynamic_ncols=True)
+    t0 = time.time()
+    for batch in loader:
+        terms = step_fn(batch)
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        values = {k: round(float(v.detach()), 5) for k, v in terms.items()}
+        bar.update(1)
+        bar.set_postfix(values, refresh=False)
+        if step % 20 == 0 or step == total_steps:
+            log({"step": step, "lr": scheduler.get_last_lr()[0], "sec": round(time.time() - t0, 1), **values})
+        if on_step is not None:
+            on_step(step)
+        if step >= total_steps:
+            break
+    bar.close()
+    return step
+
+
+def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int, batch_size: int, lr: float,
+                 seed: int = 0, workers: int = 1, teacher=None, alpha: float = 0.6, beta: float = 0.0,
+                 temperature: float = 2.0, weight_decay: float = 0.01, eval_every: int = 200,
+                 checkpoint_seconds: float = 240.0, resume: bool = True, init: str | None = None,
+                 max_strength: float = 1.0, progress: bool = True) -> Path:
+    """Train ``arch`` with CTC (teacher None) or distil it from ``teacher``.
+    Writes ``run_dir/last.pt`` (resumable) and ``run_dir/metrics.jsonl``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = run_dir / "last.pt"
+    set_seed(seed)
+    model = build(arch, len(charset))
+    if init:
+        model.load_state_dict(load_model(init)[0].state_dict())
+    use_kd = teacher is not None
+    loss_fn = DistillationLoss(
+        alpha=alpha if use_kd else 0.0, beta=beta if use_kd else 0.0, temperature=temperature,
+        student_channels=model.feature_channels,
+        teacher_channels=getattr(teacher, "feature_channels", None) if use_kd else None,
+    )
+    optimizer, scheduler = optimizer_for(list(model.parameters()) + list(loss_fn.parameters()), lr, weight_decay, steps)
+    config = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "kd": use_kd,
+              "alpha": alpha, "beta": beta, "temperature": temperature, "max_strength": max_strength}
+    start = 0
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if "loss" in state:
+            loss_fn.load_state_dict(state["loss"])
+        start = state["step"]
+    metrics_path = run_dir / "metrics.jsonl"
+
+    def log(record):
+        with open(metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    log({"event": "start", "step": start, **config})
+    dev = dev_batches(charset)
+    last_save = [time.time()]
+
+    def save(step):
+        save_checkpoint(ckpt, arch=arch, model=model, optimizer=optimizer, scheduler=scheduler, loss_fn=loss_fn,
+                        step=step, config=config)
+        last_save[0] = time.time()
+
+    def on_step(step):
+        if step % eval_every == 0 or step == steps:
+            acc = greedy_accuracy(model, dev, charset)
+            log({"step": step, "dev_char_accuracy": round(acc["char_accuracy"], 5),
+                 "dev_line_accuracy": round(acc["line_accuracy"], 5)})
+        if time.time() - last_save[0] > checkpoint_seconds or step == steps:
+            save(step)
+
+    if start < steps:
+        loader = train_loader(charset, batch_size, steps, start, seed, workers, max_strength)
+        if use_kd:
+            step_fn = lambda batch: distill_step(model, teacher, batch, loss_fn)  # noqa: E731
+        else:
+            step_fn = lambda batch: ctc_step(model, batch, loss_fn)  # noqa: E731
+        train_steps(model, loader, optimizer, scheduler, step_fn, start_step=start, total_steps=steps, log=log,
+                    on_step=on_step, progress=progress)
+    log({"event": "done", "step": steps})
+    return ckpt

@@ -1,0 +1,51 @@
+import numpy as np
+
+from distill.data import Collate, LabelledLines, SyntheticLines, read_labels
+from distill.fonts import discover, faces_for, is_reserved
+from distill.text import TextSource, split_of
+
+
+def test_reserved_fonts_are_never_discovered():
+    assert is_reserved("AR PL SungtiL GB") and is_reserved("LXGW WenKai") and is_reserved("Droid Sans Fallback")
+    assert not any(is_reserved(f.name) for f in discover())
+
+
+def test_dev_fonts_are_held_out_of_training():
+    train = {(f.path, f.index) for f in faces_for("train")}
+    dev = {(f.path, f.index) for f in faces_for("dev")}
+    assert train and dev and not train & dev
+    assert any("WenQuanYi" in f.name for f in faces_for("dev"))
+
+
+def test_text_sources_respect_the_split_and_the_charset(charset, rng):
+    train = TextSource(charset, "train")
+    dev = TextSource(charset, "dev")
+    for kind in TextSource.KINDS:
+        for _ in range(5):
+            t = train.sample(rng, kind)
+            assert split_of(t) == "train" and charset.covers(t) and t
+            assert split_of(dev.sample(rng, kind)) == "dev"
+
+
+def test_synthetic_lines_are_deterministic_and_32_high():
+    ds = SyntheticLines(10, seed=5)
+    a, b = ds[3], SyntheticLines(10, seed=5)[3]
+    assert a[1] == b[1] and np.array_equal(a[0], b[0])
+    assert a[0].shape[0] == 32 and a[0].dtype == np.uint8
+
+
+def test_rendered_lines_only_use_fonts_with_every_glyph():
+    ds = SyntheticLines(20, split="train", seed=1)
+    faces = {f.label: f for f in faces_for("train")}
+    for i in range(20):
+        _, text, face = ds.sample(i)
+        assert faces[face].covers(text)
+
+
+def test_written_dataset_round_trips(line_dir, charset):
+    items = read_labels(line_dir)
+    assert len(items) == 6 and all((line_dir / rel).is_file() for rel, _ in items)
+    batch = Collate(charset)([LabelledLines(line_dir)[i] for i in range(3)])
+    assert batch["images"].shape[:3] == (3, 1, 32)
+    assert batch["images"].shape[3] % 4 == 0
+    assert int(batch["target_lengths"].sum()) == batch["targets"].numel()
