@@ -1,6 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
 
-from .models import DistillJob, ModelVersion, OcrJob
+from .models import Dataset, DistillJob, LineCorrection, ModelVersion, OcrJob
+from .registry import promote
+from .tasks import run_training_job
+from .training import ParamError, clean_params
 
 
 @admin.register(OcrJob)
@@ -16,9 +20,53 @@ class OcrJobAdmin(admin.ModelAdmin):
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("label", "kind", "params", "size_bytes", "is_active", "created_at", "promoted_at")
     list_filter = ("kind", "is_active")
+    actions = ["promote_selected"]
+
+    @admin.action(description="Promote (workers switch within seconds)")
+    def promote_selected(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to promote.", level=messages.ERROR)
+            return
+        version = promote(queryset.get())
+        self.message_user(request, f"{version.label} is now active.")
 
 
 @admin.register(DistillJob)
 class DistillJobAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "status", "created_by", "created_at", "finished_at")
+    list_display = ("id", "kind", "status", "step", "created_by", "created_at", "finished_at")
     list_filter = ("kind", "status")
+    fields = ("kind", "params")
+    actions = ["cancel_selected"]
+
+    @admin.display(description="step")
+    def step(self, obj):
+        p = obj.progress or {}
+        return f"{p.get('step', 0)}/{p.get('steps', '?')}"
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        try:
+            obj.params = clean_params(obj.kind, obj.params or {})
+        except ParamError as exc:
+            self.message_user(request, f"Not started: {exc}", level=messages.ERROR)
+            return
+        obj.created_by = request.user
+        obj.save()
+        transaction.on_commit(lambda: run_training_job.apply_async(args=[obj.pk], queue="training"))
+
+    @admin.action(description="Cancel")
+    def cancel_selected(self, request, queryset):
+        running = queryset.exclude(status__in=["succeeded", "failed", "cancelled"])
+        running.update(cancel_requested=True)
+        queryset.filter(status="queued").update(status="cancelled")
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ("name", "source", "lines", "created_by", "created_at")
+
+
+@admin.register(LineCorrection)
+class LineCorrectionAdmin(admin.ModelAdmin):
+    list_display = ("job", "line_index", "original_text", "corrected_text", "corrected_by", "updated_at")

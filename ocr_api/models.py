@@ -103,8 +103,11 @@ class DistillJob(models.Model):
     result_model = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     cancel_requested = models.BooleanField(default=False)
+    curves_png = models.BinaryField(null=True, blank=True)
+    log_tail = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True)
+    heartbeat_at = models.DateTimeField(null=True)
     finished_at = models.DateTimeField(null=True)
 
     class Meta:
@@ -112,3 +115,46 @@ class DistillJob(models.Model):
 
     def __str__(self) -> str:
         return f"DistillJob {self.pk} {self.kind} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED)
+
+
+class Dataset(models.Model):
+    """A labelled line dataset on disk (a folder with labels.tsv): uploaded, or made from corrections."""
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload"
+        CORRECTIONS = "corrections"
+
+    name = models.CharField(max_length=120)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    path = models.CharField(max_length=500)
+    lines = models.PositiveIntegerField()
+    characters_outside_charset = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.lines} lines)"
+
+
+class LineCorrection(models.Model):
+    """A user's fix of one recognised line: the crop and its right text become labelled data."""
+
+    job = models.ForeignKey(OcrJob, on_delete=models.CASCADE, related_name="corrections")
+    line_index = models.PositiveIntegerField()
+    box = models.JSONField()
+    original_text = models.TextField()
+    corrected_text = models.TextField()
+    corrected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [models.UniqueConstraint(fields=["job", "line_index"], name="one_correction_per_line")]

@@ -50,13 +50,13 @@ def register_model(
     existing = ModelVersion.objects.filter(sha256=sha).first()
     if existing:
         return existing
-    params = spec.extra.get("params")
+    params = spec.extra.get("params") or (metrics or {}).get("params")
     return ModelVersion.objects.create(
         name=name or spec.name,
         kind=kind,
         file_path=str(path),
         sha256=sha,
-        params=int(params) if params and params.isdigit() else None,
+        params=int(params) if params is not None and str(params).isdigit() else None,
         size_bytes=path.stat().st_size,
         metrics=metrics or {},
         lineage=lineage or {},

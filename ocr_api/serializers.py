@@ -95,6 +95,6 @@ class DistillJobSerializer(serializers.ModelSerializer):
         model = DistillJob
         fields = [
             "id", "kind", "status", "params", "progress", "error_message", "checkpoint_path",
-            "result_model", "cancel_requested", "created_at", "started_at", "finished_at",
+            "result_model", "cancel_requested", "log_tail", "created_at", "started_at", "heartbeat_at", "finished_at",
         ]
         read_only_fields = fields

@@ -1,6 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from . import lifecycle_views as lifecycle
 from . import views
 
 app_name = "ocr_api"
@@ -10,6 +11,16 @@ urlpatterns = [
     path("jobs", views.JobListView.as_view(), name="job-list"),
     path("jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<uuid:job_id>/image", views.JobImageView.as_view(), name="job-image"),
+    path("jobs/<uuid:job_id>/lines/<int:line>/correction", lifecycle.LineCorrectionView.as_view(),
+         name="line-correction"),
+    path("distill-jobs", lifecycle.DistillJobListCreateView.as_view(), name="distill-job-list"),
+    path("distill-jobs/<int:pk>", lifecycle.DistillJobDetailView.as_view(), name="distill-job-detail"),
+    path("distill-jobs/<int:pk>/cancel", lifecycle.DistillJobCancelView.as_view(), name="distill-job-cancel"),
+    path("distill-jobs/<int:pk>/curves.png", lifecycle.DistillJobCurvesView.as_view(), name="distill-job-curves"),
+    path("models", lifecycle.ModelListView.as_view(), name="model-list"),
+    path("models/rollback", lifecycle.ModelRollbackView.as_view(), name="model-rollback"),
+    path("models/<int:pk>/promote", lifecycle.ModelPromoteView.as_view(), name="model-promote"),
+    path("datasets", lifecycle.DatasetListCreateView.as_view(), name="dataset-list"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="ocr_api:schema"), name="docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="ocr_api:schema"), name="redoc"),

@@ -184,8 +184,9 @@ def wait_for_ocr_worker(worker: WorkerProcess, client: redis_lib.Redis, timeout:
 def worker_factory(transactional_db, redis_server, tmp_path):
     started: list[WorkerProcess] = []
 
-    def factory(queue: str = "ocr", wait: bool = True, **env) -> WorkerProcess:
-        worker = start_worker(tmp_path, queue=queue, **env)
+    def factory(queue: str = "ocr", wait: bool = True, pool: str = "threads", concurrency: int = 4,
+                **env) -> WorkerProcess:
+        worker = start_worker(tmp_path, queue=queue, pool=pool, concurrency=concurrency, **env)
         started.append(worker)
         if wait and queue == "ocr":
             wait_for_ocr_worker(worker, redis_server)

@@ -193,6 +193,13 @@ OCR_MODEL_POLL_S = env_float("OCR_MODEL_POLL_S", 2.0, minimum=0.1)
 # A worker is "alive" while its heartbeat key is younger than this.
 OCR_WORKER_HEARTBEAT_TTL_S = env_int("OCR_WORKER_HEARTBEAT_TTL_S", 15, minimum=2)
 
+# Training jobs (the "training" queue).
+OCR_TRAIN_THREADS = env_int("OCR_TRAIN_THREADS", 2, minimum=1)
+OCR_TRAIN_POLL_S = env_float("OCR_TRAIN_POLL_S", 2.0, minimum=0.1)
+OCR_TRAIN_STALE_S = env_int("OCR_TRAIN_STALE_S", 180, minimum=10)
+OCR_DEV_SET_SIZE = env_int("OCR_DEV_SET_SIZE", 300, minimum=10)
+OCR_MAX_DATASET_BYTES = env_int("OCR_MAX_DATASET_BYTES", 512 * 1024 * 1024, minimum=1024)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

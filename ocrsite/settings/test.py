@@ -30,3 +30,12 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", 
 # Integration tests check text, so they pin the reference recogniser rather than whatever model ships.
 OCR_DEFAULT_MODEL = os.environ.get("OCR_DEFAULT_MODEL", str(BASE_DIR / "models" / "reference" / "ppocrv4_mobile_rec.onnx"))
 OCR_MODEL_POLL_S = float(os.environ.get("OCR_MODEL_POLL_S", "0.5"))
+# Training runs, datasets and registered models of the test run go to a throw-away folder,
+# shared with the worker processes through the environment.
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+VAR_DIR = Path(os.environ.setdefault("OCR_VAR_DIR", tempfile.mkdtemp(prefix="ocr-test-var-")))
+OCR_DEV_SET_SIZE = int(os.environ.get("OCR_DEV_SET_SIZE", "16"))
+OCR_TRAIN_THREADS = int(os.environ.get("OCR_TRAIN_THREADS", "1"))
+OCR_TRAIN_POLL_S = float(os.environ.get("OCR_TRAIN_POLL_S", "0.5"))

@@ -1,0 +1,188 @@
+"""Staff endpoints of the model lifecycle: training jobs, datasets, the registry, promotion."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .datasets import DatasetError, validate_zip
+from .errors import ApiError
+from .models import Dataset, DistillJob, LineCorrection, ModelVersion, OcrJob
+from .registry import promote
+from .serializers import DistillJobSerializer, ModelVersionSerializer
+from .training import ParamError, clean_params
+
+StartJobSerializer = inline_serializer(
+    "StartDistillJob",
+    {"kind": serializers.ChoiceField(choices=DistillJob.Kind.choices), "params": serializers.DictField(required=False)},
+)
+
+
+class DistillJobListCreateView(generics.ListAPIView):
+    permission_classes = [IsAdminUser]
+    serializer_class = DistillJobSerializer
+    queryset = DistillJob.objects.all()
+
+    @extend_schema(request=StartJobSerializer, responses={201: DistillJobSerializer})
+    def post(self, request):
+        kind = request.data.get("kind")
+        if kind not in DistillJob.Kind.values:
+            raise ApiError("invalid", f"kind must be one of {', '.join(DistillJob.Kind.values)}")
+        raw = request.data.get("params") or {}
+        if not isinstance(raw, dict):
+            raise ApiError("invalid", "params must be an object")
+        try:
+            params = clean_params(kind, raw)
+        except ParamError as exc:
+            raise ApiError("invalid", str(exc)) from None
+        job = DistillJob.objects.create(kind=kind, params=params, created_by=request.user)
+        from .tasks import run_training_job
+
+        transaction.on_commit(lambda: run_training_job.apply_async(args=[job.pk], queue="training"))
+        return Response(DistillJobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class DistillJobDetailView(generics.RetrieveAPIView):
+    permission_classes = [IsAdminUser]
+    serializer_class = DistillJobSerializer
+    queryset = DistillJob.objects.all()
+
+    def get_object(self):
+        from .tasks import reap_stale_jobs
+
+        reap_stale_jobs()
+        return super().get_object()
+
+
+class DistillJobCancelView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses={202: DistillJobSerializer})
+    def post(self, request, pk: int):
+        job = get_object_or_404(DistillJob, pk=pk)
+        if job.is_finished:
+            raise ApiError("finished", f"the job already ended ({job.status})", status.HTTP_409_CONFLICT)
+        DistillJob.objects.filter(pk=pk).update(cancel_requested=True)
+        # A job still in the queue is cancelled at once; a running one when its worker sees the flag.
+        DistillJob.objects.filter(pk=pk, status=DistillJob.Status.QUEUED).update(status=DistillJob.Status.CANCELLED)
+        job.refresh_from_db()
+        return Response(DistillJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class DistillJobCurvesView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses={(200, "image/png"): bytes})
+    def get(self, request, pk: int):
+        job = get_object_or_404(DistillJob, pk=pk)
+        if not job.curves_png:
+            raise ApiError("not_found", "no curves yet", status.HTTP_404_NOT_FOUND)
+        return HttpResponse(bytes(job.curves_png), content_type="image/png")
+
+
+class ModelListView(generics.ListAPIView):
+    permission_classes = [IsAdminUser]
+    serializer_class = ModelVersionSerializer
+    queryset = ModelVersion.objects.all()
+
+
+class ModelPromoteView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    def post(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        return Response(ModelVersionSerializer(promote(version)).data)
+
+
+class ModelRollbackView(APIView):
+    """Promote again the version that was active before the current one."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    def post(self, request):
+        previous = (
+            ModelVersion.objects.filter(is_active=False, promoted_at__isnull=False).order_by("-promoted_at").first()
+        )
+        if previous is None:
+            raise ApiError("nothing_to_roll_back", "no earlier promoted version", status.HTTP_409_CONFLICT)
+        return Response(ModelVersionSerializer(promote(previous)).data)
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "source", "lines", "characters_outside_charset", "created_at"]
+
+
+class DatasetListCreateView(generics.ListAPIView):
+    permission_classes = [IsAdminUser]
+    serializer_class = DatasetSerializer
+    queryset = Dataset.objects.all()
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={"multipart/form-data": inline_serializer("DatasetUpload", {"file": serializers.FileField(),
+                                                                           "name": serializers.CharField(required=False)})},
+        responses={201: DatasetSerializer},
+    )
+    def post(self, request):
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ApiError("missing_file", "send the zip in the multipart field file")
+        if upload.size > settings.OCR_MAX_DATASET_BYTES:
+            raise ApiError("too_large", "the dataset zip is too large", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        try:
+            checked = validate_zip(upload.read())
+        except DatasetError as exc:
+            raise ApiError("invalid_dataset", str(exc)) from None
+        dataset = Dataset.objects.create(
+            name=str(request.data.get("name") or upload.name)[:120], source=Dataset.Source.UPLOAD,
+            path=str(checked.path), lines=checked.lines,
+            characters_outside_charset=checked.characters_outside_charset, created_by=request.user,
+        )
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
+
+
+class LineCorrectionView(APIView):
+    """A user fixes one recognised line of their own job; fixed lines become labelled data."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=inline_serializer("LineCorrection", {"text": serializers.CharField()}),
+        responses={200: inline_serializer("LineCorrected", {"line": serializers.IntegerField(),
+                                                             "text": serializers.CharField(),
+                                                             "original_text": serializers.CharField()})},
+    )
+    def put(self, request, job_id, line: int):
+        jobs = OcrJob.objects.all() if request.user.is_staff else OcrJob.objects.filter(owner=request.user)
+        job = get_object_or_404(jobs.defer("image"), pk=job_id)
+        if line >= len(job.lines):
+            raise ApiError("not_found", f"the job has {len(job.lines)} lines", status.HTTP_404_NOT_FOUND)
+        text = request.data.get("text")
+        if not isinstance(text, str) or not text.strip() or len(text) > 500:
+            raise ApiError("invalid", "text must be a non-empty string of at most 500 characters")
+        text = text.strip()
+        original = job.lines[line].get("original_text", job.lines[line]["text"])
+        with transaction.atomic():
+            LineCorrection.objects.update_or_create(
+                job=job, line_index=line,
+                defaults={"box": job.lines[line]["box"], "original_text": original, "corrected_text": text,
+                          "corrected_by": request.user},
+            )
+            lines = list(job.lines)
+            lines[line] = {**lines[line], "text": text, "original_text": original, "corrected": True}
+            job.lines = lines
+            job.text_content = "\n".join(item["text"] for item in lines)
+            job.save(update_fields=["lines", "text_content"])
+        return Response({"line": line, "text": text, "original_text": original})

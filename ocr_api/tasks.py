@@ -1,0 +1,216 @@
+"""Tasks of the "training" queue: teacher training and distillation jobs started by an admin.
+
+A job runs ``python -m distill`` in a child process and follows it: progress, loss curves and
+a heartbeat go to the DistillJob row every few seconds; a cancel request stops the child; on
+success the checkpoint is exported, evaluated on the fixed dev set and registered.
+
+Training takes hours, longer than any sensible broker visibility timeout, so these tasks are
+acknowledged when they start (not late): a worker that dies leaves a job whose heartbeat
+stops, and the next training worker to start (or anyone reading the job) marks it failed
+with its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from datetime import timedelta
+from pathlib import Path
+
+from celery import shared_task
+from celery.signals import worker_ready
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from .datasets import DatasetError, corrections_dataset
+from .models import Dataset, DistillJob, ModelVersion
+from .registry import active_model, register_model
+from .training import curves_png, read_progress, run_dir, train_command
+
+log = logging.getLogger(__name__)
+
+
+def dev_set_dir() -> Path:
+    return settings.VAR_DIR / "devset"
+
+
+def ensure_dev_set() -> Path:
+    """The fixed dev set every finished job is evaluated on (generated once, held-out fonts and text)."""
+    target = dev_set_dir()
+    if not (target / "labels.tsv").exists():
+        subprocess.run(
+            [sys.executable, "-m", "distill", "generate", "--out", str(target), "--count",
+             str(settings.OCR_DEV_SET_SIZE), "--split", "dev", "--seed", "2026", "--quiet"],
+            check=True, cwd=settings.BASE_DIR, capture_output=True, text=True,
+        )
+    return target
+
+
+def _training_data(job: DistillJob) -> Path | None:
+    source = job.params.get("data_source", "synthetic")
+    if source == "dataset":
+        return Path(Dataset.objects.get(pk=job.params["dataset"]).path)
+    if source == "corrections":
+        dataset = corrections_dataset(job.created_by)
+        job.params = {**job.params, "dataset": dataset.pk}
+        job.save(update_fields=["params"])
+        return Path(dataset.path)
+    return None
+
+
+def _fail(job: DistillJob, message: str) -> None:
+    checkpoint = run_dir(job) / "last.pt"
+    job.status = DistillJob.Status.FAILED
+    job.error_message = message[-4000:]
+    job.checkpoint_path = str(checkpoint) if checkpoint.exists() else ""
+    job.finished_at = timezone.now()
+    job.save()
+
+
+def _update_progress(job: DistillJob, started: float, draw: bool) -> None:
+    progress = read_progress(run_dir(job) / "metrics.jsonl")
+    elapsed = time.monotonic() - started
+    eta = None
+    if progress.step > 0 and progress.steps:
+        eta = elapsed / progress.step * max(0, progress.steps - progress.step)
+    job.progress = progress.as_dict(eta)
+    job.heartbeat_at = timezone.now()
+    fields = ["progress", "heartbeat_at"]
+    if draw:
+        png = curves_png(progress)
+        if png:
+            job.curves_png = png
+            fields.append("curves_png")
+    job.save(update_fields=fields)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the trainer (it saves a checkpoint), then SIGKILL its group if it lingers."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+@shared_task(name="ocr_api.tasks.run_training_job", acks_late=False, soft_time_limit=None, time_limit=None)
+def run_training_job(job_id: int) -> str:
+    claimed = DistillJob.objects.filter(pk=job_id, status=DistillJob.Status.QUEUED, cancel_requested=False).update(
+        status=DistillJob.Status.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
+    )
+    if claimed != 1:
+        DistillJob.objects.filter(pk=job_id, status=DistillJob.Status.QUEUED, cancel_requested=True).update(
+            status=DistillJob.Status.CANCELLED, finished_at=timezone.now()
+        )
+        return "skipped"
+    job = DistillJob.objects.get(pk=job_id)
+    out_dir = run_dir(job)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        train_data = _training_data(job)
+        dev = ensure_dev_set()
+    except (DatasetError, subprocess.CalledProcessError, OSError, Dataset.DoesNotExist) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        _fail(job, f"could not prepare data: {exc} {detail}".strip())
+        return "failed"
+
+    cmd = train_command(job, train_data)
+    log.info("training job %s: %s", job.pk, " ".join(cmd))
+    log_path = out_dir / "train.log"
+    tail: deque[str] = deque(maxlen=60)
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(cmd, cwd=settings.BASE_DIR, stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    started = time.monotonic()
+    last_draw = 0.0
+    cancelled = False
+    while proc.poll() is None:
+        time.sleep(settings.OCR_TRAIN_POLL_S)
+        close_old_connections()
+        job.refresh_from_db(fields=["cancel_requested"])
+        if job.cancel_requested:
+            _stop(proc)
+            cancelled = True
+            break
+        draw = time.monotonic() - last_draw > 15
+        _update_progress(job, started, draw)
+        if draw:
+            last_draw = time.monotonic()
+    _update_progress(job, started, True)
+    tail.extend(log_path.read_text(errors="replace").splitlines()[-60:])
+    job.log_tail = "\n".join(tail)
+    job.save(update_fields=["log_tail"])
+
+    checkpoint = out_dir / "last.pt"
+    if cancelled:
+        job.status = DistillJob.Status.CANCELLED
+        job.checkpoint_path = str(checkpoint) if checkpoint.exists() else ""
+        job.finished_at = timezone.now()
+        job.save()
+        return "cancelled"
+    if proc.returncode != 0:
+        _fail(job, f"the trainer exited with code {proc.returncode}:\n" + "\n".join(list(tail)[-20:]))
+        return "failed"
+
+    try:
+        version = _export_and_register(job, checkpoint, dev)
+    except subprocess.CalledProcessError as exc:
+        _fail(job, f"export or evaluation failed: {exc.stderr or exc}")
+        return "failed"
+    job.status = DistillJob.Status.SUCCEEDED
+    job.result_model = version
+    job.checkpoint_path = str(checkpoint)
+    job.finished_at = timezone.now()
+    job.save()
+    return "succeeded"
+
+
+def _export_and_register(job: DistillJob, checkpoint: Path, dev: Path) -> ModelVersion:
+    models_dir = settings.VAR_DIR / "models"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{'teacher' if job.kind == DistillJob.Kind.TEACHER else 'student'}-job{job.pk}"
+    onnx_path = models_dir / f"{name}.onnx"
+    run = dict(cwd=settings.BASE_DIR, check=True, capture_output=True, text=True)
+    subprocess.run([sys.executable, "-m", "distill", "export", "--checkpoint", str(checkpoint), "--out",
+                    str(onnx_path), "--name", name], **run)
+    evaluated = subprocess.run([sys.executable, "-m", "distill", "evaluate", "--data", str(dev), "--model",
+                                str(onnx_path)], **run)
+    metrics = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    teacher = job.params.get("teacher")
+    return register_model(
+        onnx_path,
+        kind=ModelVersion.Kind.TEACHER if job.kind == DistillJob.Kind.TEACHER else ModelVersion.Kind.STUDENT,
+        name=name,
+        metrics={**metrics, "dev_set": str(dev)},
+        lineage={"job": job.pk, "kind": job.kind, "params": job.params, "teacher": teacher,
+                 "data_source": job.params.get("data_source", "synthetic"), "checkpoint": str(checkpoint)},
+        parent=active_model(),  # the version it was trained to replace
+    )
+
+
+def reap_stale_jobs() -> int:
+    """Running jobs whose heartbeat stopped (their worker died) end as failed, with their checkpoint."""
+    cutoff = timezone.now() - timedelta(seconds=settings.OCR_TRAIN_STALE_S)
+    stale = DistillJob.objects.filter(status=DistillJob.Status.RUNNING, heartbeat_at__lt=cutoff)
+    count = 0
+    for job in stale:
+        _fail(job, "the training worker stopped while this job ran (no heartbeat)")
+        count += 1
+    return count
+
+
+@worker_ready.connect
+def _reap_on_start(sender, **kwargs) -> None:
+    queues = sender.app.amqp.queues.consume_from or sender.app.amqp.queues
+    if "training" in queues:
+        reap_stale_jobs()

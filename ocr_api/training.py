@@ -1,0 +1,196 @@
+"""Training jobs from the platform's side: parameters, the distill command line, progress.
+
+The training worker runs ``python -m distill ...`` in a child process: PyTorch stays out of
+Django's processes, a crash of the trainer cannot take the worker down, and cancelling is a
+signal. Progress is read from the run's ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from .models import Dataset, DistillJob
+
+DEFAULTS = {
+    DistillJob.Kind.TEACHER: {"steps": 20000, "batch_size": 32, "lr": None},
+    DistillJob.Kind.DISTILL: {"steps": 20000, "batch_size": 32, "lr": None},
+}
+
+
+class ParamError(ValueError):
+    pass
+
+
+def training_root() -> Path:
+    return settings.VAR_DIR / "training"
+
+
+def run_dir(job: DistillJob) -> Path:
+    return training_root() / f"job-{job.pk}"
+
+
+def clean_params(kind: str, raw: dict) -> dict:
+    """Validate an admin's parameters; unknown keys are refused rather than ignored."""
+    allowed = {"steps", "batch_size", "lr", "alpha", "beta", "temperature", "seed", "data_source", "dataset",
+               "teacher", "threads", "arch"}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ParamError(f"unknown parameters: {', '.join(sorted(unknown))}")
+    params = dict(DEFAULTS[kind])
+    params.update({k: v for k, v in raw.items() if v is not None})
+
+    def number(key, cast, lo, hi):
+        if params.get(key) is None:
+            return
+        try:
+            value = cast(params[key])
+        except (TypeError, ValueError):
+            raise ParamError(f"{key} must be a number") from None
+        if not lo <= value <= hi:
+            raise ParamError(f"{key} must lie in [{lo}, {hi}]")
+        params[key] = value
+
+    number("steps", int, 1, 10_000_000)
+    number("batch_size", int, 1, 1024)
+    number("lr", float, 1e-6, 1.0)
+    number("alpha", float, 0.0, 1.0)
+    number("beta", float, 0.0, 100.0)
+    number("temperature", float, 0.1, 20.0)
+    number("seed", int, 0, 2**31 - 1)
+    number("threads", int, 1, 256)
+    source = params.setdefault("data_source", "synthetic")
+    if source not in ("synthetic", "dataset", "corrections"):
+        raise ParamError("data_source must be synthetic, dataset or corrections")
+    if source == "dataset":
+        if not Dataset.objects.filter(pk=params.get("dataset"), source=Dataset.Source.UPLOAD).exists():
+            raise ParamError("data_source dataset needs the id of an uploaded dataset in dataset")
+    if kind == DistillJob.Kind.DISTILL:
+        params.setdefault("alpha", 0.6)
+        params.setdefault("temperature", 2.0)
+        params.setdefault("beta", 0.0)
+        params.setdefault("teacher", "shipped")
+        teacher_path(params["teacher"])  # refuses an unknown teacher now, not in the worker
+    return params
+
+
+def teacher_path(teacher) -> tuple[str, Path]:
+    """("pt" | "onnx", path) for a teacher parameter: "shipped", "reference" or a teacher job's id."""
+    if teacher == "shipped":
+        path = settings.OCR_MODELS_DIR / "teacher.pt"
+        if not path.exists():
+            raise ParamError(f"no shipped teacher at {path}")
+        return "pt", path
+    if teacher == "reference":
+        path = settings.OCR_MODELS_DIR / "reference" / "ppocrv4_mobile_rec.onnx"
+        if not path.exists():
+            raise ParamError(f"no reference recogniser at {path}")
+        return "onnx", path
+    job = DistillJob.objects.filter(pk=teacher, kind=DistillJob.Kind.TEACHER, status=DistillJob.Status.SUCCEEDED).first()
+    if job is None:
+        raise ParamError("teacher must be 'shipped', 'reference' or the id of a finished teacher job")
+    return "pt", run_dir(job) / "last.pt"
+
+
+def train_command(job: DistillJob, train_data: Path | None) -> list[str]:
+    p = job.params
+    sub = "train-teacher" if job.kind == DistillJob.Kind.TEACHER else "distill"
+    cmd = [sys.executable, "-m", "distill", sub, "--run-dir", str(run_dir(job)), "--steps", str(p["steps"]),
+           "--batch-size", str(p["batch_size"]), "--seed", str(p.get("seed", 0)), "--quiet",
+           "--threads", str(p.get("threads", settings.OCR_TRAIN_THREADS))]
+    if p.get("lr"):
+        cmd += ["--lr", str(p["lr"])]
+    if p.get("arch"):
+        cmd += ["--arch", p["arch"]]
+    if job.kind == DistillJob.Kind.DISTILL:
+        kind, path = teacher_path(p["teacher"])
+        cmd += ["--teacher" if kind == "pt" else "--teacher-onnx", str(path),
+                "--alpha", str(p["alpha"]), "--beta", str(p["beta"]), "--temperature", str(p["temperature"])]
+    if train_data is not None:
+        cmd += ["--train-data", str(train_data)]
+    return cmd
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    steps: int = 0
+    losses: dict | None = None
+    dev_char_accuracy: float | None = None
+    dev_line_accuracy: float | None = None
+    history: list | None = None
+
+    def as_dict(self, eta_s: float | None) -> dict:
+        return {
+            "step": self.step,
+            "steps": self.steps,
+            "losses": self.losses or {},
+            "dev_char_accuracy": self.dev_char_accuracy,
+            "dev_line_accuracy": self.dev_line_accuracy,
+            "eta_s": None if eta_s is None else round(eta_s, 1),
+        }
+
+
+def read_progress(path: Path) -> Progress:
+    """Fold the run's metrics.jsonl into the latest step, loss terms and dev accuracy."""
+    progress = Progress(history=[])
+    if not path.exists():
+        return progress
+    for raw in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(raw)
+        except json.JSONDecodeError:
+            continue  # a line being written
+        if rec.get("event") == "start":
+            progress.steps = int(rec.get("steps", progress.steps))
+            progress.history = []
+            continue
+        step = rec.get("step")
+        if step is None:
+            continue
+        progress.step = max(progress.step, int(step))
+        if "dev_char_accuracy" in rec:
+            progress.dev_char_accuracy = rec["dev_char_accuracy"]
+            progress.dev_line_accuracy = rec.get("dev_line_accuracy")
+            progress.history.append({"step": step, "dev_char_accuracy": rec["dev_char_accuracy"]})
+        losses = {k: v for k, v in rec.items() if k not in ("step", "event", "lr", "sec", "elapsed_s") and isinstance(v, (int, float))
+                  and not k.startswith("dev_")}
+        if losses:
+            progress.losses = losses
+            progress.history.append({"step": step, **losses})
+    return progress
+
+
+def curves_png(progress: Progress) -> bytes | None:
+    """Loss terms and dev accuracy against steps, as a PNG (matplotlib is on the training worker)."""
+    if not progress.history:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=90)
+    terms = sorted({k for h in progress.history for k in h if k not in ("step", "dev_char_accuracy")})
+    for term in terms:
+        pts = [(h["step"], h[term]) for h in progress.history if term in h]
+        ax_loss.plot([p[0] for p in pts], [p[1] for p in pts], label=term)
+    ax_loss.set_xlabel("step")
+    ax_loss.set_title("loss terms")
+    if terms:
+        ax_loss.legend(fontsize=7)
+    acc = [(h["step"], h["dev_char_accuracy"]) for h in progress.history if "dev_char_accuracy" in h]
+    ax_acc.plot([p[0] for p in acc], [p[1] for p in acc], marker="o", color="tab:green")
+    ax_acc.set_ylim(0, 1)
+    ax_acc.set_xlabel("step")
+    ax_acc.set_title("dev char accuracy")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

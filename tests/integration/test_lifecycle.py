@@ -1,0 +1,124 @@
+"""The model lifecycle with a real training worker and a real OCR worker."""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ocr_api.models import DistillJob, ModelVersion
+from tests.api.test_lifecycle_api import _copy_model
+from tests.conftest import b64
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture
+def staff(make_user, api_client_for):
+    return api_client_for(make_user("admin", is_staff=True))
+
+
+@pytest.fixture
+def training_worker(worker_factory):
+    return worker_factory(queue="training", pool="prefork", concurrency=1, wait=False)
+
+
+def wait_for(job_id: int, statuses: set[str], timeout: float, worker) -> DistillJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = DistillJob.objects.get(pk=job_id)
+        if job.status in statuses:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} still {job.status} after {timeout}s: {job.error_message}\n{worker.log()[-3000:]}")
+
+
+def test_a_tiny_teacher_then_distillation_run_end_to_end_and_register_models(staff, training_worker):
+    tiny = {"steps": 3, "batch_size": 4}
+    teacher = staff.post("/ocr/v1/distill-jobs", {"kind": "teacher", "params": tiny}, format="json")
+    assert teacher.status_code == 201, teacher.content
+    done = wait_for(teacher.json()["id"], {"succeeded", "failed"}, 240, training_worker)
+    assert done.status == "succeeded", done.error_message
+    assert done.progress["step"] == 3 and "ctc" in done.progress["losses"]
+    teacher_model = done.result_model
+    assert teacher_model.kind == "teacher" and len(teacher_model.sha256) == 64
+    assert teacher_model.params and teacher_model.params > 1_000_000
+    assert 0.0 <= teacher_model.metrics["char_accuracy"] <= 1.0
+    assert Path(teacher_model.file_path).exists() and Path(done.checkpoint_path).exists()
+
+    student = staff.post(
+        "/ocr/v1/distill-jobs",
+        {"kind": "distill", "params": {**tiny, "teacher": done.pk, "alpha": 0.6, "temperature": 2.0}},
+        format="json",
+    )
+    assert student.status_code == 201, student.content
+    finished = wait_for(student.json()["id"], {"succeeded", "failed"}, 240, training_worker)
+    assert finished.status == "succeeded", finished.error_message
+    assert {"kd", "ctc"} <= set(finished.progress["losses"])
+    model = finished.result_model
+    assert model.kind == "student" and model.lineage["teacher"] == done.pk
+    assert model.lineage["params"]["alpha"] == 0.6 and model.parent is not None
+    curves = staff.get(f"/ocr/v1/distill-jobs/{finished.pk}/curves.png")
+    assert curves.status_code == 200 and curves.content[:8] == b"\x89PNG\r\n\x1a\n"
+    listed = staff.get("/ocr/v1/models").json()["results"]
+    assert {m["id"] for m in listed} >= {teacher_model.pk, model.pk}
+
+
+def test_a_running_job_can_be_cancelled(staff, training_worker):
+    job_id = staff.post("/ocr/v1/distill-jobs", {"kind": "teacher", "params": {"steps": 100000, "batch_size": 4}},
+                        format="json").json()["id"]
+    wait_for(job_id, {"running"}, 120, training_worker)
+    deadline = time.monotonic() + 120
+    while DistillJob.objects.get(pk=job_id).progress.get("step", 0) < 1:
+        assert time.monotonic() < deadline, training_worker.log()[-3000:]
+        time.sleep(0.5)
+    assert staff.post(f"/ocr/v1/distill-jobs/{job_id}/cancel").status_code == 202
+    job = wait_for(job_id, {"cancelled", "failed", "succeeded"}, 90, training_worker)
+    assert job.status == "cancelled" and job.result_model is None
+
+
+def test_a_running_ocr_worker_switches_to_a_promoted_model_without_failing_requests(
+    staff, make_user, api_client_for, worker_factory, tmp_path, invoice_png
+):
+    from ocr_api.registry import active_model, register_model
+    from tests.conftest import png_bytes, render_lines
+
+    worker_factory(OCR_MODEL_POLL_S="0.5")
+    client = api_client_for(make_user("crm"))
+    old = active_model()
+    candidate = register_model(_copy_model(tmp_path, "candidate"))
+    failures: list = []
+    labels: list[str] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        from django.db import connection
+
+        i = 0
+        while not stop.is_set():
+            i += 1
+            image = png_bytes(render_lines([f"发票号码 {i:05d}"]))
+            response = client.post("/ocr/v1/recognize", {"image_base64": b64(image)}, format="json")
+            if response.status_code != 200:
+                failures.append(response.content)
+            else:
+                labels.append(response.json()["model_version"])
+        connection.close()
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    time.sleep(1.5)
+    assert staff.post(f"/ocr/v1/models/{candidate.pk}/promote").status_code == 200
+    deadline = time.monotonic() + 15
+    while not labels or labels[-1] != candidate.label:
+        assert time.monotonic() < deadline, f"worker still on {labels[-1:]}"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    stop.set()
+    thread.join(timeout=60)
+    assert not failures
+    assert labels[0] == old.label and labels[-1] == candidate.label
+    # The cache is keyed by model: the same bytes under the new model are recognised again.
+    body = client.post("/ocr/v1/recognize", {"image_base64": b64(invoice_png)}, format="json").json()
+    assert body["model_version"] == candidate.label and body["cached"] is False
+    assert ModelVersion.objects.get(is_active=True) == candidate
