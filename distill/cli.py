@@ -1,5 +1,5 @@
 """``python -m distill <command>``: generate, train-teacher, train-student, distill,
-evaluate, export, quantize, import-reference."""
+evaluate, export, quantize, import-reference, plot."""
 
 from __future__ import annotations
 
@@ -114,6 +114,14 @@ def _cmd_quantize(args) -> int:
     return 0
 
 
+def _cmd_plot(args) -> int:
+    from .report import plot_runs
+
+    runs = dict(item.split("=", 1) for item in args.run)
+    print(json.dumps({"out": str(plot_runs(runs, args.out))}))
+    return 0
+
+
 def _training_args(p, steps: int, lr: float, batch_size: int) -> None:
     p.add_argument("--run-dir", required=True, help="checkpoints (last.pt) and metrics.jsonl go here")
     p.add_argument("--arch", default=None, help="teacher, student, mobilenetv3_ctc or convnext_ctc")
@@ -179,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--data", default=None)
     p.set_defaults(func=_cmd_quantize)
+
+    p = sub.add_parser("plot", help="loss and dev accuracy curves of training runs")
+    p.add_argument("--run", action="append", required=True, metavar="LABEL=RUN_DIR")
+    p.add_argument("--out", default="docs/training_curves.png")
+    p.set_defaults(func=_cmd_plot)
 
     p = sub.add_parser("evaluate", help="accuracy and speed of an ONNX model on a labels.tsv folder")
     p.add_argument("--data", required=True)

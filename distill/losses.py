@@ -80,11 +80,13 @@ class DistillationLoss(nn.Module):
             self.adapter = FeatureAdapter(student_channels, teacher_channels)
 
     def forward(self, student_logits, targets, input_lengths, target_lengths, teacher_logits=None,
-                student_features=None, teacher_features=None) -> dict[str, torch.Tensor]:
+                student_features=None, teacher_features=None, kd_lengths=None) -> dict[str, torch.Tensor]:
+        """``kd_lengths`` (default ``input_lengths``) may be 0 for lines the teacher cannot read."""
         terms = {"ctc": ctc_loss(student_logits, targets, input_lengths, target_lengths)}
         total = terms["ctc"]
         if teacher_logits is not None and self.alpha > 0:
-            terms["kd"] = ctc_kd_loss(student_logits, teacher_logits, input_lengths, self.temperature)
+            kd_lengths = input_lengths if kd_lengths is None else kd_lengths
+            terms["kd"] = ctc_kd_loss(student_logits, teacher_logits, kd_lengths, self.temperature)
             total = self.alpha * terms["kd"] + (1 - self.alpha) * terms["ctc"]
         if self.adapter is not None and teacher_features is not None:
             terms["feat"] = feature_mimic_loss(student_features, teacher_features, self.adapter, input_lengths)

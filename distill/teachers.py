@@ -24,6 +24,11 @@ from .data import NORM_MEAN, NORM_STD
 
 
 class CrnnTeacher:
+    per_line = False
+
+    def kd_lengths(self, batch) -> torch.Tensor:
+        return batch["input_lengths"]
+
     def __init__(self, model: torch.nn.Module):
         self.model = model.eval()
         for p in self.model.parameters():
@@ -31,7 +36,7 @@ class CrnnTeacher:
         self.feature_channels = model.feature_channels
 
     @torch.no_grad()
-    def __call__(self, images: torch.Tensor):
+    def __call__(self, images: torch.Tensor, input_lengths: torch.Tensor | None = None):
         features = self.model.forward_features(images)
         return self.model.forward_head(features), features
 
@@ -52,6 +57,7 @@ def class_mapping(teacher_classes, charset: Charset, teacher_blank: int) -> tupl
 
 class OnnxCtcTeacher:
     feature_channels = None
+    per_line = True
 
     def __init__(self, path: str, charset: Charset, threads: int = 1, floor: float = 1e-6):
         from .evaluate import OnnxRecognizer
@@ -65,6 +71,15 @@ class OnnxCtcTeacher:
         self.num_classes = len(charset)
         self.floor = floor
         self.coverage = len(set(dst.tolist())) / len(charset)
+        self.known = torch.zeros(len(charset), dtype=torch.bool)
+        self.known[self.dst] = True
+
+    def kd_lengths(self, batch) -> torch.Tensor:
+        """Input lengths, zeroed for lines holding a character the teacher has no class for."""
+        ok = self.known[batch["targets"]]
+        per_line = torch.split(ok, batch["target_lengths"].tolist())
+        mask = torch.tensor([bool(p.all()) for p in per_line])
+        return batch["input_lengths"] * mask
 
     def _teacher_input(self, images: torch.Tensor) -> np.ndarray:
         spec = self.spec
@@ -79,15 +94,29 @@ class OnnxCtcTeacher:
         std = torch.tensor(spec.norm_std).view(1, -1, 1, 1)
         return ((x - mean) / std).contiguous().numpy().astype(np.float32)
 
-    @torch.no_grad()
-    def __call__(self, images: torch.Tensor):
-        out = torch.from_numpy(self.rec.run(self._teacher_input(images))).float()
+    def _distribution(self, image: torch.Tensor, steps: int) -> torch.Tensor:
+        """Our-charset probabilities [steps, C] for one unpadded line [1, 1, 32, w]."""
+        out = torch.from_numpy(self.rec.run(self._teacher_input(image))).float()[0]
         kind = self.spec.output_kind
         probs = out if kind == "probs" else (out.exp() if kind == "log_probs" else out.softmax(-1))
-        mapped = torch.full((*probs.shape[:2], self.num_classes), 0.0)
-        mapped.index_add_(2, self.dst, probs.index_select(2, self.src))
-        steps = images.shape[-1] // 4
-        mapped = F.interpolate(mapped.permute(0, 2, 1), size=steps, mode="linear", align_corners=False)
-        mapped = mapped.permute(0, 2, 1).clamp_min(0) + self.floor
-        mapped = mapped / mapped.sum(-1, keepdim=True)
-        return mapped.log(), None
+        mapped = torch.zeros(probs.shape[0], self.num_classes)
+        mapped.index_add_(1, self.dst, probs.index_select(1, self.src))
+        mapped = F.interpolate(mapped.T[None], size=steps, mode="linear", align_corners=False)[0].T
+        mapped = mapped.clamp_min(0) + self.floor
+        return mapped / mapped.sum(-1, keepdim=True)
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, input_lengths: torch.Tensor | None = None):
+        """Teacher log-probabilities [N, W/4, C]. Lines run one at a time at their own
+        width (``input_lengths * 4``), so batch padding costs the teacher nothing; steps
+        beyond a line's length are filled with a certain blank (they are masked anyway)."""
+        n, _, _, width = images.shape
+        steps = width // 4
+        if input_lengths is None:
+            input_lengths = torch.full((n,), steps)
+        out = torch.full((n, steps, self.num_classes), self.floor)
+        out[:, :, 0] = 1.0
+        for k in range(n):
+            t = int(input_lengths[k])
+            out[k, :t] = self._distribution(images[k:k + 1, :, :, : 4 * t], t)
+        return out.log(), None

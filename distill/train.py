@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import time
 from pathlib import Path
 
@@ -77,11 +78,12 @@ def ctc_step(model, batch, loss_fn: DistillationLoss) -> dict:
 
 
 def distill_step(student, teacher, batch, loss_fn: DistillationLoss) -> dict:
-    teacher_logits, teacher_features = teacher(batch["images"])
+    teacher_logits, teacher_features = teacher(batch["images"], batch["input_lengths"])
     features = student.forward_features(batch["images"])
     logits = student.forward_head(features)
     return loss_fn(logits, batch["targets"], batch["input_lengths"], batch["target_lengths"],
-                   teacher_logits=teacher_logits, student_features=features, teacher_features=teacher_features)
+                   teacher_logits=teacher_logits, student_features=features, teacher_features=teacher_features,
+                   kd_lengths=teacher.kd_lengths(batch))
 
 
 def optimizer_for(params, lr: float, weight_decay: float, total_steps: int):
@@ -177,6 +179,13 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
         if "loss" in state:
             loss_fn.load_state_dict(state["loss"])
         start = state["step"]
+        if state.get("config", {}).get("steps", steps) != steps:
+            # the run was lengthened or shortened: continue a one-cycle schedule over the new total
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", lr / 10.0)
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=lr, total_steps=max(steps, start + 2), pct_start=0.08, div_factor=10.0,
+                final_div_factor=50.0, last_epoch=start - 1)
     metrics_path = run_dir / "metrics.jsonl"
 
     def log(record):
@@ -193,6 +202,7 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
         last_save[0] = time.time()
 
     def on_step(step):
+        current[0] = step
         if step % eval_every == 0 or step == steps:
             acc = greedy_accuracy(model, dev, charset)
             log({"step": step, "dev_char_accuracy": round(acc["char_accuracy"], 5),
@@ -200,6 +210,12 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
         if time.time() - last_save[0] > checkpoint_seconds or step == steps:
             save(step)
 
+    def on_term(signum, frame):
+        save(current[0])
+        raise SystemExit(128 + signum)
+
+    current = [start]
+    signal.signal(signal.SIGTERM, on_term)
     if start < steps:
         loader = train_loader(charset, batch_size, steps, start, seed, workers, max_strength)
         if use_kd:

@@ -20,3 +20,15 @@ def test_crnn_teacher_is_frozen_and_in_eval_mode():
     logits, feats = teacher(torch.randn(1, 1, 32, 40))
     assert not model.training and not any(p.requires_grad for p in model.parameters())
     assert logits.shape == (1, 10, 20) and feats.shape[-1] == 10
+
+
+def test_lines_with_characters_unknown_to_an_onnx_teacher_get_no_kd():
+    from distill.teachers import OnnxCtcTeacher
+
+    teacher = OnnxCtcTeacher.__new__(OnnxCtcTeacher)
+    cs = load_charset()
+    teacher.known = torch.zeros(len(cs), dtype=torch.bool)
+    teacher.known[cs.encode("发票")] = True
+    batch = {"targets": torch.tensor(cs.encode("发票") + cs.encode("票鼾")), "target_lengths": torch.tensor([2, 2]),
+             "input_lengths": torch.tensor([10, 12])}
+    assert teacher.kd_lengths(batch).tolist() == [10, 0]
