@@ -246,3 +246,28 @@ def test_each_user_sees_only_their_own_uploads(live_stack, new_page):
     expect(bob.locator(".alert-info")).to_have_text("您已退出登录。")
     for page in (alice, bob, boss):
         assert page.errors == []
+
+
+def test_a_user_fixes_a_recognised_line_and_it_becomes_training_data(live_stack, new_page):
+    from ocr_api.models import LineCorrection
+
+    live_stack.create_user("carol", PASSWORD)
+    page = new_page(live_stack.url)
+    log_in(page, live_stack.url, "carol", PASSWORD)
+    page.set_input_files(
+        "#file-input", files=[{"name": "fix.png", "mimeType": "image/png", "buffer": text_line_png(DATE_LINE)}]
+    )
+    result = card(page, r"^fix\.png$")
+    expect(result).to_have_attribute("data-state", "succeeded", timeout=RESULT_TIMEOUT_MS)
+    result.locator(".fix-btn").first.click()
+    field = result.locator(".fix-input")
+    expect(field).to_be_focused()
+    field.fill("开票日期：2026年12月01日")
+    field.press("Enter")
+    expect(result.locator(".line-text").first).to_have_text("开票日期：2026年12月01日")
+    expect(result.locator(".fix-done")).to_be_visible()
+    correction = LineCorrection.objects.get()
+    assert correction.corrected_text == "开票日期：2026年12月01日" and correction.line_index == 0
+    page.click("#copy-all")
+    assert clipboard(page).splitlines()[0] == "开票日期：2026年12月01日"
+    assert page.errors == []

@@ -101,9 +101,10 @@ function parseJson(text) {
   }
 }
 
-async function request(path, { method = "GET", body, signal } = {}) {
+async function request(path, { method = "GET", body, signal, json = false } = {}) {
   const url = path.startsWith("/") ? path : API_ROOT + path;
   const headers = { Accept: "application/json" };
+  if (json) headers["Content-Type"] = "application/json";
   if (method !== "GET" && method !== "HEAD") headers["X-CSRFToken"] = csrfToken();
   let response;
   let text;
@@ -161,6 +162,15 @@ export function listJobs({ page = 1, search = "", signal } = {}) {
   const params = new URLSearchParams({ page: String(page), page_size: String(PAGE_SIZE) });
   if (search) params.set("search", search);
   return request(`jobs?${params}`, { signal });
+}
+
+/** Fix the text of one recognised line; the fixed line becomes labelled training data. */
+export function correctLine(jobId, index, text) {
+  return request(`${jobUrl(jobId)}/lines/${index}/correction`, {
+    method: "PUT",
+    body: JSON.stringify({ text }),
+    json: true,
+  });
 }
 
 export function deleteJob(jobId) {

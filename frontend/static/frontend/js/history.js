@@ -186,7 +186,7 @@ export function initHistory({ historyPath }) {
             : null,
           job.status === "succeeded" ? h("div", { class: "lines-head" }, h("h4", {}, t("lines_title")), copyButton) : null,
           job.status === "succeeded" ? lowConfidenceNote(lines) : null,
-          job.status === "succeeded" ? renderLines(lines, preview) : null,
+          job.status === "succeeded" ? renderLines(lines, preview, job) : null,
           renderMeta(job, { showOwner: portalConfig.isStaff, showDate: true }),
         ),
       ),

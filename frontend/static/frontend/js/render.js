@@ -2,6 +2,7 @@
 // lines with their confidence, and the job's facts. Used by the upload cards
 // and by the history detail view alike.
 
+import { correctLine } from "./api.js";
 import { h } from "./dom.js";
 import { formatDate, formatPercent, formatSeconds, t } from "./i18n.js";
 
@@ -94,8 +95,53 @@ export function createPreview(src, alt) {
   };
 }
 
-/** The recognised lines, each with its confidence; low ones stand out. */
-export function renderLines(lines, preview) {
+/** A "Fix" button that turns the line into an input; saving sends the correction. */
+function fixControl(job, index, line, item, textEl) {
+  const button = h("button", { type: "button", class: "fix-btn", "aria-label": t("fix_line_label", { n: index + 1 }) },
+    t("fix_line"));
+  button.addEventListener("click", () => {
+    const input = h("input", { type: "text", class: "fix-input", value: line.text, "aria-label": t("fix_line_label", { n: index + 1 }) });
+    const save = h("button", { type: "button", class: "fix-save" }, t("fix_save"));
+    const cancel = h("button", { type: "button", class: "fix-cancel" }, t("fix_cancel"));
+    const note = h("span", { class: "fix-note", role: "status" });
+    const form = h("span", { class: "fix-form" }, input, save, cancel, note);
+    const close = () => {
+      form.replaceWith(textEl);
+      button.hidden = false;
+    };
+    cancel.addEventListener("click", close);
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") close();
+      if (event.key === "Enter") save.click();
+    });
+    save.addEventListener("click", async () => {
+      const text = input.value.trim();
+      if (!text || text === line.text) return close();
+      save.disabled = true;
+      try {
+        await correctLine(job.job_id, index, text);
+        line.text = text;
+        if (Array.isArray(job.lines) && job.lines[index]) job.lines[index].text = text;
+        if (Array.isArray(job.text)) job.text[index] = text;
+        textEl.textContent = text;
+        item.classList.add("is-corrected");
+        close();
+        item.append(h("span", { class: "fix-done", role: "status" }, t("fix_saved")));
+      } catch (err) {
+        save.disabled = false;
+        note.textContent = t("fix_failed", { message: err.message });
+      }
+    });
+    textEl.replaceWith(form);
+    button.hidden = true;
+    input.focus();
+  });
+  return button;
+}
+
+/** The recognised lines, each with its confidence; low ones stand out. With the job,
+ *  each line can be fixed by its reader. */
+export function renderLines(lines, preview, job = null) {
   if (!lines.length) return h("p", { class: "empty-note" }, t("no_text"));
   const list = h("ol", { class: "lines" });
   lines.forEach((line, index) => {
@@ -110,12 +156,14 @@ export function renderLines(lines, preview) {
             low ? h("span", { class: "low-flag" }, t("low_confidence")) : null,
             h("span", { class: "conf-value" }, formatPercent(line.confidence)),
           );
+    const textEl = h("span", { class: "line-text" }, line.text);
     const item = h(
       "li",
       { class: `line${low ? " is-low" : ""}`, dataset: { index: String(index) } },
-      h("span", { class: "line-text" }, line.text),
+      textEl,
       conf,
     );
+    if (job && job.job_id) item.append(fixControl(job, index, line, item, textEl));
     if (preview) {
       item.addEventListener("mouseenter", () => preview.highlight(index, true));
       item.addEventListener("mouseleave", () => preview.highlight(index, false));

@@ -147,7 +147,7 @@ class UploadItem {
       ...present(
         h("div", { class: "lines-head" }, h("h4", {}, t("lines_title")), copyButton),
         lowConfidenceNote(lines),
-        renderLines(lines, this.preview),
+        renderLines(lines, this.preview, job),
         renderMeta(job),
       ),
     );
