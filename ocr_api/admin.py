@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 from django.db import transaction
+from django.urls import reverse
+from django.utils.html import format_html
 
 from .models import Dataset, DistillJob, LineCorrection, ModelVersion, OcrJob
 from .registry import promote
@@ -35,8 +37,31 @@ class ModelVersionAdmin(admin.ModelAdmin):
 class DistillJobAdmin(admin.ModelAdmin):
     list_display = ("id", "kind", "status", "step", "created_by", "created_at", "finished_at")
     list_filter = ("kind", "status")
-    fields = ("kind", "params")
     actions = ["cancel_selected"]
+    live_fields = ("status", "progress_summary", "curves", "error_message", "checkpoint_path", "result_model",
+                   "log_tail", "created_by", "created_at", "started_at", "heartbeat_at", "finished_at")
+
+    def get_fields(self, request, obj=None):
+        return ("kind", "params") if obj is None else ("kind", "params", *self.live_fields)
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("kind", "params", *self.live_fields)
+
+    @admin.display(description="progress")
+    def progress_summary(self, obj):
+        p = obj.progress or {}
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in (p.get("losses") or {}).items())
+        acc = p.get("dev_char_accuracy")
+        eta = p.get("eta_s")
+        return (f"step {p.get('step', 0)}/{p.get('steps', '?')}; {losses or 'no loss yet'}; "
+                f"dev char accuracy {acc if acc is not None else '-'}; ETA {eta if eta is not None else '-'} s")
+
+    @admin.display(description="curves")
+    def curves(self, obj):
+        if not obj.curves_png:
+            return "-"
+        url = reverse("ocr_api:distill-job-curves", args=[obj.pk])
+        return format_html('<img src="{}" alt="loss and accuracy curves" style="max-width:100%">', url)
 
     @admin.display(description="step")
     def step(self, obj):

@@ -189,3 +189,22 @@ def test_only_one_model_is_ever_active(tmp_path):
     promote(second)
     promote(first)
     assert list(ModelVersion.objects.filter(is_active=True)) == [first]
+
+
+def test_the_admin_starts_a_job_and_shows_its_progress(client, admin_user, monkeypatch,
+                                                       django_capture_on_commit_callbacks):
+    from ocr_api import admin as ocr_admin
+
+    sent = []
+    monkeypatch.setattr(ocr_admin.run_training_job, "apply_async", lambda *a, **k: sent.append((a, k)))
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/ocr_api/distilljob/add/", {"kind": "teacher", "params": '{"steps": 5}'})
+    assert response.status_code == 302
+    job = DistillJob.objects.get()
+    assert job.params["steps"] == 5 and job.created_by == admin_user
+    assert sent == [((), {"args": [job.pk], "queue": "training"})]
+    job.progress = {"step": 2, "steps": 5, "losses": {"ctc": 3.5}, "dev_char_accuracy": 0.1, "eta_s": 12}
+    job.save()
+    page = client.get(f"/admin/ocr_api/distilljob/{job.pk}/change/").content.decode()
+    assert "step 2/5" in page and "ctc 3.5" in page

@@ -122,3 +122,19 @@ def test_a_running_ocr_worker_switches_to_a_promoted_model_without_failing_reque
     body = client.post("/ocr/v1/recognize", {"image_base64": b64(invoice_png)}, format="json").json()
     assert body["model_version"] == candidate.label and body["cached"] is False
     assert ModelVersion.objects.get(is_active=True) == candidate
+
+
+def test_a_crashing_trainer_ends_as_failed_with_its_error(staff, training_worker, make_user):
+    from ocr_api.training import run_dir
+
+    broken = DistillJob.objects.create(kind="teacher", status="succeeded", params={},
+                                       created_by=make_user("root", is_staff=True))
+    run_dir(broken).mkdir(parents=True, exist_ok=True)
+    (run_dir(broken) / "last.pt").write_bytes(b"this is not a checkpoint")
+    job_id = staff.post("/ocr/v1/distill-jobs", {"kind": "distill", "params": {"steps": 3, "batch_size": 4,
+                                                                                "teacher": broken.pk}},
+                        format="json").json()["id"]
+    job = wait_for(job_id, {"succeeded", "failed", "cancelled"}, 180, training_worker)
+    assert job.status == "failed"
+    assert "exited with code" in job.error_message and job.log_tail
+    assert job.finished_at is not None and job.result_model is None
