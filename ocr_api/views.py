@@ -151,7 +151,11 @@ class RecognizeView(APIView):
         if not job.is_finished:
             return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
         if job.status == OcrJob.Status.FAILED:
-            return error_response(job.error_code or "ocr_failed", job.error_message, status.HTTP_400_BAD_REQUEST)
+            server_side = job.error_code in ("internal_error", "timeout")
+            return error_response(
+                job.error_code, job.error_message,
+                status.HTTP_500_INTERNAL_SERVER_ERROR if server_side else status.HTTP_400_BAD_REQUEST,
+            )
         return Response(job_payload(job), status=status.HTTP_200_OK)
 
 

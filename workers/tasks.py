@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db.models import F
@@ -43,6 +44,15 @@ def recognize(job_id: str) -> str:
         )
     except ImageError as exc:
         _finish(job, status=OcrJob.Status.FAILED, error_code=exc.code, error_message=exc.message)
+        return "failed"
+    except SoftTimeLimitExceeded:
+        _finish(job, status=OcrJob.Status.FAILED, error_code="timeout",
+                error_message="Recognition took longer than the time limit.")
+        return "failed"
+    except Exception as exc:  # noqa: BLE001 - the job must end, not stay "running" forever
+        log.exception("job %s failed", job_id)
+        _finish(job, status=OcrJob.Status.FAILED, error_code="internal_error",
+                error_message=f"Recognition failed: {type(exc).__name__}.")
         return "failed"
     model_label = outcome.model_label or model_holder().current().label
     finished = timezone.now()

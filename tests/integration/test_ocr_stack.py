@@ -120,3 +120,21 @@ def test_a_job_run_twice_is_done_once(client, ocr_worker, invoice_png):
     assert recognize.run(body["job_id"]) == "skipped"
     job.refresh_from_db()
     assert job.attempts == 1 and job.status == OcrJob.Status.SUCCEEDED
+
+
+def test_a_job_whose_stored_image_is_corrupt_ends_as_failed(client, ocr_worker, invoice_png):
+    """The worker decodes again; a bad image found there ends the job with its error code."""
+    from workers.tasks import recognize
+
+    job = OcrJob.objects.create(
+        owner=OcrJob._meta.get_field("owner").related_model.objects.get(username="erp"),
+        image=b"\x89PNG\r\n\x1a\n" + b"\0" * 64, image_sha256="1" * 64, image_format="PNG", width=10, height=10,
+        size_bytes=72, cache_key="k",
+    )
+    recognize.apply_async(args=[str(job.pk)])
+    deadline = time.monotonic() + 30
+    while not OcrJob.objects.get(pk=job.pk).is_finished:
+        assert time.monotonic() < deadline, ocr_worker.log()[-2000:]
+        time.sleep(0.1)
+    job.refresh_from_db()
+    assert job.status == OcrJob.Status.FAILED and job.error_code in ("truncated_image", "not_an_image")
