@@ -56,6 +56,16 @@ def _jieba_words() -> tuple[tuple[str, ...], np.ndarray]:
     return tuple(words), np.asarray(freqs, dtype=np.float64)
 
 
+@lru_cache(maxsize=4)
+def _word_table(classes: tuple[str, ...], max_len: int, freq_power: float):
+    """jieba words fully inside the charset, and the cumulative sampling distribution."""
+    words, freqs = _jieba_words()
+    known = set(classes)
+    keep = [i for i, w in enumerate(words) if len(w) <= max_len and known.issuperset(w)]
+    p = freqs[keep] ** freq_power
+    return [words[i] for i in keep], np.cumsum(p / p.sum())
+
+
 class TextSource:
     """Draws label texts (already covered by the charset) for one split."""
 
@@ -70,11 +80,7 @@ class TextSource:
         self.split = split
         self.min_len = min_len
         self.max_len = max_len
-        words, freqs = _jieba_words()
-        keep = [i for i, w in enumerate(words) if charset.covers(w) and len(w) <= max_len]
-        self.words = [words[i] for i in keep]
-        p = freqs[keep] ** freq_power
-        self.word_cdf = np.cumsum(p / p.sum())
+        self.words, self.word_cdf = _word_table(charset.classes, max_len, freq_power)
         self.hanzi = [c for c in charset.chars if "\u4e00" <= c <= "\u9fff"]
         self._seed = seed
         self._fakers = None
