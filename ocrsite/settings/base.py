@@ -181,8 +181,8 @@ OCR_CACHE_TTL_S = env_int("OCR_CACHE_TTL_S", 7 * 24 * 3600, minimum=0)
 OCR_BINARIZE = env_bool("OCR_BINARIZE", False)
 # The dynamic batcher inside each OCR worker process.
 OCR_BATCH_MAX_SIZE = env_int("OCR_BATCH_MAX_SIZE", 32, minimum=1)
-OCR_BATCH_MAX_WAIT_MS = env_float("OCR_BATCH_MAX_WAIT_MS", 15.0, minimum=0.0)
-OCR_BATCH_MAX_WIDTH_RATIO = env_float("OCR_BATCH_MAX_WIDTH_RATIO", 1.5, minimum=1.0)
+OCR_BATCH_MAX_WAIT_MS = env_float("OCR_BATCH_MAX_WAIT_MS", 2.0, minimum=0.0)
+OCR_BATCH_MAX_WIDTH_RATIO = env_float("OCR_BATCH_MAX_WIDTH_RATIO", 1.15, minimum=1.0)
 OCR_ORT_THREADS = env_int("OCR_ORT_THREADS", 0, minimum=0)
 OCR_TASK_SOFT_TIME_LIMIT_S = CELERY_TASK_SOFT_TIME_LIMIT
 # Model files; the registry's active ModelVersion wins, this is the fallback when none is registered.
