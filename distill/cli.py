@@ -89,8 +89,16 @@ def _cmd_export(args) -> int:
     from .train import load_model
 
     _threads(args)
-    model, state = load_model(args.checkpoint)
-    name = args.name or f"crnn-{state['arch']}"
+    if bool(args.checkpoint) == bool(args.untrained):
+        print("error: give exactly one of --checkpoint or --untrained ARCH", file=sys.stderr)
+        return 2
+    if args.checkpoint:
+        model, state = load_model(args.checkpoint)
+    else:  # randomly initialised: only good for measuring speed and size
+        from .models import build
+
+        model, state = build(args.untrained, len(load_charset())), {"arch": args.untrained, "step": 0}
+    name = args.name or f"crnn-{state['arch']}" + ("-untrained" if args.untrained else "")
     extra = {"distill.arch": state["arch"], "distill.step": str(state.get("step", 0))}
     spec = crnn_spec(name, load_charset().classes, extra=extra)
     out = export_onnx(model.eval(), args.out, spec)
@@ -176,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_distill)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX with the model package metadata")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--untrained", default=None, metavar="ARCH", help="export a randomly initialised ARCH (timing only)")
     p.add_argument("--out", required=True)
     p.add_argument("--name", default=None)
     p.add_argument("--threads", type=int, default=1)
