@@ -54,6 +54,7 @@ def _train(args, arch: str, teacher=None) -> int:
         lr=args.lr, seed=args.seed, workers=args.workers, teacher=teacher, alpha=args.alpha, beta=args.beta,
         temperature=args.temperature, eval_every=args.eval_every, checkpoint_seconds=args.checkpoint_seconds,
         resume=not args.no_resume, init=args.init, max_strength=args.max_strength, progress=not args.quiet,
+        train_data=args.train_data, train_data_share=args.train_data_share,
     )
     print(json.dumps({"checkpoint": str(ckpt)}))
     return 0
@@ -138,6 +139,8 @@ def _training_args(p, steps: int, lr: float, batch_size: int) -> None:
     p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--train-data", default=None, help="a labels.tsv folder of real lines to mix into the synthetic ones")
+    p.add_argument("--train-data-share", type=float, default=0.3, help="share of each batch taken from --train-data")
     p.add_argument("--workers", type=int, default=1, help="data rendering processes")
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--checkpoint-seconds", type=float, default=240.0)

@@ -119,6 +119,30 @@ class LabelledLines:
         return resize_to_height(img, self.height), text
 
 
+class MixedLines:
+    """Synthetic lines with real labelled lines (an uploaded dataset, users' corrections) mixed in:
+    every ``round(1 / share)``-th item comes from ``labelled``, cycling through it. Labelled lines
+    with characters outside the charset are left out (and counted in ``dropped``)."""
+
+    def __init__(self, synthetic, labelled: LabelledLines, charset, share: float = 0.3):
+        if not 0 < share <= 1:
+            raise ValueError("the share of labelled lines must lie in (0, 1]")
+        keep = [i for i, (_, text) in enumerate(labelled.items) if text.strip() and charset.covers(text)]
+        if not keep:
+            raise ValueError(f"{labelled.dir}: no line of labels.tsv is covered by the charset")
+        self.synthetic, self.labelled, self.keep = synthetic, labelled, keep
+        self.dropped = len(labelled.items) - len(keep)
+        self.every = max(1, round(1 / share))
+
+    def __len__(self) -> int:
+        return len(self.synthetic)
+
+    def __getitem__(self, i: int):
+        if i % self.every == 0:
+            return self.labelled[self.keep[(i // self.every) % len(self.keep)]]
+        return self.synthetic[i]
+
+
 class Collate:
     """Pads a list of (uint8 image, text) to a batch for CTC training."""
 

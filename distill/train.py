@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from .charset import Charset, greedy_decode
-from .data import Collate, SyntheticLines
+from .data import Collate, LabelledLines, MixedLines, SyntheticLines
 from .evaluate import clean_for_scoring, edit_distance
 from .losses import DistillationLoss
 from .models import build
@@ -35,9 +35,13 @@ def _worker_init(_):
 
 
 def train_loader(charset: Charset, batch_size: int, total_steps: int, start_step: int = 0, seed: int = 0,
-                 workers: int = 1, max_strength: float = 1.0) -> DataLoader:
-    """Deterministic on-the-fly training batches for steps start_step..total_steps-1."""
+                 workers: int = 1, max_strength: float = 1.0, train_data: str | Path | None = None,
+                 train_data_share: float = 0.3) -> DataLoader:
+    """Deterministic on-the-fly training batches for steps start_step..total_steps-1, with the lines
+    of a labels.tsv folder mixed in when ``train_data`` is given."""
     ds = SyntheticLines(total_steps * batch_size, split="train", seed=seed, max_strength=max_strength)
+    if train_data is not None:
+        ds = MixedLines(ds, LabelledLines(train_data), charset, train_data_share)
     subset = Subset(ds, range(start_step * batch_size, total_steps * batch_size))
     return DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers,
                       collate_fn=Collate(charset), worker_init_fn=_worker_init if workers else None,
@@ -151,7 +155,8 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
                  seed: int = 0, workers: int = 1, teacher=None, alpha: float = 0.6, beta: float = 0.0,
                  temperature: float = 2.0, weight_decay: float = 0.01, eval_every: int = 200,
                  checkpoint_seconds: float = 240.0, resume: bool = True, init: str | None = None,
-                 max_strength: float = 1.0, progress: bool = True) -> Path:
+                 max_strength: float = 1.0, progress: bool = True, train_data: str | Path | None = None,
+                 train_data_share: float = 0.3) -> Path:
     """Train ``arch`` with CTC (teacher None) or distil it from ``teacher``.
     Writes ``run_dir/last.pt`` (resumable) and ``run_dir/metrics.jsonl``."""
     run_dir = Path(run_dir)
@@ -217,7 +222,8 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
     current = [start]
     signal.signal(signal.SIGTERM, on_term)
     if start < steps:
-        loader = train_loader(charset, batch_size, steps, start, seed, workers, max_strength)
+        loader = train_loader(charset, batch_size, steps, start, seed, workers, max_strength, train_data,
+                              train_data_share)
         if use_kd:
             step_fn = lambda batch: distill_step(model, teacher, batch, loss_fn)  # noqa: E731
         else:
