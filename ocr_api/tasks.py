@@ -129,6 +129,8 @@ def run_training_job(job_id: int) -> str:
     log_path = out_dir / "train.log"
     tail: deque[str] = deque(maxlen=60)
     with open(log_path, "ab") as log_file:
+        log_file.write(("$ " + " ".join(cmd) + "\n").encode())
+        log_file.flush()
         proc = subprocess.Popen(cmd, cwd=settings.BASE_DIR, stdout=log_file, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     started = time.monotonic()

@@ -138,3 +138,24 @@ def test_a_crashing_trainer_ends_as_failed_with_its_error(staff, training_worker
     assert job.status == "failed"
     assert "exited with code" in job.error_message and job.log_tail
     assert job.finished_at is not None and job.result_model is None
+
+
+def test_a_job_trains_on_an_uploaded_dataset(staff, training_worker):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.api.test_lifecycle_api import _zip
+    from tests.conftest import png_bytes, render_lines
+
+    entries = {"labels.tsv": "a.png\t上海明远科技\nb.png\t发票 2026\n".encode()}
+    entries["a.png"] = png_bytes(render_lines(["上海明远科技"]))
+    entries["b.png"] = png_bytes(render_lines(["发票 2026"]))
+    uploaded = staff.post("/ocr/v1/datasets", {"file": SimpleUploadedFile("d.zip", _zip(entries))},
+                          format="multipart")
+    assert uploaded.status_code == 201, uploaded.content
+    params = {"steps": 2, "batch_size": 4, "data_source": "dataset", "dataset": uploaded.json()["id"]}
+    job_id = staff.post("/ocr/v1/distill-jobs", {"kind": "teacher", "params": params}, format="json").json()["id"]
+    job = wait_for(job_id, {"succeeded", "failed", "cancelled"}, 240, training_worker)
+    assert job.status == "succeeded", job.error_message
+    assert job.result_model.lineage["data_source"] == "dataset"
+    command = (Path(job.checkpoint_path).parent / "train.log").read_text().splitlines()[0]
+    assert "--train-data" in command
