@@ -14,6 +14,7 @@ import onnx
 import onnxruntime as ort
 
 from workers.modelpkg import ModelSpec
+from workers.preprocess import prepare_line
 
 from .charset import greedy_decode
 from .data import read_labels
@@ -58,27 +59,9 @@ class OnnxRecognizer:
         self.input_name = self.session.get_inputs()[0].name
 
     def preprocess(self, bgr: np.ndarray) -> np.ndarray:
-        """A BGR uint8 image (H, W, 3) to a [1, C, H', W'] float32 tensor."""
-        spec = self.spec
-        if spec.color_order == "GRAY":
-            img = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)[:, :, None]
-        elif spec.color_order == "RGB":
-            img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        else:
-            img = bgr
-        h, w = img.shape[:2]
-        height = spec.input_height
-        width = int(round(w * height / max(h, 1)))
-        width = min(max(width, spec.min_width), spec.max_width)
-        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if h > height else cv2.INTER_LINEAR)
-        if img.ndim == 2:
-            img = img[:, :, None]
-        padded = -(-width // spec.width_multiple) * spec.width_multiple
-        if padded != width:
-            img = np.pad(img, ((0, 0), (0, padded - width), (0, 0)), mode="edge")
-        x = img.astype(np.float32) / 255.0
-        x = (x - np.asarray(spec.norm_mean, np.float32)) / np.asarray(spec.norm_std, np.float32)
-        return x.transpose(2, 0, 1)[None]
+        """A BGR uint8 image (H, W, 3) to a [1, C, H', W'] float32 tensor, exactly as an OCR
+        worker prepares a line (workers.preprocess), so what is measured here is what is served."""
+        return prepare_line(np.ascontiguousarray(bgr[:, :, ::-1]), self.spec)[None]
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]
