@@ -34,6 +34,16 @@ def _threads(args) -> None:
     torch.set_num_threads(args.threads)
 
 
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: no CUDA device is available")
+    return name
+
+
 def _cmd_generate(args) -> int:
     from .data import write_dataset
 
@@ -54,7 +64,7 @@ def _train(args, arch: str, teacher=None) -> int:
         lr=args.lr, seed=args.seed, workers=args.workers, teacher=teacher, alpha=args.alpha, beta=args.beta,
         temperature=args.temperature, eval_every=args.eval_every, checkpoint_seconds=args.checkpoint_seconds,
         resume=not args.no_resume, init=args.init, max_strength=args.max_strength, progress=not args.quiet,
-        train_data=args.train_data, train_data_share=args.train_data_share,
+        train_data=args.train_data, train_data_share=args.train_data_share, device=_device(args.device),
     )
     print(json.dumps({"checkpoint": str(ckpt)}))
     return 0
@@ -139,6 +149,7 @@ def _training_args(p, steps: int, lr: float, batch_size: int) -> None:
     p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
     p.add_argument("--train-data", default=None, help="a labels.tsv folder of real lines to mix into the synthetic ones")
     p.add_argument("--train-data-share", type=float, default=0.3, help="share of each batch taken from --train-data")
     p.add_argument("--workers", type=int, default=1, help="data rendering processes")

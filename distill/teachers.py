@@ -35,6 +35,10 @@ class CrnnTeacher:
             p.requires_grad_(False)
         self.feature_channels = model.feature_channels
 
+    def to(self, device) -> "CrnnTeacher":
+        self.model.to(device)
+        return self
+
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, input_lengths: torch.Tensor | None = None):
         features = self.model.forward_features(images)
@@ -76,9 +80,9 @@ class OnnxCtcTeacher:
 
     def kd_lengths(self, batch) -> torch.Tensor:
         """Input lengths, zeroed for lines holding a character the teacher has no class for."""
-        ok = self.known[batch["targets"]]
+        ok = self.known[batch["targets"].cpu()]
         per_line = torch.split(ok, batch["target_lengths"].tolist())
-        mask = torch.tensor([bool(p.all()) for p in per_line])
+        mask = torch.tensor([bool(p.all()) for p in per_line], device=batch["input_lengths"].device)
         return batch["input_lengths"] * mask
 
     def _teacher_input(self, images: torch.Tensor) -> np.ndarray:
@@ -110,6 +114,8 @@ class OnnxCtcTeacher:
         """Teacher log-probabilities [N, W/4, C]. Lines run one at a time at their own
         width (``input_lengths * 4``), so batch padding costs the teacher nothing; steps
         beyond a line's length are filled with a certain blank (they are masked anyway)."""
+        device = images.device
+        images = images.cpu()  # ONNX Runtime runs on the CPU here
         n, _, _, width = images.shape
         steps = width // 4
         if input_lengths is None:
@@ -119,4 +125,4 @@ class OnnxCtcTeacher:
         for k in range(n):
             t = int(input_lengths[k])
             out[k, :t] = self._distribution(images[k:k + 1, :, :, : 4 * t], t)
-        return out.log(), None
+        return out.log().to(device), None

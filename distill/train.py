@@ -63,8 +63,9 @@ def greedy_accuracy(model: torch.nn.Module, batches: list[dict], charset: Charse
     was_training = model.training
     model.eval()
     errors = total = exact = lines = 0
+    device = next(model.parameters()).device
     for batch in batches:
-        best = model(batch["images"]).argmax(-1)
+        best = model(batch["images"].to(device)).argmax(-1).cpu()
         for k, text in enumerate(batch["texts"]):
             pred = greedy_decode(best[k, : batch["input_lengths"][k]].tolist(), charset.classes)
             gt, pr = clean_for_scoring(text), clean_for_scoring(pred)
@@ -120,6 +121,10 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
     return model, state
 
 
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
 def train_steps(model, loader, optimizer, scheduler, step_fn, *, start_step: int, total_steps: int,
                 log, on_step=None, clip: float = 5.0, progress: bool = True) -> int:
     """Run optimisation steps from ``start_step``; ``step_fn(batch) -> dict of loss terms``.
@@ -130,8 +135,9 @@ def train_steps(model, loader, optimizer, scheduler, step_fn, *, start_step: int
     step = start_step
     bar = tqdm(total=total_steps, initial=start_step, disable=not progress, mininterval=10, dynamic_ncols=True)
     t0 = time.time()
+    device = next(model.parameters()).device
     for batch in loader:
-        terms = step_fn(batch)
+        terms = step_fn(to_device(batch, device))
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
@@ -156,7 +162,7 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
                  temperature: float = 2.0, weight_decay: float = 0.01, eval_every: int = 200,
                  checkpoint_seconds: float = 240.0, resume: bool = True, init: str | None = None,
                  max_strength: float = 1.0, progress: bool = True, train_data: str | Path | None = None,
-                 train_data_share: float = 0.3) -> Path:
+                 train_data_share: float = 0.3, device: str = "cpu") -> Path:
     """Train ``arch`` with CTC (teacher None) or distil it from ``teacher``.
     Writes ``run_dir/last.pt`` (resumable) and ``run_dir/metrics.jsonl``."""
     run_dir = Path(run_dir)
@@ -172,8 +178,14 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
         student_channels=model.feature_channels,
         teacher_channels=getattr(teacher, "feature_channels", None) if use_kd else None,
     )
+    device = torch.device(device)
+    model.to(device)
+    loss_fn.to(device)
+    if use_kd and hasattr(teacher, "to"):
+        teacher.to(device)
     optimizer, scheduler = optimizer_for(list(model.parameters()) + list(loss_fn.parameters()), lr, weight_decay, steps)
     config = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "kd": use_kd,
+              "device": str(device),
               "alpha": alpha, "beta": beta, "temperature": temperature, "max_strength": max_strength}
     start = 0
     if resume and ckpt.exists():
