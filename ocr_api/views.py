@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from workers.cache import cache_key, preprocessing_signature
 from workers.decode import ImageError, inspect_image
 from workers.presence import live_workers, wait_done
-from workers.runtime import redis_client, result_cache
+from workers.runtime import image_limits, redis_client, result_cache
 
 from .errors import ApiError, error_response
 from .models import OcrJob
@@ -38,12 +38,6 @@ _ERRORS = {
     429: OpenApiResponse(ErrorResponseSerializer, description="throttled"),
     503: OpenApiResponse(ErrorResponseSerializer, description="no worker or broker answers"),
 }
-
-
-def _image_limits():
-    from workers.tasks import image_limits
-
-    return image_limits()
 
 
 def _truthy(value) -> bool:
@@ -97,7 +91,7 @@ class RecognizeView(APIView):
         started = time.monotonic()
         data, filename = self._read_image(request)
         try:
-            info = inspect_image(data, _image_limits())
+            info = inspect_image(data, image_limits())
         except ImageError as exc:
             raise ApiError(exc.code, exc.message, exc.status) from None
         model = active_model()

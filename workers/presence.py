@@ -52,7 +52,11 @@ class Heartbeat:
         self._thread.start()
 
     def beat(self) -> None:
-        self.client.zadd(WORKERS_KEY, {self.name: time.time()})
+        now = time.time()
+        pipe = self.client.pipeline()
+        pipe.zadd(WORKERS_KEY, {self.name: now})
+        pipe.zremrangebyscore(WORKERS_KEY, 0, now - 100 * self.interval)  # long-gone workers
+        pipe.execute()
 
     def stop(self) -> None:
         self._stop.set()

@@ -17,6 +17,7 @@ from django.db import close_old_connections
 
 from .batcher import LineBatcher
 from .cache import ResultCache
+from .decode import ImageLimits
 from .inference import Recognizer
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,12 @@ log = logging.getLogger(__name__)
 @lru_cache(maxsize=1)
 def redis_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=30, socket_connect_timeout=5)
+
+
+def image_limits() -> ImageLimits:
+    return ImageLimits(
+        max_bytes=settings.OCR_MAX_IMAGE_BYTES, max_pixels=settings.OCR_MAX_PIXELS, min_side=settings.OCR_MIN_SIDE
+    )
 
 
 def result_cache() -> ResultCache:

@@ -14,19 +14,13 @@ from django.utils import timezone
 from ocr_api.models import OcrJob
 
 from .cache import cache_key, preprocessing_signature
-from .decode import ImageError, ImageLimits
+from .decode import ImageError
 from .pipeline import recognize_bytes
 from .presence import Heartbeat, notify_done
-from .runtime import batcher, model_holder, redis_client, result_cache
+from .runtime import batcher, image_limits, model_holder, redis_client, result_cache
 
 log = logging.getLogger(__name__)
 _heartbeat: Heartbeat | None = None
-
-
-def image_limits() -> ImageLimits:
-    return ImageLimits(
-        max_bytes=settings.OCR_MAX_IMAGE_BYTES, max_pixels=settings.OCR_MAX_PIXELS, min_side=settings.OCR_MIN_SIDE
-    )
 
 
 @shared_task(name="workers.tasks.recognize", acks_late=True, reject_on_worker_lost=True)
