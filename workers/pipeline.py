@@ -8,11 +8,13 @@ import numpy as np
 
 from .batcher import LineBatcher
 from .decode import ImageLimits, decode_image
-from .lines import find_lines
+from .lines import box_in_original, estimate_skew, find_lines, rotate_upright
 from .preprocess import to_gray
 
 # Bump when line finding or preprocessing changes what a worker returns for the same bytes.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
+# Smaller skews do not disturb the line finder; levelling them would only cost time.
+MIN_DESKEW_DEGREES = 0.5
 
 
 @dataclass
@@ -29,8 +31,16 @@ class OcrOutcome:
 
 
 def recognize_array(rgb: np.ndarray, batcher: LineBatcher, request_id: str, timeout: float | None = None) -> OcrOutcome:
-    boxes = find_lines(to_gray(rgb))
-    crops = [rgb[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
+    height, width = rgb.shape[:2]
+    angle = estimate_skew(to_gray(rgb))
+    if abs(angle) >= MIN_DESKEW_DEGREES:
+        upright, rotation = rotate_upright(rgb, angle)
+        found = find_lines(to_gray(upright))
+        crops = [upright[y0:y1, x0:x1] for x0, y0, x1, y1 in found]
+        boxes = [box_in_original(b, rotation, width, height) for b in found]
+    else:
+        boxes = find_lines(to_gray(rgb))
+        crops = [rgb[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
     results = batcher.recognize(crops, request_id, timeout=timeout)
     lines = []
     batches: dict[int, dict] = {}

@@ -34,3 +34,15 @@ def test_it_recognises_a_multi_line_invoice(recognizer):
     assert out.text[1].replace(" ", "") == "价税合计1280.00"
     assert all(0.5 < line["confidence"] <= 1.0 for line in out.lines)
     assert out.lines[0]["box"][1] < out.lines[1]["box"][1]
+
+
+def test_it_reads_a_tilted_photo_of_a_form(recognizer):
+    from workers.lines import rotate_upright
+
+    lines = ["购买方名称：上海明远科技有限公司", "地址电话：上海市浦东新区 021-68881234", "价税合计（大写）壹仟贰佰捌拾元整"]
+    tilted, _ = rotate_upright(np.asarray(render_lines(lines, size=26)), -4)
+    out = recognize_array(tilted, LineBatcher(lambda: recognizer, max_wait_ms=1), "r")
+    assert [t.replace(" ", "") for t in out.text] == [t.replace(" ", "") for t in lines]
+    for line in out.lines:
+        x0, y0, x1, y1 = line["box"]
+        assert 0 <= x0 < x1 <= tilted.shape[1] and 0 <= y0 < y1 <= tilted.shape[0]

@@ -39,3 +39,25 @@ def test_widely_separated_columns_become_separate_segments():
     img = render_lines(["名称" + " " * 40 + "金额"])
     boxes = find_lines(gray_of(img))
     assert len(boxes) == 2 and boxes[0][0] < boxes[1][0]
+
+
+def test_it_measures_the_skew_that_levels_a_tilted_page():
+    import pytest
+
+    from workers.lines import estimate_skew, rotate_upright
+
+    page = np.asarray(render_lines(["购买方名称：上海明远科技有限公司", "纳税人识别号：91310115MA1K4XYZ2Q"]))
+    for tilt in (-6, -2.5, 0, 4):
+        turned, _ = rotate_upright(page, tilt)
+        assert estimate_skew(gray_of(turned)) == pytest.approx(-tilt, abs=0.3)
+
+
+def test_boxes_found_upright_map_back_inside_the_original_image():
+    from workers.lines import box_in_original, rotate_upright
+
+    page = np.asarray(render_lines(["第一行", "第二行"]))
+    h, w = page.shape[:2]
+    turned, rotation = rotate_upright(page, 5)
+    for box in find_lines(gray_of(turned)):
+        x0, y0, x1, y1 = box_in_original(box, rotation, w, h)
+        assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
