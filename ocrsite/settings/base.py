@@ -164,6 +164,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ModelKindEnum": "ocr_api.models.ModelVersion.Kind",
+        "TrainingJobKindEnum": "ocr_api.models.DistillJob.Kind",
+    },
 }
 
 # --- OCR ----------------------------------------------------------------------------------------
