@@ -78,6 +78,26 @@ def _finish(job: OcrJob, *, status: str, error_code: str = "", error_message: st
     notify_done(redis_client(), str(job.pk))
 
 
+def requeue_stale_jobs() -> int:
+    """Safety net for messages lost outside a worker (the web process died between saving the job
+    and queueing it, or Redis lost its data): unfinished jobs older than the redelivery timeout and
+    the task time limit are queued again. The claim makes a duplicate harmless."""
+    from datetime import timedelta
+
+    age = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] + settings.CELERY_TASK_TIME_LIMIT
+    cutoff = timezone.now() - timedelta(seconds=age)
+    stale = list(
+        OcrJob.objects.filter(
+            status__in=[OcrJob.Status.QUEUED, OcrJob.Status.RUNNING], created_at__lt=cutoff
+        ).values_list("pk", flat=True)[:1000]
+    )
+    for job_id in stale:
+        recognize.apply_async(args=[str(job_id)])
+    if stale:
+        log.warning("queued %d stale OCR jobs again", len(stale))
+    return len(stale)
+
+
 def _consumes_ocr_queue(consumer) -> bool:
     queues = consumer.app.amqp.queues.consume_from or consumer.app.amqp.queues
     return "ocr" in queues
@@ -91,6 +111,7 @@ def _warm_up(sender, **kwargs) -> None:
         return
     model_holder().current()
     batcher()
+    requeue_stale_jobs()
     _heartbeat = Heartbeat(redis_client(), sender.hostname, settings.OCR_WORKER_HEARTBEAT_TTL_S)
     _heartbeat.start()
 

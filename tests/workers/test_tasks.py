@@ -38,3 +38,24 @@ def test_a_finished_job_is_not_run_again(job, monkeypatch):
     job.save()
     monkeypatch.setattr(tasks, "batcher", lambda: ExplodingBatcher())
     assert tasks.recognize.run(str(job.pk)) == "skipped"
+
+
+def test_unfinished_jobs_older_than_the_redelivery_timeout_are_queued_again(job, make_user, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    sent = []
+    monkeypatch.setattr(tasks.recognize, "apply_async", lambda args: sent.append(args[0]))
+    OcrJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    fresh = OcrJob.objects.create(
+        owner=job.owner, image=job.image, image_sha256="3" * 64, image_format="PNG", width=1, height=1,
+        size_bytes=1, cache_key="k",
+    )
+    done = OcrJob.objects.create(
+        owner=job.owner, image=job.image, image_sha256="4" * 64, image_format="PNG", width=1, height=1,
+        size_bytes=1, cache_key="k", status=OcrJob.Status.SUCCEEDED,
+    )
+    OcrJob.objects.filter(pk=done.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    assert tasks.requeue_stale_jobs() == 1
+    assert sent == [str(job.pk)] and str(fresh.pk) not in sent
