@@ -208,3 +208,19 @@ def test_the_admin_starts_a_job_and_shows_its_progress(client, admin_user, monke
     job.save()
     page = client.get(f"/admin/ocr_api/distilljob/{job.pk}/change/").content.decode()
     assert "step 2/5" in page and "ctc 3.5" in page
+
+
+def test_the_default_model_is_the_first_candidate_present(settings, tmp_path):
+    from ocr_api.registry import default_model_path
+
+    settings.OCR_DEFAULT_MODEL = ""
+    settings.OCR_MODELS_DIR = tmp_path
+    student = tmp_path / "student.onnx"
+    student.write_bytes(b"x")
+    assert default_model_path() == student
+    (tmp_path / "reference").mkdir()
+    reference = tmp_path / "reference" / "ppocrv4_mobile_rec.onnx"
+    reference.write_bytes(b"x")
+    assert default_model_path() == reference
+    settings.OCR_DEFAULT_MODEL = str(student)
+    assert default_model_path() == student

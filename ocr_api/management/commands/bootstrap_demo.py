@@ -4,7 +4,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
-from ocr_api.registry import active_model
+from django.conf import settings
+
+from ocr_api.models import ModelVersion
+from ocr_api.registry import active_model, register_model
 
 
 class Command(BaseCommand):
@@ -23,6 +26,9 @@ class Command(BaseCommand):
             user.save()
         token, _ = Token.objects.get_or_create(user=user)
         model = active_model()
+        student = settings.OCR_MODELS_DIR / "student.onnx"
+        if student.exists():  # listed in the registry so an admin can compare and promote it
+            register_model(student, kind=ModelVersion.Kind.STUDENT)
         self.stdout.write(f"demo user: {username} / {password if created else '(unchanged password)'}")
         self.stdout.write(f"API token: {token.key}")
         self.stdout.write(f"active model: {model.label}")
