@@ -63,9 +63,11 @@ def _database() -> dict:
     """SQLite under var/ by default; PostgreSQL when OCR_DB_ENGINE=postgresql."""
     engine = env_str("OCR_DB_ENGINE", "sqlite")
     if engine == "sqlite":
+        path = Path(env_str("OCR_SQLITE_PATH", str(VAR_DIR / "ocr.sqlite3")))
+        path.parent.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its folder
         return {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env_str("OCR_SQLITE_PATH", str(VAR_DIR / "ocr.sqlite3")),
+            "NAME": str(path),
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
         }
     if engine == "postgresql":
