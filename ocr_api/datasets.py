@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import unicodedata
 import uuid
 import zipfile
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
+from distill.charset import load_charset, normalize  # pure Python: the one reader of charset.txt
 from workers.decode import ImageError, ImageLimits, decode_image
 
 from .models import Dataset, LineCorrection
@@ -41,17 +41,6 @@ class ValidatedDataset:
 
 def datasets_root() -> Path:
     return settings.VAR_DIR / "datasets"
-
-
-def charset() -> set[str]:
-    """The recogniser's characters, read from the charset file the training side owns
-    (one per line; "#..." lines of more than one character are comments; <space> is ' ')."""
-    path = settings.BASE_DIR / "distill" / "charset.txt"
-    chars = {" "}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line and not (len(line) > 1 and line.startswith("#")):
-            chars.add(" " if line == "<space>" else line)
-    return chars
 
 
 def _problem(errors: list[str], message: str) -> None:
@@ -82,7 +71,7 @@ def validate_zip(data: bytes) -> ValidatedDataset:
         labels = archive.read(label_names[0]).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DatasetError("labels.tsv is not UTF-8") from None
-    known = charset()
+    known = load_charset().index
     errors: list[str] = []
     entries: list[tuple[str, str]] = []
     outside: set[str] = set()
@@ -106,7 +95,7 @@ def validate_zip(data: bytes) -> ValidatedDataset:
         except ImageError as exc:
             _problem(errors, f"labels.tsv line {number}: {rel!r}: {exc.message}")
             continue
-        outside.update(ch for ch in unicodedata.normalize("NFKC", text) if ch not in known)
+        outside.update(ch for ch in normalize(text) if ch not in known)
         entries.append((member, text))
     if errors:
         raise DatasetError("; ".join(errors))
