@@ -144,10 +144,13 @@ class MixedLines:
 
 
 class Collate:
-    """Pads a list of (uint8 image, text) to a batch for CTC training."""
+    """Pads a list of (uint8 image, text) to a batch for CTC training. With a ``teacher``
+    (a picklable per-line teacher such as ``OnnxCtcTeacher``) the batch also carries the
+    teacher's log-probabilities as ``teacher_logits``, computed where the batch is made: in a
+    data worker, that is on another core than the student's step."""
 
-    def __init__(self, charset, stride: int = 4):
-        self.charset, self.stride = charset, stride
+    def __init__(self, charset, stride: int = 4, teacher=None):
+        self.charset, self.stride, self.teacher = charset, stride, teacher
 
     def __call__(self, batch):
         import numpy as np
@@ -167,13 +170,16 @@ class Collate:
             input_lengths.append(-(-w // self.stride))
             texts.append(text)
         images = (images / 255.0 - NORM_MEAN) / NORM_STD
-        return {
+        batch = {
             "images": torch.from_numpy(images),
             "targets": torch.tensor(targets, dtype=torch.long),
             "target_lengths": torch.tensor(target_lengths, dtype=torch.long),
             "input_lengths": torch.tensor(input_lengths, dtype=torch.long),
             "texts": texts,
         }
+        if self.teacher is not None:
+            batch["teacher_logits"] = self.teacher(batch["images"], batch["input_lengths"])[0]
+        return batch
 
 
 def write_dataset(out_dir: str | Path, count: int, split: str = "dev", seed: int = 0,

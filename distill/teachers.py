@@ -66,6 +66,7 @@ class OnnxCtcTeacher:
     def __init__(self, path: str, charset: Charset, threads: int = 1, floor: float = 1e-6):
         from .evaluate import OnnxRecognizer
 
+        self.path, self.threads = str(path), threads
         self.rec = OnnxRecognizer(path, threads=threads)
         spec = self.rec.spec
         self.spec = spec
@@ -77,6 +78,19 @@ class OnnxCtcTeacher:
         self.coverage = len(set(dst.tolist())) / len(charset)
         self.known = torch.zeros(len(charset), dtype=torch.bool)
         self.known[self.dst] = True
+
+    def __getstate__(self):
+        """Picklable (the session is rebuilt on the other side), so the teacher can run inside
+        the training data workers, on other cores than the student's step."""
+        state = dict(self.__dict__)
+        state.pop("rec", None)
+        return state
+
+    def __setstate__(self, state):
+        from .evaluate import OnnxRecognizer
+
+        self.__dict__.update(state)
+        self.rec = OnnxRecognizer(self.path, threads=self.threads)
 
     def kd_lengths(self, batch) -> torch.Tensor:
         """Input lengths, zeroed for lines holding a character the teacher has no class for."""

@@ -32,3 +32,26 @@ def test_lines_with_characters_unknown_to_an_onnx_teacher_get_no_kd():
     batch = {"targets": torch.tensor(cs.encode("发票") + cs.encode("票鼾")), "target_lengths": torch.tensor([2, 2]),
              "input_lengths": torch.tensor([10, 12])}
     assert teacher.kd_lengths(batch).tolist() == [10, 0]
+
+
+def test_an_onnx_teacher_runs_inside_the_data_workers_with_the_same_targets(tmp_path):
+    """The distillation loader computes the per-line teacher in its worker process (another core);
+    what arrives must equal running the teacher in the training process."""
+    from distill.export import crnn_spec, export_onnx
+    from distill.teachers import OnnxCtcTeacher
+    from distill.train import train_loader
+
+    cs = load_charset()
+    torch.manual_seed(0)
+    path = tmp_path / "tiny_teacher.onnx"
+    export_onnx(build("student", 4).eval(), path, crnn_spec("tiny", ["", "发", "票", "1"]))
+    teacher = OnnxCtcTeacher(str(path), cs)
+    batch = next(iter(train_loader(cs, batch_size=3, total_steps=1, workers=1, teacher=teacher)))
+    expected, _ = teacher(batch["images"], batch["input_lengths"])
+    n, _, _, width = batch["images"].shape
+    assert batch["teacher_logits"].shape == (n, width // 4, len(cs))
+    assert torch.allclose(batch["teacher_logits"], expected, atol=1e-5)
+    # the teacher puts mass on the characters it knows, and almost none on the others
+    probs = batch["teacher_logits"][0, : int(batch["input_lengths"][0])].exp()
+    known = [0] + cs.encode("发票1")
+    assert torch.all(probs[:, known].sum(-1) > 0.99)
