@@ -65,6 +65,7 @@ def _train(args, arch: str, teacher=None) -> int:
         temperature=args.temperature, eval_every=args.eval_every, checkpoint_seconds=args.checkpoint_seconds,
         resume=not args.no_resume, init=args.init, max_strength=args.max_strength, progress=not args.quiet,
         train_data=args.train_data, train_data_share=args.train_data_share, device=_device(args.device),
+        kd_top_k=args.kd_top_k,
     )
     print(json.dumps({"checkpoint": str(ckpt)}))
     return 0
@@ -162,6 +163,8 @@ def _training_args(p, steps: int, lr: float, batch_size: int) -> None:
     p.add_argument("--alpha", type=float, default=0.6, help="weight of the KD term (distill only)")
     p.add_argument("--beta", type=float, default=0.0, help="weight of the feature term (distill only)")
     p.add_argument("--temperature", type=float, default=2.0)
+    p.add_argument("--kd-top-k", type=int, default=8,
+                   help="KD against the teacher's top-k classes per timestep, softened within them (0: dense)")
 
 
 def build_parser() -> argparse.ArgumentParser:

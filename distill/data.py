@@ -178,7 +178,7 @@ class Collate:
             "texts": texts,
         }
         if self.teacher is not None:
-            batch["teacher_logits"] = self.teacher(batch["images"], batch["input_lengths"])[0]
+            batch.update(self.teacher.batch_targets(batch["images"], batch["input_lengths"]))
         return batch
 
 

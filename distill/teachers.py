@@ -63,10 +63,10 @@ class OnnxCtcTeacher:
     feature_channels = None
     per_line = True
 
-    def __init__(self, path: str, charset: Charset, threads: int = 1, floor: float = 1e-6):
+    def __init__(self, path: str, charset: Charset, threads: int = 1, floor: float = 1e-6, top_k: int = 0):
         from .evaluate import OnnxRecognizer
 
-        self.path, self.threads = str(path), threads
+        self.path, self.threads, self.top_k = str(path), threads, top_k
         self.rec = OnnxRecognizer(path, threads=threads)
         spec = self.rec.spec
         self.spec = spec
@@ -140,3 +140,22 @@ class OnnxCtcTeacher:
             t = int(input_lengths[k])
             out[k, :t] = self._distribution(images[k:k + 1, :, :, : 4 * t], t)
         return out.log().to(device), None
+
+    @torch.no_grad()
+    def batch_targets(self, images: torch.Tensor, input_lengths: torch.Tensor) -> dict:
+        """What the data workers add to a batch: the top-k classes per timestep
+        (``teacher_top_k_idx``/``teacher_top_k_logp``, [N, W/4, k]) when ``top_k`` is set, else the
+        dense ``teacher_logits``. Padded steps hold a certain blank."""
+        if not self.top_k:
+            return {"teacher_logits": self(images, input_lengths)[0]}
+        n, _, _, width = images.shape
+        steps, k_top = width // 4, self.top_k
+        idx = torch.zeros((n, steps, k_top), dtype=torch.long)
+        idx[:, :, 1:] = torch.arange(1, k_top)
+        logp = torch.full((n, steps, k_top), -30.0)
+        logp[:, :, 0] = 0.0
+        for k in range(n):
+            t = int(input_lengths[k])
+            values, indices = self._distribution(images[k:k + 1, :, :, : 4 * t], t).topk(k_top, dim=-1)
+            idx[k, :t], logp[k, :t] = indices, values.log()
+        return {"teacher_top_k_idx": idx, "teacher_top_k_logp": logp}

@@ -84,7 +84,11 @@ def ctc_step(model, batch, loss_fn: DistillationLoss) -> dict:
 
 
 def distill_step(student, teacher, batch, loss_fn: DistillationLoss) -> dict:
-    if "teacher_logits" in batch:  # computed by the data workers
+    top_k = None
+    if "teacher_top_k_idx" in batch:  # computed by the data workers
+        teacher_logits, teacher_features = None, None
+        top_k = (batch["teacher_top_k_idx"], batch["teacher_top_k_logp"])
+    elif "teacher_logits" in batch:
         teacher_logits, teacher_features = batch["teacher_logits"], None
     else:
         teacher_logits, teacher_features = teacher(batch["images"], batch["input_lengths"])
@@ -92,7 +96,7 @@ def distill_step(student, teacher, batch, loss_fn: DistillationLoss) -> dict:
     logits = student.forward_head(features)
     return loss_fn(logits, batch["targets"], batch["input_lengths"], batch["target_lengths"],
                    teacher_logits=teacher_logits, student_features=features, teacher_features=teacher_features,
-                   kd_lengths=teacher.kd_lengths(batch))
+                   kd_lengths=teacher.kd_lengths(batch), teacher_top_k=top_k)
 
 
 def optimizer_for(params, lr: float, weight_decay: float, total_steps: int):
@@ -166,7 +170,7 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
                  temperature: float = 2.0, weight_decay: float = 0.01, eval_every: int = 200,
                  checkpoint_seconds: float = 240.0, resume: bool = True, init: str | None = None,
                  max_strength: float = 1.0, progress: bool = True, train_data: str | Path | None = None,
-                 train_data_share: float = 0.3, device: str = "cpu") -> Path:
+                 train_data_share: float = 0.3, device: str = "cpu", kd_top_k: int = 8) -> Path:
     """Train ``arch`` with CTC (teacher None) or distil it from ``teacher``.
     Writes ``run_dir/last.pt`` (resumable) and ``run_dir/metrics.jsonl``."""
     run_dir = Path(run_dir)
@@ -178,7 +182,7 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
         model.load_state_dict(load_model(init)[0].state_dict())
     use_kd = teacher is not None
     loss_fn = DistillationLoss(
-        alpha=alpha if use_kd else 0.0, beta=beta if use_kd else 0.0, temperature=temperature,
+        alpha=alpha if use_kd else 0.0, beta=beta if use_kd else 0.0, temperature=temperature, top_k=kd_top_k,
         student_channels=model.feature_channels,
         teacher_channels=getattr(teacher, "feature_channels", None) if use_kd else None,
     )
@@ -190,7 +194,8 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
     optimizer, scheduler = optimizer_for(list(model.parameters()) + list(loss_fn.parameters()), lr, weight_decay, steps)
     config = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "kd": use_kd,
               "device": str(device),
-              "alpha": alpha, "beta": beta, "temperature": temperature, "max_strength": max_strength}
+              "alpha": alpha, "beta": beta, "temperature": temperature, "kd_top_k": kd_top_k,
+              "max_strength": max_strength}
     start = 0
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -202,8 +207,9 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
         start = state["step"]
         if state.get("config", {}).get("steps", steps) != steps:
             # the run was lengthened or shortened: continue a one-cycle schedule over the new total
+            # (OneCycleLR reads these keys from the groups when resuming; set them from --lr)
             for group in optimizer.param_groups:
-                group.setdefault("initial_lr", lr / 10.0)
+                group.update(initial_lr=lr / 10.0, max_lr=lr, min_lr=lr / 10.0 / 50.0)
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=lr, total_steps=max(steps, start + 2), pct_start=0.08, div_factor=10.0,
                 final_div_factor=50.0, last_epoch=start - 1)
@@ -240,6 +246,8 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
     if start < steps:
         # a per-line (ONNX, CPU) teacher runs in the data workers, beside the student's step
         loader_teacher = teacher if use_kd and workers > 0 and getattr(teacher, "per_line", False) else None
+        if loader_teacher is not None:
+            loader_teacher.top_k = kd_top_k
         loader = train_loader(charset, batch_size, steps, start, seed, workers, max_strength, train_data,
                               train_data_share, teacher=loader_teacher)
         if use_kd:

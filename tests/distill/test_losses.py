@@ -68,3 +68,45 @@ def test_ctc_loss_decreases_on_a_tiny_fixed_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.6 * losses[0]
+
+
+def test_top_k_kd_equals_the_dense_kl_when_the_teacher_lives_on_k_classes():
+    from distill.losses import ctc_kd_loss, sparse_kd_loss, top_k_targets
+
+    torch.manual_seed(3)
+    student = torch.randn(2, 7, 50)
+    teacher = torch.full((2, 7, 50), -1e4)
+    hot = torch.randint(0, 50, (2, 7, 4))
+    teacher.scatter_(-1, hot, torch.randn(2, 7, 4))
+    lengths = torch.tensor([7, 5])
+    dense = ctc_kd_loss(student, teacher, lengths, temperature=2.0)
+    sparse = sparse_kd_loss(student, *top_k_targets(teacher, 4), lengths, temperature=2.0)
+    assert torch.allclose(dense, sparse, atol=1e-5)
+
+
+def test_top_k_kd_keeps_a_softened_teacher_on_what_it_reads():
+    """Over thousands of classes a dense teacher softened at T=2 is mostly tail; the top-k one is not."""
+    from distill.losses import ctc_kd_loss
+
+    classes = 6000
+    teacher = torch.full((1, 1, classes), 1e-6)
+    teacher[0, 0, 5] = 1.0
+    teacher = (teacher / teacher.sum(-1, keepdim=True)).log()
+    right = torch.full((1, 1, classes), -20.0)
+    right[0, 0, 5] = 20.0  # a confident student reading what the teacher reads
+    lengths = torch.tensor([1])
+    fn = DistillationLoss(alpha=1.0, temperature=2.0, top_k=8)
+    sparse = fn(right, torch.tensor([5]), lengths, torch.tensor([1]), teacher_logits=teacher)["kd"]
+    dense = ctc_kd_loss(right, teacher, lengths, temperature=2.0)
+    assert sparse < 0.5 and dense > 10 * sparse
+
+
+def test_top_k_kd_ignores_time_steps_beyond_each_length():
+    from distill.losses import sparse_kd_loss, top_k_targets
+
+    torch.manual_seed(4)
+    student, teacher = torch.randn(2, 6, 30), torch.randn(2, 6, 30)
+    lengths = torch.tensor([4, 6])
+    base = sparse_kd_loss(student, *top_k_targets(teacher, 5), lengths)
+    student[0, 4:] = torch.randn(2, 30) * 50
+    assert torch.allclose(base, sparse_kd_loss(student, *top_k_targets(teacher, 5), lengths))

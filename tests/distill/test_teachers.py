@@ -55,3 +55,23 @@ def test_an_onnx_teacher_runs_inside_the_data_workers_with_the_same_targets(tmp_
     probs = batch["teacher_logits"][0, : int(batch["input_lengths"][0])].exp()
     known = [0] + cs.encode("发票1")
     assert torch.all(probs[:, known].sum(-1) > 0.99)
+
+
+def test_the_workers_send_the_onnx_teachers_top_k_classes(tmp_path):
+    from distill.export import crnn_spec, export_onnx
+    from distill.losses import top_k_targets
+    from distill.teachers import OnnxCtcTeacher
+    from distill.train import train_loader
+
+    cs = load_charset()
+    torch.manual_seed(1)
+    path = tmp_path / "tiny_teacher.onnx"
+    export_onnx(build("student", 5).eval(), path, crnn_spec("tiny", ["", "发", "票", "1", "2"]))
+    teacher = OnnxCtcTeacher(str(path), cs, top_k=3)
+    batch = next(iter(train_loader(cs, batch_size=2, total_steps=1, workers=1, teacher=teacher)))
+    assert "teacher_logits" not in batch
+    dense, _ = teacher(batch["images"], batch["input_lengths"])
+    idx, logp = top_k_targets(dense, 3)
+    for k, t in enumerate(batch["input_lengths"].tolist()):
+        assert torch.equal(batch["teacher_top_k_idx"][k, :t], idx[k, :t])
+        assert torch.allclose(batch["teacher_top_k_logp"][k, :t].exp(), logp[k, :t].exp(), atol=1e-5)
