@@ -37,8 +37,8 @@ def run_dir(job: DistillJob) -> Path:
 
 def clean_params(kind: str, raw: dict) -> dict:
     """Validate an admin's parameters; unknown keys are refused rather than ignored."""
-    allowed = {"steps", "batch_size", "lr", "alpha", "beta", "temperature", "seed", "data_source", "dataset",
-               "teacher", "threads", "arch"}
+    allowed = {"steps", "batch_size", "lr", "alpha", "beta", "temperature", "kd_top_k", "seed", "data_source",
+               "dataset", "teacher", "threads", "arch"}
     unknown = set(raw) - allowed
     if unknown:
         raise ParamError(f"unknown parameters: {', '.join(sorted(unknown))}")
@@ -62,6 +62,7 @@ def clean_params(kind: str, raw: dict) -> dict:
     number("alpha", float, 0.0, 1.0)
     number("beta", float, 0.0, 100.0)
     number("temperature", float, 0.1, 20.0)
+    number("kd_top_k", int, 0, 100_000)
     number("seed", int, 0, 2**31 - 1)
     number("threads", int, 1, 256)
     source = params.setdefault("data_source", "synthetic")
@@ -74,7 +75,9 @@ def clean_params(kind: str, raw: dict) -> dict:
         params.setdefault("alpha", 0.6)
         params.setdefault("temperature", 2.0)
         params.setdefault("beta", 0.0)
-        params.setdefault("teacher", "shipped")
+        params.setdefault("kd_top_k", 8)
+        # the best teacher measured (docs/models.md): PP-OCRv4-mobile, not the early CRNN teacher
+        params.setdefault("teacher", "reference")
         teacher_path(params["teacher"])  # refuses an unknown teacher now, not in the worker
     return params
 
@@ -110,7 +113,8 @@ def train_command(job: DistillJob, train_data: Path | None) -> list[str]:
     if job.kind == DistillJob.Kind.DISTILL:
         kind, path = teacher_path(p["teacher"])
         cmd += ["--teacher" if kind == "pt" else "--teacher-onnx", str(path),
-                "--alpha", str(p["alpha"]), "--beta", str(p["beta"]), "--temperature", str(p["temperature"])]
+                "--alpha", str(p["alpha"]), "--beta", str(p["beta"]), "--temperature", str(p["temperature"]),
+                "--kd-top-k", str(p.get("kd_top_k", 8))]
     if train_data is not None:
         cmd += ["--train-data", str(train_data)]
     return cmd

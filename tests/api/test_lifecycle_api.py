@@ -53,6 +53,7 @@ def test_non_staff_are_refused_with_403(member, method, url):
         ({"steps": 0}, "steps"),
         ({"alpha": 1.5}, "alpha"),
         ({"temperature": "hot"}, "temperature"),
+        ({"kd_top_k": -1}, "kd_top_k"),
         ({"teacher": 99999}, "teacher"),
         ({"bogus": 1}, "unknown parameters"),
         ({"data_source": "dataset", "dataset": 12345}, "dataset"),
@@ -62,6 +63,22 @@ def test_bad_parameters_are_refused_before_anything_is_queued(staff, params, mes
     response = staff.post("/ocr/v1/distill-jobs", {"kind": "distill", "params": params}, format="json")
     assert response.status_code == 400 and message in response.json()["error"]["message"]
     assert not DistillJob.objects.exists()
+
+
+def test_a_distillation_job_defaults_to_the_reference_teacher_and_top_k_kd(staff, settings, monkeypatch):
+    from ocr_api import tasks
+    from ocr_api.training import train_command
+
+    monkeypatch.setattr(tasks.run_training_job, "apply_async", lambda *a, **k: None)
+
+    response = staff.post("/ocr/v1/distill-jobs", {"kind": "distill", "params": {"steps": 5}}, format="json")
+    assert response.status_code == 201, response.content
+    job = DistillJob.objects.get(pk=response.json()["id"])
+    assert job.params["teacher"] == "reference" and job.params["kd_top_k"] == 8
+    cmd = train_command(job, None)
+    reference = settings.OCR_MODELS_DIR / "reference" / "ppocrv4_mobile_rec.onnx"
+    assert cmd[cmd.index("--teacher-onnx") + 1] == str(reference)
+    assert cmd[cmd.index("--kd-top-k") + 1] == "8"
 
 
 def test_cancelling_a_queued_job_ends_it_at_once(staff, make_user):
