@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                     f.write(line + "\n")
 
     base = args.model[0][0]
+    base_ms = sum(results[(base, d)]["ms_per_line_p50"] for d in args.data) / len(args.data)
     head = ["model", "params (M)", "ms/line (p50, mean over sets)", "× baseline"]
     for data in args.data:
         name = Path(data).name
@@ -65,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     for label, _ in args.model:
         rows = [results[(label, d)] for d in args.data]
         ms = sum(r["ms_per_line_p50"] for r in rows) / len(rows)
-        base_ms = sum(results[(base, d)]["ms_per_line_p50"] for d in args.data) / len(args.data)
         cells = [label, f"{rows[0]['params'] / 1e6:.2f}", f"{ms:.2f}", f"{ms / base_ms:.2f}"]
         for r in rows:
             cells += [f"{100 * r['char_accuracy']:.2f} %", f"{100 * r['line_accuracy']:.1f} %"]

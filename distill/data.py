@@ -146,11 +146,11 @@ class MixedLines:
 class Collate:
     """Pads a list of (uint8 image, text) to a batch for CTC training. With a ``teacher``
     (a picklable per-line teacher such as ``OnnxCtcTeacher``) the batch also carries the
-    teacher's log-probabilities as ``teacher_logits``, computed where the batch is made: in a
-    data worker, that is on another core than the student's step."""
+    teacher's targets (``batch_targets``: its ``top_k`` classes per timestep, or dense with 0),
+    computed where the batch is made: in a data worker, on another core than the student's step."""
 
-    def __init__(self, charset, stride: int = 4, teacher=None):
-        self.charset, self.stride, self.teacher = charset, stride, teacher
+    def __init__(self, charset, stride: int = 4, teacher=None, top_k: int = 0):
+        self.charset, self.stride, self.teacher, self.top_k = charset, stride, teacher, top_k
 
     def __call__(self, batch):
         import numpy as np
@@ -178,7 +178,7 @@ class Collate:
             "texts": texts,
         }
         if self.teacher is not None:
-            batch.update(self.teacher.batch_targets(batch["images"], batch["input_lengths"]))
+            batch.update(self.teacher.batch_targets(batch["images"], batch["input_lengths"], self.top_k))
         return batch
 
 

@@ -63,10 +63,10 @@ class OnnxCtcTeacher:
     feature_channels = None
     per_line = True
 
-    def __init__(self, path: str, charset: Charset, threads: int = 1, floor: float = 1e-6, top_k: int = 0):
+    def __init__(self, path: str, charset: Charset, threads: int = 1, floor: float = 1e-6):
         from .evaluate import OnnxRecognizer
 
-        self.path, self.threads, self.top_k = str(path), threads, top_k
+        self.path, self.threads = str(path), threads
         self.rec = OnnxRecognizer(path, threads=threads)
         spec = self.rec.spec
         self.spec = spec
@@ -123,39 +123,42 @@ class OnnxCtcTeacher:
         mapped = mapped.clamp_min(0) + self.floor
         return mapped / mapped.sum(-1, keepdim=True)
 
+    def _lines(self, images: torch.Tensor, input_lengths: torch.Tensor):
+        """(line index, length, our-charset probabilities [length, C]) for each line, run alone
+        at its own width (``length * 4``), so batch padding costs the teacher nothing."""
+        images = images.cpu()  # ONNX Runtime runs on the CPU here
+        for k in range(images.shape[0]):
+            t = int(input_lengths[k])
+            yield k, t, self._distribution(images[k:k + 1, :, :, : 4 * t], t)
+
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, input_lengths: torch.Tensor | None = None):
-        """Teacher log-probabilities [N, W/4, C]. Lines run one at a time at their own
-        width (``input_lengths * 4``), so batch padding costs the teacher nothing; steps
-        beyond a line's length are filled with a certain blank (they are masked anyway)."""
-        device = images.device
-        images = images.cpu()  # ONNX Runtime runs on the CPU here
+        """Teacher log-probabilities [N, W/4, C]; steps beyond a line's length are filled with
+        a certain blank (they are masked anyway)."""
         n, _, _, width = images.shape
         steps = width // 4
         if input_lengths is None:
             input_lengths = torch.full((n,), steps)
         out = torch.full((n, steps, self.num_classes), self.floor)
         out[:, :, 0] = 1.0
-        for k in range(n):
-            t = int(input_lengths[k])
-            out[k, :t] = self._distribution(images[k:k + 1, :, :, : 4 * t], t)
-        return out.log().to(device), None
+        for k, t, dist in self._lines(images, input_lengths):
+            out[k, :t] = dist
+        return out.log().to(images.device), None
 
     @torch.no_grad()
-    def batch_targets(self, images: torch.Tensor, input_lengths: torch.Tensor) -> dict:
-        """What the data workers add to a batch: the top-k classes per timestep
-        (``teacher_top_k_idx``/``teacher_top_k_logp``, [N, W/4, k]) when ``top_k`` is set, else the
-        dense ``teacher_logits``. Padded steps hold a certain blank."""
-        if not self.top_k:
+    def batch_targets(self, images: torch.Tensor, input_lengths: torch.Tensor, top_k: int = 0) -> dict:
+        """What the data workers add to a batch: the ``top_k`` classes per timestep
+        (``teacher_top_k_idx``/``teacher_top_k_logp``, [N, W/4, k]), or with ``top_k`` 0 the dense
+        ``teacher_logits``. Padded steps hold a certain blank."""
+        if not top_k:
             return {"teacher_logits": self(images, input_lengths)[0]}
         n, _, _, width = images.shape
-        steps, k_top = width // 4, self.top_k
-        idx = torch.zeros((n, steps, k_top), dtype=torch.long)
-        idx[:, :, 1:] = torch.arange(1, k_top)
-        logp = torch.full((n, steps, k_top), -30.0)
+        steps = width // 4
+        idx = torch.zeros((n, steps, top_k), dtype=torch.long)
+        idx[:, :, 1:] = torch.arange(1, top_k)
+        logp = torch.full((n, steps, top_k), -30.0)
         logp[:, :, 0] = 0.0
-        for k in range(n):
-            t = int(input_lengths[k])
-            values, indices = self._distribution(images[k:k + 1, :, :, : 4 * t], t).topk(k_top, dim=-1)
+        for k, t, dist in self._lines(images, input_lengths):
+            values, indices = dist.topk(top_k, dim=-1)
             idx[k, :t], logp[k, :t] = indices, values.log()
         return {"teacher_top_k_idx": idx, "teacher_top_k_logp": logp}

@@ -36,16 +36,17 @@ def _worker_init(_):
 
 def train_loader(charset: Charset, batch_size: int, total_steps: int, start_step: int = 0, seed: int = 0,
                  workers: int = 1, max_strength: float = 1.0, train_data: str | Path | None = None,
-                 train_data_share: float = 0.3, teacher=None) -> DataLoader:
+                 train_data_share: float = 0.3, teacher=None, top_k: int = 0) -> DataLoader:
     """Deterministic on-the-fly training batches for steps start_step..total_steps-1, with the lines
     of a labels.tsv folder mixed in when ``train_data`` is given. A ``teacher`` here (per-line CPU
-    teachers only) runs in the data workers and adds ``teacher_logits`` to every batch."""
+    teachers only) runs in the data workers and adds its targets (``top_k`` classes per timestep,
+    or dense with 0) to every batch."""
     ds = SyntheticLines(total_steps * batch_size, split="train", seed=seed, max_strength=max_strength)
     if train_data is not None:
         ds = MixedLines(ds, LabelledLines(train_data), charset, train_data_share)
     subset = Subset(ds, range(start_step * batch_size, total_steps * batch_size))
     return DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                      collate_fn=Collate(charset, teacher=teacher), worker_init_fn=_worker_init if workers else None,
+                      collate_fn=Collate(charset, teacher=teacher, top_k=top_k), worker_init_fn=_worker_init if workers else None,
                       multiprocessing_context="spawn" if workers else None,
                       persistent_workers=False, prefetch_factor=4 if workers else None)
 
@@ -246,10 +247,8 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
     if start < steps:
         # a per-line (ONNX, CPU) teacher runs in the data workers, beside the student's step
         loader_teacher = teacher if use_kd and workers > 0 and getattr(teacher, "per_line", False) else None
-        if loader_teacher is not None:
-            loader_teacher.top_k = kd_top_k
         loader = train_loader(charset, batch_size, steps, start, seed, workers, max_strength, train_data,
-                              train_data_share, teacher=loader_teacher)
+                              train_data_share, teacher=loader_teacher, top_k=kd_top_k)
         if use_kd:
             step_fn = lambda batch: distill_step(model, teacher, batch, loss_fn)  # noqa: E731
         else:

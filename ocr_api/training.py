@@ -113,8 +113,9 @@ def train_command(job: DistillJob, train_data: Path | None) -> list[str]:
     if job.kind == DistillJob.Kind.DISTILL:
         kind, path = teacher_path(p["teacher"])
         cmd += ["--teacher" if kind == "pt" else "--teacher-onnx", str(path),
-                "--alpha", str(p["alpha"]), "--beta", str(p["beta"]), "--temperature", str(p["temperature"]),
-                "--kd-top-k", str(p.get("kd_top_k", 8))]
+                "--alpha", str(p["alpha"]), "--beta", str(p["beta"]), "--temperature", str(p["temperature"])]
+        if p.get("kd_top_k") is not None:  # jobs queued before the parameter existed use the trainer's default
+            cmd += ["--kd-top-k", str(p["kd_top_k"])]
     if train_data is not None:
         cmd += ["--train-data", str(train_data)]
     return cmd

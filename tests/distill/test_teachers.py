@@ -67,8 +67,8 @@ def test_the_workers_send_the_onnx_teachers_top_k_classes(tmp_path):
     torch.manual_seed(1)
     path = tmp_path / "tiny_teacher.onnx"
     export_onnx(build("student", 5).eval(), path, crnn_spec("tiny", ["", "发", "票", "1", "2"]))
-    teacher = OnnxCtcTeacher(str(path), cs, top_k=3)
-    batch = next(iter(train_loader(cs, batch_size=2, total_steps=1, workers=1, teacher=teacher)))
+    teacher = OnnxCtcTeacher(str(path), cs)
+    batch = next(iter(train_loader(cs, batch_size=2, total_steps=1, workers=1, teacher=teacher, top_k=3)))
     assert "teacher_logits" not in batch
     dense, _ = teacher(batch["images"], batch["input_lengths"])
     idx, logp = top_k_targets(dense, 3)
