@@ -65,7 +65,7 @@ def _train(args, arch: str, teacher=None) -> int:
         temperature=args.temperature, eval_every=args.eval_every, checkpoint_seconds=args.checkpoint_seconds,
         resume=not args.no_resume, init=args.init, max_strength=args.max_strength, progress=not args.quiet,
         train_data=args.train_data, train_data_share=args.train_data_share, device=_device(args.device),
-        kd_top_k=args.kd_top_k,
+        kd_top_k=args.kd_top_k, bucket=args.bucket,
     )
     print(json.dumps({"checkpoint": str(ckpt)}))
     return 0
@@ -154,6 +154,8 @@ def _training_args(p, steps: int, lr: float, batch_size: int) -> None:
     p.add_argument("--train-data", default=None, help="a labels.tsv folder of real lines to mix into the synthetic ones")
     p.add_argument("--train-data-share", type=float, default=0.3, help="share of each batch taken from --train-data")
     p.add_argument("--workers", type=int, default=1, help="data rendering processes")
+    p.add_argument("--bucket", type=int, default=4,
+                   help="regroup the lines of this many batches by width, to cut padding (1: off)")
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--checkpoint-seconds", type=float, default=240.0)
     p.add_argument("--max-strength", type=float, default=1.0, help="augmentation strength at the end of the curriculum")

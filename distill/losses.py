@@ -2,9 +2,14 @@
 
 ``DistillationLoss`` returns a dict of named terms so each one can be logged:
 ``total = alpha * kd + (1 - alpha) * ctc + beta * feat``.
+
+The student's logits come padded, [N, T, C], or as ``Packed`` rows of the valid
+timesteps only (``CRNN.forward_head_packed``); both give the same losses.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -16,15 +21,84 @@ def time_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, input_lengths: torch.Tensor,
+class Packed(NamedTuple):
+    """Logits of the valid timesteps only: ``values`` [M, C] are the rows where ``mask`` [N, T]
+    is True, in (line, time) order, as ``padded[mask]`` would give them."""
+
+    values: torch.Tensor
+    mask: torch.Tensor
+
+
+def _rows(x: torch.Tensor, packed: Packed) -> torch.Tensor:
+    """[N, T, ...] -> the [M, ...] rows of ``packed``'s timesteps."""
+    return x[packed.mask.to(x.device)]
+
+
+def _masked_mean(per_step: torch.Tensor, lengths: torch.Tensor, steps: int, packed: Packed | None) -> torch.Tensor:
+    """Sum of ``per_step`` over t < lengths[n], over the number of such steps."""
+    mask = time_mask(lengths, steps)
+    if packed is not None:
+        mask = mask[packed.mask]
+    mask = mask.to(per_step.dtype)
+    return (per_step * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+NEG = -1e30  # log(0) that keeps gradients finite where a path is impossible
+
+
+def ctc_loss(logits: torch.Tensor | Packed, targets: torch.Tensor, input_lengths: torch.Tensor,
              target_lengths: torch.Tensor, blank: int = 0) -> torch.Tensor:
-    """CTC on [N, T, C] logits; mean over the batch of per-line loss / label length."""
-    log_probs = logits.float().log_softmax(-1).permute(1, 0, 2)  # [T, N, C]
-    return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=blank,
-                      reduction="mean", zero_infinity=True)
+    """CTC on [N, T, C] (or packed) logits; mean over the batch of per-line loss / label length,
+    lines whose label cannot fit counting 0 (as ``F.ctc_loss(reduction="mean", zero_infinity=True)``).
+
+    ``targets`` are the labels concatenated. The forward (alpha) recursion runs in log space over
+    each line's own labels only: after one log-softmax over all classes, only the blank's and the
+    label's columns enter the recursion, so the loss and its backward never touch the other
+    ~6,900 classes at every timestep. Autograd gives the exact gradient.
+    """
+    packed = logits if isinstance(logits, Packed) else None
+    values = packed.values if packed is not None else logits
+    log_probs = values.float().log_softmax(-1)  # [M, C] or [N, T, C]
+    n = target_lengths.shape[0]
+    device = log_probs.device
+    input_lengths, target_lengths = input_lengths.to(device), target_lengths.to(device)
+    max_len = int(target_lengths.max()) if n else 0
+    labels = torch.full((n, max_len), blank, dtype=torch.long, device=device)
+    labels[time_mask(target_lengths, max_len)] = targets.to(device)
+    ext = torch.full((n, 2 * max_len + 1), blank, dtype=torch.long, device=device)  # blank, l1, blank, l2, ...
+    ext[:, 1::2] = labels
+    states = ext.shape[1]
+    if packed is not None:
+        mask = packed.mask.to(device)
+        line_of = mask.nonzero()[:, 0]
+        rows = log_probs.gather(1, ext[line_of])  # [M, S]
+        steps = mask.shape[1]
+        emit = rows.new_full((n, steps, states), 0.0).index_put((mask,), rows)
+    else:
+        steps = log_probs.shape[1]
+        emit = log_probs.gather(2, ext[:, None, :].expand(n, steps, states))  # [N, T, S]
+    # a label state may skip the blank before it unless it repeats the previous label
+    skip = torch.zeros(n, states, dtype=torch.bool, device=device)
+    skip[:, 3::2] = ext[:, 3::2] != ext[:, 1:-2:2]
+    neg = emit.new_full((n, 1), NEG)
+    alpha = emit.new_full((n, states), NEG)
+    alpha = torch.cat([emit[:, 0, :2], alpha[:, 2:]], dim=1) if states > 1 else emit[:, 0, :1]
+    for t in range(1, steps):
+        stay, step1 = alpha, torch.cat([neg, alpha[:, :-1]], dim=1)
+        step2 = torch.where(skip, torch.cat([neg, neg, alpha[:, :-2]], dim=1)[:, :states], NEG)
+        new = torch.logsumexp(torch.stack([stay, step1, step2]), dim=0) + emit[:, t]
+        alpha = torch.where((t < input_lengths)[:, None], new, alpha)
+    last = (2 * target_lengths).clamp_max(states - 1)
+    end = alpha.gather(1, last[:, None])[:, 0]
+    before = alpha.gather(1, (last - 1).clamp_min(0)[:, None])[:, 0]
+    before = torch.where(target_lengths > 0, before, NEG)
+    nll = -torch.logaddexp(end, before)
+    feasible = (nll < -NEG / 2) & (input_lengths > 0)
+    per_line = torch.where(feasible, nll, 0.0) / target_lengths.clamp_min(1).to(nll.dtype)
+    return per_line.mean()
 
 
-def ctc_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, lengths: torch.Tensor,
+def ctc_kd_loss(student_logits: torch.Tensor | Packed, teacher_logits: torch.Tensor, lengths: torch.Tensor,
                 temperature: float = 2.0) -> torch.Tensor:
     """Per-timestep KL(teacher || student) at ``temperature``, masked by sequence
     length and normalised by the total number of valid timesteps (times T^2 so the
@@ -33,14 +107,17 @@ def ctc_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, leng
     ``teacher_logits`` may be logits or log-probabilities; both give the same
     softmax.
     """
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"student {tuple(student_logits.shape)} and teacher {tuple(teacher_logits.shape)} differ")
+    packed = student_logits if isinstance(student_logits, Packed) else None
+    shape = (*packed.mask.shape, packed.values.shape[-1]) if packed is not None else tuple(student_logits.shape)
+    if shape != tuple(teacher_logits.shape):
+        raise ValueError(f"student {shape} and teacher {tuple(teacher_logits.shape)} differ")
+    if packed is not None:
+        student_logits, teacher_logits = packed.values, _rows(teacher_logits, packed)
     t = float(temperature)
     log_s = (student_logits.float() / t).log_softmax(-1)
     log_p = (teacher_logits.float() / t).log_softmax(-1)
-    kl = (log_p.exp() * (log_p - log_s)).sum(-1)  # [N, T]
-    mask = time_mask(lengths, kl.shape[1]).to(kl.dtype)
-    return (kl * mask).sum() / mask.sum().clamp_min(1.0) * (t * t)
+    kl = (log_p.exp() * (log_p - log_s)).sum(-1)  # [N, T] or [M]
+    return _masked_mean(kl, lengths, shape[1], packed) * (t * t)
 
 
 def top_k_targets(teacher_logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,7 +127,7 @@ def top_k_targets(teacher_logits: torch.Tensor, k: int) -> tuple[torch.Tensor, t
     return indices, values
 
 
-def sparse_kd_loss(student_logits: torch.Tensor, teacher_indices: torch.Tensor, teacher_log_probs: torch.Tensor,
+def sparse_kd_loss(student_logits: torch.Tensor | Packed, teacher_indices: torch.Tensor, teacher_log_probs: torch.Tensor,
                    lengths: torch.Tensor, temperature: float = 2.0) -> torch.Tensor:
     """KL(teacher || student) with the teacher truncated to its top-k classes per timestep.
 
@@ -61,12 +138,16 @@ def sparse_kd_loss(student_logits: torch.Tensor, teacher_indices: torch.Tensor, 
     normalised over all classes, so the tail is still pushed down. Masked by ``lengths``,
     normalised by the number of valid timesteps, times T^2.
     """
+    packed = student_logits if isinstance(student_logits, Packed) else None
+    steps = teacher_indices.shape[1]
+    if packed is not None:
+        student_logits = packed.values
+        teacher_indices, teacher_log_probs = _rows(teacher_indices, packed), _rows(teacher_log_probs, packed)
     t = float(temperature)
-    log_s = (student_logits.float() / t).log_softmax(-1).gather(-1, teacher_indices)  # [N, T, K]
+    log_s = (student_logits.float() / t).log_softmax(-1).gather(-1, teacher_indices)  # [N, T, K] or [M, K]
     log_p = (teacher_log_probs.float() / t).log_softmax(-1)
-    kl = (log_p.exp() * (log_p - log_s)).sum(-1)  # [N, T]
-    mask = time_mask(lengths, kl.shape[1]).to(kl.dtype)
-    return (kl * mask).sum() / mask.sum().clamp_min(1.0) * (t * t)
+    kl = (log_p.exp() * (log_p - log_s)).sum(-1)  # [N, T] or [M]
+    return _masked_mean(kl, lengths, steps, packed) * (t * t)
 
 
 class FeatureAdapter(nn.Module):

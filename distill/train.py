@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from .charset import Charset, greedy_decode
-from .data import Collate, LabelledLines, MixedLines, SyntheticLines
+from .data import BucketCollate, Collate, LabelledLines, MixedLines, SyntheticLines
 from .evaluate import clean_for_scoring, edit_distance
 from .losses import DistillationLoss
 from .models import build
@@ -34,21 +34,35 @@ def _worker_init(_):
     torch.set_num_threads(1)
 
 
+class _Batches:
+    """Iterates the batches of a loader whose items are lists of batches."""
+
+    def __init__(self, loader: DataLoader):
+        self.loader = loader
+
+    def __iter__(self):
+        for batches in self.loader:
+            yield from batches
+
+
 def train_loader(charset: Charset, batch_size: int, total_steps: int, start_step: int = 0, seed: int = 0,
                  workers: int = 1, max_strength: float = 1.0, train_data: str | Path | None = None,
-                 train_data_share: float = 0.3, teacher=None, top_k: int = 0) -> DataLoader:
+                 train_data_share: float = 0.3, teacher=None, top_k: int = 0, bucket: int = 4) -> _Batches:
     """Deterministic on-the-fly training batches for steps start_step..total_steps-1, with the lines
-    of a labels.tsv folder mixed in when ``train_data`` is given. A ``teacher`` here (per-line CPU
-    teachers only) runs in the data workers and adds its targets (``top_k`` classes per timestep,
-    or dense with 0) to every batch."""
+    of a labels.tsv folder mixed in when ``train_data`` is given. The lines of ``bucket``
+    consecutive batches are regrouped by width (``BucketCollate``; 1 = off): a batch of random
+    synthetic lines is otherwise about half padding. A ``teacher`` here (per-line CPU teachers
+    only) runs in the data workers and adds its targets (``top_k`` classes per timestep, or dense
+    with 0) to every batch."""
     ds = SyntheticLines(total_steps * batch_size, split="train", seed=seed, max_strength=max_strength)
     if train_data is not None:
         ds = MixedLines(ds, LabelledLines(train_data), charset, train_data_share)
     subset = Subset(ds, range(start_step * batch_size, total_steps * batch_size))
-    return DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                      collate_fn=Collate(charset, teacher=teacher, top_k=top_k), worker_init_fn=_worker_init if workers else None,
-                      multiprocessing_context="spawn" if workers else None,
-                      persistent_workers=False, prefetch_factor=4 if workers else None)
+    collate = BucketCollate(Collate(charset, teacher=teacher, top_k=top_k), batch_size)
+    return _Batches(DataLoader(subset, batch_size=batch_size * max(bucket, 1), shuffle=False, num_workers=workers,
+                               collate_fn=collate, worker_init_fn=_worker_init if workers else None,
+                               multiprocessing_context="spawn" if workers else None,
+                               persistent_workers=False, prefetch_factor=2 if workers else None))
 
 
 def dev_batches(charset: Charset, count: int = 200, batch_size: int = 50, seed: int = 777) -> list[dict]:
@@ -80,7 +94,7 @@ def greedy_accuracy(model: torch.nn.Module, batches: list[dict], charset: Charse
 
 
 def ctc_step(model, batch, loss_fn: DistillationLoss) -> dict:
-    logits = model(batch["images"])
+    logits = model.forward_head_packed(model.forward_features(batch["images"]), batch["input_lengths"])
     return loss_fn(logits, batch["targets"], batch["input_lengths"], batch["target_lengths"])
 
 
@@ -94,7 +108,7 @@ def distill_step(student, teacher, batch, loss_fn: DistillationLoss) -> dict:
     else:
         teacher_logits, teacher_features = teacher(batch["images"], batch["input_lengths"])
     features = student.forward_features(batch["images"])
-    logits = student.forward_head(features)
+    logits = student.forward_head_packed(features, batch["input_lengths"])
     return loss_fn(logits, batch["targets"], batch["input_lengths"], batch["target_lengths"],
                    teacher_logits=teacher_logits, student_features=features, teacher_features=teacher_features,
                    kd_lengths=teacher.kd_lengths(batch), teacher_top_k=top_k)
@@ -171,7 +185,7 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
                  temperature: float = 2.0, weight_decay: float = 0.01, eval_every: int = 200,
                  checkpoint_seconds: float = 240.0, resume: bool = True, init: str | None = None,
                  max_strength: float = 1.0, progress: bool = True, train_data: str | Path | None = None,
-                 train_data_share: float = 0.3, device: str = "cpu", kd_top_k: int = 8) -> Path:
+                 train_data_share: float = 0.3, device: str = "cpu", kd_top_k: int = 8, bucket: int = 4) -> Path:
     """Train ``arch`` with CTC (teacher None) or distil it from ``teacher``.
     Writes ``run_dir/last.pt`` (resumable) and ``run_dir/metrics.jsonl``."""
     run_dir = Path(run_dir)
@@ -196,7 +210,7 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
     config = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "kd": use_kd,
               "device": str(device),
               "alpha": alpha, "beta": beta, "temperature": temperature, "kd_top_k": kd_top_k,
-              "max_strength": max_strength}
+              "max_strength": max_strength, "bucket": bucket}
     start = 0
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -248,7 +262,7 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
         # a per-line (ONNX, CPU) teacher runs in the data workers, beside the student's step
         loader_teacher = teacher if use_kd and workers > 0 and getattr(teacher, "per_line", False) else None
         loader = train_loader(charset, batch_size, steps, start, seed, workers, max_strength, train_data,
-                              train_data_share, teacher=loader_teacher, top_k=kd_top_k)
+                              train_data_share, teacher=loader_teacher, top_k=kd_top_k, bucket=bucket)
         if use_kd:
             step_fn = lambda batch: distill_step(model, teacher, batch, loss_fn)  # noqa: E731
         else:

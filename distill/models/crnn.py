@@ -3,6 +3,8 @@
 ``CRNN(backbone, num_classes)``: backbone -> [N, C, 1, T] features
 (``forward_features``, the tap for feature mimicking) -> optional BiLSTM ->
 linear classifier -> [N, T, num_classes] logits (``forward_head``).
+Training calls ``forward_head_packed``: the classifier then runs on the valid
+timesteps only (about half of a padded batch of synthetic lines).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..losses import Packed, time_mask
 from .backbones import ConvNeXtBackbone, MobileNetV3Backbone, ResNetBackbone, ShuffleNetV2Backbone
 
 INPUT_HEIGHT = 32
@@ -37,13 +40,23 @@ class CRNN(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+    def _sequence(self, features: torch.Tensor) -> torch.Tensor:
         seq = features.squeeze(2).permute(0, 2, 1)  # [N, T, C]
         if self.neck is not None:
             seq = torch.relu(self.neck(seq))
         if self.rnn is not None:
             seq, _ = self.rnn(seq)
-        return self.classifier(self.dropout(seq))
+        return self.dropout(seq)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self._sequence(features))
+
+    def forward_head_packed(self, features: torch.Tensor, lengths: torch.Tensor) -> Packed:
+        """The classifier on the first ``lengths[n]`` timesteps of each line only. The rows
+        equal ``forward_head``'s there; the padding's rows are never computed."""
+        seq = self._sequence(features)
+        mask = time_mask(lengths.to(seq.device), seq.shape[1])
+        return Packed(self.classifier(seq[mask]), mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

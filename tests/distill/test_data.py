@@ -1,6 +1,6 @@
 import numpy as np
 
-from distill.data import Collate, LabelledLines, SyntheticLines, read_labels
+from distill.data import BucketCollate, Collate, LabelledLines, SyntheticLines, read_labels
 from distill.fonts import discover, faces_for, is_reserved
 from distill.text import TextSource, split_of
 
@@ -49,3 +49,24 @@ def test_written_dataset_round_trips(line_dir, charset):
     assert batch["images"].shape[:3] == (3, 1, 32)
     assert batch["images"].shape[3] % 4 == 0
     assert int(batch["target_lengths"].sum()) == batch["targets"].numel()
+
+
+def test_bucketing_regroups_lines_by_width_and_keeps_every_line(charset):
+    ds = SyntheticLines(48, split="train", seed=9)
+    lines = [ds[i] for i in range(48)]
+    batches = BucketCollate(Collate(charset), batch_size=12)(lines)
+    assert [len(b["texts"]) for b in batches] == [12, 12, 12, 12]
+    assert sorted(t for b in batches for t in b["texts"]) == sorted(t for _, t in lines)
+    # each batch holds a contiguous run of widths: no two batches' width ranges overlap
+    spans = sorted((int(b["input_lengths"].min()), int(b["input_lengths"].max())) for b in batches)
+    assert all(hi <= lo_next for (_, hi), (lo_next, _) in zip(spans, spans[1:]))
+
+    def padding(bs):
+        return 1 - sum(float(b["input_lengths"].sum()) for b in bs) / sum(b["input_lengths"].numel()
+                                                                            * b["images"].shape[3] / 4 for b in bs)
+
+    plain = [Collate(charset)(lines[i:i + 12]) for i in range(0, 48, 12)]
+    assert padding(batches) < padding(plain)
+    # the order depends on the lines only
+    again = BucketCollate(Collate(charset), batch_size=12)(lines)
+    assert [b["texts"] for b in again] == [b["texts"] for b in batches]

@@ -110,3 +110,72 @@ def test_top_k_kd_ignores_time_steps_beyond_each_length():
     base = sparse_kd_loss(student, *top_k_targets(teacher, 5), lengths)
     student[0, 4:] = torch.randn(2, 30) * 50
     assert torch.allclose(base, sparse_kd_loss(student, *top_k_targets(teacher, 5), lengths))
+
+
+def _tiny_crnn():
+    return CRNN(ShuffleNetV2Backbone(widths=(16, 32, 64), depths=(1, 1, 1), stem=8, out_channels=32), 12,
+                rnn_hidden=16, dropout=0.0)
+
+
+def test_packed_head_gives_the_padded_losses_and_gradients():
+    """The classifier on valid timesteps only: same CTC, top-k KD and dense KD values, same
+    gradients, as the padded logits."""
+    torch.manual_seed(5)
+    x = torch.randn(3, 1, 32, 48)
+    lengths, kd_lengths = torch.tensor([12, 7, 3]), torch.tensor([12, 0, 3])
+    targets, target_lengths = torch.tensor([1, 2, 3, 4, 5, 6]), torch.tensor([3, 2, 1])
+    teacher = torch.randn(3, 12, 12) * 3
+    results = []
+    for packed in (False, True):
+        torch.manual_seed(6)
+        model = _tiny_crnn()
+        features = model.forward_features(x)
+        logits = model.forward_head_packed(features, lengths) if packed else model.forward_head(features)
+        dense = DistillationLoss(alpha=0.6, top_k=0)(logits, targets, lengths, target_lengths,
+                                                     teacher_logits=teacher, kd_lengths=kd_lengths)
+        sparse = DistillationLoss(alpha=0.6, top_k=3)(logits, targets, lengths, target_lengths,
+                                                      teacher_logits=teacher, kd_lengths=kd_lengths)
+        (dense["total"] + sparse["total"]).backward()
+        results.append(({k: v.detach() for k, v in {**dense, "kd3": sparse["kd"]}.items()},
+                        model.classifier.weight.grad.clone(), next(model.backbone.parameters()).grad.clone()))
+    (padded, wp, bp), (packed, wk, bk) = results
+    assert set(padded) == {"ctc", "kd", "kd3", "total"}
+    for name in padded:
+        assert torch.allclose(padded[name], packed[name], atol=1e-5), name
+    assert torch.allclose(wp, wk, atol=1e-5) and torch.allclose(bp, bk, atol=1e-5)
+
+
+def test_packed_head_computes_only_the_valid_rows():
+    torch.manual_seed(7)
+    model = _tiny_crnn().eval()
+    features = model.forward_features(torch.randn(2, 1, 32, 40))
+    lengths = torch.tensor([10, 4])
+    packed = model.forward_head_packed(features, lengths)
+    assert packed.values.shape == (14, 12)
+    padded = model.forward_head(features)
+    assert torch.allclose(packed.values, torch.cat([padded[0, :10], padded[1, :4]]), atol=1e-6)
+
+
+def test_ctc_over_each_lines_labels_equals_torch_ctc_with_gradients():
+    """Repeated labels, an empty label and a label too long for its line included."""
+    from distill.losses import Packed, ctc_loss, time_mask
+
+    torch.manual_seed(0)
+    for trial in range(6):
+        n, steps, classes = 5, 30, 40
+        logits = (torch.randn(n, steps, classes) * 3).requires_grad_()
+        lengths = torch.randint(1, steps + 1, (n,))
+        lengths[0] = steps
+        target_lengths = torch.randint(1, 12, (n,))
+        target_lengths[1] = 0
+        target_lengths[2], lengths[2] = 20, 10  # cannot fit: counts 0
+        targets = torch.randint(1, 4 if trial % 2 else classes, (int(target_lengths.sum()),))  # few classes: repeats
+        ref = torch.nn.functional.ctc_loss(logits.log_softmax(-1).permute(1, 0, 2), targets, lengths, target_lengths,
+                                           reduction="mean", zero_infinity=True)
+        mask = time_mask(lengths, steps)
+        for ours in (ctc_loss(logits, targets, lengths, target_lengths),
+                     ctc_loss(Packed(logits[mask], mask), targets, lengths, target_lengths)):
+            assert torch.allclose(ours, ref, atol=1e-4, rtol=1e-4)
+            g_ours, = torch.autograd.grad(ours, logits)
+            g_ref, = torch.autograd.grad(ref, logits, retain_graph=True)
+            assert torch.allclose(g_ours, g_ref, atol=1e-4)
