@@ -32,7 +32,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from distill.charset import load_charset  # noqa: E402
 from distill.data import BucketCollate, Collate, SyntheticLines  # noqa: E402
-from distill.losses import DistillationLoss, sparse_kd_loss, time_mask  # noqa: E402
+from distill.losses import DistillationLoss, Packed, ctc_loss, sparse_kd_loss, time_mask  # noqa: E402
 from distill.models import build  # noqa: E402
 
 
@@ -111,8 +111,6 @@ def main(argv=None) -> int:
     ref = F.ctc_loss(logits.log_softmax(-1).permute(1, 0, 2), b["targets"], b["input_lengths"], b["target_lengths"],
                      reduction="mean", zero_infinity=True)
     mask = time_mask(b["input_lengths"], logits.shape[1])
-    from distill.losses import Packed, ctc_loss
-
     ours = ctc_loss(Packed(logits[mask], mask), b["targets"], b["input_lengths"], b["target_lengths"])
     print(json.dumps({"ctc_reference": round(float(ref), 5), "ctc_packed": round(float(ours), 5)}))
     return 0
