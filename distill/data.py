@@ -183,9 +183,10 @@ class Collate:
 
 
 class BucketCollate:
-    """Collates ``groups`` batches' worth of lines at once: sorts them by width and cuts them
-    into batches of ``batch_size`` (each padded to its own widest line), so little of a batch
-    is padding. Returns the list of batches, in an order that depends only on the lines."""
+    """Collates several batches' worth of lines at once (the loader's batch size is a multiple
+    of ``batch_size``): sorts them by width and cuts them into batches of ``batch_size`` (each
+    padded to its own widest line), so little of a batch is padding. Returns the list of
+    batches, in an order that depends only on the lines."""
 
     def __init__(self, collate: Collate, batch_size: int):
         self.collate, self.batch_size = collate, batch_size
