@@ -12,10 +12,17 @@ HEIGHT = 32
 
 
 def pick_face(text: str, faces: tuple[Face, ...], rng: np.random.Generator) -> Face | None:
-    ok = [f for f in faces if f.covers(text)]
-    if not ok:
+    """A face that has every glyph of ``text``: a family first, uniformly among the families
+    that cover it, then one of that family's faces, so a family with many weights (Noto CJK)
+    is not drawn more often than a family with one."""
+    families: dict[str, list[Face]] = {}
+    for f in faces:
+        if f.covers(text):
+            families.setdefault(f.name, []).append(f)
+    if not families:
         return None
-    return ok[int(rng.integers(0, len(ok)))]
+    group = list(families.values())[int(rng.integers(0, len(families)))]
+    return group[int(rng.integers(0, len(group)))] if len(group) > 1 else group[0]
 
 
 def render_line(text: str, face: Face, rng: np.random.Generator, height: int = HEIGHT,

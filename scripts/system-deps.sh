@@ -3,7 +3,9 @@
 #   scripts/system-deps.sh run    Redis (when none is on PATH) and the fonts the training worker renders with
 #   scripts/system-deps.sh test   the same, plus Debian's chromium for the browser tests
 set -euo pipefail
-FONTS="fonts-noto-cjk fonts-noto-cjk-extra fonts-wqy-zenhei fonts-smiley-sans fonts-dejavu-core fonts-liberation2 fonts-hanazono"
+FONTS="fonts-noto-cjk fonts-noto-cjk-extra fonts-wqy-zenhei fonts-smiley-sans fonts-dejavu-core fonts-liberation2 fonts-hanazono\
+  fonts-cns11643-sung fonts-seto fonts-cwtex-heib fonts-vlgothic fonts-ipaexfont-mincho fonts-ipaexfont-gothic\
+  fonts-horai-umefont"
 want="$FONTS"
 [ "${1:-run}" = "test" ] && want="$want chromium"
 need=()

@@ -7,7 +7,25 @@ from distill.text import TextSource, split_of
 
 def test_reserved_fonts_are_never_discovered():
     assert is_reserved("AR PL SungtiL GB") and is_reserved("LXGW WenKai") and is_reserved("Droid Sans Fallback")
+    # fonts built from reserved designs are refused too
+    assert is_reserved("BabelStone Han") and is_reserved("Klee One") and is_reserved("WenQuanYi Micro Hei")
     assert not any(is_reserved(f.name) for f in discover())
+
+
+def test_a_family_with_many_weights_is_drawn_as_often_as_one_with_a_single_face():
+    from distill.render import pick_face
+
+    text = "增值税发票"
+    faces = faces_for("train")
+    families = {f.name for f in faces if f.covers(text)}
+    per_family = {name: sum(f.name == name for f in faces) for name in families}
+    assert max(per_family.values()) > 1 and min(per_family.values()) == 1  # Noto's weights vs one-face families
+    rng = np.random.default_rng(0)
+    drawn = [pick_face(text, faces, rng) for _ in range(4000)]
+    assert all(f.covers(text) for f in drawn)
+    share = {name: sum(f.name == name for f in drawn) / len(drawn) for name in families}
+    assert all(abs(v - 1 / len(families)) < 0.03 for v in share.values()), share
+    assert pick_face("增值税发票", (), rng) is None
 
 
 def test_dev_fonts_are_held_out_of_training():
