@@ -1,5 +1,5 @@
 """``python -m distill <command>``: generate, train-teacher, train-student, distill,
-evaluate, export, quantize, import-reference, plot."""
+evaluate, calibrate, export, quantize, import-reference, plot."""
 
 from __future__ import annotations
 
@@ -112,11 +112,28 @@ def _cmd_export(args) -> int:
         model, state = build(args.untrained, len(load_charset())), {"arch": args.untrained, "step": 0}
     name = args.name or f"crnn-{state['arch']}" + ("-untrained" if args.untrained else "")
     extra = {"distill.arch": state["arch"], "distill.step": str(state.get("step", 0))}
+    if args.blank_offset:
+        from .calibrate import apply_blank_offset
+
+        apply_blank_offset(model, args.blank_offset)
+        extra["distill.blank_offset"] = str(args.blank_offset)
     spec = crnn_spec(name, load_charset().classes, extra=extra)
     out = export_onnx(model.eval(), args.out, spec)
     diff = parity(model, out)
     print(json.dumps({"out": str(out), "name": name, "max_abs_diff": diff}))
     return 0 if diff < 1e-3 else 1
+
+
+def _cmd_calibrate(args) -> int:
+    from .calibrate import DEFAULT_OFFSETS, CalibrationError, sweep
+
+    try:
+        result = sweep(args.model, args.data, offsets=args.offsets or DEFAULT_OFFSETS, threads=args.threads)
+    except CalibrationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
 
 
 def _cmd_quantize(args) -> int:
@@ -208,7 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--name", default=None)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--blank-offset", type=float, default=0.0,
+                   help="lower the blank logit by this much (the value `calibrate` chose)")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("calibrate", help="choose the blank offset for greedy decoding on training-split lines")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", action="append", required=True, help="a labels.tsv folder from generate --split train")
+    p.add_argument("--offsets", type=float, nargs="+", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("quantize", help="INT8 dynamic quantisation, optionally compared with FP32 on a dataset")
     p.add_argument("--model", required=True)
