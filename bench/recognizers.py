@@ -70,7 +70,23 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             cells += [f"{100 * r['char_accuracy']:.2f} %", f"{100 * r['line_accuracy']:.1f} %"]
         print("| " + " | ".join(cells) + " |")
+    print_by_font(results, args.model, args.data)
     return 0
+
+
+def print_by_font(results, models, datas) -> None:
+    """Char accuracy per face (from each set's fonts.tsv): one table per dev set."""
+    for data in datas:
+        faces = sorted({f for label, _ in models for f in results[(label, data)].get("by_font", {})})
+        if not faces:
+            continue
+        print(f"\nchar accuracy by face, {Path(data).name}\n")
+        print("| model | " + " | ".join(faces) + " |")
+        print("|" + " --- |" * (len(faces) + 1))
+        for label, _ in models:
+            by_font = results[(label, data)].get("by_font", {})
+            cells = [f"{100 * by_font[f]['char_accuracy']:.2f} %" if f in by_font else "" for f in faces]
+            print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 
 from .charset import greedy_decode
 from .data import read_labels
-from .evaluate import OnnxRecognizer, clean_for_scoring, edit_distance
+from .evaluate import OnnxRecognizer, clean_for_scoring, edit_distance, read_fonts
 
 DEFAULT_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
 
@@ -61,11 +61,7 @@ def dev_font_labels() -> set[str]:
 
 def check_not_dev(data_dir: Path) -> None:
     """Refuse a folder rendered with held-out fonts: those are for measuring only."""
-    fonts = data_dir / "fonts.tsv"
-    if not fonts.is_file():
-        return
-    used = {line.rstrip("\n").split("\t", 1)[-1] for line in fonts.read_text(encoding="utf-8").splitlines()}
-    held_out = used & dev_font_labels()
+    held_out = set(read_fonts(data_dir).values()) & dev_font_labels()
     if held_out:
         raise CalibrationError(
             f"{data_dir} was rendered with held-out dev fonts ({', '.join(sorted(held_out))}); "

@@ -82,6 +82,8 @@ def evaluate(data_dir: str | Path, model_path: str | Path, predictions: str | Pa
         raise ValueError(f"{data_dir}/labels.tsv has no lines")
     # warm-up so the first line does not pay for lazy initialisation
     rec.recognize(cv2.imread(str(data_dir / items[0][0]), cv2.IMREAD_COLOR))
+    fonts = read_fonts(data_dir)
+    by_font: dict[str, list[int]] = {}  # face -> [lines, errors, characters]
     times, preds = [], []
     errors = total = exact = 0
     for rel, text in items:
@@ -93,15 +95,19 @@ def evaluate(data_dir: str | Path, model_path: str | Path, predictions: str | Pa
         times.append((time.perf_counter() - t0) * 1000.0)
         preds.append((rel, pred))
         gt, pr = clean_for_scoring(text), clean_for_scoring(pred)
-        errors += edit_distance(gt, pr)
+        dist = edit_distance(gt, pr)
+        errors += dist
         total += len(gt)
         exact += gt == pr
+        if rel in fonts:
+            row = by_font.setdefault(fonts[rel], [0, 0, 0])
+            row[0], row[1], row[2] = row[0] + 1, row[1] + dist, row[2] + len(gt)
     if predictions:
         Path(predictions).parent.mkdir(parents=True, exist_ok=True)
         with open(predictions, "w", encoding="utf-8") as f:
             for rel, pred in preds:
                 f.write(f"{rel}\t{pred}\n")
-    return {
+    result = {
         "model": str(model_path),
         "name": rec.spec.name,
         "data": str(data_dir),
@@ -112,3 +118,18 @@ def evaluate(data_dir: str | Path, model_path: str | Path, predictions: str | Pa
         "ms_per_line_mean": round(float(np.mean(times)), 3),
         "params": rec.params,
     }
+    if by_font:
+        result["by_font"] = {
+            face: {"lines": n, "char_accuracy": round(1.0 - e / max(c, 1), 5)}
+            for face, (n, e, c) in sorted(by_font.items())
+        }
+    return result
+
+
+def read_fonts(data_dir: Path) -> dict[str, str]:
+    """``fonts.tsv`` (image path -> face) when ``generate`` wrote one, else empty."""
+    path = Path(data_dir) / "fonts.tsv"
+    if not path.is_file():
+        return {}
+    rows = (line.split("\t", 1) for line in path.read_text(encoding="utf-8").splitlines() if "\t" in line)
+    return {rel: face for rel, face in rows}

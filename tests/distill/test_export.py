@@ -11,6 +11,7 @@ from workers.modelpkg import ModelSpec
 
 from distill.cli import main
 from distill.export import crnn_spec, export_onnx, parity, quantize_int8, read_spec
+from distill.fonts import faces_for
 from distill.models import build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +65,10 @@ def test_evaluate_prints_one_json_object_and_writes_predictions(exported, line_d
         assert key in result
     assert result["lines"] == 6 and 0.0 <= result["char_accuracy"] <= 1.0
     assert result["params"] > 1_000_000
+    # generate wrote fonts.tsv, so the accuracy is also given per face, and the faces add up
+    by_font = result["by_font"]
+    assert sum(v["lines"] for v in by_font.values()) == 6
+    assert set(by_font) <= {f.label for f in faces_for("dev")}
     rows = preds.read_text(encoding="utf-8").splitlines()
     assert len(rows) == 6 and all(r.startswith("images/") and "\t" in r for r in rows)
 
@@ -74,7 +79,6 @@ def test_the_reference_model_is_packaged_and_reads_a_chinese_line(tmp_path):
     from PIL import Image, ImageDraw
 
     from distill.evaluate import OnnxRecognizer
-    from distill.fonts import faces_for
 
     out = tmp_path / "ref.onnx"
     assert main(["import-reference", "--out", str(out)]) == 0
