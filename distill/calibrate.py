@@ -1,8 +1,8 @@
 """Blank calibration: how much to lower the CTC blank before greedy decoding.
 
 A student trained with CTC-KD can be less sure of its characters than its teacher:
-on a dropped character its best-path frame is often the blank at 0.6-0.8 with the
-right character second at 0.2-0.4. Lowering the blank's log-probability by a
+on a dropped character its best-path frame is often the blank at 0.7-0.9 with the
+right character second at 0.1-0.4. Lowering the blank's log-probability by a
 constant before the argmax (a "blank penalty", as in speech CTC decoders) turns
 those frames back into characters. The offset is chosen on lines rendered from
 the *training* fonts and texts (``generate --split train`` with a seed no run
