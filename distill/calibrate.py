@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from workers.ctc import to_probs
+
 from .charset import greedy_decode
 from .data import read_labels
 from .evaluate import OnnxRecognizer, clean_for_scoring, edit_distance, read_fonts
@@ -29,13 +31,9 @@ class CalibrationError(ValueError):
 
 
 def log_probs(out: np.ndarray, kind: str) -> np.ndarray:
-    """A model's [T, C] output as log-probabilities (up to a per-step constant for logits)."""
-    out = out.astype(np.float64)
-    if kind == "probs":
-        return np.log(np.maximum(out, 1e-12))
-    if kind == "log_probs":
-        return out
-    return out - out.max(-1, keepdims=True)
+    """A model's [T, C] output as log-probabilities, through the serving path's own
+    conversion (``workers.ctc.to_probs``, which also refuses an unknown kind)."""
+    return np.log(np.maximum(to_probs(out.astype(np.float64), kind), 1e-300))
 
 
 def best_paths(out: np.ndarray, blank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
