@@ -65,7 +65,7 @@ def _train(args, arch: str, teacher=None) -> int:
         temperature=args.temperature, eval_every=args.eval_every, checkpoint_seconds=args.checkpoint_seconds,
         resume=not args.no_resume, init=args.init, max_strength=args.max_strength, progress=not args.quiet,
         train_data=args.train_data, train_data_share=args.train_data_share, device=_device(args.device),
-        kd_top_k=args.kd_top_k, bucket=args.bucket,
+        kd_top_k=args.kd_top_k, bucket=args.bucket, ramp=not args.no_ramp,
     )
     print(json.dumps({"checkpoint": str(ckpt)}))
     return 0
@@ -176,6 +176,8 @@ def _training_args(p, steps: int, lr: float, batch_size: int) -> None:
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--checkpoint-seconds", type=float, default=240.0)
     p.add_argument("--max-strength", type=float, default=1.0, help="augmentation strength at the end of the curriculum")
+    p.add_argument("--no-ramp", action="store_true",
+                   help="augment at full strength from the first step (for a run that continues a trained model)")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights")
     p.add_argument("--no-resume", action="store_true", help="ignore RUN_DIR/last.pt")
     p.add_argument("--quiet", action="store_true")

@@ -38,12 +38,14 @@ NORM_MEAN = 0.5
 NORM_STD = 0.5
 
 
-def curriculum_strength(progress: float, rng, clean_share: float = 0.25, max_strength: float = 1.0) -> float:
+def curriculum_strength(progress: float, rng, clean_share: float = 0.25, max_strength: float = 1.0,
+                        ramp: bool = True) -> float:
     """Augmentation strength for a sample drawn at ``progress`` (0..1) through training:
-    a quarter of the lines stay clean, the cap on the rest grows from 0.3 to full by mid-run."""
+    a quarter of the lines stay clean, the cap on the rest grows from 0.3 to full by mid-run
+    (``ramp``), or is full from the start (for a run that continues a trained model)."""
     if rng.random() < clean_share:
         return 0.0
-    cap = min(1.0, 0.3 + 1.4 * progress) * max_strength
+    cap = (min(1.0, 0.3 + 1.4 * progress) if ramp else 1.0) * max_strength
     return float(rng.uniform(0.15, 1.0)) * cap
 
 
@@ -55,9 +57,11 @@ class SyntheticLines:
     """
 
     def __init__(self, length: int, split: str = "train", seed: int = 0, strength: float | None = None,
-                 min_len: int = 2, max_len: int = 12, height: int = 32, max_strength: float = 1.0):
+                 min_len: int = 2, max_len: int = 12, height: int = 32, max_strength: float = 1.0,
+                 ramp: bool = True):
         self.length, self.split, self.seed, self.strength = length, split, seed, strength
         self.min_len, self.max_len, self.height, self.max_strength = min_len, max_len, height, max_strength
+        self.ramp = ramp
         self._source = None
         self._faces = None
 
@@ -86,7 +90,8 @@ class SyntheticLines:
             if face is not None:
                 break
         if self.strength is None:
-            strength = curriculum_strength(i / max(self.length, 1), rng, max_strength=self.max_strength)
+            strength = curriculum_strength(i / max(self.length, 1), rng, max_strength=self.max_strength,
+                                           ramp=self.ramp)
         else:
             strength = self.strength
         return render_line(text, face, rng, self.height, strength), text, face.label

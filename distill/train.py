@@ -47,14 +47,15 @@ class _Batches:
 
 def train_loader(charset: Charset, batch_size: int, total_steps: int, start_step: int = 0, seed: int = 0,
                  workers: int = 1, max_strength: float = 1.0, train_data: str | Path | None = None,
-                 train_data_share: float = 0.3, teacher=None, top_k: int = 0, bucket: int = 4) -> _Batches:
+                 train_data_share: float = 0.3, teacher=None, top_k: int = 0, bucket: int = 4,
+                 ramp: bool = True) -> _Batches:
     """Deterministic on-the-fly training batches for steps start_step..total_steps-1, with the lines
     of a labels.tsv folder mixed in when ``train_data`` is given. The lines of ``bucket``
     consecutive batches are regrouped by width (``BucketCollate``; 1 = off): a batch of random
     synthetic lines is otherwise about half padding. A ``teacher`` here (per-line CPU teachers
     only) runs in the data workers and adds its targets (``top_k`` classes per timestep, or dense
-    with 0) to every batch."""
-    ds = SyntheticLines(total_steps * batch_size, split="train", seed=seed, max_strength=max_strength)
+    with 0) to every batch. ``ramp`` False starts the augmentation at full strength."""
+    ds = SyntheticLines(total_steps * batch_size, split="train", seed=seed, max_strength=max_strength, ramp=ramp)
     if train_data is not None:
         ds = MixedLines(ds, LabelledLines(train_data), charset, train_data_share)
     subset = Subset(ds, range(start_step * batch_size, total_steps * batch_size))
@@ -185,7 +186,8 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
                  temperature: float = 2.0, weight_decay: float = 0.01, eval_every: int = 200,
                  checkpoint_seconds: float = 240.0, resume: bool = True, init: str | None = None,
                  max_strength: float = 1.0, progress: bool = True, train_data: str | Path | None = None,
-                 train_data_share: float = 0.3, device: str = "cpu", kd_top_k: int = 8, bucket: int = 4) -> Path:
+                 train_data_share: float = 0.3, device: str = "cpu", kd_top_k: int = 8, bucket: int = 4,
+                 ramp: bool = True) -> Path:
     """Train ``arch`` with CTC (teacher None) or distil it from ``teacher``.
     Writes ``run_dir/last.pt`` (resumable) and ``run_dir/metrics.jsonl``."""
     run_dir = Path(run_dir)
@@ -210,7 +212,7 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
     config = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "kd": use_kd,
               "device": str(device),
               "alpha": alpha, "beta": beta, "temperature": temperature, "kd_top_k": kd_top_k,
-              "max_strength": max_strength, "bucket": bucket}
+              "max_strength": max_strength, "ramp": ramp, "bucket": bucket}
     start = 0
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -262,7 +264,7 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
         # a per-line (ONNX, CPU) teacher runs in the data workers, beside the student's step
         loader_teacher = teacher if use_kd and workers > 0 and getattr(teacher, "per_line", False) else None
         loader = train_loader(charset, batch_size, steps, start, seed, workers, max_strength, train_data,
-                              train_data_share, teacher=loader_teacher, top_k=kd_top_k, bucket=bucket)
+                              train_data_share, teacher=loader_teacher, top_k=kd_top_k, bucket=bucket, ramp=ramp)
         if use_kd:
             step_fn = lambda batch: distill_step(model, teacher, batch, loss_fn)  # noqa: E731
         else:

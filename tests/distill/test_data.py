@@ -1,6 +1,6 @@
 import numpy as np
 
-from distill.data import BucketCollate, Collate, LabelledLines, SyntheticLines, read_labels
+from distill.data import BucketCollate, Collate, LabelledLines, SyntheticLines, curriculum_strength, read_labels
 from distill.fonts import discover, faces_for, is_reserved
 from distill.text import TextSource, split_of
 
@@ -88,3 +88,16 @@ def test_bucketing_regroups_lines_by_width_and_keeps_every_line(charset):
     # the order depends on the lines only
     again = BucketCollate(Collate(charset), batch_size=12)(lines)
     assert [b["texts"] for b in again] == [b["texts"] for b in batches]
+
+
+def test_the_curriculum_ramps_augmentation_up_unless_told_to_start_at_full_strength():
+    def strengths(progress, ramp):
+        rng = np.random.default_rng(0)
+        return np.array([curriculum_strength(progress, rng, ramp=ramp) for _ in range(2000)])
+
+    early, late, full = strengths(0.0, True), strengths(0.9, True), strengths(0.0, False)
+    for s in (early, late, full):
+        assert 0.2 < (s == 0.0).mean() < 0.3  # a quarter of the lines stay clean either way
+    assert early.max() <= 0.3 + 1e-9  # the ramp caps the first lines at 0.3
+    assert late.max() > 0.95 and full.max() > 0.95
+    assert abs(full.mean() - late.mean()) < 0.05  # without the ramp, step 0 looks like the end of a run
