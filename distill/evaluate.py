@@ -18,6 +18,7 @@ from workers.preprocess import prepare_line
 
 from .charset import greedy_decode
 from .data import read_labels
+from .export import count_params
 
 
 def clean_for_scoring(text: str) -> str:
@@ -34,15 +35,6 @@ def edit_distance(a: str, b: str) -> int:
             cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
         prev = cur
     return prev[-1]
-
-
-def count_params(model: onnx.ModelProto) -> int:
-    """Weights held as initializers or as multi-element Constant nodes."""
-    tensors = list(model.graph.initializer)
-    for node in model.graph.node:
-        if node.op_type == "Constant":
-            tensors += [a.t for a in node.attribute if a.name == "value"]
-    return int(sum(int(np.prod(t.dims)) for t in tensors if len(t.dims) and np.prod(t.dims) > 1))
 
 
 class OnnxRecognizer:

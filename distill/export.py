@@ -20,10 +20,20 @@ class ExportError(RuntimeError):
     pass
 
 
+def count_params(model: onnx.ModelProto) -> int:
+    """Weights held as initializers or as multi-element Constant nodes."""
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            tensors += [a.t for a in node.attribute if a.name == "value"]
+    return int(sum(int(np.prod(t.dims)) for t in tensors if len(t.dims) and np.prod(t.dims) > 1))
+
+
 def write_metadata(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
-    """Replace the model's metadata_props with exactly the package keys."""
+    """Replace the model's metadata_props with exactly the package keys, plus ``params``
+    (the weight count of this graph, which the serving registry records)."""
     del model.metadata_props[:]
-    onnx.helper.set_model_props(model, spec.to_metadata())
+    onnx.helper.set_model_props(model, {**spec.to_metadata(), "params": str(count_params(model))})
     return model
 
 

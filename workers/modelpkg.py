@@ -21,6 +21,9 @@ Keys (all values are strings in the ONNX ``metadata_props``):
 ``ocr.pad_pixel``     raw pixel value (0-255, before normalisation) used to pad lines to a common width
 ``ocr.output_layout`` ``"NTC"``: output is ``[batch, time, classes]``
 ``ocr.output_kind``   ``"log_probs"``, ``"logits"`` or ``"probs"``
+
+Other keys are kept in ``ModelSpec.extra``: ``distill`` writes ``params`` (the
+graph's weight count, recorded by the model registry) and ``distill.*`` lineage.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 from workers.modelpkg import ModelSpec
 
 from distill.cli import main
-from distill.export import crnn_spec, export_onnx, parity, quantize_int8, read_spec
+from distill.export import count_params, crnn_spec, export_onnx, parity, quantize_int8, read_spec
 from distill.fonts import faces_for
 from distill.models import build
 
@@ -43,6 +43,8 @@ def test_metadata_round_trips_through_the_serving_contract(exported, charset):
     assert spec.output_layout == "NTC" and spec.output_kind == "log_probs" and spec.width_multiple == 4
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param and dims[3].dim_param  # dynamic batch and width
+    # the weight count travels with the file, for the registry
+    assert int(spec.extra["params"]) == count_params(proto) > 1_000_000
 
 
 def test_int8_model_keeps_the_metadata_and_runs(exported, tmp_path):
@@ -85,6 +87,7 @@ def test_the_reference_model_is_packaged_and_reads_a_chinese_line(tmp_path):
     spec = read_spec(out)
     assert spec.classes[0] == "" and spec.classes[-1] == " " and spec.num_classes == 6625
     assert (spec.input_height, spec.color_order, spec.output_kind) == (48, "BGR", "probs")
+    assert int(spec.extra["params"]) == count_params(onnx.load(str(out))) > 2_000_000
     face = faces_for("train")[0]
     font = face.pil(40)
     text = "增值税专用发票"
