@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .augment import degrade
+from .augment import PIPELINE, degrade
 from .fonts import Face
 
 HEIGHT = 32
@@ -26,8 +26,9 @@ def pick_face(text: str, faces: tuple[Face, ...], rng: np.random.Generator) -> F
 
 
 def render_line(text: str, face: Face, rng: np.random.Generator, height: int = HEIGHT,
-                strength: float = 0.0) -> np.ndarray:
-    """A grayscale uint8 image of ``text``, ``height`` pixels high, degraded by ``strength``."""
+                strength: float = 0.0, pipeline=None) -> np.ndarray:
+    """A grayscale uint8 image of ``text``, ``height`` pixels high, degraded by ``strength``
+    (through ``pipeline``, default ``augment.PIPELINE``)."""
     size = int(rng.integers(28, 45))
     font = face.pil(size)
     spacing = float(rng.uniform(-0.04, 0.18)) * size if rng.random() < 0.3 else 0.0
@@ -57,7 +58,7 @@ def render_line(text: str, face: Face, rng: np.random.Generator, height: int = H
             m = int(rng.integers(1, max(2, size // 8)))
             img = img[max(0, rows[0] - m): rows[-1] + 1 + m]
     if strength > 0:
-        img = degrade(np.ascontiguousarray(img), rng, strength)
+        img = degrade(np.ascontiguousarray(img), rng, strength, PIPELINE if pipeline is None else pipeline)
     return resize_to_height(img, height)
 
 
