@@ -112,7 +112,7 @@ def _copy_model(tmp_path: Path, name: str) -> Path:
 
 def test_promote_and_roll_back(staff, tmp_path):
     first = active_model()
-    assert first.params and first.params > 2_000_000  # read from the file's metadata, no metrics needed
+    assert first.params and first.params > 1_000_000  # read from the file's metadata, no metrics needed
     second = register_model(_copy_model(tmp_path, "candidate"))
     listed = staff.get("/ocr/v1/models").json()
     assert {m["id"] for m in listed["results"]} == {first.pk, second.pk}
