@@ -50,10 +50,11 @@ def render_sets(count: int, seed: int) -> dict[str, list[tuple[np.ndarray, str]]
     """Condition name -> [(BGR image, text)]; every condition draws the same layout per line."""
     # "clean" has the degraded lines' background range, with no step applied
     conditions = {"clean": (), **{fn.__name__: ((fn, 1.0),) for fn, _ in PIPELINE}}
+    base = lines(count, seed)
     sets = {}
     for name, pipeline in conditions.items():
         rows = []
-        for text, face, s in lines(count, seed):
+        for text, face, s in base:
             rng = np.random.default_rng(s)
             gray = render_line(text, face, rng, strength=1.0, pipeline=pipeline)
             rows.append((cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR), text))
