@@ -26,7 +26,7 @@ from distill.augment import PIPELINE  # noqa: E402
 from distill.charset import load_charset  # noqa: E402
 from distill.evaluate import OnnxRecognizer, clean_for_scoring, edit_distance  # noqa: E402
 from distill.fonts import faces_for  # noqa: E402
-from distill.render import pick_face, render_line  # noqa: E402
+from distill.render import draw_text_and_face, render_line  # noqa: E402
 from distill.text import TextSource  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,13 +36,11 @@ from recognizers import parse_model  # noqa: E402
 def lines(count: int, seed: int) -> list[tuple[str, object, int]]:
     """(text, face, render seed) for ``count`` training-split lines."""
     source, faces = TextSource(load_charset(), "train", 2, 12, seed=seed), faces_for("train")
-    out = []
     rng = np.random.default_rng([seed, 7])
-    while len(out) < count:
-        text = source.sample(rng)
-        face = pick_face(text, faces, rng)
-        if face is not None:
-            out.append((text, face, int(rng.integers(0, 2**31))))
+    out = []
+    for _ in range(count):
+        text, face = draw_text_and_face(source, faces, rng)
+        out.append((text, face, int(rng.integers(0, 2**31))))
     return out
 
 

@@ -80,15 +80,11 @@ class SyntheticLines:
     def sample(self, i: int):
         import numpy as np
 
-        from .render import pick_face, render_line
+        from .render import draw_text_and_face, render_line
 
         self._setup()
         rng = np.random.default_rng([self.seed, i, 0 if self.split == "train" else 1])
-        while True:
-            text = self._source.sample(rng)
-            face = pick_face(text, self._faces, rng)
-            if face is not None:
-                break
+        text, face = draw_text_and_face(self._source, self._faces, rng)
         if self.strength is None:
             strength = curriculum_strength(i / max(self.length, 1), rng, max_strength=self.max_strength,
                                            ramp=self.ramp)

@@ -25,10 +25,20 @@ def pick_face(text: str, faces: tuple[Face, ...], rng: np.random.Generator) -> F
     return group[int(rng.integers(0, len(group)))] if len(group) > 1 else group[0]
 
 
+def draw_text_and_face(source, faces: tuple[Face, ...], rng: np.random.Generator) -> tuple[str, Face]:
+    """Texts from ``source`` (a ``TextSource``) until one has a face in ``faces`` with every
+    glyph: that text and its face (``pick_face``)."""
+    while True:
+        text = source.sample(rng)
+        face = pick_face(text, faces, rng)
+        if face is not None:
+            return text, face
+
+
 def render_line(text: str, face: Face, rng: np.random.Generator, height: int = HEIGHT,
-                strength: float = 0.0, pipeline=None) -> np.ndarray:
+                strength: float = 0.0, pipeline=PIPELINE) -> np.ndarray:
     """A grayscale uint8 image of ``text``, ``height`` pixels high, degraded by ``strength``
-    (through ``pipeline``, default ``augment.PIPELINE``)."""
+    through ``pipeline`` (``augment.degrade``)."""
     size = int(rng.integers(28, 45))
     font = face.pil(size)
     spacing = float(rng.uniform(-0.04, 0.18)) * size if rng.random() < 0.3 else 0.0
@@ -58,7 +68,7 @@ def render_line(text: str, face: Face, rng: np.random.Generator, height: int = H
             m = int(rng.integers(1, max(2, size // 8)))
             img = img[max(0, rows[0] - m): rows[-1] + 1 + m]
     if strength > 0:
-        img = degrade(np.ascontiguousarray(img), rng, strength, PIPELINE if pipeline is None else pipeline)
+        img = degrade(np.ascontiguousarray(img), rng, strength, pipeline)
     return resize_to_height(img, height)
 
 
