@@ -7,7 +7,8 @@ constant before the argmax (a "blank penalty", as in speech CTC decoders) turns
 those frames back into characters. The offset is chosen on lines rendered from
 the *training* fonts and texts (``generate --split train`` with a seed no run
 used), never on the dev sets, and then baked into the exported model's
-classifier bias (``export --blank-offset``), so serving decodes as before.
+classifier bias (``export --blank-offset``) and recorded as ``ocr.blank_penalty``, which
+tells decoders to keep doubled characters apart where the blank would have won without it.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from workers.ctc import to_probs
+from workers.ctc import separate_doubles, to_probs
 
 from .charset import greedy_decode
 from .data import read_labels
 from .evaluate import OnnxRecognizer, clean_for_scoring, edit_distance, read_fonts
 
-DEFAULT_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0)
+DEFAULT_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 
 
 class CalibrationError(ValueError):
@@ -45,9 +46,14 @@ def best_paths(out: np.ndarray, blank: int) -> tuple[np.ndarray, np.ndarray, np.
     return out[:, blank], best, others[np.arange(len(best)), best]
 
 
-def decode_with_offset(paths, offset: float, classes, blank: int) -> str:
+def decode_with_offset(paths, offset: float, classes, blank: int, penalty: float = 0.0) -> str:
+    """Greedy decoding with the blank lowered by ``offset`` more, as the exported model with
+    ``ocr.blank_penalty = penalty + offset`` is decoded (``workers.ctc.best_path``: doubled
+    characters stay apart where the blank would have won without the penalty)."""
     blank_lp, best, best_lp = paths
     path = np.where(blank_lp - offset >= best_lp, blank, best)
+    if offset + penalty > 0:
+        separate_doubles(path, blank, blank_lp + penalty >= best_lp)
     return greedy_decode(path, classes, blank)
 
 
@@ -90,7 +96,9 @@ def sweep(model_path: str | Path, data_dirs, offsets=DEFAULT_OFFSETS, threads: i
             gt = clean_for_scoring(text)
             total += len(gt)
             for k, offset in enumerate(offsets):
-                pred = clean_for_scoring(decode_with_offset(paths, offset, spec.classes, spec.blank_index))
+                pred = clean_for_scoring(
+                    decode_with_offset(paths, offset, spec.classes, spec.blank_index, spec.blank_penalty)
+                )
                 errors[k] += edit_distance(gt, pred)
                 exact[k] += gt == pred
         result["data"][str(data_dir)] = {

@@ -104,6 +104,9 @@ def _cmd_export(args) -> int:
     if bool(args.checkpoint) == bool(args.untrained):
         print("error: give exactly one of --checkpoint or --untrained ARCH", file=sys.stderr)
         return 2
+    if args.blank_offset < 0:
+        print("error: --blank-offset lowers the blank; it cannot be negative", file=sys.stderr)
+        return 2
     if args.checkpoint:
         model, state = load_model(args.checkpoint)
     else:  # randomly initialised: only good for measuring speed and size
@@ -116,8 +119,7 @@ def _cmd_export(args) -> int:
         from .calibrate import apply_blank_offset
 
         apply_blank_offset(model, args.blank_offset)
-        extra["distill.blank_offset"] = str(args.blank_offset)
-    spec = crnn_spec(name, load_charset().classes, extra=extra)
+    spec = crnn_spec(name, load_charset().classes, extra=extra, blank_penalty=args.blank_offset)
     out = export_onnx(model.eval(), args.out, spec)
     diff = parity(model, out)
     print(json.dumps({"out": str(out), "name": name, "max_abs_diff": diff}))

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 
 from workers.modelpkg import ModelSpec
+from workers.textforms import TEXT_FORMS_NFKC
 
 REFERENCE_PACKAGE = "rapidocr_onnxruntime"
 REFERENCE_PIN = "rapidocr-onnxruntime==1.4.4"
@@ -94,7 +95,8 @@ def import_reference(out: str | Path, source: str | Path | None = None) -> Model
 
 # --------------------------------------------------------------------------- our CRNNs
 
-def crnn_spec(name: str, charset_classes, height: int = 32, stride: int = 4, extra: dict | None = None) -> ModelSpec:
+def crnn_spec(name: str, charset_classes, height: int = 32, stride: int = 4, extra: dict | None = None,
+              blank_penalty: float = 0.0) -> ModelSpec:
     return ModelSpec(
         name=name,
         classes=tuple(charset_classes),
@@ -108,6 +110,10 @@ def crnn_spec(name: str, charset_classes, height: int = 32, stride: int = 4, ext
         width_multiple=stride,
         max_width=1600,
         output_kind="log_probs",
+        blank_penalty=float(blank_penalty),
+        # labels are NFKC-normalised (charset.py), so ":" stands for "：" too: workers restore
+        # the full-width forms by context (workers.textforms)
+        text_forms=TEXT_FORMS_NFKC,
         extra=extra or {},
     )
 

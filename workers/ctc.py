@@ -18,22 +18,58 @@ def to_probs(output: np.ndarray, kind: str) -> np.ndarray:
     raise ValueError(f"unknown output kind {kind!r}")
 
 
-def greedy_decode(probs: np.ndarray, classes: tuple[str, ...] | list[str], blank: int) -> tuple[str, float]:
-    """Best path: argmax per step, merge repeats, drop blanks.
+def best_path(scores: np.ndarray, blank: int, blank_penalty: float = 0.0, log_domain: bool = False) -> np.ndarray:
+    """The argmax class per step of a [T, C] output (probabilities, or log-probabilities or
+    logits with ``log_domain``).
 
-    The confidence is the mean of the winning probability over the steps that emitted
-    a character (1.0 for an empty line, which is "confidently nothing" only when every
-    step chose blank; it then reports the mean blank probability instead).
+    ``blank_penalty`` is how much the model's blank logit was lowered (``ocr.blank_penalty``).
+    The penalty turns steps where the blank narrowly beat a character into that character,
+    which recovers dropped characters, but it also fills the one blank step that separates a
+    doubled character ("nn", "66"), which the CTC collapse then merges. So inside a run of one
+    class, a step goes back to the blank where the blank would have won without the penalty:
+    the penalty can add characters, never merge two.
+    """
+    best = scores.argmax(axis=1)
+    if blank_penalty > 0:
+        b, k = scores[:, blank], scores[np.arange(len(best)), best]
+        separate_doubles(best, blank, b + blank_penalty >= k if log_domain else b * np.exp(blank_penalty) >= k)
+    return best
+
+
+def separate_doubles(path: np.ndarray, blank: int, blank_won: np.ndarray) -> np.ndarray:
+    """In place: a step that repeats the class before it goes back to the blank where
+    ``blank_won`` says the blank would have won there without the penalty."""
+    t = np.flatnonzero((path[1:] == path[:-1]) & (path[1:] != blank)) + 1
+    path[t[blank_won[t]]] = blank
+    return path
+
+
+def greedy_decode(
+    probs: np.ndarray, classes: tuple[str, ...] | list[str], blank: int, blank_penalty: float = 0.0
+) -> tuple[str, float]:
+    """Best path (``best_path``): argmax per step, merge repeats, drop blanks.
+
+    The confidence is the geometric mean, over the characters read, of each character's
+    peak probability (the highest over the steps of its run): one doubtful character pulls
+    it down, where a mean over steps would drown it among the sure ones. On the training-split
+    check lines it tells right lines from wrong ones with an AUC of 0.85 for the student
+    (0.67 for the mean over steps) and 0.85 / 0.87 for the reference (docs/serving.md). An
+    empty line reports the mean blank probability.
     """
     if probs.ndim != 2:
         raise ValueError("greedy_decode takes a [T, C] array")
     if probs.shape[0] == 0:
         return "", 0.0
-    best = probs.argmax(axis=1)
+    best = best_path(probs, blank, blank_penalty)
     best_p = probs[np.arange(len(best)), best]
-    keep = best != blank
+    emitted = best != blank
+    keep = emitted.copy()
     keep[1:] &= best[1:] != best[:-1]
-    chars = [classes[i] for i in best[keep]]
-    if not chars:
+    if not keep.any():
         return "", float(best_p.mean())
-    return "".join(chars), float(best_p[keep].mean())
+    # every emitted step belongs to the character its run started (a blank ends a run)
+    char_of_step = np.cumsum(keep)[emitted] - 1
+    peaks = np.zeros(int(keep.sum()), dtype=np.float64)
+    np.maximum.at(peaks, char_of_step, best_p[emitted])
+    confidence = float(np.exp(np.log(np.maximum(peaks, 1e-12)).mean()))
+    return "".join(classes[i] for i in best[keep]), confidence

@@ -59,6 +59,8 @@ class Recognizer:
         for i, arr in enumerate(lines):
             # Only the steps that cover this line's own pixels, not the padding.
             valid = max(1, min(steps_total, round(steps_total * arr.shape[2] / width_total)))
-            text, conf = greedy_decode(probs[i, :valid], self.spec.classes, self.spec.blank_index)
-            results.append(LineText(text=text, confidence=conf))
+            text, conf = greedy_decode(
+                probs[i, :valid], self.spec.classes, self.spec.blank_index, self.spec.blank_penalty
+            )
+            results.append(LineText(text=self.spec.finish_text(text), confidence=conf))
         return results

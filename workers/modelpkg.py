@@ -21,6 +21,13 @@ Keys (all values are strings in the ONNX ``metadata_props``):
 ``ocr.pad_pixel``     raw pixel value (0-255, before normalisation) used to pad lines to a common width
 ``ocr.output_layout`` ``"NTC"``: output is ``[batch, time, classes]``
 ``ocr.output_kind``   ``"log_probs"``, ``"logits"`` or ``"probs"``
+``ocr.blank_penalty`` optional, default 0: how much the blank's logit was lowered inside the
+                      graph; decoders keep doubled characters apart where the blank would
+                      have won without it (``workers.ctc.best_path``)
+``ocr.text_forms``    optional: ``"as_is"`` (default) when the classes are the printed forms,
+                      ``"nfkc"`` when the model was trained on NFKC labels and answers ``:``
+                      for ``：``; workers then restore full-width punctuation in Chinese
+                      context (``workers.textforms``)
 
 Other keys are kept in ``ModelSpec.extra``: ``distill`` writes ``params`` (the
 graph's weight count, recorded by the model registry) and ``distill.*`` lineage.
@@ -30,6 +37,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+
+from .textforms import TEXT_FORMS, TEXT_FORMS_AS_IS, finish_text
 
 FORMAT = "ocr-ctc/1"
 OUTPUT_KINDS = ("log_probs", "logits", "probs")
@@ -56,6 +65,8 @@ class ModelSpec:
     pad_pixel: float = 255.0
     output_layout: str = "NTC"
     output_kind: str = "log_probs"
+    blank_penalty: float = 0.0
+    text_forms: str = TEXT_FORMS_AS_IS
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -86,12 +97,20 @@ class ModelSpec:
             problems.append("only the NTC output layout is supported")
         if self.output_kind not in OUTPUT_KINDS:
             problems.append(f"output_kind must be one of {OUTPUT_KINDS}")
+        if not 0 <= self.blank_penalty < 50:
+            problems.append("blank_penalty must lie in 0..50")
+        if self.text_forms not in TEXT_FORMS:
+            problems.append(f"text_forms must be one of {TEXT_FORMS}")
         if problems:
             raise ModelPackageError("; ".join(problems))
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def finish_text(self, text: str) -> str:
+        """A decoded line as answers carry it (full-width punctuation restored for NFKC models)."""
+        return finish_text(text, self.text_forms)
 
     def to_metadata(self) -> dict[str, str]:
         meta = {
@@ -110,6 +129,8 @@ class ModelSpec:
             "ocr.pad_pixel": str(self.pad_pixel),
             "ocr.output_layout": self.output_layout,
             "ocr.output_kind": self.output_kind,
+            "ocr.blank_penalty": str(self.blank_penalty),
+            "ocr.text_forms": self.text_forms,
         }
         meta.update(self.extra)
         return meta
@@ -136,6 +157,8 @@ class ModelSpec:
                 pad_pixel=float(meta.get("ocr.pad_pixel", "255")),
                 output_layout=meta["ocr.output_layout"],
                 output_kind=meta["ocr.output_kind"],
+                blank_penalty=float(meta.get("ocr.blank_penalty", "0")),
+                text_forms=meta.get("ocr.text_forms", TEXT_FORMS_AS_IS),
                 extra={k: v for k, v in meta.items() if not k.startswith("ocr.")},
             )
         except KeyError as exc:

@@ -13,8 +13,18 @@ def good(**kw):
 
 
 def test_metadata_round_trips():
-    spec = good(classes=("", "中", "文", " "), extra={"params": "123"})
-    assert ModelSpec.from_metadata(spec.to_metadata()) == spec
+    spec = good(classes=("", "中", "文", " "), extra={"params": "123"}, blank_penalty=1.25, text_forms="nfkc")
+    back = ModelSpec.from_metadata(spec.to_metadata())
+    assert back == spec and back.blank_penalty == 1.25 and back.text_forms == "nfkc"
+
+
+def test_the_optional_keys_default_to_decoding_as_trained():
+    meta = good().to_metadata()
+    del meta["ocr.blank_penalty"], meta["ocr.text_forms"]
+    spec = ModelSpec.from_metadata(meta)
+    assert spec.blank_penalty == 0.0 and spec.text_forms == "as_is"
+    assert spec.finish_text("名称:张三") == "名称:张三"
+    assert good(text_forms="nfkc").finish_text("名称:张三") == "名称：张三"
 
 
 @pytest.mark.parametrize(
@@ -25,6 +35,9 @@ def test_metadata_round_trips():
         dict(input_channels=3),
         dict(norm_std=(0.0,)),
         dict(output_kind="softmaxish"),
+        dict(blank_penalty=-1.0),
+        dict(blank_penalty=float("nan")),
+        dict(text_forms="fullwidth"),
     ],
 )
 def test_it_refuses_inconsistent_specs(kw):
