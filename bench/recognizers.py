@@ -70,8 +70,19 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             cells += [f"{100 * r['char_accuracy']:.2f} %", f"{100 * r['line_accuracy']:.1f} %"]
         print("| " + " | ".join(cells) + " |")
+    print_exact(results, args.model, args.data)
     print_by_font(results, args.model, args.data)
     return 0
+
+
+def print_exact(results, models, datas) -> None:
+    """Char accuracy on the exact code points (no NFKC: "：" and ":" differ), as API clients get them."""
+    print("\nchar accuracy on exact code points (no NFKC)\n")
+    print("| model | " + " | ".join(Path(d).name for d in datas) + " |")
+    print("|" + " --- |" * (len(datas) + 1))
+    for label, _ in models:
+        cells = [f"{100 * results[(label, d)]['char_accuracy_exact']:.2f} %" for d in datas]
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 def print_by_font(results, models, datas) -> None:

@@ -233,12 +233,12 @@ def test_the_default_model_is_the_first_candidate_present(settings, tmp_path):
 
     settings.OCR_DEFAULT_MODEL = ""
     settings.OCR_MODELS_DIR = tmp_path
-    student = tmp_path / "student.onnx"
-    student.write_bytes(b"x")
-    assert default_model_path() == student
     (tmp_path / "reference").mkdir()
     reference = tmp_path / "reference" / "ppocrv4_mobile_rec.onnx"
     reference.write_bytes(b"x")
     assert default_model_path() == reference
-    settings.OCR_DEFAULT_MODEL = str(student)
-    assert default_model_path() == student
+    student = tmp_path / "student.onnx"
+    student.write_bytes(b"x")
+    assert default_model_path() == student  # the shipped student comes first
+    settings.OCR_DEFAULT_MODEL = str(reference)
+    assert default_model_path() == reference

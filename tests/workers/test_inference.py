@@ -46,3 +46,14 @@ def test_it_reads_a_tilted_photo_of_a_form(recognizer):
     for line in out.lines:
         x0, y0, x1, y1 = line["box"]
         assert 0 <= x0 < x1 <= tilted.shape[1] and 0 <= y0 < y1 <= tilted.shape[0]
+
+
+def test_the_shipped_student_answers_the_printed_punctuation():
+    """The student reads NFKC forms; its metadata has the worker restore full-width punctuation in
+    Chinese text and keep half width in amounts and percentages, and keep doubles apart."""
+    student = Recognizer(MODEL.parents[1] / "student.onnx", threads=1)
+    assert student.spec.text_forms == "nfkc" and student.spec.blank_penalty > 0
+    lines = ["购买方名称：上海明远科技有限公司", "价税合计（大写）：壹仟贰佰捌拾元整", "金额：¥1,280.00 税率：13%"]
+    out = recognize_array(np.asarray(render_lines(lines)), LineBatcher(lambda: student, max_wait_ms=1), "r")
+    assert [t.replace(" ", "") for t in out.text] == [t.replace(" ", "") for t in lines]
+    assert all(line["confidence"] > 0.9 for line in out.lines)
