@@ -1,0 +1,82 @@
+"""How well a line's confidence tells the lines a model reads right from those it misreads.
+
+Each model reads the lines of the given folders through the serving path's own recogniser
+(``workers.inference.Recognizer``: preprocessing, decoding and confidence as a worker computes
+them, one line at a time). A line is right when it equals its label after NFKC without
+whitespace (as ``distill evaluate`` scores). Prints, per model, the AUC of the confidence
+for right against wrong lines, and for each threshold the share of wrong and of right lines
+under it (what the portal's ``LOW_CONFIDENCE`` flag would catch and what it would flag for
+nothing). Use training-split folders (``data/val_clean``, ``data/val_scan``) to choose a
+threshold, never the dev sets.
+
+    .venv/bin/python bench/confidence.py --data data/val_clean --data data/val_scan \\
+        --model "student=models/student.onnx" --model "PP-OCRv4-mobile=models/reference/ppocrv4_mobile_rec.onnx"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from distill.data import read_labels  # noqa: E402
+from distill.evaluate import clean_for_scoring  # noqa: E402
+from workers.inference import Recognizer  # noqa: E402
+from workers.preprocess import prepare_line  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from recognizers import parse_model  # noqa: E402
+
+THRESHOLDS = (0.8, 0.85, 0.9, 0.92, 0.94)
+
+
+def auc(right: np.ndarray, wrong: np.ndarray) -> float:
+    """Probability that a right line has a higher confidence than a wrong one (ties count half)."""
+    if not len(right) or not len(wrong):
+        return float("nan")
+    greater = (right[:, None] > wrong[None, :]).mean()
+    ties = (right[:, None] == wrong[None, :]).mean()
+    return float(greater + ties / 2)
+
+
+def confidences(model: str, datas: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    rec = Recognizer(model, threads=1)
+    right, wrong = [], []
+    for data in datas:
+        for rel, text in read_labels(Path(data)):
+            bgr = cv2.imread(str(Path(data) / rel), cv2.IMREAD_COLOR)
+            line = rec.recognize([prepare_line(np.ascontiguousarray(bgr[:, :, ::-1]), rec.spec)])[0]
+            (right if clean_for_scoring(line.text) == clean_for_scoring(text) else wrong).append(line.confidence)
+    return np.asarray(right), np.asarray(wrong)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", action="append", required=True, help="a labels.tsv folder (repeatable)")
+    parser.add_argument("--model", action="append", required=True, type=parse_model, metavar="LABEL=PATH")
+    parser.add_argument("--threshold", type=float, action="append", default=None)
+    args = parser.parse_args(argv)
+    thresholds = args.threshold or THRESHOLDS
+    for label, path in args.model:
+        right, wrong = confidences(path, args.data)
+        result = {
+            "label": label, "right": len(right), "wrong": len(wrong), "auc": round(auc(right, wrong), 3),
+            "flagged": {str(t): {"wrong": round(float((wrong < t).mean()), 3), "right": round(float((right < t).mean()), 3)}
+                        for t in thresholds},
+        }
+        print(json.dumps(result))
+        print(f"{label}: {len(right)} right, {len(wrong)} wrong lines, AUC {result['auc']:.3f}")
+        for t in thresholds:
+            f = result["flagged"][str(t)]
+            print(f"  below {t}: {100 * f['wrong']:.1f} % of wrong lines, {100 * f['right']:.1f} % of right lines")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
