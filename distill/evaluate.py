@@ -13,11 +13,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from workers.ctc import best_path
+from workers.inference import decode_line
 from workers.modelpkg import ModelSpec
 from workers.preprocess import prepare_line
 
-from .charset import greedy_decode
 from .data import read_labels
 from .export import count_params
 
@@ -66,9 +65,7 @@ class OnnxRecognizer:
 
     def recognize(self, bgr: np.ndarray) -> str:
         """The line as an OCR worker answers it (full-width punctuation restored for NFKC models)."""
-        out = self.run(self.preprocess(bgr))[0]
-        path = best_path(out, self.spec.blank_index, self.spec.blank_penalty, self.spec.output_kind != "probs")
-        return self.spec.finish_text(greedy_decode(path, self.spec.classes, self.spec.blank_index))
+        return decode_line(self.run(self.preprocess(bgr))[0], self.spec).text
 
 
 def evaluate(data_dir: str | Path, model_path: str | Path, predictions: str | Path | None = None,
@@ -100,8 +97,9 @@ def evaluate(data_dir: str | Path, model_path: str | Path, predictions: str | Pa
         errors += dist
         total += len(gt)
         exact += gt == pr
-        exact_errors += edit_distance(clean_exact(text), clean_exact(pred))
-        exact_total += len(clean_exact(text))
+        gt_exact = clean_exact(text)
+        exact_errors += edit_distance(gt_exact, clean_exact(pred))
+        exact_total += len(gt_exact)
         if rel in fonts:
             row = by_font.setdefault(fonts[rel], [0, 0, 0])
             row[0], row[1], row[2] = row[0] + 1, row[1] + dist, row[2] + len(gt)

@@ -36,6 +36,11 @@ def best_path(scores: np.ndarray, blank: int, blank_penalty: float = 0.0, log_do
     return best
 
 
+def _logsumexp(scores: np.ndarray) -> np.ndarray:
+    top = scores.max(axis=1)
+    return top + np.log(np.exp(scores - top[:, None]).sum(axis=1))
+
+
 def separate_doubles(path: np.ndarray, blank: int, blank_won: np.ndarray) -> np.ndarray:
     """In place: a step that repeats the class before it goes back to the blank where
     ``blank_won`` says the blank would have won there without the penalty."""
@@ -45,9 +50,12 @@ def separate_doubles(path: np.ndarray, blank: int, blank_won: np.ndarray) -> np.
 
 
 def greedy_decode(
-    probs: np.ndarray, classes: tuple[str, ...] | list[str], blank: int, blank_penalty: float = 0.0
+    scores: np.ndarray, classes: tuple[str, ...] | list[str], blank: int, blank_penalty: float = 0.0,
+    kind: str = "probs",
 ) -> tuple[str, float]:
-    """Best path (``best_path``): argmax per step, merge repeats, drop blanks.
+    """Best path (``best_path``) of a [T, C] output of ``kind`` (``ocr.output_kind``): argmax
+    per step, merge repeats, drop blanks. Only the winning steps' scores are turned into
+    probabilities, for the confidence.
 
     The confidence is the geometric mean, over the characters read, of each character's
     peak probability (the highest over the steps of its run): one doubtful character pulls
@@ -56,20 +64,21 @@ def greedy_decode(
     (0.67 for the mean over steps) and 0.85-0.87 for the reference (docs/serving.md). An
     empty line reports the mean blank probability.
     """
-    if probs.ndim != 2:
+    if scores.ndim != 2:
         raise ValueError("greedy_decode takes a [T, C] array")
-    if probs.shape[0] == 0:
+    if scores.shape[0] == 0:
         return "", 0.0
-    best = best_path(probs, blank, blank_penalty)
-    best_p = probs[np.arange(len(best)), best]
+    best = best_path(scores, blank, blank_penalty, log_domain=kind != "probs")
+    chosen = scores[np.arange(len(best)), best]
+    if kind == "logits":  # the winners' log-probabilities
+        chosen, kind = chosen - _logsumexp(scores), "log_probs"
+    best_p = to_probs(chosen, kind)
     emitted = best != blank
     keep = emitted.copy()
     keep[1:] &= best[1:] != best[:-1]
     if not keep.any():
         return "", float(best_p.mean())
-    # every emitted step belongs to the character its run started (a blank ends a run)
-    char_of_step = np.cumsum(keep)[emitted] - 1
-    peaks = np.zeros(int(keep.sum()), dtype=np.float64)
-    np.maximum.at(peaks, char_of_step, best_p[emitted])
+    # the emitted steps, in order, fall into one run per character, each starting at a kept step
+    peaks = np.maximum.reduceat(best_p[emitted].astype(np.float64), np.flatnonzero(keep[emitted]))
     confidence = float(np.exp(np.log(np.maximum(peaks, 1e-12)).mean()))
     return "".join(classes[i] for i in best[keep]), confidence

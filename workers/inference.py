@@ -28,6 +28,17 @@ class LineText:
     confidence: float
 
 
+def decode_line(scores: np.ndarray, spec: ModelSpec, kind: str | None = None) -> LineText:
+    """One line's [T, C] output (of ``kind``, by default the model's ``ocr.output_kind``) as an
+    answer carries it: greedy decoding with the model's blank penalty, the confidence, and the
+    text in the forms the model's ``ocr.text_forms`` asks for. ``distill evaluate`` calls this
+    too, so what it measures is what workers answer."""
+    text, confidence = greedy_decode(
+        scores, spec.classes, spec.blank_index, spec.blank_penalty, kind or spec.output_kind
+    )
+    return LineText(text=spec.finish_text(text), confidence=confidence)
+
+
 class Recognizer:
     """Loads an ONNX CTC recogniser once and decodes batches of prepared lines."""
 
@@ -59,8 +70,5 @@ class Recognizer:
         for i, arr in enumerate(lines):
             # Only the steps that cover this line's own pixels, not the padding.
             valid = max(1, min(steps_total, round(steps_total * arr.shape[2] / width_total)))
-            text, conf = greedy_decode(
-                probs[i, :valid], self.spec.classes, self.spec.blank_index, self.spec.blank_penalty
-            )
-            results.append(LineText(text=self.spec.finish_text(text), confidence=conf))
+            results.append(decode_line(probs[i, :valid], self.spec, kind="probs"))
         return results

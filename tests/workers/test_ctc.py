@@ -94,3 +94,12 @@ def test_best_path_agrees_in_the_log_domain(kind):
     np.testing.assert_array_equal(
         best_path(raw, 0, 1.0, log_domain=True), best_path(shifted, 0, 1.0, log_domain=False)
     )
+
+
+@pytest.mark.parametrize("kind", ["logits", "log_probs"])
+def test_greedy_decode_reads_every_output_kind_alike(kind):
+    shifted = penalised(DOUBLE, 1.0)
+    raw = np.log(shifted) + (3.0 if kind == "logits" else 0.0)
+    text, conf = greedy_decode(raw, CLASSES, 0, 1.0, kind)
+    expected_text, expected_conf = greedy_decode(shifted, CLASSES, 0, 1.0)
+    assert text == expected_text == "aab" and conf == pytest.approx(expected_conf, rel=1e-5)
