@@ -44,10 +44,19 @@ def _message(detail) -> str:
     return str(detail)
 
 
+# Seconds a client should wait before retrying while Redis (queue, cache, throttle counters) is down.
+# A supervised Redis is back within a few seconds of a crash; see docs/reliability.md.
+RETRY_AFTER_S = 5
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
+
+
 def exception_handler(exc, context):
-    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)):
+    if isinstance(exc, _REDIS_DOWN):
         return error_response(
-            "unavailable", "The queue is not reachable right now; please retry shortly.", status.HTTP_503_SERVICE_UNAVAILABLE
+            "unavailable",
+            "The queue is not reachable right now; please retry shortly.",
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
         )
     response = drf_exception_handler(exc, context)
     if response is None:

@@ -1,12 +1,14 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from . import health
 from . import lifecycle_views as lifecycle
 from . import views
 
 app_name = "ocr_api"
 
 urlpatterns = [
+    path("health", health.health, name="health"),
     path("recognize", views.RecognizeView.as_view(), name="recognize"),
     path("jobs", views.JobListView.as_view(), name="job-list"),
     path("jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="job-detail"),
