@@ -22,7 +22,9 @@ def test_every_architecture_maps_width_to_quarter_time_steps(arch, width, charse
     steps = width // 4
     assert feats.shape == (2, model.feature_channels, 1, steps)
     assert out.shape == (2, steps, len(charset))
-    assert torch.equal(out, model(x)) or torch.allclose(out, model(x))
+    # model(x) runs with autograd on: other kernels may be picked than under no_grad, so the
+    # outputs agree to float32 precision, not bit for bit (3e-8 apart on some CPUs)
+    assert torch.allclose(out, model(x), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
