@@ -9,6 +9,12 @@ sends each run through the recogniser in one ONNX Runtime call.
 Why not a task-level batching library: one request brings several lines of very
 different widths, and it is lines, not task messages, that need grouping; task
 messages also keep their own late acknowledgement and time limits this way.
+
+Deadlines: a request may give a deadline (a ``time.monotonic()`` value). Its lines still
+waiting when it passes are dropped before they reach the recogniser, the batching thread
+checks again before every run, and the request gets ``DeadlineExceeded``. This is what stops
+a runaway page: a run already inside ONNX Runtime finishes (at most ``max_batch`` lines), no
+further run of that request starts.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,11 +43,36 @@ class BatchedLine:
     batch_requests: int
 
 
+class DeadlineExceeded(TimeoutError):
+    """A request's deadline passed before all of its lines were recognised."""
+
+    def __init__(self, done: int = 0, total: int = 0, stage: str = "recognition") -> None:
+        super().__init__(f"deadline passed at {stage}, {done} of {total} lines recognised")
+        self.done = done
+        self.total = total
+        self.stage = stage
+
+
 @dataclass
 class _Item:
     crop: np.ndarray
     request_id: str
     future: Future
+    deadline: float | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.future.cancelled() or (self.deadline is not None and now >= self.deadline)
+
+
+def _settle(future: Future, result=None, exc: BaseException | None = None) -> None:
+    """Set a future's outcome unless its waiter gave up (cancelled it) in the meantime."""
+    try:
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 class LineBatcher:
@@ -63,16 +94,32 @@ class LineBatcher:
         self._thread = threading.Thread(target=self._loop, name="line-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, crops: list[np.ndarray], request_id: str) -> list[Future]:
+    def submit(self, crops: list[np.ndarray], request_id: str, deadline: float | None = None) -> list[Future]:
         futures = []
         for crop in crops:
             fut: Future = Future()
-            self._queue.put(_Item(crop=crop, request_id=request_id, future=fut))
+            self._queue.put(_Item(crop=crop, request_id=request_id, future=fut, deadline=deadline))
             futures.append(fut)
         return futures
 
-    def recognize(self, crops: list[np.ndarray], request_id: str, timeout: float | None = None) -> list[BatchedLine]:
-        return [f.result(timeout=timeout) for f in self.submit(crops, request_id)]
+    def recognize(
+        self, crops: list[np.ndarray], request_id: str, timeout: float | None = None, deadline: float | None = None
+    ) -> list[BatchedLine]:
+        """The lines' texts in order. ``timeout`` (seconds from now) or ``deadline`` (a monotonic time)
+        bounds the whole request; past it the remaining lines are dropped and DeadlineExceeded raised."""
+        if timeout is not None:
+            deadline = min(deadline or float("inf"), time.monotonic() + timeout)
+        futures = self.submit(crops, request_id, deadline)
+        results: list[BatchedLine] = []
+        try:
+            for fut in futures:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                results.append(fut.result(timeout=remaining))
+        except TimeoutError:  # the wait ran out, or the batching thread dropped an expired line
+            for fut in futures:
+                fut.cancel()
+            raise DeadlineExceeded(done=len(results), total=len(futures)) from None
+        return results
 
     # --- the batching thread -------------------------------------------------------------
     def _collect(self) -> list[_Item]:
@@ -94,24 +141,45 @@ class LineBatcher:
             except BaseException as exc:  # noqa: BLE001 - every waiter must hear about it
                 for item in items:
                     if not item.future.done():
-                        item.future.set_exception(exc)
+                        _settle(item.future, exc=exc)
+
+    def _drop_expired(self, items: list[_Item]) -> list[_Item]:
+        now = time.monotonic()
+        live = []
+        for item in items:
+            if item.expired(now):
+                _settle(item.future, exc=DeadlineExceeded())
+            else:
+                live.append(item)
+        return live
 
     def _run(self, items: list[_Item]) -> None:
+        items = self._drop_expired(items)
+        if not items:
+            return
         model = self._recognizer()
         prepared = []
         for item in items:
             try:
                 prepared.append((prepare_line(item.crop, model.spec, self.binarize), item))
             except Exception as exc:  # noqa: BLE001
-                item.future.set_exception(exc)
+                _settle(item.future, exc=exc)
         prepared.sort(key=lambda pair: pair[0].shape[2])
         for group in self._groups(prepared):
+            now = time.monotonic()
+            for _, item in group:
+                if item.expired(now):
+                    _settle(item.future, exc=DeadlineExceeded())
+            group = [pair for pair in group if not pair[1].future.done()]
+            if not group:
+                continue
             arrays = [a for a, _ in group]
             results: list[LineText] = model.recognize(arrays)
             batch_id = next(self._ids)
             requests = len({item.request_id for _, item in group})
             for (_, item), res in zip(group, results):
-                item.future.set_result(
+                _settle(
+                    item.future,
                     BatchedLine(
                         text=res.text,
                         confidence=res.confidence,
@@ -119,7 +187,7 @@ class LineBatcher:
                         batch_id=batch_id,
                         batch_size=len(group),
                         batch_requests=requests,
-                    )
+                    ),
                 )
 
     def _groups(self, prepared: list) -> list[list]:

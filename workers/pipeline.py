@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .batcher import LineBatcher
+from .batcher import DeadlineExceeded, LineBatcher
 from .decode import ImageLimits, decode_image
 from .lines import box_in_original, estimate_skew, find_lines, rotate_upright
 from .preprocess import to_gray
@@ -31,18 +32,37 @@ class OcrOutcome:
         return [line["text"] for line in self.lines]
 
 
-def recognize_array(rgb: np.ndarray, batcher: LineBatcher, request_id: str, timeout: float | None = None) -> OcrOutcome:
+def check_deadline(deadline: float | None, stage: str) -> None:
+    """Raise DeadlineExceeded when the monotonic ``deadline`` has passed (checked between stages)."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExceeded(stage=stage)
+
+
+def recognize_array(
+    rgb: np.ndarray,
+    batcher: LineBatcher,
+    request_id: str,
+    timeout: float | None = None,
+    deadline: float | None = None,
+) -> OcrOutcome:
+    """``timeout`` (seconds from now) or ``deadline`` (a ``time.monotonic()`` value) bounds the work:
+    it is checked between stages and before every batch, and DeadlineExceeded is raised past it."""
+    if timeout is not None:
+        deadline = min(deadline or float("inf"), time.monotonic() + timeout)
     height, width = rgb.shape[:2]
     angle = estimate_skew(to_gray(rgb))
+    check_deadline(deadline, "skew")
     if abs(angle) >= MIN_DESKEW_DEGREES:
         upright, rotation = rotate_upright(rgb, angle)
+        check_deadline(deadline, "deskew")
         found = find_lines(to_gray(upright))
         crops = [upright[y0:y1, x0:x1] for x0, y0, x1, y1 in found]
         boxes = [box_in_original(b, rotation, width, height) for b in found]
     else:
         boxes = find_lines(to_gray(rgb))
         crops = [rgb[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
-    results = batcher.recognize(crops, request_id, timeout=timeout)
+    check_deadline(deadline, "lines")
+    results = batcher.recognize(crops, request_id, deadline=deadline)
     lines = []
     batches: dict[int, dict] = {}
     model_label = ""
@@ -58,6 +78,15 @@ def recognize_array(rgb: np.ndarray, batcher: LineBatcher, request_id: str, time
 
 
 def recognize_bytes(
-    data: bytes, limits: ImageLimits, batcher: LineBatcher, request_id: str, timeout: float | None = None
+    data: bytes,
+    limits: ImageLimits,
+    batcher: LineBatcher,
+    request_id: str,
+    timeout: float | None = None,
+    deadline: float | None = None,
 ) -> OcrOutcome:
-    return recognize_array(decode_image(data, limits), batcher, request_id, timeout=timeout)
+    if timeout is not None:
+        deadline = min(deadline or float("inf"), time.monotonic() + timeout)
+    rgb = decode_image(data, limits)
+    check_deadline(deadline, "decode")
+    return recognize_array(rgb, batcher, request_id, deadline=deadline)

@@ -1,9 +1,10 @@
 import threading
+import time
 
 import numpy as np
 import pytest
 
-from workers.batcher import LineBatcher
+from workers.batcher import DeadlineExceeded, LineBatcher
 from workers.inference import LineText
 from workers.modelpkg import ModelSpec
 
@@ -75,3 +76,52 @@ def test_a_failing_session_fails_its_waiters_instead_of_hanging():
     batcher = LineBatcher(lambda: FakeRecognizer(fail=True), max_wait_ms=1)
     with pytest.raises(RuntimeError, match="exploded"):
         batcher.recognize([crop(30)], request_id="r", timeout=5)
+
+
+class SlowRecognizer(FakeRecognizer):
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+
+    def recognize(self, arrays):
+        time.sleep(self.seconds)
+        return super().recognize(arrays)
+
+
+def test_a_request_past_its_deadline_stops_and_its_other_lines_are_never_recognised():
+    slow = SlowRecognizer(0.2)
+    batcher = LineBatcher(lambda: slow, max_batch=1, max_wait_ms=1)
+    with pytest.raises(DeadlineExceeded) as raised:
+        batcher.recognize([crop(40)] * 20, request_id="runaway", deadline=time.monotonic() + 0.3)
+    assert raised.value.total == 20 and raised.value.done < 20
+    time.sleep(1.0)  # what the batching thread would still do for the request, had it not been stopped
+    assert len(slow.calls) <= raised.value.done + 2 < 20
+    # The batcher goes on serving other requests.
+    assert [r.text for r in batcher.recognize([crop(40)], request_id="next", timeout=10)] == ["40"]
+
+
+def test_lines_whose_deadline_passed_while_queued_are_dropped_before_the_recogniser():
+    fake = FakeRecognizer()
+    batcher = LineBatcher(lambda: fake, max_batch=8, max_wait_ms=1)
+    futures = batcher.submit([crop(40)] * 3, request_id="late", deadline=time.monotonic() - 1)
+    for fut in futures:
+        with pytest.raises(DeadlineExceeded):
+            fut.result(timeout=5)
+    assert fake.calls == []
+
+
+def test_the_pipeline_checks_its_deadline_before_recognising(invoice_like_image):
+    from workers.pipeline import recognize_array
+
+    fake = FakeRecognizer()
+    batcher = LineBatcher(lambda: fake, max_wait_ms=1)
+    with pytest.raises(DeadlineExceeded):
+        recognize_array(invoice_like_image, batcher, request_id="r", deadline=time.monotonic() - 1)
+    assert fake.calls == []
+
+
+@pytest.fixture
+def invoice_like_image() -> np.ndarray:
+    from tests.conftest import render_lines
+
+    return np.asarray(render_lines(["第一行文字", "第二行文字"]))
