@@ -14,8 +14,7 @@ class OcrJobAdmin(admin.ModelAdmin):
     list_display = ("id", "owner", "status", "cached", "model_label", "time_cost", "created_at")
     list_filter = ("status", "cached")
     search_fields = ("text_content", "filename", "owner__username")
-    exclude = ("image",)
-    readonly_fields = [f.name for f in OcrJob._meta.fields if f.name != "image"]
+    readonly_fields = [f.name for f in OcrJob._meta.fields]
 
 
 @admin.register(ModelVersion)

@@ -20,6 +20,7 @@ from PIL import Image
 from distill.charset import load_charset, normalize  # pure Python: the one reader of charset.txt
 from workers.decode import ImageError, ImageLimits, decode_image
 
+from .images import read_image
 from .models import Dataset, LineCorrection
 
 MAX_ZIP_BYTES = 512 * 1024 * 1024
@@ -123,7 +124,9 @@ def corrections_dataset(created_by) -> Dataset:
     try:
         with open(target / "labels.tsv", "w", encoding="utf-8") as out:
             for c in corrections:
-                rgb = decode_image(bytes(c.job.image), limits)
+                if not c.job.image_name:  # deleted after the retention period
+                    continue
+                rgb = decode_image(read_image(c.job.image_name), limits)
                 x0, y0, x1, y1 = (int(v) for v in c.box)
                 crop = rgb[max(0, y0):y1, max(0, x0):x1]
                 if crop.size == 0 or not c.corrected_text.strip():

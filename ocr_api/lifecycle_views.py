@@ -166,7 +166,7 @@ class LineCorrectionView(APIView):
     )
     def put(self, request, job_id, line: int):
         jobs = OcrJob.objects.all() if request.user.is_staff else OcrJob.objects.filter(owner=request.user)
-        job = get_object_or_404(jobs.defer("image"), pk=job_id)
+        job = get_object_or_404(jobs, pk=job_id)
         if line >= len(job.lines):
             raise ApiError("not_found", f"the job has {len(job.lines)} lines", status.HTTP_404_NOT_FOUND)
         text = request.data.get("text")

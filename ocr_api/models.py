@@ -1,7 +1,10 @@
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
+from django.utils import timezone
 
 
 class OcrJob(models.Model):
@@ -14,8 +17,9 @@ class OcrJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ocr_jobs")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    # The uploaded bytes live in the row so that a worker on any machine can read them.
-    image = models.BinaryField()
+    # The uploaded bytes live in file storage (ocr_api.images), once per content; the row names the file.
+    # Blank once the retention period has deleted it (the text stays).
+    image_name = models.CharField(max_length=200, blank=True, db_index=True)
     image_sha256 = models.CharField(max_length=64, db_index=True)
     image_format = models.CharField(max_length=16)
     filename = models.CharField(max_length=255, blank=True)
@@ -32,6 +36,12 @@ class OcrJob(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Who runs it: the worker incarnation ("hostname#instance") and a token of this claim, so that only
+    # the claim that holds the job can finish it (workers.tasks).
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claim_id = models.CharField(max_length=32, blank=True)
+    # When the job was last put on the queue (at creation, and again by the recovery sweep).
+    queued_at = models.DateTimeField(default=timezone.now)
     diagnostics = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True)
@@ -158,3 +168,13 @@ class LineCorrection(models.Model):
     class Meta:
         ordering = ["-updated_at"]
         constraints = [models.UniqueConstraint(fields=["job", "line_index"], name="one_correction_per_line")]
+
+
+@receiver(post_delete, sender=OcrJob)
+def _release_image(sender, instance: OcrJob, **kwargs) -> None:
+    """A deleted job gives up its image file once the deletion is committed (and no other job shares it)."""
+    from .images import release
+
+    if instance.image_name:
+        name = instance.image_name
+        transaction.on_commit(lambda: release([name]), robust=True)

@@ -26,7 +26,7 @@ def job_payload(job: OcrJob) -> dict:
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "status_url": reverse("ocr_api:job-detail", args=[job.id]),
-        "image_url": reverse("ocr_api:job-image", args=[job.id]),
+        "image_url": reverse("ocr_api:job-image", args=[job.id]) if job.image_name else None,
         "error": error,
     }
 
@@ -67,7 +67,7 @@ class JobSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
     status_url = serializers.CharField()
-    image_url = serializers.CharField()
+    image_url = serializers.CharField(allow_null=True, help_text="null once the image has been deleted")
     error = ErrorSerializer(allow_null=True)
 
     def to_representation(self, instance):

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import re
 import time
 
 from django.conf import settings
-from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics, mixins, status
+from django.http import FileResponse
+from django.utils.http import content_disposition_header
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import generics, mixins, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +20,7 @@ from workers.presence import live_workers, wait_done
 from workers.runtime import image_limits, redis_client, result_cache
 
 from .errors import ApiError, error_response
+from .images import ensure_stored, image_name, image_storage, sha256_of
 from .models import OcrJob
 from .registry import active_model
 from .serializers import ErrorResponseSerializer, JobSerializer, RecognizeRequestSerializer, job_payload
@@ -38,6 +40,23 @@ _ERRORS = {
     429: OpenApiResponse(ErrorResponseSerializer, description="throttled"),
     503: OpenApiResponse(ErrorResponseSerializer, description="no worker or broker answers"),
 }
+
+
+# A failed job as answered to a client that waited for it; the other codes are the image's fault (400).
+_FAILURE_STATUS = {
+    "timeout": status.HTTP_504_GATEWAY_TIMEOUT,
+    "internal_error": status.HTTP_500_INTERNAL_SERVER_ERROR,
+    "image_missing": status.HTTP_500_INTERNAL_SERVER_ERROR,
+}
+
+
+def _store_or_forget(job: OcrJob, data: bytes) -> None:
+    """The row first, then the file (see ocr_api.images); without its file the job is not kept."""
+    try:
+        ensure_stored(job.image_name, data)
+    except Exception:
+        job.delete()
+        raise
 
 
 def _truthy(value) -> bool:
@@ -95,11 +114,11 @@ class RecognizeView(APIView):
         except ImageError as exc:
             raise ApiError(exc.code, exc.message, exc.status) from None
         model = active_model()
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256_of(data)
         key = cache_key(sha, model.label, preprocessing_signature(settings.OCR_BINARIZE))
         common = dict(
             owner=request.user,
-            image=data,
+            image_name=image_name(sha, info.format),
             image_sha256=sha,
             image_format=info.format,
             filename=filename[:255],
@@ -119,6 +138,7 @@ class RecognizeView(APIView):
                 lines=hit["lines"],
                 text_content="\n".join(line["text"] for line in hit["lines"]),
             )
+            _store_or_forget(job, data)
             job.finished_at = job.created_at
             job.time_cost = round(time.monotonic() - started, 4)
             job.save(update_fields=["finished_at", "time_cost"])
@@ -130,6 +150,7 @@ class RecognizeView(APIView):
                 "unavailable", "No OCR worker is running; please retry shortly.", status.HTTP_503_SERVICE_UNAVAILABLE
             )
         job = OcrJob.objects.create(**common)
+        _store_or_forget(job, data)
         from workers.tasks import recognize
 
         try:
@@ -141,21 +162,20 @@ class RecognizeView(APIView):
         remaining = settings.OCR_SYNC_TIMEOUT_S - (time.monotonic() - started)
         if wait and remaining > 0:
             wait_done(client, str(job.id), remaining)
-            job.refresh_from_db()
+            try:
+                job.refresh_from_db()
+            except OcrJob.DoesNotExist:
+                return error_response("not_found", "The job was deleted.", status.HTTP_404_NOT_FOUND)
         if not job.is_finished:
             return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
         if job.status == OcrJob.Status.FAILED:
-            server_side = job.error_code in ("internal_error", "timeout")
-            return error_response(
-                job.error_code, job.error_message,
-                status.HTTP_500_INTERNAL_SERVER_ERROR if server_side else status.HTTP_400_BAD_REQUEST,
-            )
+            return error_response(job.error_code, job.error_message, _FAILURE_STATUS.get(job.error_code, 400))
         return Response(job_payload(job), status=status.HTTP_200_OK)
 
 
 class OwnJobsMixin:
     def get_queryset(self):
-        qs = OcrJob.objects.select_related("owner").defer("image")
+        qs = OcrJob.objects.select_related("owner")
         user = self.request.user
         return qs if user.is_staff else qs.filter(owner=user)
 
@@ -174,6 +194,23 @@ class JobListView(OwnJobsMixin, generics.ListAPIView):
             qs = qs.filter(text_content__icontains=search)
         return qs.order_by("-created_at")
 
+    @extend_schema(
+        parameters=[],
+        responses={200: inline_serializer("HistoryDeleted", {"deleted": serializers.IntegerField()})},
+        summary="Delete your whole history",
+        description="Deletes every job of the caller (staff too: only their own), with the stored images "
+        "no other job shares. Jobs still running are deleted as well and stay deleted.",
+    )
+    def delete(self, request):
+        own = OcrJob.objects.filter(owner=request.user)
+        deleted = 0
+        while True:
+            ids = list(own.values_list("pk", flat=True)[:500])
+            if not ids:
+                break
+            deleted += OcrJob.objects.filter(pk__in=ids).delete()[1].get(OcrJob._meta.label, 0)
+        return Response({"deleted": deleted}, status=status.HTTP_200_OK)
+
 
 class JobDetailView(OwnJobsMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, generics.GenericAPIView):
     serializer_class = JobSerializer
@@ -186,12 +223,32 @@ class JobDetailView(OwnJobsMixin, mixins.RetrieveModelMixin, mixins.DestroyModel
         return self.destroy(request, *args, **kwargs)
 
 
-class JobImageView(OwnJobsMixin, generics.GenericAPIView):
-    lookup_url_kwarg = "job_id"
+def _download_name(job: OcrJob) -> str:
+    """The uploaded name reduced to safe ASCII, with the extension of the stored format."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", job.filename.rsplit(".", 1)[0]).strip("_")[:80] or f"job-{job.pk}"
+    return f"{stem}.{job.image_name.rsplit('.', 1)[-1]}"
 
-    @extend_schema(responses={(200, "image/*"): bytes})
-    def get(self, request, *args, **kwargs):
-        job = generics.get_object_or_404(OcrJob.objects.filter(pk__in=self.get_queryset().values("pk")), pk=kwargs["job_id"])
-        response = HttpResponse(bytes(job.image), content_type=_FORMAT_TYPES.get(job.image_format, "application/octet-stream"))
+
+class JobImageView(APIView):
+    """The uploaded image, to its owner only (staff included: no one else's uploads are served)."""
+
+    @extend_schema(responses={(200, "image/*"): bytes, 404: ErrorResponseSerializer, 410: ErrorResponseSerializer})
+    def get(self, request, job_id):
+        job = generics.get_object_or_404(OcrJob.objects.filter(owner=request.user), pk=job_id)
+        if not job.image_name:
+            return error_response(
+                "image_deleted", "The image was deleted after the retention period; the text is kept.",
+                status.HTTP_410_GONE,
+            )
+        try:
+            stream = image_storage().open(job.image_name, "rb")
+        except FileNotFoundError:
+            return error_response("image_deleted", "The image is no longer stored.", status.HTTP_410_GONE)
+        content_type = _FORMAT_TYPES.get(job.image_format)
+        response = FileResponse(stream, content_type=content_type or "application/octet-stream")
+        # Never rendered as a page: a fixed image type or a download, no sniffing, no scripts.
+        response["Content-Disposition"] = content_disposition_header(content_type is None, _download_name(job))
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
         response["Cache-Control"] = "private, max-age=3600"
         return response

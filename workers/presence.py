@@ -1,17 +1,29 @@
 """Small Redis conventions between the web process and the OCR workers.
 
 - Workers announce themselves in a sorted set scored by the time of their last heartbeat.
+- So does each worker incarnation ("hostname#boot-id"): a job records the incarnation that
+  claimed it, and a worker restarted under the same name is a new incarnation, so the jobs
+  its previous life held are seen as orphaned.
 - A finished job pushes to a per-job list, so a waiting request wakes at once (BLPOP).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
+import uuid
 
 import redis
 
 WORKERS_KEY = "ocr:workers"
+INSTANCES_KEY = "ocr:worker-instances"
+
+
+def new_instance_name(hostname: str | None = None) -> str:
+    host = hostname or f"{socket.gethostname()}:{os.getpid()}"
+    return f"{host}#{uuid.uuid4().hex[:12]}"
 
 
 def done_key(job_id: str) -> str:
@@ -37,12 +49,23 @@ def live_workers(client: redis.Redis, ttl_s: float) -> list[str]:
     return [m.decode() for m in client.zrangebyscore(WORKERS_KEY, now - ttl_s, "+inf")]
 
 
-class Heartbeat:
-    """Refreshes this worker's entry every ttl/3 seconds from a daemon thread."""
+def live_instances(client: redis.Redis, ttl_s: float) -> set[str]:
+    now = time.time()
+    return {m.decode() for m in client.zrangebyscore(INSTANCES_KEY, now - ttl_s, "+inf")}
 
-    def __init__(self, client: redis.Redis, name: str, ttl_s: float) -> None:
+
+def instance_alive(client: redis.Redis, instance: str, ttl_s: float) -> bool:
+    score = client.zscore(INSTANCES_KEY, instance)
+    return score is not None and score >= time.time() - ttl_s
+
+
+class Heartbeat:
+    """Refreshes this worker's entries (its name and its incarnation) every ttl/3 seconds from a daemon thread."""
+
+    def __init__(self, client: redis.Redis, name: str, ttl_s: float, instance: str | None = None) -> None:
         self.client = client
         self.name = name
+        self.instance = instance
         self.interval = max(0.5, ttl_s / 3)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="ocr-heartbeat", daemon=True)
@@ -56,12 +79,17 @@ class Heartbeat:
         pipe = self.client.pipeline()
         pipe.zadd(WORKERS_KEY, {self.name: now})
         pipe.zremrangebyscore(WORKERS_KEY, 0, now - 100 * self.interval)  # long-gone workers
+        if self.instance:
+            pipe.zadd(INSTANCES_KEY, {self.instance: now})
+            pipe.zremrangebyscore(INSTANCES_KEY, 0, now - 100 * self.interval)
         pipe.execute()
 
     def stop(self) -> None:
         self._stop.set()
         try:
             self.client.zrem(WORKERS_KEY, self.name)
+            if self.instance:
+                self.client.zrem(INSTANCES_KEY, self.instance)
         except redis.RedisError:
             pass
 

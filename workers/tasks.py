@@ -1,101 +1,209 @@
-"""Celery tasks of the OCR queue. Tasks take a job id, re-read the row, and are safe to run twice."""
+"""Celery tasks of the OCR queue. Tasks take a job id, re-read the row, and are safe to run twice.
+
+A job moves queued -> running -> succeeded/failed by conditional UPDATEs only:
+
+- The claim takes a queued job, or a running one whose claiming worker incarnation has no
+  heartbeat any more; it records that incarnation and a fresh claim token. A job running under
+  a live worker is refused, so a redelivered or re-sent message does no harm.
+- The finish updates the row only while it is still running under this claim. A job deleted
+  meanwhile stays deleted (a full-row save would insert it again), and a job taken over by
+  another worker keeps that worker's result.
+- Every OCR worker runs a recovery sweep every OCR_RECOVERY_SWEEP_S: running jobs whose
+  worker's heartbeat is gone go back to the queue at once, queued jobs whose message seems lost
+  (queued longer than OCR_REQUEUE_AFTER_S) are sent again.
+- Recognition has a deadline (OCR_TASK_SOFT_TIME_LIMIT_S from the claim), checked between stages
+  and before every batch, because the threads pool does not enforce Celery's time limits.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+import uuid
+from datetime import timedelta
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
+from django.db import close_old_connections
 from django.db.models import F
 from django.utils import timezone
 
-from ocr_api.models import OcrJob
+from ocr_api.images import read_image
+from ocr_api.models import ModelVersion, OcrJob
 
+from .batcher import DeadlineExceeded
 from .cache import cache_key, preprocessing_signature
 from .decode import ImageError
 from .pipeline import recognize_bytes
-from .presence import Heartbeat, notify_done
+from .presence import Heartbeat, instance_alive, live_instances, new_instance_name, notify_done
 from .runtime import batcher, image_limits, model_holder, redis_client, result_cache
 
 log = logging.getLogger(__name__)
 _heartbeat: Heartbeat | None = None
+_sweeper: RecoverySweep | None = None
+# This process's incarnation; a worker replaces it with "<celery hostname>#<boot id>" when ready.
+_instance = new_instance_name()
+
+Status = OcrJob.Status
+
+
+def instance() -> str:
+    return _instance
+
+
+def claim_job(job_id: str) -> str | None:
+    """Take the job for this process. Returns the claim token, or None when the job is finished,
+    gone, or running under a worker that is alive."""
+    token = uuid.uuid4().hex
+    claim = dict(
+        status=Status.RUNNING, claimed_by=_instance, claim_id=token, started_at=timezone.now(),
+        attempts=F("attempts") + 1,
+    )
+    jobs = OcrJob.objects.filter(pk=job_id)
+    if jobs.filter(status=Status.QUEUED).update(**claim) == 1:
+        return token
+    holder = jobs.filter(status=Status.RUNNING).values_list("claimed_by", flat=True).first()
+    if holder is None:
+        return None
+    if holder and instance_alive(redis_client(), holder, settings.OCR_WORKER_HEARTBEAT_TTL_S):
+        return None
+    # Its worker is gone: take it over, unless someone else just did.
+    return token if jobs.filter(status=Status.RUNNING, claimed_by=holder).update(**claim) == 1 else None
 
 
 @shared_task(name="workers.tasks.recognize", acks_late=True, reject_on_worker_lost=True)
 def recognize(job_id: str) -> str:
-    claimed = OcrJob.objects.filter(
-        pk=job_id, status__in=[OcrJob.Status.QUEUED, OcrJob.Status.RUNNING]
-    ).update(status=OcrJob.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1)
-    if claimed != 1:
-        log.info("job %s is finished or gone; nothing to do", job_id)
+    token = claim_job(job_id)
+    if token is None:
+        log.info("job %s is finished, gone or running elsewhere; nothing to do", job_id)
         return "skipped"
-    job = OcrJob.objects.get(pk=job_id)
+    job = OcrJob.objects.filter(pk=job_id).first()
+    if job is None:
+        return "skipped"
+    mine = OcrJob.objects.filter(pk=job_id, status=Status.RUNNING, claim_id=token)
+    deadline = time.monotonic() + settings.OCR_TASK_SOFT_TIME_LIMIT_S
     try:
-        outcome = recognize_bytes(
-            bytes(job.image), image_limits(), batcher(), request_id=job_id, timeout=settings.OCR_TASK_SOFT_TIME_LIMIT_S
-        )
+        data = read_image(job.image_name)
+        outcome = recognize_bytes(data, image_limits(), batcher(), request_id=job_id, deadline=deadline)
+    except FileNotFoundError:
+        return _fail(mine, job, "image_missing", "The stored image of this job is missing.")
     except ImageError as exc:
-        _finish(job, status=OcrJob.Status.FAILED, error_code=exc.code, error_message=exc.message)
-        return "failed"
-    except SoftTimeLimitExceeded:
-        _finish(job, status=OcrJob.Status.FAILED, error_code="timeout",
-                error_message="Recognition took longer than the time limit.")
-        return "failed"
+        return _fail(mine, job, exc.code, exc.message)
+    except (DeadlineExceeded, SoftTimeLimitExceeded) as exc:
+        log.warning("job %s stopped at its time limit: %s", job_id, exc)
+        return _fail(mine, job, "timeout",
+                     f"Recognition took longer than the time limit ({settings.OCR_TASK_SOFT_TIME_LIMIT_S:g} s).",
+                     diagnostics={"lines_done": getattr(exc, "done", None), "lines_total": getattr(exc, "total", None),
+                                  "stage": getattr(exc, "stage", None)})
     except Exception as exc:  # noqa: BLE001 - the job must end, not stay "running" forever
         log.exception("job %s failed", job_id)
-        _finish(job, status=OcrJob.Status.FAILED, error_code="internal_error",
-                error_message=f"Recognition failed: {type(exc).__name__}.")
-        return "failed"
+        return _fail(mine, job, "internal_error", f"Recognition failed: {type(exc).__name__}.")
     model_label = outcome.model_label or model_holder().current().label
+    model_version = job.model_version_id
+    if job.model_label != model_label:
+        version = ModelVersion.objects.filter(sha256__startswith=model_label.rsplit("@", 1)[-1]).first()
+        model_version = version.pk if version else None
     finished = timezone.now()
-    job.status = OcrJob.Status.SUCCEEDED
-    job.lines = outcome.lines
-    job.text_content = "\n".join(outcome.text)
-    job.model_label = model_label
-    if job.model_version is None or job.model_version.label != model_label:
-        from ocr_api.models import ModelVersion
-
-        job.model_version = ModelVersion.objects.filter(sha256__startswith=model_label.rsplit("@", 1)[-1]).first()
-    job.diagnostics = {"batches": outcome.batches}
-    job.finished_at = finished
-    job.time_cost = round((finished - job.created_at).total_seconds(), 4)
-    job.save()
+    done = mine.update(
+        status=Status.SUCCEEDED,
+        lines=outcome.lines,
+        text_content="\n".join(outcome.text),
+        model_label=model_label,
+        model_version_id=model_version,
+        diagnostics={"batches": outcome.batches},
+        finished_at=finished,
+        time_cost=round((finished - job.created_at).total_seconds(), 4),
+    )
+    if done != 1:
+        return _dropped(job_id)
     key = cache_key(job.image_sha256, model_label, preprocessing_signature(settings.OCR_BINARIZE))
-    result_cache().set(key, {"lines": outcome.lines, "model_label": model_label, "width": job.width, "height": job.height})
+    result_cache().set(
+        key, {"lines": outcome.lines, "model_label": model_label, "width": job.width, "height": job.height}
+    )
     notify_done(redis_client(), job_id)
     return "succeeded"
 
 
-def _finish(job: OcrJob, *, status: str, error_code: str = "", error_message: str = "") -> None:
-    job.status = status
-    job.error_code = error_code
-    job.error_message = error_message
-    job.finished_at = timezone.now()
-    job.time_cost = round((job.finished_at - job.created_at).total_seconds(), 4)
-    job.save()
-    notify_done(redis_client(), str(job.pk))
-
-
-def requeue_stale_jobs() -> int:
-    """Safety net for messages lost outside a worker (the web process died between saving the job
-    and queueing it, or Redis lost its data): unfinished jobs older than the redelivery timeout and
-    the task time limit are queued again. The claim makes a duplicate harmless."""
-    from datetime import timedelta
-
-    age = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] + settings.CELERY_TASK_TIME_LIMIT
-    cutoff = timezone.now() - timedelta(seconds=age)
-    stale = list(
-        OcrJob.objects.filter(
-            status__in=[OcrJob.Status.QUEUED, OcrJob.Status.RUNNING], created_at__lt=cutoff
-        ).values_list("pk", flat=True)[:1000]
+def _fail(mine, job: OcrJob, code: str, message: str, diagnostics: dict | None = None) -> str:
+    finished = timezone.now()
+    done = mine.update(
+        status=Status.FAILED, error_code=code, error_message=message, finished_at=finished,
+        time_cost=round((finished - job.created_at).total_seconds(), 4), diagnostics=diagnostics or {},
     )
-    for job_id in stale:
-        recognize.apply_async(args=[str(job_id)])
-    if stale:
-        log.warning("queued %d stale OCR jobs again", len(stale))
-    return len(stale)
+    if done != 1:
+        return _dropped(str(job.pk))
+    notify_done(redis_client(), str(job.pk))
+    return "failed"
+
+
+def _dropped(job_id: str) -> str:
+    """The row changed under us: deleted (wake a request still waiting for it) or taken over (its new
+    worker will answer). Nothing is written: no row, no cached text."""
+    if not OcrJob.objects.filter(pk=job_id).exists():
+        log.info("job %s was deleted while it ran; its result is dropped", job_id)
+        notify_done(redis_client(), job_id)
+        return "deleted"
+    log.warning("job %s was taken over by another worker; this result is dropped", job_id)
+    return "superseded"
+
+
+# --- recovery ------------------------------------------------------------------------------------
+def recover_jobs(now=None) -> dict[str, int]:
+    """One sweep: send again the running jobs of dead workers and the queued jobs whose message
+    seems lost. Each job is moved by a conditional update first, so of several workers sweeping at
+    once only one sends it; the claim makes any other copy harmless."""
+    now = now or timezone.now()
+    ttl = settings.OCR_WORKER_HEARTBEAT_TTL_S
+    alive = live_instances(redis_client(), ttl)
+    # A claim younger than one heartbeat period may belong to a worker whose first beat is on its way.
+    running = OcrJob.objects.filter(status=Status.RUNNING, started_at__lt=now - timedelta(seconds=ttl))
+    orphaned = 0
+    for pk, holder in running.exclude(claimed_by__in=alive).values_list("pk", "claimed_by")[:1000]:
+        back = OcrJob.objects.filter(pk=pk, status=Status.RUNNING, claimed_by=holder).update(
+            status=Status.QUEUED, claimed_by="", claim_id="", queued_at=now
+        )
+        if back == 1:
+            recognize.apply_async(args=[str(pk)])
+            orphaned += 1
+    lost = 0
+    stale = OcrJob.objects.filter(
+        status=Status.QUEUED, queued_at__lt=now - timedelta(seconds=settings.OCR_REQUEUE_AFTER_S)
+    )
+    for pk, queued_at in stale.values_list("pk", "queued_at")[:1000]:
+        if OcrJob.objects.filter(pk=pk, status=Status.QUEUED, queued_at=queued_at).update(queued_at=now) == 1:
+            recognize.apply_async(args=[str(pk)])
+            lost += 1
+    if orphaned or lost:
+        log.warning("recovery: %d jobs of dead workers and %d jobs queued too long sent again", orphaned, lost)
+    return {"orphaned": orphaned, "lost": lost}
+
+
+class RecoverySweep:
+    """Runs recover_jobs every ``interval`` seconds from a daemon thread."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ocr-recovery", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                close_old_connections()
+                recover_jobs()
+            except Exception:  # noqa: BLE001 - Redis or the database may be back at the next sweep
+                log.exception("recovery sweep failed")
+            if self._stop.wait(self.interval):
+                return
 
 
 def _consumes_ocr_queue(consumer) -> bool:
@@ -105,18 +213,22 @@ def _consumes_ocr_queue(consumer) -> bool:
 
 @worker_ready.connect
 def _warm_up(sender, **kwargs) -> None:
-    """Load the model before the first request and start announcing this worker."""
-    global _heartbeat
+    """Load the model before the first request, start announcing this worker and sweeping for orphans."""
+    global _heartbeat, _sweeper, _instance
     if not _consumes_ocr_queue(sender):
         return
     model_holder().current()
     batcher()
-    requeue_stale_jobs()
-    _heartbeat = Heartbeat(redis_client(), sender.hostname, settings.OCR_WORKER_HEARTBEAT_TTL_S)
+    _instance = new_instance_name(sender.hostname)
+    _heartbeat = Heartbeat(redis_client(), sender.hostname, settings.OCR_WORKER_HEARTBEAT_TTL_S, instance=_instance)
     _heartbeat.start()
+    _sweeper = RecoverySweep(settings.OCR_RECOVERY_SWEEP_S)
+    _sweeper.start()
 
 
 @worker_shutdown.connect
 def _stop_heartbeat(**kwargs) -> None:
+    if _sweeper is not None:
+        _sweeper.stop()
     if _heartbeat is not None:
         _heartbeat.stop()

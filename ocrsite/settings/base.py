@@ -98,6 +98,17 @@ TIME_ZONE = env_str("OCR_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
+# Uploaded images (ocr_api.images): under VAR_DIR/media by default. Every web and OCR worker process
+# must reach the same storage; across machines point "ocr_images" at a shared bucket, e.g.
+# {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {"bucket_name": ...}} (django-storages).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "ocr_images": {"BACKEND": "ocr_api.images.LocalImageStorage"},
+}
+# Images older than this many days are deleted (`manage.py purge_images`); jobs keep their text. 0 keeps them.
+OCR_IMAGE_RETENTION_DAYS = env_int("OCR_IMAGE_RETENTION_DAYS", 0, minimum=0)
+
 STATIC_URL = "/static/"
 # Served by WhiteNoise straight from the apps here; production collects them into STATIC_ROOT.
 STATIC_ROOT = None
@@ -129,8 +140,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # An unacknowledged message (its worker died) goes back to the queue after this long.
-    "visibility_timeout": env_int("OCR_VISIBILITY_TIMEOUT_S", 300, minimum=1),
+    # An unacknowledged message (its worker died) goes back to the queue after this long. Short is safe:
+    # a redelivered copy of a job still running under a live worker is refused by the claim (workers.tasks).
+    "visibility_timeout": env_int("OCR_VISIBILITY_TIMEOUT_S", 30, minimum=1),
     # How often a worker sweeps for such messages (kombu's default is every ~100 s).
     "unacked_restore_interval": env_int("OCR_UNACKED_RESTORE_INTERVAL_S", 10, minimum=1),
     "unacked_restore_throttle": 1,
@@ -140,7 +152,9 @@ CELERY_TASK_ROUTES = {
     "workers.tasks.*": {"queue": "ocr"},
     "ocr_api.tasks.*": {"queue": "training"},
 }
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("OCR_TASK_SOFT_TIME_LIMIT_S", 60, minimum=1)
+# The threads pool of the OCR worker enforces neither limit; the soft one is also the recognition deadline
+# that workers.tasks enforces itself (checked between stages and batches). See docs/serving.md.
+CELERY_TASK_SOFT_TIME_LIMIT = env_float("OCR_TASK_SOFT_TIME_LIMIT_S", 60.0, minimum=0.05)
 CELERY_TASK_TIME_LIMIT = env_int("OCR_TASK_TIME_LIMIT_S", 90, minimum=1)
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
@@ -198,6 +212,10 @@ OCR_DEFAULT_MODEL = env_str("OCR_DEFAULT_MODEL", "")
 OCR_MODEL_POLL_S = env_float("OCR_MODEL_POLL_S", 2.0, minimum=0.1)
 # A worker is "alive" while its heartbeat key is younger than this.
 OCR_WORKER_HEARTBEAT_TTL_S = env_int("OCR_WORKER_HEARTBEAT_TTL_S", 15, minimum=2)
+# Every OCR worker sweeps this often for jobs to send again: running under a worker whose heartbeat is
+# gone, or queued for longer than OCR_REQUEUE_AFTER_S (a lost message). The claim drops duplicates.
+OCR_RECOVERY_SWEEP_S = env_float("OCR_RECOVERY_SWEEP_S", 5.0, minimum=0.2)
+OCR_REQUEUE_AFTER_S = env_int("OCR_REQUEUE_AFTER_S", 60, minimum=1)
 
 # Training jobs (the "training" queue).
 OCR_TRAIN_THREADS = env_int("OCR_TRAIN_THREADS", 2, minimum=1)

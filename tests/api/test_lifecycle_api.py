@@ -175,12 +175,13 @@ def test_a_file_that_is_not_a_zip_is_refused(staff):
 
 def test_users_correct_their_own_lines_and_corrections_become_a_dataset(member, make_user, api_client_for):
     from ocr_api.datasets import corrections_dataset
+    from ocr_api.images import store
 
     owner = OcrJob._meta.get_field("owner").related_model.objects.get(username="clerk")
     image = png_bytes(render_lines(["上海明远科技有限公司"]))
     job = OcrJob.objects.create(
-        owner=owner, status="succeeded", image=image, image_sha256="0" * 64, image_format="PNG", width=300,
-        height=60, size_bytes=len(image), cache_key="k",
+        owner=owner, status="succeeded", image_name=store(image, "PNG"), image_sha256="0" * 64, image_format="PNG",
+        width=300, height=60, size_bytes=len(image), cache_key="k",
         lines=[{"text": "上海明远科技有限公同", "confidence": 0.7, "box": [10, 10, 290, 50]}],
         text_content="上海明远科技有限公同",
     )

@@ -6,6 +6,7 @@ import pytest
 from kombu.exceptions import OperationalError
 from PIL import Image
 
+from ocr_api.images import image_storage, store
 from ocr_api.models import OcrJob
 from tests.conftest import b64, png_bytes
 from workers.presence import WORKERS_KEY
@@ -168,7 +169,7 @@ def test_another_users_job_is_404(client, make_user, api_client_for, invoice_png
     assert_error(mallory.get(f"/ocr/v1/jobs/{job_id}"), 404, "not_found")
     assert_error(mallory.get(f"/ocr/v1/jobs/{job_id}/image"), 404, "not_found")
     assert mallory.delete(f"/ocr/v1/jobs/{job_id}").status_code == 404
-    assert client.get(f"/ocr/v1/jobs/{job_id}/image").content == invoice_png
+    assert _body(client.get(f"/ocr/v1/jobs/{job_id}/image")) == invoice_png
 
 
 def test_history_is_own_newest_first_paginated_and_searchable(client, make_user, api_client_for, user):
@@ -193,6 +194,112 @@ def test_a_user_can_delete_a_job(client, user):
     assert not OcrJob.objects.filter(pk=job.pk).exists()
 
 
+def test_duplicate_uploads_share_one_file_deleted_with_its_last_job(
+    client, user, fake_worker_heartbeat, settings, invoice_png, django_capture_on_commit_callbacks
+):
+    settings.OCR_SYNC_TIMEOUT_S = 0
+    first = client.post(URL, {"image_base64": b64(invoice_png)}, format="json").json()["job_id"]
+    second = client.post(URL, {"image_base64": b64(invoice_png)}, format="json").json()["job_id"]
+    names = set(OcrJob.objects.values_list("image_name", flat=True))
+    assert len(names) == 1
+    (name,) = names
+    assert name.startswith("images/") and name.endswith(".png") and "/" + user.username not in name
+    assert image_storage().open(name).read() == invoice_png
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.delete(f"/ocr/v1/jobs/{first}").status_code == 204
+    assert image_storage().exists(name)  # the second job still shows it
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.delete(f"/ocr/v1/jobs/{second}").status_code == 204
+    assert not image_storage().exists(name)
+
+
+def test_the_image_is_served_to_its_owner_only_as_an_inline_image(client, user, make_user, api_client_for):
+    job = _job(user, "图", image=png_bytes(Image.new("RGB", (20, 20), "white")), filename='../evil "x".html')
+    response = client.get(f"/ocr/v1/jobs/{job.pk}/image")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    disposition = response["Content-Disposition"]
+    assert disposition.startswith("inline;") and 'filename="evil_x.png"' in disposition
+    assert "sandbox" in response["Content-Security-Policy"]
+    # Staff see everyone's history, but not their uploads.
+    staff = api_client_for(make_user("admin", is_staff=True))
+    assert staff.get(f"/ocr/v1/jobs/{job.pk}").status_code == 200
+    assert_error(staff.get(f"/ocr/v1/jobs/{job.pk}/image"), 404, "not_found")
+
+
+def test_an_image_of_an_unexpected_format_is_a_download_not_a_page(client, user):
+    job = _job(user, "图", image=b"<html><script>alert(1)</script></html>", image_format="SVG")
+    response = client.get(f"/ocr/v1/jobs/{job.pk}/image")
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["Content-Disposition"].startswith("attachment;")
+
+
+def test_a_user_can_delete_their_whole_history_with_its_images(
+    client, user, make_user, api_client_for, django_capture_on_commit_callbacks
+):
+    bob = make_user("bob")
+    mine = [_job(user, f"我的 {i}", image=f"mine-{i}".encode()) for i in range(3)]
+    shared = _job(user, "共享", image=b"shared")
+    theirs = _job(bob, "bob 的", image=b"shared")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.delete("/ocr/v1/jobs")
+    assert response.status_code == 200 and response.json() == {"deleted": 4}
+    assert not OcrJob.objects.filter(owner=user).exists()
+    assert OcrJob.objects.filter(pk=theirs.pk).exists()
+    assert not any(image_storage().exists(job.image_name) for job in mine)
+    assert image_storage().exists(shared.image_name)  # bob's job names the same bytes
+    assert api_client_for(bob).get("/ocr/v1/jobs").json()["count"] == 1
+
+
+def test_purging_old_images_keeps_the_text(client, user, settings, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    old = _job(user, "旧发票", image=b"old")
+    old_shared = _job(user, "旧的共享", image=b"both")
+    recent = _job(user, "新发票", image=b"both")
+    running = _job(user, "", image=b"running", status=OcrJob.Status.RUNNING)
+    long_ago = timezone.now() - timedelta(days=31)
+    OcrJob.objects.filter(pk__in=[old.pk, old_shared.pk, running.pk]).update(created_at=long_ago)
+    settings.OCR_IMAGE_RETENTION_DAYS = 0
+    call_command("purge_images")
+    assert image_storage().exists(old.image_name)
+    settings.OCR_IMAGE_RETENTION_DAYS = 30
+    call_command("purge_images")
+    assert not image_storage().exists(old.image_name)
+    assert image_storage().exists(recent.image_name) and image_storage().exists(running.image_name)
+    body = client.get(f"/ocr/v1/jobs/{old.pk}").json()
+    assert body["text"] == ["旧发票"] and body["image_url"] is None
+    assert_error(client.get(f"/ocr/v1/jobs/{old.pk}/image"), 410, "image_deleted")
+    assert client.get(f"/ocr/v1/jobs/{recent.pk}").json()["image_url"]
+
+
+def test_a_job_that_timed_out_answers_504_to_a_waiting_client(client, invoice_png, fake_worker_heartbeat, monkeypatch):
+    from ocr_api import views
+
+    def worker_gives_up(redis_client, job_id, timeout):
+        OcrJob.objects.filter(pk=job_id).update(status=OcrJob.Status.FAILED, error_code="timeout",
+                                                error_message="Recognition took longer than the time limit.")
+        return True
+
+    monkeypatch.setattr(views, "wait_done", worker_gives_up)
+    assert_error(client.post(URL, {"image_base64": b64(invoice_png)}, format="json"), 504, "timeout")
+
+
+def test_a_job_deleted_while_its_client_waits_answers_404(client, invoice_png, fake_worker_heartbeat, monkeypatch):
+    from ocr_api import views
+
+    def deleted_meanwhile(redis_client, job_id, timeout):
+        OcrJob.objects.filter(pk=job_id).delete()
+        return True
+
+    monkeypatch.setattr(views, "wait_done", deleted_meanwhile)
+    assert_error(client.post(URL, {"image_base64": b64(invoice_png)}, format="json"), 404, "not_found")
+
+
 def test_the_openapi_schema_and_docs_are_served(client):
     schema = client.get("/ocr/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200
@@ -206,11 +313,16 @@ def _file(data: bytes):
     return SimpleUploadedFile("x.png", data, content_type="image/png")
 
 
-def _job(owner, text: str) -> OcrJob:
-    job = OcrJob.objects.create(
-        owner=owner, status=OcrJob.Status.SUCCEEDED, image=b"x", image_sha256="0" * 64, image_format="PNG",
-        width=10, height=10, size_bytes=1, cache_key="k",
+def _body(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def _job(owner, text: str, image: bytes = b"x", image_format: str = "PNG", **fields) -> OcrJob:
+    defaults = dict(
+        owner=owner, status=OcrJob.Status.SUCCEEDED, image_name=store(image, image_format), image_sha256="0" * 64,
+        image_format=image_format, width=10, height=10, size_bytes=1, cache_key="k",
         lines=[{"text": text, "confidence": 0.9, "box": [0, 0, 1, 1]}], text_content=text,
     )
+    job = OcrJob.objects.create(**{**defaults, **fields})
     time.sleep(0.002)  # distinct created_at
     return job

@@ -18,12 +18,13 @@ PASSWORD = "pw-portal-123"
 def seed_jobs(owner, count: int) -> None:
     import hashlib
 
+    from ocr_api.images import store
     from ocr_api.models import OcrJob
 
     image = text_line_png("样例")
     common = dict(
         owner=owner,
-        image=image,
+        image_name=store(image, "PNG"),
         image_sha256=hashlib.sha256(image).hexdigest(),
         image_format="PNG",
         width=120,

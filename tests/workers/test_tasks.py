@@ -1,30 +1,70 @@
-"""The OCR task's bookkeeping, with the recognition part faked."""
+"""The OCR task's bookkeeping, with the recognition part faked: claims, conditional finishes,
+deleted jobs, timeouts and the recovery sweep."""
+
+import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from ocr_api.images import image_storage, store
 from ocr_api.models import OcrJob
 from tests.conftest import png_bytes, render_lines
 from workers import tasks
+from workers.batcher import BatchedLine, DeadlineExceeded
+from workers.presence import INSTANCES_KEY
 
 pytestmark = pytest.mark.django_db
 
 
+def make_job(owner, text: str = "测试", **fields) -> OcrJob:
+    image = png_bytes(render_lines([text]))
+    defaults = dict(
+        owner=owner, image_name=store(image, "PNG"), image_sha256="2" * 64, image_format="PNG", width=100,
+        height=50, size_bytes=len(image), cache_key="k",
+    )
+    return OcrJob.objects.create(**{**defaults, **fields})
+
+
 @pytest.fixture
 def job(make_user):
-    image = png_bytes(render_lines(["测试"]))
-    return OcrJob.objects.create(
-        owner=make_user(), image=image, image_sha256="2" * 64, image_format="PNG", width=100, height=50,
-        size_bytes=len(image), cache_key="k",
-    )
+    return make_job(make_user())
 
 
-class ExplodingBatcher:
-    def recognize(self, *args, **kwargs):
-        raise RuntimeError("onnxruntime fell over")
+class FakeBatcher:
+    """Answers every line with "ok"; ``during`` runs while the lines are being recognised."""
+
+    def __init__(self, during=None, error: Exception | None = None):
+        self.during = during
+        self.error = error
+
+    def recognize(self, crops, request_id, timeout=None, deadline=None):
+        if self.during is not None:
+            self.during()
+        if self.error is not None:
+            raise self.error
+        return [BatchedLine("ok", 0.9, "fake@000", 1, len(crops), 1) for _ in crops]
+
+
+def use(monkeypatch, fake: FakeBatcher) -> None:
+    monkeypatch.setattr(tasks, "batcher", lambda: fake)
+
+
+def alive(redis_server, instance: str) -> None:
+    redis_server.zadd(INSTANCES_KEY, {instance: time.time()})
+
+
+def test_a_recognised_job_is_finished_by_its_claim(job, monkeypatch, redis_server):
+    use(monkeypatch, FakeBatcher())
+    assert tasks.recognize.run(str(job.pk)) == "succeeded"
+    job.refresh_from_db()
+    assert job.status == OcrJob.Status.SUCCEEDED and job.text_content == "ok" and job.attempts == 1
+    assert job.claimed_by == tasks.instance() and job.claim_id
+    assert redis_server.lpop(f"ocr:done:{job.pk}") == b"1"
 
 
 def test_an_unexpected_error_ends_the_job_as_failed(job, monkeypatch, redis_server):
-    monkeypatch.setattr(tasks, "batcher", lambda: ExplodingBatcher())
+    use(monkeypatch, FakeBatcher(error=RuntimeError("onnxruntime fell over")))
     assert tasks.recognize.run(str(job.pk)) == "failed"
     job.refresh_from_db()
     assert job.status == OcrJob.Status.FAILED and job.error_code == "internal_error"
@@ -33,29 +73,115 @@ def test_an_unexpected_error_ends_the_job_as_failed(job, monkeypatch, redis_serv
     assert redis_server.lpop(f"ocr:done:{job.pk}") == b"1"
 
 
+def test_a_recognition_past_its_deadline_ends_as_timeout(job, monkeypatch, redis_server):
+    use(monkeypatch, FakeBatcher(error=DeadlineExceeded(done=3, total=40)))
+    assert tasks.recognize.run(str(job.pk)) == "failed"
+    job.refresh_from_db()
+    assert job.status == OcrJob.Status.FAILED and job.error_code == "timeout"
+    assert job.diagnostics["lines_done"] == 3 and job.diagnostics["lines_total"] == 40
+
+
 def test_a_finished_job_is_not_run_again(job, monkeypatch):
-    job.status = OcrJob.Status.SUCCEEDED
-    job.save()
-    monkeypatch.setattr(tasks, "batcher", lambda: ExplodingBatcher())
+    OcrJob.objects.filter(pk=job.pk).update(status=OcrJob.Status.SUCCEEDED)
+    use(monkeypatch, FakeBatcher(error=RuntimeError("must not run")))
     assert tasks.recognize.run(str(job.pk)) == "skipped"
 
 
-def test_unfinished_jobs_older_than_the_redelivery_timeout_are_queued_again(job, make_user, monkeypatch):
-    from datetime import timedelta
+@pytest.mark.django_db(transaction=True)
+def test_a_job_deleted_while_it_is_recognised_stays_deleted(make_user, monkeypatch, redis_server):
+    job = make_job(make_user(), "删除中")
+    assert image_storage().exists(job.image_name)
+    use(monkeypatch, FakeBatcher(during=lambda: OcrJob.objects.filter(pk=job.pk).delete()))
+    assert tasks.recognize.run(str(job.pk)) == "deleted"
+    assert not OcrJob.objects.filter(pk=job.pk).exists()
+    assert not image_storage().exists(job.image_name)
+    assert not redis_server.keys("ocr:result:*")  # no text of a deleted image is cached
+    # A request still waiting for it wakes up (and answers 404).
+    assert redis_server.lpop(f"ocr:done:{job.pk}") == b"1"
 
-    from django.utils import timezone
 
-    sent = []
+@pytest.mark.django_db(transaction=True)
+def test_a_job_deleted_while_it_fails_stays_deleted(make_user, monkeypatch):
+    job = make_job(make_user())
+
+    def delete():
+        OcrJob.objects.filter(pk=job.pk).delete()
+
+    use(monkeypatch, FakeBatcher(during=delete, error=RuntimeError("boom")))
+    assert tasks.recognize.run(str(job.pk)) == "deleted"
+    assert not OcrJob.objects.filter(pk=job.pk).exists()
+
+
+def test_a_job_taken_over_keeps_the_result_of_its_new_claim(job, monkeypatch):
+    def taken_over():
+        OcrJob.objects.filter(pk=job.pk).update(claimed_by="other#1", claim_id="other-claim")
+
+    use(monkeypatch, FakeBatcher(during=taken_over))
+    assert tasks.recognize.run(str(job.pk)) == "superseded"
+    job.refresh_from_db()
+    assert job.status == OcrJob.Status.RUNNING and job.claim_id == "other-claim" and job.text_content == ""
+
+
+def test_a_job_running_under_a_live_worker_is_not_claimed_again(job, monkeypatch, redis_server):
+    OcrJob.objects.filter(pk=job.pk).update(status=OcrJob.Status.RUNNING, claimed_by="w1@host#aaa", attempts=1)
+    alive(redis_server, "w1@host#aaa")
+    use(monkeypatch, FakeBatcher(error=RuntimeError("must not run")))
+    assert tasks.recognize.run(str(job.pk)) == "skipped"
+    job.refresh_from_db()
+    assert job.status == OcrJob.Status.RUNNING and job.attempts == 1 and job.claimed_by == "w1@host#aaa"
+
+
+def test_a_job_of_a_dead_incarnation_is_taken_over_even_if_its_name_lives_on(job, monkeypatch, redis_server):
+    """A worker restarted under the same name is a new incarnation: the old one's jobs are orphans."""
+    OcrJob.objects.filter(pk=job.pk).update(status=OcrJob.Status.RUNNING, claimed_by="w1@host#old", attempts=1)
+    alive(redis_server, "w1@host#new")
+    use(monkeypatch, FakeBatcher())
+    assert tasks.recognize.run(str(job.pk)) == "succeeded"
+    job.refresh_from_db()
+    assert job.status == OcrJob.Status.SUCCEEDED and job.attempts == 2 and job.claimed_by == tasks.instance()
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    sent: list[str] = []
     monkeypatch.setattr(tasks.recognize, "apply_async", lambda args: sent.append(args[0]))
-    OcrJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=2))
-    fresh = OcrJob.objects.create(
-        owner=job.owner, image=job.image, image_sha256="3" * 64, image_format="PNG", width=1, height=1,
-        size_bytes=1, cache_key="k",
-    )
-    done = OcrJob.objects.create(
-        owner=job.owner, image=job.image, image_sha256="4" * 64, image_format="PNG", width=1, height=1,
-        size_bytes=1, cache_key="k", status=OcrJob.Status.SUCCEEDED,
-    )
-    OcrJob.objects.filter(pk=done.pk).update(created_at=timezone.now() - timedelta(hours=2))
-    assert tasks.requeue_stale_jobs() == 1
-    assert sent == [str(job.pk)] and str(fresh.pk) not in sent
+    return sent
+
+
+def test_the_sweep_sends_again_the_jobs_of_dead_workers_only(make_user, redis_server, sent, settings):
+    owner = make_user()
+    long_ago = timezone.now() - timedelta(seconds=settings.OCR_WORKER_HEARTBEAT_TTL_S + 5)
+    dead = make_job(owner, "甲")
+    live = make_job(owner, "乙")
+    fresh = make_job(owner, "丙")
+    running = OcrJob.objects.filter(pk__in=[dead.pk, live.pk])
+    running.update(status=OcrJob.Status.RUNNING, started_at=long_ago, attempts=1)
+    OcrJob.objects.filter(pk=dead.pk).update(claimed_by="gone@host#1")
+    OcrJob.objects.filter(pk=live.pk).update(claimed_by="here@host#2")
+    # Just claimed by a worker whose first heartbeat may still be on its way.
+    OcrJob.objects.filter(pk=fresh.pk).update(status=OcrJob.Status.RUNNING, started_at=timezone.now(),
+                                              claimed_by="new@host#3")
+    alive(redis_server, "here@host#2")
+    assert tasks.recover_jobs() == {"orphaned": 1, "lost": 0}
+    assert sent == [str(dead.pk)]
+    dead.refresh_from_db()
+    assert dead.status == OcrJob.Status.QUEUED and dead.claimed_by == "" and dead.attempts == 1
+    # A second sweep (another worker's) finds nothing more to send.
+    assert tasks.recover_jobs() == {"orphaned": 0, "lost": 0}
+    assert OcrJob.objects.get(pk=live.pk).status == OcrJob.Status.RUNNING
+    assert OcrJob.objects.get(pk=fresh.pk).status == OcrJob.Status.RUNNING
+
+
+def test_the_sweep_sends_again_jobs_queued_too_long_once_per_period(make_user, sent, settings):
+    owner = make_user()
+    settings.OCR_REQUEUE_AFTER_S = 60
+    lost = make_job(owner, "丢失")
+    waiting = make_job(owner, "排队")
+    done = make_job(owner, "完成", status=OcrJob.Status.SUCCEEDED)
+    old = timezone.now() - timedelta(seconds=120)
+    OcrJob.objects.filter(pk__in=[lost.pk, done.pk]).update(queued_at=old)
+    assert tasks.recover_jobs() == {"orphaned": 0, "lost": 1}
+    assert sent == [str(lost.pk)] and str(waiting.pk) not in sent
+    assert tasks.recover_jobs()["lost"] == 0
+    # Still queued a period later: sent once more.
+    assert tasks.recover_jobs(now=timezone.now() + timedelta(seconds=61))["lost"] == 2
