@@ -1,26 +1,80 @@
-"""Start the whole platform on one machine and stop all of it on Ctrl-C or SIGTERM.
+"""Start the whole platform on one machine under supervisord; stop all of it on Ctrl-C or SIGTERM.
 
-Redis (started here unless OCR_REDIS_URL points at one already running), database
-migrations, the demo user, Django, one OCR worker (queue "ocr"), one training worker
-(queue "training", concurrency 1) and Flower (basic auth). Every child runs in its
-own process group, so stopping leaves nothing behind.
+supervisord (the `supervisor` package) runs Redis (unless OCR_REDIS_URL points at one
+already running), the web server (gunicorn), one OCR worker (queue "ocr"), one training
+worker (queue "training") and Flower. This script writes its configuration to
+var/supervisord.conf, migrates the database, creates the demo user, starts the programs,
+and prints the banner once /ocr/v1/health answers 200 (an OCR worker is ready). Then it
+watches the programs: a process that dies is restarted by supervisord (with backoff when
+it dies while starting); every unexpected exit, BACKOFF and FATAL state is reported here
+and in var/logs/platform.log, and a FATAL program is tried again every FATAL_RETRY_S.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
+import xmlrpc.client
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("OCR_VAR_DIR", ROOT / "var"))
+LOGS = VAR / "logs"
 PY = sys.executable
+FATAL_RETRY_S = 60
+READY_TIMEOUT_S = 180
+STOP_TIMEOUT_S = 90
+# Redis holds the queues and the unacknowledged jobs: the append-only file, flushed every
+# second, keeps them across a Redis crash or restart (see docs/reliability.md).
+REDIS_PERSISTENCE = ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "60 1"]
+
+log = logging.getLogger("platform")
+
+
+@dataclass
+class Program:
+    name: str
+    command: list[str]
+    priority: int
+    autostart: bool = False
+    startsecs: int = 5  # dying sooner counts as a failed start: retried after 1, 2, 3... s
+    startretries: int = 5  # failed starts in a row before FATAL
+    stopwaitsecs: int = 30  # after TERM, before KILL
+
+
+@dataclass
+class Platform:
+    env: dict[str, str]
+    web_port: int
+    flower_port: int
+    redis_port: int | None  # None: an external Redis (OCR_REDIS_URL)
+    programs: list[Program] = field(default_factory=list)
+    pids: dict[str, int] = field(default_factory=dict)  # last known, for a supervisord that died
+
+    @property
+    def socket_path(self) -> Path:
+        return VAR / "supervisor.sock"
+
+
+def setup_logging() -> None:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(LOGS / "platform.log")):
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 def port_free(port: int) -> bool:
@@ -28,141 +82,275 @@ def port_free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-def wait_port(port: int, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not port_free(port):
-            return
-        if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"{what} exited with code {proc.returncode}; see {VAR / 'logs'}")
-        time.sleep(0.2)
-    raise SystemExit(f"{what} did not open port {port} within {timeout:.0f}s; see {VAR / 'logs'}")
-
-
-class Supervisor:
-    def __init__(self) -> None:
-        self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.logs = VAR / "logs"
-        self.logs.mkdir(parents=True, exist_ok=True)
-        self.stopping = False
-
-    def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "ab")
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append((name, proc))
-        print(f"  started {name:<16} pid {proc.pid:<7} log {self.logs / (name + '.log')}", flush=True)
-        return proc
-
-    def stop(self, *_args) -> None:
-        if self.stopping:
-            return
-        self.stopping = True
-        print("\nstopping...", flush=True)
-        for name, proc in reversed(self.procs):
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 20
-        for name, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                print(f"  {name} did not stop in time; killing", flush=True)
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of its group
-            except ProcessLookupError:
-                pass
-            proc.wait()
-        print("all stopped.", flush=True)
-
-
-def main() -> int:
-    sup = Supervisor()
-    signal.signal(signal.SIGINT, sup.stop)
-    signal.signal(signal.SIGTERM, sup.stop)
-
+def make_platform() -> Platform:
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "ocrsite.settings.local")
     env["PYTHONUNBUFFERED"] = "1"
-    web_port = int(env.get("OCR_WEB_PORT", "8000"))
-    flower_port = int(env.get("OCR_FLOWER_PORT", "5555"))
-
+    env["FLOWER_BASIC_AUTH"] = "admin:" + (env.get("OCR_FLOWER_PASSWORD") or secrets.token_urlsafe(12))
+    redis_port = None
     if "OCR_REDIS_URL" not in env:
         redis_port = int(env.get("OCR_REDIS_PORT", "6390"))
-        if not port_free(redis_port):
-            raise SystemExit(f"port {redis_port} is taken; set OCR_REDIS_PORT or OCR_REDIS_URL")
+        env["OCR_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+    plat = Platform(env, int(env.get("OCR_WEB_PORT", "8000")), int(env.get("OCR_FLOWER_PORT", "5555")), redis_port)
+    for port, what in ((redis_port, "redis"), (plat.web_port, "web"), (plat.flower_port, "flower")):
+        if port is not None and not port_free(port):
+            raise SystemExit(f"port {port} for {what} is taken; set OCR_REDIS_PORT / OCR_WEB_PORT / OCR_FLOWER_PORT")
+    plat.programs = programs(plat)
+    return plat
+
+
+def programs(plat: Platform) -> list[Program]:
+    celery = [PY, "-m", "celery", "-A", "ocrsite"]
+    concurrency = plat.env.get("OCR_WORKER_CONCURRENCY", "4")
+    progs = [
+        Program("web", [PY, "-m", "gunicorn", "-c", "python:ocrsite.gunicorn_conf", "ocrsite.wsgi:application",
+                        "--bind", f"127.0.0.1:{plat.web_port}"], priority=20),
+        Program("ocr-worker", celery + ["worker", "-Q", "ocr", "--pool", "threads", "--concurrency", concurrency,
+                                        "-n", "ocr@%h", "-l", "info"], priority=30),
+        Program("training-worker", celery + ["worker", "-Q", "training", "--pool", "prefork", "--concurrency", "1",
+                                             "-n", "training@%h", "-l", "info"], priority=40),
+        Program("flower", celery + ["flower", f"--port={plat.flower_port}", "--address=127.0.0.1"], priority=50),
+    ]
+    if plat.redis_port is not None:
         redis_bin = shutil.which("redis-server")
         if not redis_bin:
             raise SystemExit("redis-server is not installed; run `make system-deps`")
         (VAR / "redis").mkdir(parents=True, exist_ok=True)
-        proc = sup.start(
-            "redis",
-            [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", str(VAR / "redis"),
-             "--save", "60", "1", "--appendonly", "yes"],
-            env,
-        )
-        wait_port(redis_port, 15, "redis", proc)
-        env["OCR_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        redis_cmd = [redis_bin, "--port", str(plat.redis_port), "--bind", "127.0.0.1", "--dir", str(VAR / "redis"),
+                     *REDIS_PERSISTENCE]
+        progs.insert(0, Program("redis", redis_cmd, priority=10, autostart=True, startsecs=1))
+    return progs
 
+
+def supervisord_conf(plat: Platform) -> str:
+    """The configuration supervisord reads; `%` is its interpolation character, hence the escaping."""
+    lines = [
+        "[supervisord]", "nodaemon=true", "silent=true", f"logfile={LOGS / 'supervisord.log'}",
+        f"pidfile={VAR / 'supervisord.pid'}", f"childlogdir={LOGS}", f"directory={ROOT}", "",
+        "[unix_http_server]", f"file={plat.socket_path}", "chmod=0700", "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
+        "[supervisorctl]", f"serverurl=unix://{plat.socket_path}", "",
+    ]
+    for prog in plat.programs:
+        lines += [
+            f"[program:{prog.name}]",
+            "command=" + shlex.join(prog.command).replace("%", "%%"),
+            f"priority={prog.priority}", f"autostart={str(prog.autostart).lower()}", "autorestart=true",
+            f"startsecs={prog.startsecs}", f"startretries={prog.startretries}",
+            "stopsignal=TERM", f"stopwaitsecs={prog.stopwaitsecs}", "stopasgroup=true", "killasgroup=true",
+            f"stdout_logfile={LOGS / (prog.name + '.log')}", "stdout_logfile_maxbytes=50MB",
+            "stdout_logfile_backups=3", "redirect_stderr=true", "",
+        ]
+    return "\n".join(lines)
+
+
+def rpc_proxy(plat: Platform):
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, f"unix://{plat.socket_path}")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+
+def start_supervisord(plat: Platform) -> subprocess.Popen:
+    conf = VAR / "supervisord.conf"
+    conf.write_text(supervisord_conf(plat))
+    conf.chmod(0o600)
+    plat.socket_path.unlink(missing_ok=True)
+    # Its own session: a Ctrl-C in the terminal reaches this script, which then stops supervisord.
+    proc = subprocess.Popen([PY, "-m", "supervisor.supervisord", "-c", str(conf)], cwd=ROOT, env=plat.env,
+                            start_new_session=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"supervisord exited with code {proc.returncode}; see {LOGS / 'supervisord.log'}")
+        try:
+            rpc_proxy(plat).getState()
+            return proc
+        except (OSError, xmlrpc.client.Fault):
+            time.sleep(0.2)
+    raise SystemExit(f"supervisord did not answer within 20 s; see {LOGS / 'supervisord.log'}")
+
+
+def wait_for(check, timeout: float, what: str, sup: subprocess.Popen, stop: threading.Event) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if stop.is_set():
+            raise KeyboardInterrupt
+        if sup.poll() is not None:
+            raise SystemExit(f"supervisord exited while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} not ready within {timeout:.0f} s; see {LOGS}")
+        time.sleep(0.3)
+
+
+def health_ok(port: int) -> bool:
     try:
-        for port, what in ((web_port, "web"), (flower_port, "flower")):
-            if not port_free(port):
-                raise SystemExit(f"port {port} for {what} is taken; set OCR_WEB_PORT / OCR_FLOWER_PORT")
-        subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-        demo = subprocess.run(
-            [PY, "manage.py", "bootstrap_demo"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-        )
-        flower_password = env.get("OCR_FLOWER_PASSWORD") or secrets.token_urlsafe(12)
-        celery = [PY, "-m", "celery", "-A", "ocrsite"]
-        web = sup.start("web", [PY, "manage.py", "runserver", f"127.0.0.1:{web_port}", "--noreload"], env)
-        sup.start(
-            "ocr-worker",
-            celery + ["worker", "-Q", "ocr", "--pool", "threads", "--concurrency",
-                      env.get("OCR_WORKER_CONCURRENCY", "4"), "-n", "ocr@%h", "-l", "info"],
-            env,
-        )
-        sup.start(
-            "training-worker",
-            celery + ["worker", "-Q", "training", "--pool", "prefork", "--concurrency", "1",
-                      "-n", "training@%h", "-l", "info"],
-            env,
-        )
-        sup.start(
-            "flower",
-            celery + ["flower", f"--port={flower_port}", "--address=127.0.0.1",
-                      f"--basic-auth=admin:{flower_password}"],
-            env,
-        )
-        wait_port(web_port, 60, "web", web)
-    except BaseException:
-        sup.stop()
-        raise
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ocr/v1/health", timeout=3) as resp:
+            return resp.status == 200
+    except (OSError, urllib.error.HTTPError):
+        return False
 
-    print("\nThe OCR platform is running:\n")
-    print(demo.stdout.rstrip())
-    print(f"""
-  portal        http://127.0.0.1:{web_port}/
-  REST API      http://127.0.0.1:{web_port}/ocr/v1/recognize
-  API docs      http://127.0.0.1:{web_port}/ocr/v1/docs   (schema: /ocr/v1/schema)
-  admin         http://127.0.0.1:{web_port}/admin/
-  flower        http://127.0.0.1:{flower_port}/   (user admin, password {flower_password})
+
+def prepare_database(plat: Platform) -> str:
+    """Migrations and the demo user; returns what bootstrap_demo printed (the token)."""
+    subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=plat.env, check=True)
+    demo = subprocess.run([PY, "manage.py", "bootstrap_demo"], cwd=ROOT, env=plat.env, check=True,
+                          capture_output=True, text=True)
+    return demo.stdout.rstrip()
+
+
+def start(plat: Platform, sup: subprocess.Popen, stop: threading.Event) -> str:
+    rpc = rpc_proxy(plat)
+    if plat.redis_port is not None:
+        wait_for(lambda: not port_free(plat.redis_port), 20, "redis", sup, stop)
+    demo = prepare_database(plat)
+    for prog in plat.programs:
+        if not prog.autostart:
+            rpc.startProcess(prog.name, False)  # don't wait: the next one starts meanwhile
+            log.info("  started %-16s log %s", prog.name, LOGS / f"{prog.name}.log")
+    wait_for(lambda: health_ok(plat.web_port), READY_TIMEOUT_S, "the web server and an OCR worker", sup, stop)
+    return demo
+
+
+def banner(plat: Platform, demo: str) -> str:
+    port, password = plat.web_port, plat.env["FLOWER_BASIC_AUTH"].partition(":")[2]
+    return f"""
+The OCR platform is running:
+
+{demo}
+
+  portal        http://127.0.0.1:{port}/
+  REST API      http://127.0.0.1:{port}/ocr/v1/recognize
+  API docs      http://127.0.0.1:{port}/ocr/v1/docs   (schema: /ocr/v1/schema)
+  health        http://127.0.0.1:{port}/ocr/v1/health
+  admin         http://127.0.0.1:{port}/admin/
+  flower        http://127.0.0.1:{plat.flower_port}/   (user admin, password {password})
 
 Try:  curl -s -H "Authorization: Token <token>" -H "Content-Type: application/json" \\
         -d "{{\\"image_base64\\": \\"$(base64 -w0 docs/examples/invoice-line.jpg)\\"}}" \\
-        http://127.0.0.1:{web_port}/ocr/v1/recognize
+        http://127.0.0.1:{port}/ocr/v1/recognize
 
-Ctrl-C stops everything.""", flush=True)
+Processes are restarted when they die; logs in {LOGS}. Ctrl-C stops everything."""
 
-    while not sup.stopping:
-        for name, proc in sup.procs:
-            if proc.poll() is not None and not sup.stopping:
-                print(f"{name} exited with code {proc.returncode}; stopping the platform (see its log)", flush=True)
-                sup.stop()
-                return 1
-        time.sleep(0.5)
+
+def exit_reason(name: str) -> str:
+    """How supervisord saw the program's last exit, e.g. "terminated by SIGKILL; not expected"."""
+    try:
+        with open(LOGS / "supervisord.log", "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 64 * 1024))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return "reason unknown"
+    marker = f"exited: {name} ("
+    line = next((ln for ln in reversed(tail.splitlines()) if marker in ln), "")
+    return line.partition(marker)[2].rstrip(")") or "reason unknown"
+
+
+class Watcher:
+    """Reports state changes of supervisord's programs and retries FATAL ones."""
+
+    def __init__(self, rpc, pids: dict[str, int]) -> None:
+        self.rpc = rpc
+        self.pids = pids
+        self.last: dict[str, dict] = {}
+        self.fatal_since: dict[str, float] = {}
+
+    def poll(self) -> None:
+        for info in self.rpc.getAllProcessInfo():
+            self.observe(info)
+
+    def observe(self, info: dict) -> None:
+        name, state = info["name"], info["statename"]
+        before = self.last.get(name)
+        self.last[name] = info
+        if info["pid"]:
+            self.pids[name] = info["pid"]
+        if before is None:
+            return
+        if state != before["statename"] or (info["pid"] != before["pid"] and state == "RUNNING"):
+            self.report(before, info)
+        if state == "FATAL":
+            since = self.fatal_since.setdefault(name, time.monotonic())
+            if time.monotonic() - since >= FATAL_RETRY_S:
+                log.warning("%s: FATAL for %d s; trying again", name, FATAL_RETRY_S)
+                self.fatal_since.pop(name)
+                self.rpc.startProcess(name, False)
+        else:
+            self.fatal_since.pop(name, None)
+
+    def report(self, before: dict, info: dict) -> None:
+        name, state, old = info["name"], info["statename"], before["statename"]
+        if state == "RUNNING" and old in ("STARTING", "BACKOFF"):
+            log.info("%s: running again (pid %s)", name, info["pid"])
+        elif state == "RUNNING":
+            log.info("%s: RUNNING (pid %s)", name, info["pid"])
+        elif state in ("EXITED", "STARTING") and old == "RUNNING":
+            log.warning("%s: died unexpectedly (pid %s, %s); restarting", name, before["pid"], exit_reason(name))
+        elif state == "BACKOFF":
+            log.warning("%s: BACKOFF: it died while starting; retrying with a growing delay (see %s)",
+                        name, LOGS / f"{name}.log")
+        elif state == "FATAL":
+            log.error("%s: FATAL: it kept dying while starting; next try in %d s. See %s",
+                      name, FATAL_RETRY_S, LOGS / f"{name}.log")
+        elif state not in ("STOPPING", "STOPPED"):
+            log.info("%s: %s -> %s", name, old, state)
+
+
+def watch(plat: Platform, sup: subprocess.Popen, stop: threading.Event) -> int:
+    watcher = Watcher(rpc_proxy(plat), plat.pids)
+    while not stop.wait(0.5):
+        if sup.poll() is not None:
+            log.error("supervisord exited with code %s; see %s", sup.returncode, LOGS / "supervisord.log")
+            return 1
+        try:
+            watcher.poll()
+        except (OSError, xmlrpc.client.Fault) as exc:
+            log.warning("could not read the programs' states: %s", exc)
     return 0
+
+
+def shutdown(plat: Platform, sup: subprocess.Popen) -> None:
+    """supervisord stops the programs in reverse priority order, each process group with TERM, then KILL."""
+    log.info("stopping...")
+    clean = sup.poll() is None
+    if clean:
+        try:
+            Watcher(rpc_proxy(plat), plat.pids).poll()  # the current pids, in case it must be killed
+        except (OSError, xmlrpc.client.Fault):
+            pass
+        sup.send_signal(signal.SIGTERM)
+        try:
+            sup.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("supervisord did not stop within %d s; killing it", STOP_TIMEOUT_S)
+            sup.kill()
+            sup.wait()
+            clean = False
+    if not clean:  # supervisord died or was killed: end the process groups it had started
+        for pid in plat.pids.values():
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    log.info("all stopped.")
+
+
+def main() -> int:
+    setup_logging()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    plat = make_platform()
+    sup = start_supervisord(plat)
+    try:
+        demo = start(plat, sup, stop)
+        print(banner(plat, demo), flush=True)
+        return watch(plat, sup, stop)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        shutdown(plat, sup)
 
 
 if __name__ == "__main__":
