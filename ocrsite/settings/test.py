@@ -27,8 +27,8 @@ _REDIS_PORT = os.environ.setdefault("OCR_TEST_REDIS_PORT", str(_free_port()))
 REDIS_URL = f"redis://127.0.0.1:{_REDIS_PORT}/0"
 CELERY_BROKER_URL = REDIS_URL
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-# Tests serve what a deployment serves by default (ocr_api.registry.DEFAULT_CANDIDATES: the shipped
-# student); OCR_DEFAULT_MODEL=models/reference/ppocrv4_mobile_rec.onnx runs them on the reference.
+# Tests serve what a deployment serves by default (ocr_api.registry.DEFAULT_CANDIDATES: PP-OCRv6
+# tiny); OCR_DEFAULT_MODEL=models/student.onnx (or any packaged model) runs them on another one.
 OCR_DEFAULT_MODEL = os.environ.get("OCR_DEFAULT_MODEL", "")
 OCR_MODEL_POLL_S = float(os.environ.get("OCR_MODEL_POLL_S", "0.5"))
 # Training runs, datasets and registered models of the test run go to a throw-away folder,
