@@ -6,6 +6,7 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
+from ocr_api.images import image_storage, store
 from ocr_api.models import OcrJob
 from tests.conftest import b64, png_bytes, render_lines
 
@@ -25,7 +26,9 @@ def test_it_returns_the_text_of_an_invoice_line(client, ocr_worker, invoice_png)
     assert body["success"] is True and body["cached"] is False
     assert body["text"] == ["购买方名称：上海明远科技有限公司"]
     assert body["lines"][0]["confidence"] > 0.8 and len(body["lines"][0]["box"]) == 4
-    assert body["time_cost"] > 0 and body["model_version"].startswith("crnn-student@")
+    from ocr_api.registry import active_model
+
+    assert body["time_cost"] > 0 and body["model_version"] == active_model().label
     job = OcrJob.objects.get(pk=body["job_id"])
     assert job.status == OcrJob.Status.SUCCEEDED and job.attempts == 1
 
@@ -128,8 +131,8 @@ def test_a_job_whose_stored_image_is_corrupt_ends_as_failed(client, ocr_worker, 
 
     job = OcrJob.objects.create(
         owner=OcrJob._meta.get_field("owner").related_model.objects.get(username="erp"),
-        image=b"\x89PNG\r\n\x1a\n" + b"\0" * 64, image_sha256="1" * 64, image_format="PNG", width=10, height=10,
-        size_bytes=72, cache_key="k",
+        image_name=store(b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "PNG"), image_sha256="1" * 64, image_format="PNG",
+        width=10, height=10, size_bytes=72, cache_key="k",
     )
     recognize.apply_async(args=[str(job.pk)])
     deadline = time.monotonic() + 30
@@ -138,3 +141,82 @@ def test_a_job_whose_stored_image_is_corrupt_ends_as_failed(client, ocr_worker, 
         time.sleep(0.1)
     job.refresh_from_db()
     assert job.status == OcrJob.Status.FAILED and job.error_code in ("truncated_image", "not_an_image")
+
+
+def _wait_until(condition, timeout: float, what: str, log=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout} s\n{log()[-3000:]}"
+        time.sleep(0.05)
+
+
+def test_a_job_deleted_while_it_is_recognised_stays_deleted(client, worker_factory, redis_server):
+    """The worker finishes with a conditional update: the row is not inserted again, the image
+    file goes with the row, and no text of the deleted image is cached."""
+    # Each batch is held open for 3 s: time to delete the job while its lines are in the batcher.
+    worker = worker_factory(OCR_BATCH_MAX_WAIT_MS="3000")
+    image = png_bytes(render_lines(["请删除这张发票"]))
+    job_id = client.post(URL, {"image_base64": b64(image), "wait": False}, format="json").json()["job_id"]
+    _wait_until(lambda: OcrJob.objects.get(pk=job_id).status == OcrJob.Status.RUNNING, 20, "claimed", worker.log)
+    name = OcrJob.objects.get(pk=job_id).image_name
+    assert image_storage().exists(name)
+    assert client.delete(f"/ocr/v1/jobs/{job_id}").status_code == 204
+    assert not image_storage().exists(name)
+    # The worker tells waiting requests when it drops the result of a deleted job.
+    _wait_until(lambda: redis_server.exists(f"ocr:done:{job_id}"), 30, "the worker finished", worker.log)
+    time.sleep(0.5)
+    assert not OcrJob.objects.filter(pk=job_id).exists()
+    assert client.get(f"/ocr/v1/jobs/{job_id}").status_code == 404
+    assert not image_storage().exists(name)
+    assert not redis_server.keys("ocr:result:*")
+
+
+def test_a_runaway_recognition_is_stopped_at_the_time_limit(client, worker_factory):
+    """The threads pool enforces no Celery time limit; the recognition deadline does: a page of
+    150 long lines, one line per batch (seconds of work), under a 1.5 s limit ends as a timeout (504)."""
+    worker = worker_factory(OCR_TASK_SOFT_TIME_LIMIT_S="1.5", OCR_BATCH_MAX_SIZE="1", OCR_BATCH_MAX_WAIT_MS="0")
+    page = png_bytes(render_lines([f"上海明远科技有限公司发票金额合计上海明远科技有限公司{i:03d}" for i in range(150)]))
+    response = client.post(URL, {"image_base64": b64(page)}, format="json")
+    assert response.status_code == 504, (response.content, worker.log()[-2000:])
+    assert response.json()["error"]["code"] == "timeout"
+    job = OcrJob.objects.get(owner__username="erp")
+    assert job.status == OcrJob.Status.FAILED and job.error_code == "timeout"
+    stopped = job.diagnostics
+    print("stopped at", stopped)
+    if stopped["stage"] == "recognition":  # stopped inside the batcher, not before it
+        assert stopped["lines_done"] < stopped["lines_total"] == 150
+
+
+def test_jobs_of_a_worker_killed_under_load_finish_once_on_another_within_30_s(
+    client, worker_factory, redis_server, api_client_for
+):
+    """20 jobs queued; the first worker holds 4 of them in a batch that never closes and is
+    SIGKILLed. The second worker runs the other 16 and, once the first's heartbeat is gone, its
+    recovery sweep sends the 4 orphans again: every job ends once, with one result."""
+    doomed = worker_factory(OCR_BATCH_MAX_WAIT_MS="60000")
+    texts = [f"发票号码{i:02d}号" for i in range(20)]
+    ids = []
+    for text in texts:
+        response = client.post(URL, {"image_base64": b64(png_bytes(render_lines([text]))), "wait": False},
+                               format="json")
+        assert response.status_code == 202
+        ids.append(response.json()["job_id"])
+    held = OcrJob.objects.filter(claimed_by__startswith=doomed.name + "#", status=OcrJob.Status.RUNNING)
+    _wait_until(lambda: held.count() == 4, 30, "4 jobs claimed by the first worker", doomed.log)
+    orphans = set(map(str, held.values_list("pk", flat=True)))
+    rescuer = worker_factory()
+    doomed.kill()
+    killed_at = time.monotonic()
+    unfinished = OcrJob.objects.filter(pk__in=ids, status__in=[OcrJob.Status.QUEUED, OcrJob.Status.RUNNING])
+    _wait_until(lambda: not unfinished.exists(), 60, "all jobs finished", rescuer.log)
+    recovery_s = time.monotonic() - killed_at
+    print(f"all 20 jobs finished {recovery_s:.1f} s after the SIGKILL")
+    assert recovery_s <= 30
+    by_id = {str(j.pk): j for j in OcrJob.objects.filter(pk__in=ids)}
+    for job_id, text in zip(ids, texts):
+        job = by_id[job_id]
+        assert job.status == OcrJob.Status.SUCCEEDED, (job.error_code, job.error_message)
+        assert job.text_content == text
+        assert job.claimed_by.startswith(rescuer.name + "#")
+        assert job.attempts == (2 if job_id in orphans else 1)
+    assert client.get("/ocr/v1/jobs").json()["count"] == 20  # no duplicate in the user's history
