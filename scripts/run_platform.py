@@ -293,7 +293,7 @@ class Watcher:
         elif state == "FATAL":
             log.error("%s: FATAL: it kept dying while starting; next try in %d s. See %s",
                       name, FATAL_RETRY_S, LOGS / f"{name}.log")
-        elif state not in ("STOPPING", "STOPPED"):
+        elif state not in ("STOPPING", "STOPPED") and (old, state) != ("EXITED", "STARTING"):  # said at EXITED
             log.info("%s: %s -> %s", name, old, state)
 
 
