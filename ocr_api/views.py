@@ -195,6 +195,7 @@ class JobListView(OwnJobsMixin, generics.ListAPIView):
         return qs.order_by("-created_at")
 
     @extend_schema(
+        operation_id="jobs_destroy_all",
         parameters=[],
         responses={200: inline_serializer("HistoryDeleted", {"deleted": serializers.IntegerField()})},
         summary="Delete your whole history",

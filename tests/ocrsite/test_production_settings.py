@@ -45,11 +45,6 @@ def test_check_deploy_finds_no_security_issue(production_env):
     assert "no issues" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="drf_spectacular.W001: DELETE /ocr/v1/jobs and DELETE /ocr/v1/jobs/{id} share the operationId "
-    "jobs_destroy (ocr_api/views.py JobListView.delete needs an operation_id); remove this mark once fixed",
-)
 def test_check_deploy_finds_no_issue_at_all(production_env):
     result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], production_env)
     assert result.returncode == 0, result.stdout + result.stderr
