@@ -220,3 +220,54 @@ def test_jobs_of_a_worker_killed_under_load_finish_once_on_another_within_30_s(
         assert job.claimed_by.startswith(rescuer.name + "#")
         assert job.attempts == (2 if job_id in orphans else 1)
     assert client.get("/ocr/v1/jobs").json()["count"] == 20  # no duplicate in the user's history
+
+
+def test_jobs_of_a_killed_worker_are_finished_by_its_restart_under_the_same_name(
+    transactional_db, client, tmp_path, redis_server
+):
+    """A supervisor restarts a killed worker under its old name; the restarted process is a new
+    incarnation, so it recovers what its previous life held, within 30 s of the kill."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, WorkerProcess, wait_for_ocr_worker, worker_env
+
+    name = "ocr-restarted@test"
+
+    def start(**env) -> WorkerProcess:
+        log_path = tmp_path / f"{name}-{len(started)}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "ocrsite", "worker", "-Q", "ocr", "--pool", "threads",
+             "--concurrency", "2", "-n", name, "-l", "info", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=worker_env(**env), stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        started.append(WorkerProcess(name=name, proc=proc, log_path=log_path))
+        return started[-1]
+
+    started: list[WorkerProcess] = []
+    try:
+        first = start(OCR_BATCH_MAX_WAIT_MS="60000")
+        wait_for_ocr_worker(first, redis_server)
+        texts = ["重启前的第一张", "重启前的第二张", "重启后的第三张"]
+        ids = [client.post(URL, {"image_base64": b64(png_bytes(render_lines([t]))), "wait": False},
+                           format="json").json()["job_id"] for t in texts]
+        held = OcrJob.objects.filter(pk__in=ids, status=OcrJob.Status.RUNNING)
+        _wait_until(lambda: held.count() == 2, 30, "2 jobs claimed", first.log)
+        old_incarnation = held.first().claimed_by
+        first.kill()
+        killed_at = time.monotonic()
+        second = start()
+        unfinished = OcrJob.objects.filter(pk__in=ids, status__in=[OcrJob.Status.QUEUED, OcrJob.Status.RUNNING])
+        _wait_until(lambda: not unfinished.exists(), 60, "all jobs finished", second.log)
+        recovery_s = time.monotonic() - killed_at
+        print(f"restart under the same name: all jobs finished {recovery_s:.1f} s after the SIGKILL")
+        assert recovery_s <= 30
+        for job_id, text in zip(ids, texts):
+            job = OcrJob.objects.get(pk=job_id)
+            assert job.status == OcrJob.Status.SUCCEEDED and job.text_content == text
+            assert job.claimed_by.startswith(name + "#") and job.claimed_by != old_incarnation
+        assert sorted(OcrJob.objects.filter(pk__in=ids).values_list("attempts", flat=True)) == [1, 2, 2]
+    finally:
+        for worker in started:
+            worker.stop()
