@@ -11,6 +11,8 @@ A job moves queued -> running -> succeeded/failed by conditional UPDATEs only:
 - Every OCR worker runs a recovery sweep every OCR_RECOVERY_SWEEP_S: running jobs whose
   worker's heartbeat is gone go back to the queue at once, queued jobs whose message seems lost
   (queued longer than OCR_REQUEUE_AFTER_S) are sent again.
+- The same thread deletes images past OCR_IMAGE_RETENTION_DAYS about once an hour (one worker of
+  all does it, by a Redis lock), so the retention holds without a cron job.
 - Recognition has a deadline (OCR_TASK_SOFT_TIME_LIMIT_S from the claim), checked between stages
   and before every batch, because the threads pool does not enforce Celery's time limits.
 """
@@ -31,7 +33,7 @@ from django.db import close_old_connections
 from django.db.models import F
 from django.utils import timezone
 
-from ocr_api.images import read_image
+from ocr_api.images import purge_older_than, read_image
 from ocr_api.models import ModelVersion, OcrJob
 
 from .batcher import DeadlineExceeded
@@ -48,6 +50,8 @@ _sweeper: RecoverySweep | None = None
 _instance = new_instance_name()
 
 Status = OcrJob.Status
+PURGE_LOCK_KEY = "ocr:image-purge"
+PURGE_EVERY_S = 3600
 
 
 def instance() -> str:
@@ -181,6 +185,18 @@ def recover_jobs(now=None) -> dict[str, int]:
     return {"orphaned": orphaned, "lost": lost}
 
 
+def purge_expired_images() -> tuple[int, int] | None:
+    """Apply the image retention period, at most once per PURGE_EVERY_S across all workers.
+    Returns (jobs cleared, files deleted), or None when it was not this worker's turn."""
+    days = settings.OCR_IMAGE_RETENTION_DAYS
+    if days <= 0 or not redis_client().set(PURGE_LOCK_KEY, _instance, nx=True, ex=PURGE_EVERY_S):
+        return None
+    jobs, files = purge_older_than(days)
+    if jobs:
+        log.info("retention: cleared the image of %d jobs older than %d days, %d files deleted", jobs, days, files)
+    return jobs, files
+
+
 class RecoverySweep:
     """Runs recover_jobs every ``interval`` seconds from a daemon thread."""
 
@@ -200,6 +216,7 @@ class RecoverySweep:
             try:
                 close_old_connections()
                 recover_jobs()
+                purge_expired_images()
             except Exception:  # noqa: BLE001 - Redis or the database may be back at the next sweep
                 log.exception("recovery sweep failed")
             if self._stop.wait(self.interval):

@@ -185,3 +185,21 @@ def test_the_sweep_sends_again_jobs_queued_too_long_once_per_period(make_user, s
     assert tasks.recover_jobs()["lost"] == 0
     # Still queued a period later: sent once more.
     assert tasks.recover_jobs(now=timezone.now() + timedelta(seconds=61))["lost"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_apply_the_image_retention_once_an_hour_between_them(make_user, settings, redis_server):
+    owner = make_user()
+    old = make_job(owner, "旧的", status=OcrJob.Status.SUCCEEDED, text_content="旧的")
+    OcrJob.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=8))
+    name = old.image_name
+    settings.OCR_IMAGE_RETENTION_DAYS = 0
+    assert tasks.purge_expired_images() is None
+    settings.OCR_IMAGE_RETENTION_DAYS = 7
+    assert tasks.purge_expired_images() == (1, 1)
+    old.refresh_from_db()
+    assert old.image_name == "" and old.text_content == "旧的"
+    assert not image_storage().exists(name)
+    # Another worker's sweep within the hour does nothing.
+    assert tasks.purge_expired_images() is None
+    assert redis_server.ttl(tasks.PURGE_LOCK_KEY) > 3000
