@@ -8,9 +8,9 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 REFERENCE_MODELS := models/reference/ppocrv6_tiny_rec.onnx models/reference/ppocrv4_mobile_rec.onnx \
                     models/reference/ppocrv6_small_rec.onnx
 
-.PHONY: run test install install-dev system-deps system-deps-test models ood-suite lint clean
+.PHONY: run test install install-dev system-deps system-deps-test models train-fonts ood-suite lint clean
 
-run: install system-deps models
+run: install system-deps models train-fonts
 	$(PY) scripts/run_platform.py
 
 test: install-dev system-deps-test models
@@ -50,6 +50,10 @@ models/reference/ppocrv6_tiny_rec.onnx: distill/export.py | $(VENV)/.installed-t
 models/reference/ppocrv6_small_rec.onnx: distill/export.py | $(VENV)/.installed-train
 	$(PIP) install --no-deps rapidocr==3.10.0
 	$(PY) -m distill import-reference --model ppocrv6-small --out $@
+
+# The training worker's npm faces (OFL), merged from their web subsets into var/fonts/train.
+train-fonts: | $(VENV)/.installed-train
+	$(PY) -m distill train-fonts
 
 # The frozen out-of-distribution dev suite (distill/ood.py): fonts fetched, 1,300 lines rendered.
 ood-suite: | $(VENV)/.installed-train

@@ -106,11 +106,51 @@ def ruling_lines(img, rng):
     return out
 
 
+def curvature(img, rng):
+    """A page that is not flat: the line bends by up to a sixth of its height."""
+    h, w = img.shape
+    amp = float(rng.uniform(0.04, 0.16)) * h
+    phase, periods = float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(0.3, 1.2))
+    xs = np.arange(w, dtype=np.float32)
+    shift = amp * np.sin(phase + 2 * np.pi * periods * xs / max(w, 1))
+    map_x = np.tile(xs, (h, 1))
+    map_y = np.arange(h, dtype=np.float32)[:, None] + shift[None, :]
+    return cv2.remap(img, map_x, map_y.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def defocus(img, rng):
+    """A phone camera out of focus: sigma 2-3 px at a 32 px line height."""
+    return cv2.GaussianBlur(img, (0, 0), float(rng.uniform(1.2, 3.0)) * img.shape[0] / 32)
+
+
+def camera_resolution(img, rng):
+    """The line as a phone sees it on a whole page: 12-16 px high, then back to its size."""
+    h, w = img.shape
+    f = float(rng.integers(12, 17)) / h
+    if f >= 1:
+        return img
+    small = cv2.resize(img, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR if rng.random() < 0.7 else cv2.INTER_CUBIC)
+
+
+def strong_jpeg(img, rng):
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 61))])
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else img
+
+
 # (function, probability at full strength); geometric ones first, JPEG last
 PIPELINE = (
     (rotate, 0.35), (perspective, 0.35), (ruling_lines, 0.15), (uneven_light, 0.3), (shadow, 0.2),
     (contrast_brightness, 0.5), (gaussian_blur, 0.35), (motion_blur, 0.1), (low_resolution, 0.3),
     (gaussian_noise, 0.25), (salt_pepper, 0.15), (jpeg, 0.35),
+)
+
+# Photographed lines at full severity (the "wide" training mix sends a share of its degraded lines
+# through this instead of PIPELINE): uneven light, perspective, bending, defocus, the camera's
+# resolution and strong JPEG, more often and harder than PIPELINE's print-and-scan steps.
+PHOTO_PIPELINE = (
+    (perspective, 0.6), (curvature, 0.35), (uneven_light, 0.6), (shadow, 0.25), (contrast_brightness, 0.5),
+    (defocus, 0.35), (motion_blur, 0.2), (camera_resolution, 0.5), (gaussian_noise, 0.4), (strong_jpeg, 0.6),
 )
 
 

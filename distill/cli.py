@@ -1,5 +1,5 @@
 """``python -m distill <command>``: generate, train-teacher, train-student, distill,
-evaluate, calibrate, export, quantize, import-reference, plot, ood-suite, ood-texts."""
+evaluate, calibrate, export, quantize, import-reference, plot, train-fonts, ood-suite, ood-texts."""
 
 from __future__ import annotations
 
@@ -29,6 +29,13 @@ def _cmd_ood_suite(args) -> int:
 
     fetch_fonts(Path(args.fonts))
     print(json.dumps(render_suite(Path(args.out), Path(args.fonts))))
+    return 0
+
+
+def _cmd_train_fonts(args) -> int:
+    from .fonts import TRAIN_FONTS_DIR, TRAIN_FONTSOURCE, fetch_fontsource
+
+    print(json.dumps({"fonts": [str(p) for p in fetch_fontsource(TRAIN_FONTSOURCE, TRAIN_FONTS_DIR)]}))
     return 0
 
 
@@ -89,7 +96,7 @@ def _train(args, arch: str, teacher=None) -> int:
         temperature=args.temperature, eval_every=args.eval_every, checkpoint_seconds=args.checkpoint_seconds,
         resume=not args.no_resume, init=args.init, max_strength=args.max_strength, progress=not args.quiet,
         train_data=args.train_data, train_data_share=args.train_data_share, device=_device(args.device),
-        kd_top_k=args.kd_top_k, bucket=args.bucket, ramp=not args.no_ramp,
+        kd_top_k=args.kd_top_k, bucket=args.bucket, ramp=not args.no_ramp, mix=args.data_mix,
     )
     print(json.dumps({"checkpoint": str(ckpt)}))
     return 0
@@ -202,6 +209,9 @@ def _training_args(p, steps: int, lr: float, batch_size: int) -> None:
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--checkpoint-seconds", type=float, default=240.0)
     p.add_argument("--max-strength", type=float, default=1.0, help="augmentation strength at the end of the curriculum")
+    p.add_argument("--data-mix", choices=("v1", "wide"), default="wide",
+                   help="synthetic data: wide (prose, two renderers, small sizes, any margin, photo "
+                        "degradations) or v1 (what the student up to step 51,000 trained on)")
     p.add_argument("--no-ramp", action="store_true",
                    help="augment at full strength from the first step (for a run that continues a trained model)")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights")
@@ -292,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data/ood")
     p.add_argument("--fonts", default="var/fonts/ood", help="the suite's fonts; fetched here when missing")
     p.set_defaults(func=_cmd_ood_suite)
+
+    p = sub.add_parser("train-fonts", help="fetch the npm training faces into var/fonts/train (distill/fonts.py)")
+    p.set_defaults(func=_cmd_train_fonts)
 
     p = sub.add_parser("ood-texts", help="extract the suite's texts anew into distill/ood_texts.tsv "
                                          "(changes the frozen suite: say so in docs/models.md)")

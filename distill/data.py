@@ -38,6 +38,11 @@ NORM_MEAN = 0.5
 NORM_STD = 0.5
 
 
+# "v1": the mix the shipped student and the dev sets were made with; "wide": more text kinds
+# (prose), both renderers, natively small sizes, any crop margin, photo-severity degradations.
+MIXES = ("v1", "wide")
+
+
 def curriculum_strength(progress: float, rng, clean_share: float = 0.25, max_strength: float = 1.0,
                         ramp: bool = True) -> float:
     """Augmentation strength for a sample drawn at ``progress`` (0..1) through training:
@@ -58,12 +63,16 @@ class SyntheticLines:
 
     def __init__(self, length: int, split: str = "train", seed: int = 0, strength: float | None = None,
                  min_len: int = 2, max_len: int = 12, height: int = 32, max_strength: float = 1.0,
-                 ramp: bool = True):
+                 ramp: bool = True, mix: str = "v1"):
+        if mix not in MIXES:
+            raise ValueError(f"mix must be one of {', '.join(MIXES)}")
         self.length, self.split, self.seed, self.strength = length, split, seed, strength
         self.min_len, self.max_len, self.height, self.max_strength = min_len, max_len, height, max_strength
         self.ramp = ramp
+        self.mix = mix
         self._source = None
         self._faces = None
+        self._pango = None
 
     def __len__(self) -> int:
         return self.length
@@ -74,13 +83,21 @@ class SyntheticLines:
             from .fonts import faces_for
             from .text import TextSource
 
-            self._source = TextSource(load_charset(), self.split, self.min_len, self.max_len, seed=self.seed)
+            weights = TextSource.WIDE_WEIGHTS if self.mix == "wide" else None
+            self._source = TextSource(load_charset(), self.split, self.min_len, self.max_len, seed=self.seed,
+                                      weights=weights)
             self._faces = faces_for(self.split)
+            if self.mix == "wide":
+                from .pangorender import PangoLine, use_only_fonts_in
+                from .render import pango_font_dir
+
+                use_only_fonts_in(pango_font_dir(self._faces + faces_for_latin()))
+                self._pango = PangoLine()
 
     def sample(self, i: int):
         import numpy as np
 
-        from .render import draw_text_and_face, render_line
+        from .render import draw_text_and_face, render_line, render_line_wide
 
         self._setup()
         rng = np.random.default_rng([self.seed, i, 0 if self.split == "train" else 1])
@@ -90,11 +107,21 @@ class SyntheticLines:
                                            ramp=self.ramp)
         else:
             strength = self.strength
+        if self.mix == "wide":
+            return render_line_wide(text, face, rng, self.height, strength, self._pango), text, face.label
         return render_line(text, face, rng, self.height, strength), text, face.label
 
     def __getitem__(self, i: int):
         img, text, _ = self.sample(i)
         return img, text
+
+
+def faces_for_latin():
+    """The Latin faces the wide mix sets ASCII runs in (render.LATIN_FAMILIES), from the train pool."""
+    from .fonts import faces_for
+    from .render import LATIN_FAMILIES
+
+    return tuple(f for f in faces_for("train") if f.name in LATIN_FAMILIES)
 
 
 class LabelledLines:

@@ -8,13 +8,26 @@ evaluation are refused by name even if they are installed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from PIL import ImageFont
 
-FONT_ROOTS = (Path("/usr/share/fonts"),)
+# Faces that npm packages carry (fetched by `python -m distill train-fonts`, `make run` does it)
+# land in TRAIN_FONTS_DIR, beside what Debian packages install.
+TRAIN_FONTS_DIR = Path(os.environ.get("OCR_TRAIN_FONTS_DIR", Path(__file__).resolve().parent.parent / "var/fonts/train"))
+FONT_ROOTS = (Path("/usr/share/fonts"), TRAIN_FONTS_DIR)
+# OFL Chinese faces on npm, as unicode-range subsets merged back into one file each
+TRAIN_FONTSOURCE = {
+    "ZhiMangXing-Regular.ttf": "@fontsource/zhi-mang-xing@5.3.0",
+    "LongCang-Regular.ttf": "@fontsource/long-cang@5.3.0",
+    "LiuJianMaoCao-Regular.ttf": "@fontsource/liu-jian-mao-cao@5.3.0",
+    "ZCOOLXiaoWei-Regular.ttf": "@fontsource/zcool-xiaowei@5.3.0",
+    "ZCOOLKuaiLe-Regular.ttf": "@fontsource/zcool-kuaile@5.3.0",
+    "ZCOOLQingKeHuangYou-Regular.ttf": "@fontsource/zcool-qingke-huangyou@5.3.0",
+}
 
 # Families that must never be used for training, tuning or model selection.
 # Fonts whose glyphs come from a reserved one are refused too: WenQuanYi Micro Hei
@@ -56,6 +69,19 @@ FACES = (
     ("fonts-ipaexfont-mincho", "ipaexm.ttf", "IPAexMincho", "train"),
     ("fonts-ipaexfont-gothic", "ipaexg.ttf", "IPAexGothic", "train"),
     ("fonts-horai-umefont", "ume-tmo3.ttf", "Ume Mincho", "train"),
+    # Kai, Ming, FangSong and round designs (the weakest faces on the out-of-distribution suite
+    # were Kai and brush ones), and brush, handwriting and display faces from npm
+    ("fonts-cwtex-kai", "cwkai.ttf", "cwTeXKai", "train"),
+    ("fonts-cwtex-ming", "cwming.ttf", "cwTeXMing", "train"),
+    ("fonts-cwtex-fs", "cwfs.ttf", "cwTeXFangSong", "train"),
+    ("fonts-cwtex-yen", "cwyen.ttf", "cwTeXYen", "train"),
+    ("fonts-cns11643-kai", "TW-Kai-98_1.ttf", "TW-Kai", "train"),
+    ("npm", "ZhiMangXing-Regular.ttf", "Zhi Mang Xing", "train"),
+    ("npm", "LongCang-Regular.ttf", "Long Cang", "train"),
+    ("npm", "LiuJianMaoCao-Regular.ttf", "Liu Jian Mao Cao", "train"),
+    ("npm", "ZCOOLXiaoWei-Regular.ttf", "ZCOOL XiaoWei", "train"),
+    ("npm", "ZCOOLKuaiLe-Regular.ttf", "ZCOOL KuaiLe", "train"),
+    ("npm", "ZCOOLQingKeHuangYou-Regular.ttf", "ZCOOL QingKe HuangYou", "train"),
     # held out: only ever used for the dev sets
     ("fonts-wqy-zenhei", "wqy-zenhei.ttc", "WenQuanYi Zen Hei", "dev"),
     ("fonts-noto-cjk-extra", "NotoSansCJK-DemiLight.ttc", "Noto Sans CJK SC", "dev"),
@@ -76,6 +102,11 @@ class Face:
     @property
     def label(self) -> str:
         return f"{self.name} {self.style}"
+
+    @property
+    def family(self) -> str:
+        """The family name fontconfig and Pango know the face by."""
+        return self.name
 
     def covers(self, text: str) -> bool:
         cps = coverage(self.path, self.index)
@@ -154,3 +185,44 @@ def coverage(path: str, index: int) -> frozenset[int]:
 @lru_cache(maxsize=512)
 def _pil_font(path: str, index: int, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size, index=index)
+
+
+def fetch_fontsource(files: dict[str, str], font_dir: Path) -> list[Path]:
+    """Each ``file name -> npm package`` into ``font_dir`` (skipping those already there): the
+    package's unicode-range subsets (``npm pack``) merged back into one font."""
+    import subprocess
+    import tempfile
+
+    font_dir = Path(font_dir)
+    font_dir.mkdir(parents=True, exist_ok=True)
+    for name, package in files.items():
+        if (font_dir / name).is_file():
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["npm", "pack", "--silent", package], cwd=tmp, check=True, capture_output=True)
+            tgz = next(Path(tmp).glob("*.tgz"))
+            subprocess.run(["tar", "xzf", str(tgz), "-C", tmp], check=True)
+            parts = sorted((Path(tmp) / "package" / "files").glob("*-400-normal.woff"))
+            if not parts:
+                raise FontError(f"{package} has no 400-weight .woff subsets")
+            merge_subsets(parts, font_dir / name)
+    return [font_dir / name for name in files]
+
+
+def merge_subsets(parts: list[Path], out: Path) -> Path:
+    """One font from the unicode-range subsets a web font package splits a CJK face into."""
+    import tempfile
+
+    from fontTools.merge import Merger, Options
+    from fontTools.ttLib import TTFont
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = []
+        for i, part in enumerate(parts):
+            font = TTFont(str(part))
+            font.flavor = None
+            plain.append(str(Path(tmp) / f"{i}.ttf"))
+            font.save(plain[-1])
+        merged = Merger(Options(drop_tables=["vmtx", "vhea", "GSUB", "GPOS", "GDEF"])).merge(plain)
+        merged.save(str(out))
+    return out

@@ -20,12 +20,13 @@ from __future__ import annotations
 import gettext
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .pangorender import PangoLine, use_only_fonts_in
 
 TEXTS_FILE = Path(__file__).with_name("ood_texts.tsv")
 SUITE_VERSION = "1"
@@ -178,72 +179,6 @@ def ood_faces(font_dir: Path) -> tuple[OodFace, ...]:
     if missing:
         raise FileNotFoundError(f"{font_dir} lacks {', '.join(missing)}: run scripts/ood-fonts.sh {font_dir}")
     return tuple(faces)
-
-
-def use_only_fonts_in(font_dir: Path) -> None:
-    """Point fontconfig at ``font_dir`` alone, so nothing falls back to a training font.
-    Fontconfig reads this once per process, when Pango first lays out text."""
-    conf = Path(font_dir) / "fonts.conf"
-    conf.write_text(
-        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'
-        f"  <dir>{Path(font_dir).resolve()}</dir>\n  <cachedir>{Path(font_dir).resolve() / 'cache'}</cachedir>\n"
-        "</fontconfig>\n",
-        encoding="utf-8",
-    )
-    os.environ["FONTCONFIG_FILE"] = str(conf.resolve())
-
-
-class PangoLine:
-    """Draws one line of text with Pango/HarfBuzz into a grayscale array."""
-
-    def __init__(self) -> None:
-        import cairocffi
-        import pangocairocffi
-        import pangocffi
-
-        self.cairo, self.pc, self.pango = cairocffi, pangocairocffi, pangocffi
-
-    def draw(self, text: str, face: OodFace, em_px: float, rng: np.random.Generator) -> np.ndarray:
-        cairo, pc, pango = self.cairo, self.pc, self.pango
-        options = cairo.FontOptions()
-        options.set_antialias([cairo.ANTIALIAS_GRAY, cairo.ANTIALIAS_SUBPIXEL, cairo.ANTIALIAS_DEFAULT][int(rng.integers(3))])
-        options.set_hint_style([cairo.HINT_STYLE_NONE, cairo.HINT_STYLE_SLIGHT, cairo.HINT_STYLE_FULL][int(rng.integers(3))])
-        options.set_hint_metrics([cairo.HINT_METRICS_ON, cairo.HINT_METRICS_OFF][int(rng.integers(2))])
-        desc = pango.FontDescription()
-        desc.family = face.family
-        desc.weight = pango.Weight.BOLD if face.style == "Bold" else pango.Weight.NORMAL
-        if rng.random() < 0.1:
-            desc.style = pango.Style.OBLIQUE  # synthesised slant
-        desc.set_absolute_size(pango.units_from_double(em_px))
-        spacing = int(pango.units_from_double(float(rng.uniform(-0.03, 0.15)) * em_px)) if rng.random() < 0.25 else 0
-
-        def layout_on(ctx):
-            ctx.set_font_options(options)  # pangocairo takes hinting and antialiasing from the context
-            layout = pc.create_layout(ctx)
-            layout.font_description = desc
-            if spacing:
-                escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                layout.apply_markup(f'<span letter_spacing="{spacing}">{escaped}</span>')
-            else:
-                layout.text = text
-            return layout
-
-        probe = cairo.Context(cairo.ImageSurface(cairo.FORMAT_RGB24, 1, 1))
-        _, logical = layout_on(probe).get_extents()
-        width = int(np.ceil(pango.units_to_double(logical.width))) + 8
-        height = int(np.ceil(pango.units_to_double(logical.height))) + 8
-        surface = cairo.ImageSurface(cairo.FORMAT_RGB24, width, height)
-        ctx = cairo.Context(surface)
-        ctx.set_source_rgb(1, 1, 1)
-        ctx.paint()
-        ctx.set_source_rgb(0, 0, 0)
-        x = 4 + float(rng.uniform(0, 1))  # sub-pixel position
-        ctx.move_to(x - pango.units_to_double(logical.x), 4 + float(rng.uniform(0, 1)))
-        pc.show_layout(ctx, layout_on(ctx))
-        surface.flush()
-        bgrx = np.frombuffer(surface.get_data(), np.uint8).reshape(height, surface.get_stride() // 4, 4)[:, :width]
-        gray = 0.114 * bgrx[..., 0] + 0.587 * bgrx[..., 1] + 0.299 * bgrx[..., 2]
-        return np.clip(gray, 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- capture conditions
@@ -407,47 +342,22 @@ FONTSOURCE = {"MaShanZheng-Regular.ttf": "@fontsource/ma-shan-zheng@5.3.1"}
 def fetch_fonts(font_dir: Path) -> list[Path]:
     """Put the suite's faces into ``font_dir``: the Fandol files alone out of Debian's
     texlive-lang-chinese (downloaded and unpacked, not installed: installing it would pull in
-    fonts reserved for independent evaluation), and the OFL faces that npm packages carry as
-    per-range subsets, merged back into one file each."""
+    fonts reserved for independent evaluation), and Ma Shan Zheng from npm
+    (``fonts.fetch_fontsource``)."""
     import subprocess
     import tempfile
 
+    from .fonts import fetch_fontsource
+
     font_dir = Path(font_dir)
     font_dir.mkdir(parents=True, exist_ok=True)
-    wanted = [name for name, *_ in OOD_FACES if not (font_dir / name).is_file()]
-    with tempfile.TemporaryDirectory() as tmp:
-        if any(name.startswith("Fandol") for name in wanted):
+    wanted = [name for name, *_ in OOD_FACES if name.startswith("Fandol") and not (font_dir / name).is_file()]
+    if wanted:
+        with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(["apt-get", "download", FANDOL_DEB], cwd=tmp, check=True, capture_output=True)
             deb = next(Path(tmp).glob(f"{FANDOL_DEB}_*.deb"))
             subprocess.run(["dpkg", "-x", str(deb), str(Path(tmp) / "x")], check=True)
             for name in wanted:
-                src = Path(tmp) / "x" / FANDOL_DIR / name
-                if name.startswith("Fandol"):
-                    (font_dir / name).write_bytes(src.read_bytes())
-        for name, package in FONTSOURCE.items():
-            if name in wanted:
-                subprocess.run(["npm", "pack", "--silent", package], cwd=tmp, check=True, capture_output=True)
-                tgz = next(Path(tmp).glob("fontsource-*.tgz"))
-                subprocess.run(["tar", "xzf", str(tgz), "-C", tmp], check=True)
-                merge_subsets(sorted((Path(tmp) / "package" / "files").glob("*-400-normal.woff")), font_dir / name)
-                tgz.unlink()
+                (font_dir / name).write_bytes((Path(tmp) / "x" / FANDOL_DIR / name).read_bytes())
+    fetch_fontsource(FONTSOURCE, font_dir)
     return [font_dir / name for name, *_ in OOD_FACES]
-
-
-def merge_subsets(parts: list[Path], out: Path) -> Path:
-    """One font from the unicode-range subsets a web font package splits a CJK face into."""
-    import tempfile
-
-    from fontTools.merge import Merger, Options
-    from fontTools.ttLib import TTFont
-
-    with tempfile.TemporaryDirectory() as tmp:
-        plain = []
-        for i, part in enumerate(parts):
-            font = TTFont(str(part))
-            font.flavor = None
-            plain.append(str(Path(tmp) / f"{i}.ttf"))
-            font.save(plain[-1])
-        merged = Merger(Options(drop_tables=["vmtx", "vhea", "GSUB", "GPOS", "GDEF"])).merge(plain)
-        merged.save(str(out))
-    return out

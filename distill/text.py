@@ -1,6 +1,7 @@
 """Text sources for synthetic lines, and the stable train/dev text split.
 
-Sources: jieba's word list sampled by (smoothed) real frequency, invoice fields
+Sources: jieba's word list sampled by (smoothed) real frequency, technical prose (the
+"wide" mix: ``train_prose.txt``), invoice fields
 (names, companies, addresses, dates, amounts, tax ids, phone and account
 numbers) from Faker zh_CN, English from Faker en_US, digit strings, mixed
 lines, and a small share of uniformly drawn GB2312 characters so rare
@@ -66,16 +67,26 @@ def _word_table(classes: tuple[str, ...], max_len: int, freq_power: float):
     return [words[i] for i in keep], np.cumsum(p / p.sum())
 
 
+@lru_cache(maxsize=1)
+def _prose_lines() -> tuple[str, ...]:
+    path = os.path.join(os.path.dirname(__file__), "train_prose.txt")
+    with open(path, encoding="utf-8") as f:
+        return tuple(line.rstrip("\n") for line in f if line.strip() and not line.startswith("#"))
+
+
 class TextSource:
     """Draws label texts (already covered by the charset) for one split."""
 
-    KINDS = ("words", "invoice", "english", "digits", "mixed", "rare")
-    WEIGHTS = (0.38, 0.24, 0.1, 0.1, 0.1, 0.08)
+    KINDS = ("words", "invoice", "english", "digits", "mixed", "rare", "prose")
+    WEIGHTS = (0.38, 0.24, 0.1, 0.1, 0.1, 0.08, 0.0)
+    # the "wide" training mix: real sentences (technical prose) take a share from jieba's words
+    WIDE_WEIGHTS = (0.26, 0.22, 0.1, 0.1, 0.08, 0.06, 0.18)
 
     def __init__(self, charset: Charset, split: str = "train", min_len: int = 2, max_len: int = 12,
-                 seed: int = 0, freq_power: float = 0.5):
+                 seed: int = 0, freq_power: float = 0.5, weights: tuple[float, ...] | None = None):
         if split not in ("train", "dev"):
             raise ValueError("split must be 'train' or 'dev'")
+        self.weights = weights or self.WEIGHTS
         self.charset = charset
         self.split = split
         self.min_len = min_len
@@ -192,13 +203,17 @@ class TextSource:
                 text += str(rng.choice(["，", "。", "、", "；", "：", "“", "”", "《", "》", "！", "？"]))
         return self._fit(text[: self.max_len], rng)
 
+    def _prose(self, rng) -> str:
+        lines = _prose_lines()
+        return self._fit(lines[int(rng.integers(len(lines)))], rng, self.max_len + 4)
+
     def _rare(self, rng) -> str:
         n = int(rng.integers(self.min_len, self.max_len + 1))
         return "".join(rng.choice(self.hanzi, size=n))
 
     def sample(self, rng: np.random.Generator, kind: str | None = None) -> str:
         for _ in range(100):
-            k = kind or str(rng.choice(self.KINDS, p=self.WEIGHTS))
+            k = kind or str(rng.choice(self.KINDS, p=self.weights))
             text = getattr(self, f"_{k}")(rng)
             if len(normalize(text).strip()) < 1 or not self.charset.covers(text):
                 continue

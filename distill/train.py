@@ -48,14 +48,16 @@ class _Batches:
 def train_loader(charset: Charset, batch_size: int, total_steps: int, start_step: int = 0, seed: int = 0,
                  workers: int = 1, max_strength: float = 1.0, train_data: str | Path | None = None,
                  train_data_share: float = 0.3, teacher=None, top_k: int = 0, bucket: int = 4,
-                 ramp: bool = True) -> _Batches:
+                 ramp: bool = True, mix: str = "v1") -> _Batches:
     """Deterministic on-the-fly training batches for steps start_step..total_steps-1, with the lines
     of a labels.tsv folder mixed in when ``train_data`` is given. The lines of ``bucket``
     consecutive batches are regrouped by width (``BucketCollate``; 1 = off): a batch of random
     synthetic lines is otherwise about half padding. A ``teacher`` here (per-line CPU teachers
     only) runs in the data workers and adds its targets (``top_k`` classes per timestep, or dense
-    with 0) to every batch. ``ramp`` False starts the augmentation at full strength."""
-    ds = SyntheticLines(total_steps * batch_size, split="train", seed=seed, max_strength=max_strength, ramp=ramp)
+    with 0) to every batch. ``ramp`` False starts the augmentation at full strength; ``mix`` is the
+    synthetic data's (``data.MIXES``)."""
+    ds = SyntheticLines(total_steps * batch_size, split="train", seed=seed, max_strength=max_strength, ramp=ramp,
+                        mix=mix)
     if train_data is not None:
         ds = MixedLines(ds, LabelledLines(train_data), charset, train_data_share)
     subset = Subset(ds, range(start_step * batch_size, total_steps * batch_size))
@@ -187,7 +189,7 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
                  checkpoint_seconds: float = 240.0, resume: bool = True, init: str | None = None,
                  max_strength: float = 1.0, progress: bool = True, train_data: str | Path | None = None,
                  train_data_share: float = 0.3, device: str = "cpu", kd_top_k: int = 8, bucket: int = 4,
-                 ramp: bool = True) -> Path:
+                 ramp: bool = True, mix: str = "v1") -> Path:
     """Train ``arch`` with CTC (teacher None) or distil it from ``teacher``.
     Writes ``run_dir/last.pt`` (resumable) and ``run_dir/metrics.jsonl``."""
     run_dir = Path(run_dir)
@@ -212,7 +214,8 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
     config = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "kd": use_kd,
               "device": str(device),
               "alpha": alpha, "beta": beta, "temperature": temperature, "kd_top_k": kd_top_k,
-              "max_strength": max_strength, "ramp": ramp, "bucket": bucket}
+              "max_strength": max_strength, "ramp": ramp, "bucket": bucket,
+              "mix": mix}
     start = 0
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -264,7 +267,8 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
         # a per-line (ONNX, CPU) teacher runs in the data workers, beside the student's step
         loader_teacher = teacher if use_kd and workers > 0 and getattr(teacher, "per_line", False) else None
         loader = train_loader(charset, batch_size, steps, start, seed, workers, max_strength, train_data,
-                              train_data_share, teacher=loader_teacher, top_k=kd_top_k, bucket=bucket, ramp=ramp)
+                              train_data_share, teacher=loader_teacher, top_k=kd_top_k, bucket=bucket, ramp=ramp,
+                              mix=mix)
         if use_kd:
             step_fn = lambda batch: distill_step(model, teacher, batch, loss_fn)  # noqa: E731
         else:

@@ -5,7 +5,7 @@
 set -euo pipefail
 FONTS="fonts-noto-cjk fonts-noto-cjk-extra fonts-wqy-zenhei fonts-smiley-sans fonts-dejavu-core fonts-liberation2 fonts-hanazono\
   fonts-cns11643-sung fonts-seto fonts-cwtex-heib fonts-vlgothic fonts-ipaexfont-mincho fonts-ipaexfont-gothic\
-  fonts-horai-umefont"
+  fonts-horai-umefont fonts-cwtex-kai fonts-cwtex-ming fonts-cwtex-fs fonts-cwtex-yen fonts-cns11643-kai"
 want="$FONTS"
 [ "${1:-run}" = "test" ] && want="$want chromium"
 need=()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from distill.augment import PIPELINE, degrade, shadow
+from distill.augment import PHOTO_PIPELINE, PIPELINE, camera_resolution, defocus, degrade, shadow
 
 
 def text_like(seed: int, h: int = 40, w: int = 240) -> np.ndarray:
@@ -17,7 +17,8 @@ def text_like(seed: int, h: int = 40, w: int = 240) -> np.ndarray:
     return img
 
 
-@pytest.mark.parametrize("step", [fn for fn, _ in PIPELINE], ids=lambda fn: fn.__name__)
+@pytest.mark.parametrize("step", list(dict.fromkeys(fn for fn, _ in PIPELINE + PHOTO_PIPELINE)),
+                         ids=lambda fn: fn.__name__)
 def test_every_step_returns_a_grayscale_line_of_the_same_size(step):
     for seed in range(5):
         img = text_like(seed)
@@ -43,3 +44,14 @@ def test_a_shadow_changes_the_light_not_the_sharpness_of_the_text():
         assert gain.min() >= 0.44 and gain.max() <= 1.0 + 1e-6
         shaded += gain.min() < 0.85
     assert shaded >= 10  # and it does shade a band of most lines
+
+
+def test_the_camera_sees_a_line_12_to_16_px_high_and_defocus_scales_with_the_height():
+    img = text_like(3, h=64, w=400)
+    for seed in range(6):
+        out = camera_resolution(img.copy(), np.random.default_rng(seed))
+        # the fine strokes are gone: 2 px strokes at 64 px survive a 12-16 px line only as grey
+        assert out.shape == img.shape and out.min() > img.min()
+    sharp = np.abs(np.diff(img.astype(np.int32), axis=1)).max()
+    blurred = defocus(img.copy(), np.random.default_rng(0))
+    assert np.abs(np.diff(blurred.astype(np.int32), axis=1)).max() < sharp / 3

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from distill.data import BucketCollate, Collate, LabelledLines, SyntheticLines, curriculum_strength, read_labels
 from distill.fonts import discover, faces_for, is_reserved
@@ -101,3 +102,35 @@ def test_the_curriculum_ramps_augmentation_up_unless_told_to_start_at_full_stren
     assert early.max() <= 0.3 + 1e-9  # the ramp caps the first lines at 0.3
     assert late.max() > 0.95 and full.max() > 0.95
     assert abs(full.mean() - late.mean()) < 0.05  # without the ramp, step 0 looks like the end of a run
+
+
+def test_the_wide_mix_is_deterministic_and_draws_prose_both_renderers_and_any_margin():
+    from distill.render import PANGO_SHARE
+    from distill.text import _prose_lines
+
+    ds = SyntheticLines(60, split="train", seed=4, mix="wide", strength=0.0)
+    again = SyntheticLines(60, split="train", seed=4, mix="wide", strength=0.0)
+    prose = set(_prose_lines())
+    texts, widths_per_char = [], []
+    for i in range(60):
+        img, text, _ = ds.sample(i)
+        other, text2, _ = again.sample(i)
+        assert text == text2 and np.array_equal(img, other)
+        assert img.shape[0] == 32 and img.dtype == np.uint8
+        texts.append(text)
+        widths_per_char.append(img.shape[1] / max(len(text), 1))
+    assert any(any(t in p for p in prose) for t in texts)  # prose lines, cut to the line length
+    # margins from a 1 px cut to one and a half heights each side: widths per character spread widely
+    assert max(widths_per_char) > 2 * min(widths_per_char)
+    assert 0 < PANGO_SHARE < 1
+
+
+def test_the_v1_mix_is_what_it_was():
+    """The dev sets and the shipped student's training data come from the v1 mix: the wide mix's
+    additions (prose weight 0 in v1) must not change which texts v1 draws."""
+    from distill.text import TextSource
+
+    assert TextSource.WEIGHTS[TextSource.KINDS.index("prose")] == 0.0
+    assert abs(sum(TextSource.WEIGHTS) - 1) < 1e-9 and abs(sum(TextSource.WIDE_WEIGHTS) - 1) < 1e-9
+    with pytest.raises(ValueError):
+        SyntheticLines(4, mix="v3")

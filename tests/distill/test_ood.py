@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distill import ood
+from distill import ood, pangorender
 from distill.charset import load_charset
 
 
@@ -122,9 +122,9 @@ def test_the_suite_renders_the_same_lines_every_time(tmp_path, installed_faces):
 
 
 def test_pango_draws_dark_text_on_white(installed_faces):
-    ood.use_only_fonts_in(installed_faces)
+    pangorender.use_only_fonts_in(installed_faces)
     face = ood.OodFace(str(installed_faces / "sans.ttc"), "Noto Sans CJK SC", "Regular", "Hei")
-    img = ood.PangoLine().draw("增值税发票", face, 14.0, np.random.default_rng(0))
+    img = pangorender.PangoLine().draw("增值税发票", face, 14.0, np.random.default_rng(0))
     ink = np.where((img < 128).any(axis=0))[0]
     assert img.dtype == np.uint8 and img.max() == 255 and img.min() < 60
     assert 50 <= ink[-1] - ink[0] <= 80  # five 14 px glyphs, drawn at that size
