@@ -152,6 +152,15 @@ def rpc_proxy(plat: Platform):
     return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
 
 
+def _term_when_parent_dies() -> None:
+    """In the child before exec: should this script die without stopping it (kill -9), the kernel
+    sends supervisord SIGTERM, and supervisord stops its programs. Linux only; elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def start_supervisord(plat: Platform) -> subprocess.Popen:
     conf = VAR / "supervisord.conf"
     conf.write_text(supervisord_conf(plat))
@@ -159,7 +168,7 @@ def start_supervisord(plat: Platform) -> subprocess.Popen:
     plat.socket_path.unlink(missing_ok=True)
     # Its own session: a Ctrl-C in the terminal reaches this script, which then stops supervisord.
     proc = subprocess.Popen([PY, "-m", "supervisor.supervisord", "-c", str(conf)], cwd=ROOT, env=plat.env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_term_when_parent_dies)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -339,8 +348,8 @@ def shutdown(plat: Platform, sup: subprocess.Popen) -> None:
 def main() -> int:
     setup_logging()
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal was closed
+        signal.signal(signum, lambda *_: stop.set())
     plat = make_platform()
     sup = start_supervisord(plat)
     try:

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -176,3 +177,38 @@ def test_the_platform_runs_gunicorn_and_a_redis_that_persists_its_queues(monkeyp
     conf = rp.supervisord_conf(plat)
     assert "ocr@%%h" in conf  # supervisord would otherwise read %h as its own interpolation
     assert plat.env["OCR_REDIS_URL"].endswith(f":{plat.redis_port}/0")
+
+
+ORPHAN = r"""
+import importlib.util, os, sys, time
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("run_platform", sys.argv[1])
+rp = importlib.util.module_from_spec(spec); sys.modules["run_platform"] = rp; spec.loader.exec_module(rp)
+rp.VAR = Path(sys.argv[2]); rp.LOGS = rp.VAR / "logs"
+prog = rp.Program("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"], priority=10, autostart=True,
+                  startsecs=1)
+plat = rp.Platform(env=dict(os.environ), web_port=0, flower_port=0, redis_port=None, programs=[prog])
+sup = rp.start_supervisord(plat)
+rpc = rp.rpc_proxy(plat)
+while rpc.getProcessInfo("sleeper")["statename"] != "RUNNING":
+    time.sleep(0.1)
+print(sup.pid, rpc.getProcessInfo("sleeper")["pid"], flush=True)
+time.sleep(600)
+"""
+
+
+def test_killing_the_script_outright_still_stops_supervisord_and_its_programs(var):
+    script = subprocess.Popen([sys.executable, "-c", ORPHAN, str(ROOT / "scripts" / "run_platform.py"), str(var)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in script.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+    finally:
+        script.kill()  # no chance to stop anything itself
+        script.wait(timeout=10)
+    try:
+        wait_until(lambda: not any(_alive(pid) for pid in pids), "supervisord and its program to stop")
+    finally:
+        for pid in pids:  # only if the test failed: leave nothing behind
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
