@@ -19,11 +19,14 @@ from .models import ModelVersion
 # (docs/models.md: on the out-of-distribution suite it reads more than PP-OCRv4-mobile on every
 # subset, at about a quarter of its time, and far more than our student), then PP-OCRv4-mobile,
 # then the student. An admin can register and promote any of them.
-DEFAULT_CANDIDATES = (
-    "reference/ppocrv6_tiny_rec.onnx",
-    "reference/ppocrv4_mobile_rec.onnx",
-    "student.onnx",
-)
+# Where `make models` puts the recognisers imported from wheels (distill/export.py REFERENCES),
+# relative to OCR_MODELS_DIR.
+REFERENCE_FILES = {
+    "ppocrv6-tiny": "reference/ppocrv6_tiny_rec.onnx",
+    "ppocrv4-mobile": "reference/ppocrv4_mobile_rec.onnx",
+    "ppocrv6-small": "reference/ppocrv6_small_rec.onnx",
+}
+DEFAULT_CANDIDATES = (REFERENCE_FILES["ppocrv6-tiny"], REFERENCE_FILES["ppocrv4-mobile"], "student.onnx")
 
 
 def default_model_path() -> Path:

@@ -76,9 +76,12 @@ def test_a_distillation_job_defaults_to_the_reference_teacher_and_top_k_kd(staff
     job = DistillJob.objects.get(pk=response.json()["id"])
     assert job.params["teacher"] == "reference" and job.params["kd_top_k"] == 8
     cmd = train_command(job, None)
-    reference = settings.OCR_MODELS_DIR / "reference" / "ppocrv4_mobile_rec.onnx"
+    reference = settings.OCR_MODELS_DIR / "reference" / "ppocrv6_tiny_rec.onnx"  # the served reference
     assert cmd[cmd.index("--teacher-onnx") + 1] == str(reference)
     assert cmd[cmd.index("--kd-top-k") + 1] == "8"
+    job.params["teacher"] = "ppocrv4-mobile"  # another reference, by name
+    cmd = train_command(job, None)
+    assert cmd[cmd.index("--teacher-onnx") + 1] == str(settings.OCR_MODELS_DIR / "reference" / "ppocrv4_mobile_rec.onnx")
 
 
 def test_cancelling_a_queued_job_ends_it_at_once(staff, make_user):
