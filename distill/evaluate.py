@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
+from rapidfuzz.distance import Levenshtein
 
 from workers.inference import decode_line
 from workers.modelpkg import ModelSpec
@@ -31,15 +32,8 @@ def clean_exact(text: str) -> str:
 
 
 def edit_distance(a: str, b: str) -> int:
-    if len(a) < len(b):
-        a, b = b, a
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+    """Levenshtein distance over code points (rapidfuzz, in C)."""
+    return Levenshtein.distance(a, b)
 
 
 class OnnxRecognizer:
