@@ -145,6 +145,17 @@ def test_the_image_holds_serving_models_only(files):
     assert not [ln for ln in requirements if ln.lower().startswith("torch")]
 
 
+def test_the_image_holds_every_model_the_registry_may_serve_by_default(files):
+    from ocr_api.registry import DEFAULT_CANDIDATES
+
+    text = DOCKERFILE.read_text()
+    built = {arg.removeprefix("/out/") for ins in instructions(DOCKERFILE) if ins[0].upper() == "RUN"
+             for flag, arg in zip(ins, ins[1:]) if flag == "--out"}
+    assert "COPY --from=reference /out/reference models/reference" in text
+    missing = [c for c in DEFAULT_CANDIDATES if f"models/{c}" not in files and c not in built]
+    assert not missing
+
+
 def test_the_reference_build_stage_copies_what_import_reference_imports():
     names = [ins[-1] for ins in instructions(DOCKERFILE) if ins[0].upper() == "FROM"]
     copied = set(image_files(DOCKERFILE, stage=names.index("reference")))
