@@ -1,6 +1,6 @@
 """Does adaptive binarisation before recognition help? Char accuracy with it off and on.
 
-Runs the serving path's own preprocessing (workers.preprocess.prepare_line) and recogniser on
+Runs the serving path's own preprocessing (workers.engine.preprocess.prepare_line) and recogniser on
 each line of one or more labels.tsv folders, once without and once with OCR_BINARIZE.
 
     .venv/bin/python -m distill generate --out var/bench/clean --count 300 --split dev --strength 0
@@ -20,8 +20,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from distill.evaluate import clean_for_scoring, edit_distance  # noqa: E402
-from workers.inference import Recognizer  # noqa: E402
-from workers.preprocess import prepare_line  # noqa: E402
+from workers.engine.inference import Recognizer  # noqa: E402
+from workers.engine.preprocess import prepare_line  # noqa: E402
 
 
 def char_accuracy(model: Recognizer, folder: Path, binarize: bool) -> float:

@@ -1,7 +1,7 @@
 """How well a line's confidence tells the lines a model reads right from those it misreads.
 
 Each model reads the lines of the given folders through the serving path's own recogniser
-(``workers.inference.Recognizer``: preprocessing, decoding and confidence as a worker computes
+(``workers.engine.inference.Recognizer``: preprocessing, decoding and confidence as a worker computes
 them, one line at a time). A line is right when it equals its label after NFKC without
 whitespace (as ``distill evaluate`` scores). Prints, per model, the AUC of the confidence
 for right against wrong lines, and for each threshold the share of wrong and of right lines
@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 
 from distill.data import read_labels  # noqa: E402
 from distill.evaluate import clean_for_scoring  # noqa: E402
-from workers.inference import Recognizer  # noqa: E402
-from workers.preprocess import prepare_line  # noqa: E402
+from workers.engine.inference import Recognizer  # noqa: E402
+from workers.engine.preprocess import prepare_line  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recognizers import parse_model  # noqa: E402

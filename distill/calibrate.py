@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from workers.ctc import separate_doubles, to_probs
+from workers.engine.ctc import separate_doubles, to_probs
 
 from .charset import greedy_decode
 from .data import read_labels
@@ -33,7 +33,7 @@ class CalibrationError(ValueError):
 
 def log_probs(out: np.ndarray, kind: str) -> np.ndarray:
     """A model's [T, C] output as log-probabilities, through the serving path's own
-    conversion (``workers.ctc.to_probs``, which also refuses an unknown kind)."""
+    conversion (``workers.engine.ctc.to_probs``, which also refuses an unknown kind)."""
     return np.log(np.maximum(to_probs(out.astype(np.float64), kind), 1e-300))
 
 
@@ -48,7 +48,7 @@ def best_paths(out: np.ndarray, blank: int) -> tuple[np.ndarray, np.ndarray, np.
 
 def decode_with_offset(paths, offset: float, classes, blank: int, penalty: float = 0.0) -> str:
     """Greedy decoding with the blank lowered by ``offset`` more, as the exported model with
-    ``ocr.blank_penalty = penalty + offset`` is decoded (``workers.ctc.best_path``: doubled
+    ``ocr.blank_penalty = penalty + offset`` is decoded (``workers.engine.ctc.best_path``: doubled
     characters stay apart where the blank would have won without the penalty)."""
     blank_lp, best, best_lp = paths
     path = np.where(blank_lp - offset >= best_lp, blank, best)

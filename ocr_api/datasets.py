@@ -18,7 +18,7 @@ from django.conf import settings
 from PIL import Image
 
 from distill.charset import load_charset, normalize  # pure Python: the one reader of charset.txt
-from workers.decode import ImageError, ImageLimits, decode_image
+from workers.engine.decode import ImageError, ImageLimits, decode_image
 
 from .images import read_image
 from .models import Dataset, LineCorrection

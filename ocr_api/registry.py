@@ -9,8 +9,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from workers.inference import file_sha256
-from workers.modelpkg import ModelSpec
+from workers.engine.inference import file_sha256
+from workers.engine.modelpkg import ModelSpec
 
 from .models import ModelVersion
 

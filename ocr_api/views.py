@@ -14,8 +14,8 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from workers.cache import cache_key, preprocessing_signature
-from workers.decode import ImageError, inspect_image
+from workers.engine.cachekey import cache_key, preprocessing_signature
+from workers.engine.decode import ImageError, inspect_image
 from workers.presence import live_workers, wait_done
 from workers.runtime import image_limits, redis_client, result_cache
 

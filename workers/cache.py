@@ -1,20 +1,10 @@
-"""The result cache in Redis: same bytes + same model + same preprocessing = same answer."""
+"""The result cache in Redis, under the keys of ``workers.engine.cachekey``."""
 
 from __future__ import annotations
 
 import json
 
 import redis
-
-from .pipeline import PIPELINE_VERSION
-
-
-def preprocessing_signature(binarize: bool) -> str:
-    return f"p{PIPELINE_VERSION}-bin{int(binarize)}"
-
-
-def cache_key(image_sha256: str, model_label: str, signature: str) -> str:
-    return f"ocr:result:{image_sha256}:{model_label}:{signature}"
 
 
 class ResultCache:

@@ -15,10 +15,10 @@ import redis
 from django.conf import settings
 from django.db import close_old_connections
 
-from .batcher import LineBatcher
+from .engine.batcher import LineBatcher
 from .cache import ResultCache
-from .decode import ImageLimits
-from .inference import Recognizer
+from .engine.decode import ImageLimits
+from .engine.inference import Recognizer
 
 log = logging.getLogger(__name__)
 

@@ -36,10 +36,10 @@ from django.utils import timezone
 from ocr_api.images import purge_older_than, read_image
 from ocr_api.models import ModelVersion, OcrJob
 
-from .batcher import DeadlineExceeded
-from .cache import cache_key, preprocessing_signature
-from .decode import ImageError
-from .pipeline import recognize_bytes
+from .engine.batcher import DeadlineExceeded
+from .engine.cachekey import cache_key, preprocessing_signature
+from .engine.decode import ImageError
+from .engine.pipeline import recognize_bytes
 from .presence import Heartbeat, instance_alive, live_instances, new_instance_name, notify_done
 from .runtime import batcher, image_limits, model_holder, redis_client, result_cache
 

@@ -145,7 +145,7 @@ def test_wait_false_answers_at_once(client, invoice_png, fake_worker_heartbeat):
 def test_it_answers_from_the_cache_without_a_worker(client, user, invoice_png):
     """A cached result is served even with no worker alive."""
     from ocr_api.registry import active_model
-    from workers.cache import cache_key, preprocessing_signature
+    from workers.engine.cachekey import cache_key, preprocessing_signature
     from workers.runtime import result_cache
     import hashlib
 

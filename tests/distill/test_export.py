@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import pytest
 
-from workers.modelpkg import ModelSpec
+from workers.engine.modelpkg import ModelSpec
 
 from distill.cli import main
 from distill.export import count_params, crnn_spec, export_onnx, parity, quantize_int8, read_spec

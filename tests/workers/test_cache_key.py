@@ -1,4 +1,4 @@
-from workers.cache import cache_key, preprocessing_signature
+from workers.engine.cachekey import cache_key, preprocessing_signature
 
 
 def test_same_image_model_and_settings_share_a_key():

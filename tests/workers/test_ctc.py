@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from workers.ctc import best_path, greedy_decode, to_probs
+from workers.engine.ctc import best_path, greedy_decode, to_probs
 
 CLASSES = ("", "a", "b", "c")
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import png_bytes
-from workers.decode import ImageError, ImageLimits, decode_image, inspect_image
+from workers.engine.decode import ImageError, ImageLimits, decode_image, inspect_image
 
 LIMITS = ImageLimits(max_bytes=2_000_000, max_pixels=4_000_000, min_side=8)
 

@@ -12,9 +12,6 @@ from .decode import ImageLimits, decode_image
 from .lines import box_in_original, estimate_skew, find_lines, rotate_upright
 from .preprocess import to_gray
 
-# Bump when line finding, preprocessing or decoding changes what a worker returns for the same
-# bytes (3: confidence per character, doubled characters kept apart, full-width restoration).
-PIPELINE_VERSION = "3"
 # Smaller skews do not disturb the line finder; levelling them would only cost time.
 MIN_DESKEW_DEGREES = 0.5
 

@@ -23,11 +23,11 @@ Keys (all values are strings in the ONNX ``metadata_props``):
 ``ocr.output_kind``   ``"log_probs"``, ``"logits"`` or ``"probs"``
 ``ocr.blank_penalty`` optional, default 0: how much the blank's logit was lowered inside the
                       graph; decoders keep doubled characters apart where the blank would
-                      have won without it (``workers.ctc.best_path``)
+                      have won without it (``workers.engine.ctc.best_path``)
 ``ocr.text_forms``    optional: ``"as_is"`` (default) when the classes are the printed forms,
                       ``"nfkc"`` when the model was trained on NFKC labels and answers ``:``
                       for ``：``; workers then restore full-width punctuation in Chinese
-                      context (``workers.textforms``)
+                      context (``workers.engine.textforms``)
 
 Other keys are kept in ``ModelSpec.extra``: ``distill`` writes ``params`` (the
 graph's weight count, recorded by the model registry) and ``distill.*`` lineage.

@@ -1,0 +1,15 @@
+"""What makes two answers the same: same bytes + same model + same pipeline = same text."""
+
+from __future__ import annotations
+
+# Bump when line finding, preprocessing or decoding changes what a worker returns for the same
+# bytes (3: confidence per character, doubled characters kept apart, full-width restoration).
+PIPELINE_VERSION = "3"
+
+
+def preprocessing_signature(binarize: bool) -> str:
+    return f"p{PIPELINE_VERSION}-bin{int(binarize)}"
+
+
+def cache_key(image_sha256: str, model_label: str, signature: str) -> str:
+    return f"ocr:result:{image_sha256}:{model_label}:{signature}"

@@ -1,0 +1,387 @@
+"""Learned text detection: a DB-style segmentation model, its package contract, line crops.
+
+A detector is an ONNX file whose metadata says how to feed it and how to read its output
+(``DetSpec``): the input size rules, normalisation, and the thresholds of the DB
+post-processing (probability map -> bitmap -> contours -> scored, expanded rectangles).
+Lines come back as quadrilaterals in image coordinates (top-left, top-right, bottom-right,
+bottom-left), cut out with a perspective warp, so rotated and photographed lines reach the
+recogniser level. A direction classifier (``DirectionSpec``) turns lines that read upside down.
+
+No Django, Celery or PyTorch here: NumPy, OpenCV and ONNX Runtime only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+DET_FORMAT = "ocr-det/1"
+CLS_FORMAT = "ocr-cls/1"
+
+
+class DetectorPackageError(ValueError):
+    """The ONNX file does not carry a usable detector or classifier description."""
+
+
+@dataclass(frozen=True)
+class DetSpec:
+    name: str
+    color_order: str = "BGR"
+    norm_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    norm_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    limit_side: int = 960  # the longer side is brought down to this (``limit_type`` max) ...
+    limit_type: str = "max"  # ... or the shorter side up to it (min)
+    size_multiple: int = 32
+    max_side: int = 4000
+    thresh: float = 0.3  # probability that makes a pixel text
+    box_thresh: float = 0.6  # mean probability a box needs to be kept
+    unclip_ratio: float = 1.5  # how far a box grows: area * ratio / perimeter
+    min_box_size: int = 3  # shorter side, in model-input pixels
+    max_candidates: int = 1000
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.color_order not in ("RGB", "BGR"):
+            problems.append("color_order must be RGB or BGR")
+        if len(self.norm_mean) != 3 or len(self.norm_std) != 3 or any(s <= 0 for s in self.norm_std):
+            problems.append("norm_mean and norm_std need three values, std positive")
+        if self.limit_type not in ("max", "min"):
+            problems.append("limit_type must be max or min")
+        if self.size_multiple < 1 or self.limit_side < self.size_multiple or self.max_side < self.limit_side:
+            problems.append("bad size settings")
+        if not (0 < self.thresh < 1 and 0 < self.box_thresh < 1 and self.unclip_ratio > 0):
+            problems.append("thresholds must lie in (0, 1) and unclip_ratio be positive")
+        if problems:
+            raise DetectorPackageError("; ".join(problems))
+
+    def to_metadata(self) -> dict[str, str]:
+        meta = {
+            "ocr.format": DET_FORMAT,
+            "ocr.name": self.name,
+            "ocr.color_order": self.color_order,
+            "ocr.norm_mean": json.dumps(list(self.norm_mean)),
+            "ocr.norm_std": json.dumps(list(self.norm_std)),
+            "ocr.limit_side": str(self.limit_side),
+            "ocr.limit_type": self.limit_type,
+            "ocr.size_multiple": str(self.size_multiple),
+            "ocr.max_side": str(self.max_side),
+            "ocr.output_kind": "prob_map",
+            "ocr.thresh": str(self.thresh),
+            "ocr.box_thresh": str(self.box_thresh),
+            "ocr.unclip_ratio": str(self.unclip_ratio),
+            "ocr.min_box_size": str(self.min_box_size),
+            "ocr.max_candidates": str(self.max_candidates),
+        }
+        meta.update(self.extra)
+        return meta
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str]) -> "DetSpec":
+        if meta.get("ocr.format") != DET_FORMAT:
+            raise DetectorPackageError(f"not a detector package: ocr.format is {meta.get('ocr.format')!r}")
+        if meta.get("ocr.output_kind", "prob_map") != "prob_map":
+            raise DetectorPackageError("only the prob_map output kind is supported")
+        try:
+            return cls(
+                name=meta["ocr.name"],
+                color_order=meta["ocr.color_order"],
+                norm_mean=tuple(float(v) for v in json.loads(meta["ocr.norm_mean"])),
+                norm_std=tuple(float(v) for v in json.loads(meta["ocr.norm_std"])),
+                limit_side=int(meta["ocr.limit_side"]),
+                limit_type=meta["ocr.limit_type"],
+                size_multiple=int(meta["ocr.size_multiple"]),
+                max_side=int(meta["ocr.max_side"]),
+                thresh=float(meta["ocr.thresh"]),
+                box_thresh=float(meta["ocr.box_thresh"]),
+                unclip_ratio=float(meta["ocr.unclip_ratio"]),
+                min_box_size=int(meta["ocr.min_box_size"]),
+                max_candidates=int(meta["ocr.max_candidates"]),
+                extra={k: v for k, v in meta.items() if not k.startswith("ocr.")},
+            )
+        except KeyError as exc:
+            raise DetectorPackageError(f"detector metadata lacks {exc.args[0]}") from None
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, DetectorPackageError):
+                raise
+            raise DetectorPackageError(f"detector metadata is malformed: {exc}") from None
+
+
+@dataclass(frozen=True)
+class DirectionSpec:
+    """A line classifier for 0° / 180°: input size, normalisation, and the confidence a turn needs."""
+
+    name: str
+    input_height: int = 48
+    input_width: int = 192
+    color_order: str = "BGR"
+    norm_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    norm_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    labels: tuple[str, ...] = ("0", "180")
+    turn_threshold: float = 0.9
+
+    def to_metadata(self) -> dict[str, str]:
+        return {
+            "ocr.format": CLS_FORMAT, "ocr.name": self.name, "ocr.input_height": str(self.input_height),
+            "ocr.input_width": str(self.input_width), "ocr.color_order": self.color_order,
+            "ocr.norm_mean": json.dumps(list(self.norm_mean)), "ocr.norm_std": json.dumps(list(self.norm_std)),
+            "ocr.labels": json.dumps(list(self.labels)), "ocr.turn_threshold": str(self.turn_threshold),
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str]) -> "DirectionSpec":
+        if meta.get("ocr.format") != CLS_FORMAT:
+            raise DetectorPackageError(f"not a direction classifier: ocr.format is {meta.get('ocr.format')!r}")
+        try:
+            return cls(
+                name=meta["ocr.name"], input_height=int(meta["ocr.input_height"]),
+                input_width=int(meta["ocr.input_width"]), color_order=meta["ocr.color_order"],
+                norm_mean=tuple(float(v) for v in json.loads(meta["ocr.norm_mean"])),
+                norm_std=tuple(float(v) for v in json.loads(meta["ocr.norm_std"])),
+                labels=tuple(json.loads(meta["ocr.labels"])), turn_threshold=float(meta["ocr.turn_threshold"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DetectorPackageError(f"classifier metadata is malformed: {exc}") from None
+
+
+def _session(path: str | Path, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+# --------------------------------------------------------------------------- detection
+
+def input_size(height: int, width: int, spec: DetSpec) -> tuple[int, int]:
+    """The model's input size for an image: scaled by the limit rule, capped at ``max_side``,
+    each side rounded to the size multiple."""
+    if spec.limit_type == "max":
+        scale = min(1.0, spec.limit_side / max(height, width))
+    else:
+        scale = max(1.0, spec.limit_side / min(height, width))
+    scale = min(scale, spec.max_side / max(height, width))
+    m = spec.size_multiple
+    return max(m, int(round(height * scale / m)) * m), max(m, int(round(width * scale / m)) * m)
+
+
+def prepare_page(rgb: np.ndarray, spec: DetSpec) -> np.ndarray:
+    h, w = input_size(rgb.shape[0], rgb.shape[1], spec)
+    img = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if h < rgb.shape[0] else cv2.INTER_LINEAR)
+    if spec.color_order == "BGR":
+        img = img[:, :, ::-1]
+    x = (img.astype(np.float32) / 255.0 - np.asarray(spec.norm_mean, np.float32)) / np.asarray(spec.norm_std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def order_quad(points: np.ndarray) -> np.ndarray:
+    """Four points as top-left, top-right, bottom-right, bottom-left."""
+    pts = np.asarray(points, dtype=np.float32).reshape(4, 2)
+    by_x = pts[np.argsort(pts[:, 0], kind="stable")]
+    left, right = by_x[:2], by_x[2:]
+    tl, bl = left[np.argsort(left[:, 1], kind="stable")]
+    tr, br = right[np.argsort(right[:, 1], kind="stable")]
+    return np.array([tl, tr, br, bl], dtype=np.float32)
+
+
+def _box_score(prob: np.ndarray, quad: np.ndarray) -> float:
+    h, w = prob.shape
+    x0, y0 = np.clip(np.floor(quad.min(axis=0)).astype(int), 0, [w - 1, h - 1])
+    x1, y1 = np.clip(np.ceil(quad.max(axis=0)).astype(int), 0, [w - 1, h - 1])
+    mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
+    cv2.fillPoly(mask, [np.round(quad - [x0, y0]).astype(np.int32)], 1)
+    return float(cv2.mean(prob[y0:y1 + 1, x0:x1 + 1], mask)[0])
+
+
+def db_boxes(prob: np.ndarray, spec: DetSpec, scale_x: float, scale_y: float,
+             image_w: int, image_h: int) -> list[tuple[np.ndarray, float]]:
+    """(quad in image coordinates, score) for each text region of a DB probability map."""
+    bitmap = (prob > spec.thresh).astype(np.uint8)
+    contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    out = []
+    for contour in contours[: spec.max_candidates]:
+        rect = cv2.minAreaRect(contour)
+        if min(rect[1]) < spec.min_box_size:
+            continue
+        quad = cv2.boxPoints(rect)
+        score = _box_score(prob, quad)
+        if score < spec.box_thresh:
+            continue
+        (cx, cy), (rw, rh), angle = rect
+        distance = rw * rh * spec.unclip_ratio / max(2 * (rw + rh), 1e-6)
+        grown = ((cx, cy), (rw + 2 * distance, rh + 2 * distance), angle)
+        if min(grown[1]) < spec.min_box_size + 2:
+            continue
+        quad = order_quad(cv2.boxPoints(grown))
+        quad[:, 0] = np.clip(quad[:, 0] * scale_x, 0, image_w - 1)
+        quad[:, 1] = np.clip(quad[:, 1] * scale_y, 0, image_h - 1)
+        out.append((quad, score))
+    return out
+
+
+class TextDetector:
+    """One ONNX Runtime session of a detector package and its post-processing."""
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        self.path = str(path)
+        self.session = _session(path, threads)
+        self.spec = DetSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def probability_map(self, rgb: np.ndarray) -> np.ndarray:
+        x = prepare_page(rgb, self.spec)
+        return self.session.run(None, {self.input_name: x})[0][0, 0]
+
+    def detect(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """Text regions of an RGB page, as (quad, score) in the page's coordinates."""
+        h, w = rgb.shape[:2]
+        prob = self.probability_map(rgb)
+        return db_boxes(prob, self.spec, w / prob.shape[1], h / prob.shape[0], w, h)
+
+
+# --------------------------------------------------------------------------- crops and direction
+
+def quad_size(quad: np.ndarray) -> tuple[int, int]:
+    tl, tr, br, bl = quad
+    width = max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl))
+    height = max(np.linalg.norm(bl - tl), np.linalg.norm(br - tr))
+    return max(1, int(round(width))), max(1, int(round(height)))
+
+
+def crop_quad(rgb: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """The region inside ``quad`` warped flat to a rectangle."""
+    width, height = quad_size(quad)
+    dst = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+    m = cv2.getPerspectiveTransform(np.asarray(quad, np.float32), dst)
+    return cv2.warpPerspective(rgb, m, (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
+VERTICAL_RATIO = 1.5
+
+
+def is_vertical(quad: np.ndarray) -> bool:
+    """A region at least 1.5 times taller than wide holds a vertical line of text."""
+    width, height = quad_size(quad)
+    return height >= VERTICAL_RATIO * width
+
+
+def upright_crop(rgb: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """The crop laid horizontally: a vertical line is turned a quarter to the left, so its top
+    comes first, as a recogniser of horizontal lines reads."""
+    crop = crop_quad(rgb, quad)
+    return np.ascontiguousarray(np.rot90(crop)) if is_vertical(quad) else crop
+
+
+class DirectionClassifier:
+    """Tells lines that read upside down (180°) from upright ones."""
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        self.session = _session(path, threads)
+        self.spec = DirectionSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _prepare(self, crop: np.ndarray) -> np.ndarray:
+        s = self.spec
+        h, w = crop.shape[:2]
+        width = min(s.input_width, max(1, int(math.ceil(s.input_height * w / max(h, 1)))))
+        img = cv2.resize(crop, (width, s.input_height))
+        if s.color_order == "BGR":
+            img = img[:, :, ::-1]
+        x = (img.astype(np.float32) / 255.0 - np.asarray(s.norm_mean, np.float32)) / np.asarray(s.norm_std, np.float32)
+        out = np.zeros((3, s.input_height, s.input_width), np.float32)
+        out[:, :, :width] = x.transpose(2, 0, 1)
+        return out
+
+    def upside_down(self, crops: list[np.ndarray]) -> list[bool]:
+        if not crops:
+            return []
+        probs = self.session.run(None, {self.input_name: np.stack([self._prepare(c) for c in crops])})[0]
+        turned = self.spec.labels.index("180")
+        return [bool(p.argmax() == turned and p[turned] >= self.spec.turn_threshold) for p in probs]
+
+
+# --------------------------------------------------------------------------- reading order
+
+def reading_order(boxes: list[tuple[float, float, float, float]]) -> list[int]:
+    """Indices of axis-aligned boxes (x0, y0, x1, y1) in reading order, by recursive XY-cut: a
+    region is split at its widest empty band, across (rows) or down (columns), and its parts
+    read top to bottom or left to right. Columns come out one after the other, the fields of a
+    form row left to right, and lines that share no empty band fall back to top-to-bottom."""
+    items = list(range(len(boxes)))
+    if not items:
+        return []
+    arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    heights = arr[:, 3] - arr[:, 1]
+    return _xy_cut(items, arr, float(np.median(heights)) if len(heights) else 1.0)
+
+
+def _gaps(lo: np.ndarray, hi: np.ndarray) -> list[tuple[float, float]]:
+    """Empty bands between intervals [lo, hi): (start, end) of each."""
+    order = np.argsort(lo, kind="stable")
+    gaps, reach = [], hi[order[0]]
+    for i in order[1:]:
+        if lo[i] > reach:
+            gaps.append((float(reach), float(lo[i])))
+        reach = max(reach, hi[i])
+    return gaps
+
+
+def _are_columns(left: np.ndarray, right: np.ndarray, line_h: float) -> bool:
+    """Columns of prose: both sides hold long lines, or their lines do not pair up row by row
+    (a form's label and value share a row; two text columns rarely share every baseline)."""
+    if len(left) == 0 or len(right) == 0:
+        return False
+    widths = np.concatenate([left[:, 2] - left[:, 0], right[:, 2] - right[:, 0]])
+    if np.median(left[:, 2] - left[:, 0]) >= 6 * line_h and np.median(right[:, 2] - right[:, 0]) >= 6 * line_h:
+        return True
+    small, big = (left, right) if len(left) <= len(right) else (right, left)
+    centres = (big[:, 1] + big[:, 3]) / 2
+    paired = sum(bool(np.any(np.abs(centres - (b[1] + b[3]) / 2) < 0.3 * line_h)) for b in small)
+    return paired < 0.5 * len(small) and float(np.median(widths)) >= 2 * line_h
+
+
+def _xy_cut(items: list[int], arr: np.ndarray, line_h: float) -> list[int]:
+    if len(items) == 1:
+        return items
+    sub = arr[items]
+    # shrink boxes a little so that touching neighbours (a tight layout) still leave a band
+    pad_y, pad_x = 0.15 * (sub[:, 3] - sub[:, 1]), 0.05 * line_h
+    row_gaps = _gaps(sub[:, 1] + pad_y, sub[:, 3] - pad_y)
+    col_gaps = _gaps(sub[:, 0] + pad_x, sub[:, 2] - pad_x)
+    best_row = max((g[1] - g[0] for g in row_gaps), default=0.0)
+    best_col = max((g[1] - g[0] for g in col_gaps), default=0.0)
+    # a column gutter must be wide (a word space is not a column break), and the two sides must
+    # look like columns of prose, not the labels and values of a form's rows
+    if best_col >= 1.5 * line_h and best_col > 2 * best_row:
+        cut = max(col_gaps, key=lambda g: g[1] - g[0])
+        centre = (sub[:, 0] + sub[:, 2]) / 2
+        left = [i for i, c in zip(items, centre) if c < cut[1]]
+        right = [i for i, c in zip(items, centre) if c >= cut[1]]
+        if _are_columns(arr[left], arr[right], line_h):
+            return _xy_cut(left, arr, line_h) + _xy_cut(right, arr, line_h)
+    if row_gaps:
+        # every row band at once, top to bottom; each row is then cut on its own
+        edges = [g[1] for g in row_gaps]
+        centre = (sub[:, 1] + sub[:, 3]) / 2
+        bands: list[list[int]] = [[] for _ in range(len(edges) + 1)]
+        for i, c in zip(items, centre):
+            bands[int(np.searchsorted(edges, c))].append(i)
+        if all(len(b) < len(items) for b in bands):
+            return [j for band in bands if band for j in _xy_cut(band, arr, line_h)]
+    if col_gaps and best_col >= 0.3 * line_h:
+        cut = max(col_gaps, key=lambda g: g[1] - g[0])
+        centre = (sub[:, 0] + sub[:, 2]) / 2
+        left = [i for i, c in zip(items, centre) if c < cut[1]]
+        right = [i for i, c in zip(items, centre) if c >= cut[1]]
+        if left and right:
+            return _xy_cut(left, arr, line_h) + _xy_cut(right, arr, line_h)
+    # no empty band: overlapping lines, read by their tops, then left to right
+    return sorted(items, key=lambda i: (round(arr[i, 1] / max(line_h * 0.5, 1.0)), arr[i, 0]))
