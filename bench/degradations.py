@@ -2,7 +2,7 @@
 
 The same lines (training-split texts and fonts, a seed no training run uses, so nothing here is
 a dev set) are rendered once clean and once per step of ``distill.augment.PIPELINE``, that step
-alone at full probability, then read by every model (``distill.evaluate.OnnxRecognizer``, the
+alone at full probability, then read by every model (``distill.evaluate.read_bgr``, the
 serving path's preprocessing, greedy decoding). Prints one JSON object per model and a table
 of char accuracy per degradation, with each model's loss against its clean-line accuracy.
 
@@ -24,10 +24,11 @@ import numpy as np  # noqa: E402
 
 from distill.augment import PIPELINE  # noqa: E402
 from distill.charset import load_charset  # noqa: E402
-from distill.evaluate import OnnxRecognizer, clean_for_scoring, edit_distance  # noqa: E402
+from distill.evaluate import clean_for_scoring, edit_distance, load_recognizer, read_bgr  # noqa: E402
 from distill.fonts import faces_for  # noqa: E402
 from distill.render import draw_text_and_face, render_line  # noqa: E402
 from distill.text import TextSource  # noqa: E402
+from workers.engine.inference import Recognizer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recognizers import parse_model  # noqa: E402
@@ -60,11 +61,11 @@ def render_sets(count: int, seed: int) -> dict[str, list[tuple[np.ndarray, str]]
     return sets
 
 
-def char_accuracy(rec: OnnxRecognizer, rows) -> float:
+def char_accuracy(rec: Recognizer, rows) -> float:
     errors = total = 0
     for bgr, text in rows:
         truth = clean_for_scoring(text)
-        errors += edit_distance(truth, clean_for_scoring(rec.recognize(bgr)))
+        errors += edit_distance(truth, clean_for_scoring(read_bgr(rec, bgr)))
         total += len(truth)
     return 1.0 - errors / max(total, 1)
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = render_sets(args.count, args.seed)
     results = {}
     for label, path in args.model:
-        rec = OnnxRecognizer(path, threads=1)
+        rec = load_recognizer(path, threads=1)
         results[label] = {name: round(char_accuracy(rec, rows), 5) for name, rows in sets.items()}
         print(json.dumps({"label": label, "lines": args.count, "char_accuracy": results[label]}), flush=True)
 

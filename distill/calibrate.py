@@ -18,11 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from workers.engine.ctc import separate_doubles, to_probs
+from workers.engine.ctc import path_text, separate_doubles, to_probs
 
-from .charset import greedy_decode
 from .data import read_labels
-from .evaluate import OnnxRecognizer, clean_for_scoring, edit_distance, read_fonts
+from .evaluate import clean_for_scoring, edit_distance, load_recognizer, prepare_bgr, read_fonts
 
 DEFAULT_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 
@@ -54,7 +53,7 @@ def decode_with_offset(paths, offset: float, classes, blank: int, penalty: float
     path = np.where(blank_lp - offset >= best_lp, blank, best)
     if offset + penalty > 0:
         separate_doubles(path, blank, blank_lp + penalty >= best_lp)
-    return greedy_decode(path, classes, blank)
+    return path_text(path, classes, blank)
 
 
 def dev_font_labels() -> set[str]:
@@ -76,7 +75,7 @@ def check_not_dev(data_dir: Path) -> None:
 def sweep(model_path: str | Path, data_dirs, offsets=DEFAULT_OFFSETS, threads: int = 1) -> dict:
     """Char and line accuracy of greedy decoding for each blank offset, per folder, and the
     offset with the best mean char accuracy over the folders (the smaller one on a tie)."""
-    rec = OnnxRecognizer(model_path, threads=threads)
+    rec = load_recognizer(model_path, threads=threads)
     spec = rec.spec
     offsets = sorted({float(o) for o in offsets})
     result = {"model": str(model_path), "offsets": offsets, "data": {}}
@@ -92,7 +91,8 @@ def sweep(model_path: str | Path, data_dirs, offsets=DEFAULT_OFFSETS, threads: i
             img = cv2.imread(str(data_dir / rel), cv2.IMREAD_COLOR)
             if img is None:
                 raise CalibrationError(f"cannot read image {data_dir / rel}")
-            paths = best_paths(log_probs(rec.run(rec.preprocess(img))[0], spec.output_kind), spec.blank_index)
+            paths = best_paths(log_probs(rec.outputs(prepare_bgr(img, spec)[None])[0], spec.output_kind),
+                               spec.blank_index)
             gt = clean_for_scoring(text)
             total += len(gt)
             for k, offset in enumerate(offsets):

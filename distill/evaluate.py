@@ -11,10 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
-import onnxruntime as ort
 from rapidfuzz.distance import Levenshtein
 
-from workers.engine.inference import decode_line
+from workers.engine.inference import Recognizer
 from workers.engine.modelpkg import ModelSpec
 from workers.engine.preprocess import prepare_line
 
@@ -36,43 +35,34 @@ def edit_distance(a: str, b: str) -> int:
     return Levenshtein.distance(a, b)
 
 
-class OnnxRecognizer:
-    """One ONNX Runtime session plus the preprocessing its metadata describes."""
+def load_recognizer(path: str | Path, threads: int = 1) -> Recognizer:
+    """The serving path's ONNX Runtime session (``workers.engine.inference.Recognizer``), one
+    intra-op thread by default so timings compare across models."""
+    return Recognizer(path, threads=threads)
 
-    def __init__(self, path: str | Path, threads: int = 1):
-        model = onnx.load(str(path))
-        self.spec = ModelSpec.from_metadata({p.key: p.value for p in model.metadata_props})
-        self.params = count_params(model)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
 
-    def preprocess(self, bgr: np.ndarray) -> np.ndarray:
-        """A BGR uint8 image (H, W, 3) to a [1, C, H', W'] float32 tensor, exactly as an OCR
-        worker prepares a line (workers.engine.preprocess), so what is measured here is what is served."""
-        return prepare_line(np.ascontiguousarray(bgr[:, :, ::-1]), self.spec)[None]
+def prepare_bgr(bgr: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """A BGR uint8 image (H, W, 3), as OpenCV reads it, to the [C, H', W'] float32 line an OCR
+    worker prepares (``workers.engine.preprocess.prepare_line``), so what is measured is what is served."""
+    return prepare_line(np.ascontiguousarray(bgr[:, :, ::-1]), spec)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch})[0]
 
-    def recognize(self, bgr: np.ndarray) -> str:
-        """The line as an OCR worker answers it (full-width punctuation restored for NFKC models)."""
-        return decode_line(self.run(self.preprocess(bgr))[0], self.spec).text
+def read_bgr(rec: Recognizer, bgr: np.ndarray) -> str:
+    """The line as an OCR worker answers it (full-width punctuation restored for NFKC models)."""
+    return rec.read_line(prepare_bgr(bgr, rec.spec)).text
 
 
 def evaluate(data_dir: str | Path, model_path: str | Path, predictions: str | Path | None = None,
              threads: int = 1, limit: int | None = None) -> dict:
     data_dir = Path(data_dir)
-    rec = OnnxRecognizer(model_path, threads=threads)
+    rec = load_recognizer(model_path, threads=threads)
     items = read_labels(data_dir)
     if limit:
         items = items[:limit]
     if not items:
         raise ValueError(f"{data_dir}/labels.tsv has no lines")
     # warm-up so the first line does not pay for lazy initialisation
-    rec.recognize(cv2.imread(str(data_dir / items[0][0]), cv2.IMREAD_COLOR))
+    read_bgr(rec, cv2.imread(str(data_dir / items[0][0]), cv2.IMREAD_COLOR))
     fonts = read_fonts(data_dir)
     by_font: dict[str, list[int]] = {}  # face -> [lines, errors, characters]
     times, preds = [], []
@@ -83,7 +73,7 @@ def evaluate(data_dir: str | Path, model_path: str | Path, predictions: str | Pa
         if img is None:
             raise ValueError(f"cannot read image {data_dir / rel}")
         t0 = time.perf_counter()
-        pred = rec.recognize(img)
+        pred = read_bgr(rec, img)
         times.append((time.perf_counter() - t0) * 1000.0)
         preds.append((rel, pred))
         gt, pr = clean_for_scoring(text), clean_for_scoring(pred)
@@ -112,7 +102,7 @@ def evaluate(data_dir: str | Path, model_path: str | Path, predictions: str | Pa
         "char_accuracy_exact": round(1.0 - exact_errors / max(exact_total, 1), 5),
         "ms_per_line_p50": round(float(np.percentile(times, 50)), 3),
         "ms_per_line_mean": round(float(np.mean(times)), 3),
-        "params": rec.params,
+        "params": count_params(onnx.load(str(model_path))),
     }
     if by_font:
         result["by_font"] = {

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from workers.engine.inference import Recognizer
+
 from .charset import Charset, normalize
 from .data import NORM_MEAN, NORM_STD
 
@@ -64,10 +66,8 @@ class OnnxCtcTeacher:
     per_line = True
 
     def __init__(self, path: str, charset: Charset, threads: int = 1, floor: float = 1e-6):
-        from .evaluate import OnnxRecognizer
-
         self.path, self.threads = str(path), threads
-        self.rec = OnnxRecognizer(path, threads=threads)
+        self.rec = Recognizer(path, threads=threads)
         spec = self.rec.spec
         self.spec = spec
         src, dst = class_mapping(spec.classes, charset, spec.blank_index)
@@ -87,10 +87,8 @@ class OnnxCtcTeacher:
         return state
 
     def __setstate__(self, state):
-        from .evaluate import OnnxRecognizer
-
         self.__dict__.update(state)
-        self.rec = OnnxRecognizer(self.path, threads=self.threads)
+        self.rec = Recognizer(self.path, threads=self.threads)
 
     def kd_lengths(self, batch) -> torch.Tensor:
         """Input lengths, zeroed for lines holding a character the teacher has no class for."""
@@ -114,7 +112,7 @@ class OnnxCtcTeacher:
 
     def _distribution(self, image: torch.Tensor, steps: int) -> torch.Tensor:
         """Our-charset probabilities [steps, C] for one unpadded line [1, 1, 32, w]."""
-        out = torch.from_numpy(self.rec.run(self._teacher_input(image))).float()[0]
+        out = torch.from_numpy(self.rec.outputs(self._teacher_input(image))).float()[0]
         kind = self.spec.output_kind
         probs = out if kind == "probs" else (out.exp() if kind == "log_probs" else out.softmax(-1))
         mapped = torch.zeros(probs.shape[0], self.num_classes)

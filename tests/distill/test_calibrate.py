@@ -114,16 +114,16 @@ def test_export_records_the_offset_in_the_metadata(tmp_path, capsys):
 
 
 def test_evaluate_decodes_a_penalised_model_as_the_workers_do(student_pair, monkeypatch):
-    from distill.evaluate import OnnxRecognizer
+    from distill.evaluate import load_recognizer, read_bgr
 
     _, _, _, shifted = student_pair
-    rec = OnnxRecognizer(shifted)
+    rec = load_recognizer(shifted)
     assert rec.spec.blank_penalty == 2.0
     n = rec.spec.classes.index("n")
     out = np.full((1, 3, len(rec.spec.classes)), -20.0, np.float32)
     out[0, :, n] = -0.1
     out[0, 1, 0] = -1.1  # the blank loses by 1 here, but would have won by 1 without the penalty
-    monkeypatch.setattr(rec, "run", lambda batch: out)
-    assert rec.recognize(np.zeros((32, 64, 3), np.uint8)) == "nn"
+    monkeypatch.setattr(rec, "outputs", lambda batch: out)
+    assert read_bgr(rec, np.zeros((32, 64, 3), np.uint8)) == "nn"
     out[0, 1, 0] = -3.1  # the character beat the blank on its own: one "n"
-    assert rec.recognize(np.zeros((32, 64, 3), np.uint8)) == "n"
+    assert read_bgr(rec, np.zeros((32, 64, 3), np.uint8)) == "n"

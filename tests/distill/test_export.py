@@ -80,7 +80,7 @@ def test_the_reference_model_is_packaged_and_reads_a_chinese_line(tmp_path):
     import cv2
     from PIL import Image, ImageDraw
 
-    from distill.evaluate import OnnxRecognizer
+    from distill.evaluate import load_recognizer, read_bgr
 
     out = tmp_path / "ref.onnx"
     assert main(["import-reference", "--out", str(out)]) == 0
@@ -94,7 +94,7 @@ def test_the_reference_model_is_packaged_and_reads_a_chinese_line(tmp_path):
     img = Image.new("RGB", (int(font.getlength(text)) + 20, 56), "white")
     ImageDraw.Draw(img).text((10, 4), text, font=font, fill="black")
     bgr = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
-    assert OnnxRecognizer(out).recognize(bgr) == text
+    assert read_bgr(load_recognizer(out), bgr) == text
 
 
 def test_import_reference_explains_a_missing_wheel(tmp_path):
@@ -123,7 +123,7 @@ def test_pp_ocrv6_tiny_is_packaged_with_folded_classes_and_reads_a_chinese_line(
     import cv2
     from PIL import Image, ImageDraw
 
-    from distill.evaluate import OnnxRecognizer
+    from distill.evaluate import load_recognizer, read_bgr
 
     out = tmp_path / "tiny.onnx"
     assert main(["import-reference", "--model", "ppocrv6-tiny", "--out", str(out)]) == 0
@@ -136,4 +136,4 @@ def test_pp_ocrv6_tiny_is_packaged_with_folded_classes_and_reads_a_chinese_line(
     text = "电话号码登记"
     img = Image.new("RGB", (int(font.getlength(text)) + 20, 56), "white")
     ImageDraw.Draw(img).text((10, 4), text, font=font, fill="black")
-    assert OnnxRecognizer(out).recognize(cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)) == text
+    assert read_bgr(load_recognizer(out), cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)) == text

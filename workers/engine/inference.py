@@ -54,10 +54,20 @@ class Recognizer:
         self.sha256 = file_sha256(self.path)
         self.label = label or f"{self.spec.name}@{self.sha256[:12]}"
 
+    def outputs(self, batch: np.ndarray) -> np.ndarray:
+        """NxCxHxW float32 in, the model's own NxTxC output out (of ``ocr.output_kind``)."""
+        (output,) = self.session.run(None, {self.input_name: batch})[:1]
+        return np.asarray(output, dtype=np.float32)
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         """NxCxHxW float32 in, NxTxC probabilities out."""
-        (output,) = self.session.run(None, {self.input_name: batch})[:1]
-        return to_probs(np.asarray(output, dtype=np.float32), self.spec.output_kind)
+        return to_probs(self.outputs(batch), self.spec.output_kind)
+
+    def read_line(self, line: np.ndarray) -> LineText:
+        """One prepared line (an output of preprocess.prepare_line) run alone, its output decoded
+        in the model's own kind (no padding, every step is the line's). ``distill evaluate``,
+        calibration and the benchmarks read lines this way."""
+        return decode_line(self.outputs(line[None])[0], self.spec)
 
     def recognize(self, lines: list[np.ndarray]) -> list[LineText]:
         """Recognise prepared lines (outputs of preprocess.prepare_line) in one session run."""
