@@ -82,14 +82,3 @@ def read_charset_file(path: Path) -> tuple[str, ...]:
 def load_charset() -> Charset:
     return Charset(classes=(BLANK, *read_charset_file(CHARSET_FILE)))
 
-
-def greedy_decode(best_path, classes, blank_index: int = 0) -> str:
-    """Collapse repeats, then drop blanks (best-path CTC decoding)."""
-    out = []
-    prev = None
-    for k in best_path:
-        k = int(k)
-        if k != prev and k != blank_index:
-            out.append(classes[k])
-        prev = k
-    return "".join(out)

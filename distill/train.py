@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from .charset import Charset, greedy_decode
+from workers.engine.ctc import path_text
+
+from .charset import Charset
 from .data import BucketCollate, Collate, LabelledLines, MixedLines, SyntheticLines
 from .evaluate import clean_for_scoring, edit_distance
 from .losses import DistillationLoss
@@ -86,7 +88,7 @@ def greedy_accuracy(model: torch.nn.Module, batches: list[dict], charset: Charse
     for batch in batches:
         best = model(batch["images"].to(device)).argmax(-1).cpu()
         for k, text in enumerate(batch["texts"]):
-            pred = greedy_decode(best[k, : batch["input_lengths"][k]].tolist(), charset.classes)
+            pred = path_text(best[k, : batch["input_lengths"][k]].numpy(), charset.classes, charset.blank_index)
             gt, pr = clean_for_scoring(text), clean_for_scoring(pred)
             errors += edit_distance(gt, pr)
             total += len(gt)

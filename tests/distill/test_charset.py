@@ -1,6 +1,6 @@
 import unicodedata
 
-from distill.charset import greedy_decode, read_charset_file, CHARSET_FILE
+from distill.charset import read_charset_file, CHARSET_FILE
 
 
 def test_it_holds_all_gb2312_hanzi_ascii_and_invoice_symbols(charset):
@@ -27,8 +27,3 @@ def test_blank_is_class_zero_and_entries_are_unique_and_nfkc_stable(charset):
 
 def test_it_encodes_full_width_forms_as_ascii(charset):
     assert charset.decode(charset.encode("金额（小写）：１２％")) == "金额(小写):12%"
-
-
-def test_greedy_decode_collapses_repeats_and_drops_blanks():
-    classes = ("", "a", "b")
-    assert greedy_decode([1, 1, 0, 1, 2, 2, 0], classes) == "aab"

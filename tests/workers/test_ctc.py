@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from workers.engine.ctc import best_path, greedy_decode, to_probs
+from workers.engine.ctc import best_path, greedy_decode, path_text, to_probs
 
 CLASSES = ("", "a", "b", "c")
 
@@ -14,6 +14,13 @@ def one_hot(path: list[int], conf: float = 0.9) -> np.ndarray:
 
 def test_it_merges_repeats_and_drops_blanks():
     assert greedy_decode(one_hot([1, 1, 0, 1, 2, 2, 0, 0, 3]), CLASSES, 0)[0] == "aabc"
+
+
+def test_a_best_path_reads_as_its_scores_do():
+    path = [1, 1, 0, 1, 2, 2, 0, 0, 3]
+    assert path_text(path, CLASSES, 0) == "aabc" == greedy_decode(one_hot(path), CLASSES, 0)[0]
+    assert path_text(np.array([0, 2, 0, 1]), ("a", "b", ""), 2) == "aab"
+    assert path_text([], CLASSES, 0) == "" and path_text([0, 0], CLASSES, 0) == ""
 
 
 def test_a_repeat_without_blank_between_is_one_character():

@@ -49,6 +49,21 @@ def separate_doubles(path: np.ndarray, blank: int, blank_won: np.ndarray) -> np.
     return path
 
 
+def emitting_steps(path: np.ndarray, blank: int) -> np.ndarray:
+    """The CTC collapse of a best path, as a mask: the steps that start a character (not the
+    blank, not a repeat of the step before)."""
+    keep = path != blank
+    keep[1:] &= path[1:] != path[:-1]
+    return keep
+
+
+def path_text(path, classes: tuple[str, ...] | list[str], blank: int = 0) -> str:
+    """The text of a best path (class ids per step, any integer sequence): merge repeats, drop
+    blanks. ``greedy_decode`` reads model outputs through it; training reads its argmax paths."""
+    path = np.asarray(path, dtype=np.int64).reshape(-1)
+    return "".join(classes[i] for i in path[emitting_steps(path, blank)])
+
+
 def greedy_decode(
     scores: np.ndarray, classes: tuple[str, ...] | list[str], blank: int, blank_penalty: float = 0.0,
     kind: str = "probs",
@@ -74,11 +89,10 @@ def greedy_decode(
         chosen, kind = chosen - _logsumexp(scores), "log_probs"
     best_p = to_probs(chosen, kind)
     emitted = best != blank
-    keep = emitted.copy()
-    keep[1:] &= best[1:] != best[:-1]
+    keep = emitting_steps(best, blank)
     if not keep.any():
         return "", float(best_p.mean())
     # the emitted steps, in order, fall into one run per character, each starting at a kept step
     peaks = np.maximum.reduceat(best_p[emitted].astype(np.float64), np.flatnonzero(keep[emitted]))
     confidence = float(np.exp(np.log(np.maximum(peaks, 1e-12)).mean()))
-    return "".join(classes[i] for i in best[keep]), confidence
+    return path_text(best, classes, blank), confidence
