@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -32,10 +33,35 @@ def job_payload(job: OcrJob) -> dict:
 
 
 class RecognizeRequestSerializer(serializers.Serializer):
-    image_base64 = serializers.CharField(required=False, help_text="The image file, base64 (a data: URL is accepted).")
+    """The body of POST /ocr/v1/recognize (JSON, multipart or form). Sizes are checked against
+    the settings when a request arrives; an oversized image is refused before it is decoded."""
+
+    image_base64 = serializers.CharField(
+        required=False, allow_blank=True, trim_whitespace=False,
+        help_text="The image file, base64 (a data: URL is accepted).",
+    )
     image = serializers.FileField(required=False, help_text="The image file (multipart).")
-    wait = serializers.BooleanField(required=False, default=True, help_text="Wait for the result (up to the server's timeout).")
-    filename = serializers.CharField(required=False, max_length=255)
+    wait = serializers.BooleanField(
+        required=False, default=True, help_text="Wait for the result (up to the server's timeout)."
+    )
+    filename = serializers.CharField(required=False, allow_blank=True, max_length=255)
+
+    def validate_image_base64(self, value: str) -> str:
+        # 4 characters per 3 bytes, plus room for a data: prefix and MIME line breaks.
+        limit = settings.OCR_MAX_IMAGE_BYTES * 4 // 3 + settings.OCR_MAX_IMAGE_BYTES // 38 + 1024
+        if len(value) > limit:
+            raise serializers.ValidationError(
+                f"The image is larger than the limit of {settings.OCR_MAX_IMAGE_BYTES} bytes.", code="too_large"
+            )
+        return value
+
+    def validate_image(self, value):
+        if value.size > settings.OCR_MAX_IMAGE_BYTES:
+            raise serializers.ValidationError(
+                f"The image is {value.size} bytes; the limit is {settings.OCR_MAX_IMAGE_BYTES} bytes.",
+                code="too_large",
+            )
+        return value
 
 
 class LineSerializer(serializers.Serializer):

@@ -2,26 +2,33 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import re
 import time
+import uuid
 
 from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import FileResponse
+from django.utils import timezone
 from django.utils.http import content_disposition_header
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, mixins, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
+from PIL import Image
 from rest_framework.views import APIView
 
 from workers.engine.cachekey import cache_key, preprocessing_signature
 from workers.engine.decode import ImageError, inspect_image
 from workers.presence import live_workers, wait_done
-from workers.runtime import image_limits, redis_client, result_cache
+from workers.runtime import image_limits, redis_client
 
+from . import history
 from .errors import ApiError, error_response
 from .images import ensure_stored, image_name, image_storage, sha256_of
-from .models import OcrJob
+from .models import ModelVersion, OcrJob
 from .registry import active_model
 from .serializers import ErrorResponseSerializer, JobSerializer, RecognizeRequestSerializer, job_payload
 
@@ -59,45 +66,91 @@ def _store_or_forget(job: OcrJob, data: bytes) -> None:
         raise
 
 
-def _truthy(value) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() not in ("0", "false", "no", "off")
-
-
 def _decode_base64(text: str) -> bytes:
     if text.startswith("data:"):
         _, _, text = text.partition(",")
-    text = "".join(text.split())
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError("bad_base64", "image_base64 is not valid base64.") from None
+        # Line breaks and spaces are allowed (MIME base64); strip them only when present.
+        try:
+            return base64.b64decode("".join(text.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError("bad_base64", "image_base64 is not valid base64.") from None
+
+
+# Which error code a bad field of the request gets; the message is the serializer's.
+_FIELD_CODES = {"image_base64": "bad_base64"}
+
+
+def _format_of(data: bytes) -> str:
+    """The format named by the image header (no pixel is decoded). Only for bytes known to be a
+    valid image, such as those of a cached result."""
+    try:
+        return Image.open(io.BytesIO(data)).format or ""
+    except (OSError, ValueError):
+        return ""
+
+
+_model_cache: dict[str, tuple[float, str]] = {}
+
+
+def active_label() -> str:
+    """The active model's label, read from the registry at most every OCR_MODEL_POLL_S seconds per
+    process (as often as the workers look for a promotion), and at once after a model row changed
+    in this process."""
+    now = time.monotonic()
+    cached = _model_cache.get("active")
+    if cached is None or now - cached[0] >= settings.OCR_MODEL_POLL_S:
+        cached = _model_cache["active"] = (now, active_model().label)
+    return cached[1]
+
+
+@receiver([post_save, post_delete], sender=ModelVersion)
+def _forget_active_label(**kwargs) -> None:
+    _model_cache.clear()
 
 
 class RecognizeView(APIView):
+    """POST an image, get its text.
+
+    A cache hit costs the hash of the bytes and one Redis call, which also queues the history row
+    (``ocr_api.history``: written after the answer). A miss is checked fully (decoded), stored, put
+    on the queue, and waited for on the job's Redis list.
+    """
+
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    def _read_image(self, request) -> tuple[bytes, str]:
+    def _params(self, request) -> dict:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE + settings.FILE_UPLOAD_MAX_MEMORY_SIZE:
             raise ApiError("too_large", "The request body is too large.", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        upload = request.FILES.get("image")
-        name = str(request.data.get("filename") or "")
+        serializer = RecognizeRequestSerializer(data=request.data)
+        if not serializer.is_valid():
+            field, problems = next(iter(serializer.errors.items()))
+            message = f"{field}: {' '.join(str(p) for p in problems)}"
+            if any(getattr(p, "code", None) == "too_large" for p in problems):
+                raise ApiError("too_large", message, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+            raise ApiError(_FIELD_CODES.get(field, "invalid"), message)
+        return serializer.validated_data
+
+    def _read_image(self, params: dict) -> tuple[bytes, str]:
+        upload = params.get("image")
+        name = params.get("filename") or ""
         if upload is not None:
-            if upload.size > settings.OCR_MAX_IMAGE_BYTES:
-                raise ApiError(
-                    "too_large",
-                    f"The image is {upload.size} bytes; the limit is {settings.OCR_MAX_IMAGE_BYTES} bytes.",
-                    status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                )
             return upload.read(), name or upload.name or ""
-        encoded = request.data.get("image_base64")
+        encoded = params.get("image_base64")
         if not encoded:
             raise ApiError("missing_image", "Send the image as image_base64 (JSON) or as the multipart field image.")
-        if not isinstance(encoded, str):
-            raise ApiError("bad_base64", "image_base64 must be a string.")
-        return _decode_base64(encoded), name
+        data = _decode_base64(encoded)
+        if len(data) > settings.OCR_MAX_IMAGE_BYTES:
+            raise ApiError(
+                "too_large", f"The image is {len(data)} bytes; the limit is {settings.OCR_MAX_IMAGE_BYTES} bytes.",
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        if not data:
+            raise ApiError("missing_image", "The image is empty.")
+        return data, name
 
     @extend_schema(
         request=RecognizeRequestSerializer,
@@ -108,48 +161,54 @@ class RecognizeView(APIView):
     )
     def post(self, request):
         started = time.monotonic()
-        data, filename = self._read_image(request)
+        params = self._params(request)
+        data, filename = self._read_image(params)
+        filename = filename[:255]
+        sha = sha256_of(data)
+        label = active_label()
+        key = cache_key(sha, label, preprocessing_signature(settings.OCR_BINARIZE))
+        client = redis_client()
+
+        job_id = uuid.uuid4()
+        now = timezone.now()
+        image_format = _format_of(data)
+        record = history.hit_record(
+            job_id=job_id, owner_id=request.user.pk, created_at=now, image_name=image_name(sha, image_format),
+            sha256=sha, image_format=image_format, filename=filename, size_bytes=len(data), width=0, height=0,
+            cache_key=key, model_label=label, time_cost=round(time.monotonic() - started, 4),
+        )
+        hit = history.lookup_and_record(client, key, record)
+        if hit is not None:
+            job = OcrJob(
+                id=job_id, owner=request.user, status=OcrJob.Status.SUCCEEDED, cached=True,
+                image_name=record["image_name"], image_sha256=sha, image_format=image_format, filename=filename,
+                width=hit.get("width") or 0, height=hit.get("height") or 0, size_bytes=len(data), cache_key=key,
+                model_label=hit.get("model_label") or label, lines=hit["lines"], created_at=now, finished_at=now,
+                time_cost=record["cost"],
+            )
+            return Response(job_payload(job), status=status.HTTP_200_OK)
+
         try:
             info = inspect_image(data, image_limits())
         except ImageError as exc:
             raise ApiError(exc.code, exc.message, exc.status) from None
-        model = active_model()
-        sha = sha256_of(data)
-        key = cache_key(sha, model.label, preprocessing_signature(settings.OCR_BINARIZE))
-        common = dict(
-            owner=request.user,
-            image_name=image_name(sha, info.format),
-            image_sha256=sha,
-            image_format=info.format,
-            filename=filename[:255],
-            width=info.width,
-            height=info.height,
-            size_bytes=len(data),
-            cache_key=key,
-            model_version=model,
-            model_label=model.label,
-        )
-        hit = result_cache().get(key)
-        if hit is not None:
-            job = OcrJob.objects.create(
-                **common,
-                status=OcrJob.Status.SUCCEEDED,
-                cached=True,
-                lines=hit["lines"],
-                text_content="\n".join(line["text"] for line in hit["lines"]),
-            )
-            _store_or_forget(job, data)
-            job.finished_at = job.created_at
-            job.time_cost = round(time.monotonic() - started, 4)
-            job.save(update_fields=["finished_at", "time_cost"])
-            return Response(job_payload(job), status=status.HTTP_200_OK)
-
-        client = redis_client()
         if not live_workers(client, settings.OCR_WORKER_HEARTBEAT_TTL_S):
             return error_response(
                 "unavailable", "No OCR worker is running; please retry shortly.", status.HTTP_503_SERVICE_UNAVAILABLE
             )
-        job = OcrJob.objects.create(**common)
+        job = OcrJob.objects.create(
+            id=job_id,
+            owner=request.user,
+            image_name=image_name(sha, info.format),
+            image_sha256=sha,
+            image_format=info.format,
+            filename=filename,
+            width=info.width,
+            height=info.height,
+            size_bytes=len(data),
+            cache_key=key,
+            model_label=label,  # the worker records the version that actually ran
+        )
         _store_or_forget(job, data)
         from workers.tasks import recognize
 
@@ -158,9 +217,8 @@ class RecognizeView(APIView):
         except Exception:
             job.delete()
             raise
-        wait = _truthy(request.data.get("wait", True))
         remaining = settings.OCR_SYNC_TIMEOUT_S - (time.monotonic() - started)
-        if wait and remaining > 0:
+        if params.get("wait", True) and remaining > 0:
             wait_done(client, str(job.id), remaining)
             try:
                 job.refresh_from_db()

@@ -11,6 +11,9 @@ serves) and at most 4 (the OCR workers need the rest of the machine). 16 threads
 let 2 processes hold 32 waiting requests on a 2-core machine without queueing.
 OCR_WEB_WORKERS and OCR_WEB_THREADS override both.
 
+History. Each worker process runs a thread that writes the history rows of cache hits, which
+are answered before their row exists (ocr_api/history.py).
+
 Logs. The access log uses gunicorn's default format (client, time, request line,
 status, size, referer, user agent): no request header but those two is written, so
 the Authorization header with the API token never reaches a log. API tokens travel
@@ -53,3 +56,11 @@ errorlog = "-"
 # Headers this long or this many are not from our clients (an image goes in the body).
 limit_request_field_size = 8190
 limit_request_fields = 100
+
+
+def post_worker_init(worker) -> None:
+    """Django is loaded in this worker process now: start its writer of cache-hit history rows."""
+    from ocr_api.history import HistoryWriter
+    from workers.runtime import redis_client
+
+    HistoryWriter(redis_client()).start()

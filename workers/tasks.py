@@ -107,7 +107,7 @@ def recognize(job_id: str) -> str:
         return _fail(mine, job, "internal_error", f"Recognition failed: {type(exc).__name__}.")
     model_label = outcome.model_label or model_holder().current().label
     model_version = job.model_version_id
-    if job.model_label != model_label:
+    if job.model_label != model_label or model_version is None:
         version = ModelVersion.objects.filter(sha256__startswith=model_label.rsplit("@", 1)[-1]).first()
         model_version = version.pk if version else None
     finished = timezone.now()

@@ -326,3 +326,193 @@ def _job(owner, text: str, image: bytes = b"x", image_format: str = "PNG", **fie
     job = OcrJob.objects.create(**{**defaults, **fields})
     time.sleep(0.002)  # distinct created_at
     return job
+
+
+# --- cache hits: answered from Redis, history written after the answer ---------------------------
+def _prime_cache(image: bytes, lines: list[dict], **extra) -> str:
+    import hashlib
+
+    from ocr_api.registry import active_model
+    from workers.engine.cachekey import cache_key, preprocessing_signature
+    from workers.runtime import result_cache
+
+    label = active_model().label
+    key = cache_key(hashlib.sha256(image).hexdigest(), label, preprocessing_signature(False))
+    result_cache().set(key, {"lines": lines, "model_label": label, "width": 420, "height": 86, **extra})
+    return label
+
+
+HIT_LINES = [{"text": "金额合计：¥1,280.00", "confidence": 0.98, "box": [16, 16, 300, 60]}]
+
+
+def test_a_cache_hit_is_answered_before_its_history_row_is_written(client, user, invoice_png, monkeypatch,
+                                                                   redis_server):
+    from ocr_api import history
+
+    label = _prime_cache(invoice_png, HIT_LINES)
+    monkeypatch.setattr(history, "writer_running", lambda: True)  # as under gunicorn: a thread writes rows
+    response = client.post(URL, {"image_base64": b64(invoice_png), "filename": "hit.png"}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["cached"] is True and body["text"] == ["金额合计：¥1,280.00"] and body["model_version"] == label
+    assert body["width"] == 420 and body["filename"] == "hit.png"
+    assert not OcrJob.objects.exists()  # nothing was written while the client waited
+    assert redis_server.llen(history.PENDING_KEY) == 1
+    assert history.drain(redis_server) == 1
+    job = OcrJob.objects.get(pk=body["job_id"])
+    assert job.owner == user and job.cached and job.status == OcrJob.Status.SUCCEEDED
+    assert job.text_content == "金额合计：¥1,280.00" and job.filename == "hit.png" and job.model_label == label
+    assert job.created_at.isoformat() == body["created_at"]
+    assert redis_server.llen(history.PENDING_KEY) == 0
+
+
+def test_the_history_lists_cache_hits(client, user, invoice_png):
+    _prime_cache(invoice_png, HIT_LINES)
+    ids = [client.post(URL, {"image_base64": b64(invoice_png)}, format="json").json()["job_id"] for _ in range(3)]
+    listed = client.get("/ocr/v1/jobs").json()
+    assert [r["job_id"] for r in listed["results"]] == ids[::-1]  # newest first
+    assert all(r["cached"] and r["text"] == ["金额合计：¥1,280.00"] for r in listed["results"])
+    detail = client.get(f"/ocr/v1/jobs/{ids[0]}").json()
+    assert detail["status"] == "succeeded" and detail["lines"] == HIT_LINES
+
+
+def test_a_hit_names_the_stored_image_only_while_it_exists(client, user, invoice_png):
+    _prime_cache(invoice_png, HIT_LINES)
+    name = store(invoice_png, "PNG")
+    kept = client.post(URL, {"image_base64": b64(invoice_png)}, format="json").json()
+    assert OcrJob.objects.get(pk=kept["job_id"]).image_name == name
+    assert _body(client.get(f"/ocr/v1/jobs/{kept['job_id']}/image")) == invoice_png
+    image_storage().delete(name)
+    gone = client.post(URL, {"image_base64": b64(invoice_png)}, format="json").json()
+    assert OcrJob.objects.get(pk=gone["job_id"]).image_name == ""
+    assert client.get(f"/ocr/v1/jobs/{gone['job_id']}").json()["image_url"] is None
+
+
+def test_pending_hits_of_a_deleted_user_are_dropped_and_the_others_written(
+    client, user, make_user, api_client_for, invoice_png, monkeypatch, redis_server
+):
+    from ocr_api import history
+
+    _prime_cache(invoice_png, HIT_LINES)
+    monkeypatch.setattr(history, "writer_running", lambda: True)
+    leaving = make_user("leaving")
+    api_client_for(leaving).post(URL, {"image_base64": b64(invoice_png)}, format="json")
+    mine = client.post(URL, {"image_base64": b64(invoice_png)}, format="json").json()["job_id"]
+    leaving.delete()
+    assert history.drain(redis_server) == 1
+    assert list(OcrJob.objects.values_list("pk", flat=True)) == [__import__("uuid").UUID(mine)]
+
+
+def test_a_failed_history_write_keeps_the_records_for_the_next_drain(client, invoice_png, monkeypatch, redis_server):
+    from ocr_api import history
+
+    _prime_cache(invoice_png, HIT_LINES)
+    monkeypatch.setattr(history, "writer_running", lambda: True)
+    client.post(URL, {"image_base64": b64(invoice_png)}, format="json")
+
+    def broken(raw):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(history, "write", broken)
+    with pytest.raises(RuntimeError):
+        history.drain(redis_server)
+    assert redis_server.llen(history.PENDING_KEY) == 1
+    monkeypatch.undo()
+    assert history.drain(redis_server) == 1 and OcrJob.objects.count() == 1
+
+
+def test_a_promoted_model_changes_the_key_of_the_next_request(client, invoice_png, tmp_path):
+    """The web process keeps the active label briefly, but forgets it when a model row changes."""
+    from ocr_api.registry import promote, register_model
+    from tests.api.test_lifecycle_api import _copy_model
+
+    _prime_cache(invoice_png, HIT_LINES)
+    assert client.post(URL, {"image_base64": b64(invoice_png)}, format="json").json()["cached"] is True
+    promote(register_model(_copy_model(tmp_path, "candidate")))
+    # Under the new model the cached text does not apply: no worker is alive, so 503.
+    assert_error(client.post(URL, {"image_base64": b64(invoice_png)}, format="json"), 503, "unavailable")
+
+
+# --- request validation (serializer), same error envelope ----------------------------------------
+@pytest.mark.parametrize("wait", ["maybe", None, [True], {"x": 1}])
+def test_it_rejects_a_wait_that_is_not_a_boolean(client, invoice_png, fake_worker_heartbeat, wait):
+    assert_error(client.post(URL, {"image_base64": b64(invoice_png), "wait": wait}, format="json"), 400, "invalid")
+    assert not OcrJob.objects.exists()
+
+
+def test_it_accepts_wait_false_as_a_form_string(client, invoice_png, fake_worker_heartbeat):
+    response = client.post(URL, {"image": _file(invoice_png), "wait": "false"}, format="multipart")
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+
+
+@pytest.mark.parametrize("value", [["aGVsbG8="], {"b64": "aGVsbG8="}])
+def test_it_rejects_image_base64_that_is_not_a_string(client, value):
+    assert_error(client.post(URL, {"image_base64": value}, format="json"), 400, "bad_base64")
+
+
+def test_it_rejects_a_filename_over_255_characters(client, invoice_png):
+    response = client.post(URL, {"image_base64": b64(invoice_png), "filename": "a" * 256}, format="json")
+    assert_error(response, 400, "invalid")
+    assert "filename" in response.json()["error"]["message"]
+
+
+def test_it_refuses_oversized_base64_before_decoding_it(client, settings, monkeypatch):
+    from ocr_api import views
+
+    settings.OCR_MAX_IMAGE_BYTES = 5_000
+    monkeypatch.setattr(views, "_decode_base64", lambda text: pytest.fail("decoded an oversized image"))
+    assert_error(client.post(URL, {"image_base64": "A" * 20_000}, format="json"), 413, "too_large")
+
+
+def test_it_accepts_base64_with_line_breaks_and_a_data_url(client, invoice_png, fake_worker_heartbeat, settings):
+    import base64 as b64lib
+
+    settings.OCR_SYNC_TIMEOUT_S = 0
+    mime = b64lib.encodebytes(invoice_png).decode()  # lines of 76 characters
+    assert "\n" in mime
+    assert client.post(URL, {"image_base64": mime}, format="json").status_code == 202
+    url = "data:image/png;base64," + b64(invoice_png)
+    assert client.post(URL, {"image_base64": url}, format="json").status_code == 202
+    assert OcrJob.objects.filter(image_sha256=__import__("hashlib").sha256(invoice_png).hexdigest()).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_history_writer_thread_writes_the_hits(make_user, api_client_for, invoice_png, redis_server):
+    """What each gunicorn worker process runs: the rows appear without any request draining them."""
+    from ocr_api import history
+
+    user = make_user("writer")
+    client = api_client_for(user)
+    _prime_cache(invoice_png, HIT_LINES)
+    writer = history.HistoryWriter(redis_server, poll_s=0.1).start()
+    try:
+        ids = {client.post(URL, {"image_base64": b64(invoice_png)}, format="json").json()["job_id"] for _ in range(5)}
+        deadline = time.monotonic() + 30
+        while OcrJob.objects.filter(owner=user).count() < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        writer.stop()
+    assert {str(pk) for pk in OcrJob.objects.filter(owner=user, cached=True).values_list("pk", flat=True)} == ids
+    assert redis_server.llen(history.PENDING_KEY) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_recognised_image_sent_again_is_a_hit_listed_in_the_history(make_user, api_client_for, worker_factory):
+    """Real Redis, a real OCR worker: the miss goes through the worker, the repeat is a hit, and the
+    history lists both with the same text."""
+    from tests.conftest import render_lines
+
+    worker_factory()
+    user = make_user("repeat")
+    client = api_client_for(user)
+    image = png_bytes(render_lines(["订单编号 2026113001"]))
+    first = client.post(URL, {"image_base64": b64(image)}, format="json").json()
+    second = client.post(URL, {"image_base64": b64(image)}, format="json").json()
+    assert first["cached"] is False and second["cached"] is True
+    assert first["text"] == second["text"] and first["text"]
+    assert second["model_version"] == first["model_version"]
+    listed = client.get("/ocr/v1/jobs").json()["results"]
+    assert [(r["job_id"], r["cached"]) for r in listed] == [(second["job_id"], True), (first["job_id"], False)]
+    first_job = OcrJob.objects.get(pk=first["job_id"])
+    assert first_job.model_version is not None and first_job.model_version.label == first["model_version"]
+    assert OcrJob.objects.get(pk=second["job_id"]).image_name == first_job.image_name
