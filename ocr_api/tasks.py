@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import deque
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,7 +31,9 @@ from django.utils import timezone
 from .datasets import DatasetError, corrections_dataset
 from .models import Dataset, DistillJob, ModelVersion
 from .registry import active_model, register_model
-from .training import curves_png, read_progress, run_dir, train_command
+from distill.report import read_metrics
+
+from .training import curves_png, progress, run_dir, train_command
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +76,16 @@ def _fail(job: DistillJob, message: str) -> None:
 
 
 def _update_progress(job: DistillJob, started: float, draw: bool) -> None:
-    progress = read_progress(run_dir(job) / "metrics.jsonl")
+    metrics = read_metrics(run_dir(job) / "metrics.jsonl")
     elapsed = time.monotonic() - started
     eta = None
-    if progress.step > 0 and progress.steps:
-        eta = elapsed / progress.step * max(0, progress.steps - progress.step)
-    job.progress = progress.as_dict(eta)
+    if metrics.step > 0 and metrics.steps:
+        eta = elapsed / metrics.step * max(0, metrics.steps - metrics.step)
+    job.progress = progress(metrics, eta)
     job.heartbeat_at = timezone.now()
     fields = ["progress", "heartbeat_at"]
     if draw:
-        png = curves_png(progress)
+        png = curves_png(metrics)
         if png:
             job.curves_png = png
             fields.append("curves_png")
@@ -103,8 +104,9 @@ def _stop(proc: subprocess.Popen) -> None:
         pass
 
 
-@shared_task(name="ocr_api.tasks.run_training_job", acks_late=False, soft_time_limit=None, time_limit=None)
-def run_training_job(job_id: int) -> str:
+def _claim(job_id: int) -> bool:
+    """Queued and not cancelled -> running (a conditional update: a second delivery does nothing);
+    a queued job whose cancel was requested ends as cancelled."""
     claimed = DistillJob.objects.filter(pk=job_id, status=DistillJob.Status.QUEUED, cancel_requested=False).update(
         status=DistillJob.Status.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now()
     )
@@ -112,27 +114,23 @@ def run_training_job(job_id: int) -> str:
         DistillJob.objects.filter(pk=job_id, status=DistillJob.Status.QUEUED, cancel_requested=True).update(
             status=DistillJob.Status.CANCELLED, finished_at=timezone.now()
         )
-        return "skipped"
-    job = DistillJob.objects.get(pk=job_id)
-    out_dir = run_dir(job)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        train_data = _training_data(job)
-        dev = ensure_dev_set()
-    except (DatasetError, subprocess.CalledProcessError, OSError, Dataset.DoesNotExist) as exc:
-        detail = getattr(exc, "stderr", "") or ""
-        _fail(job, f"could not prepare data: {exc} {detail}".strip())
-        return "failed"
+    return claimed == 1
 
+
+def _start_trainer(job: DistillJob, train_data: Path | None, log_path: Path) -> subprocess.Popen:
+    """The trainer in a session of its own (so it can be stopped as a group), logging to ``log_path``."""
     cmd = train_command(job, train_data)
     log.info("training job %s: %s", job.pk, " ".join(cmd))
-    log_path = out_dir / "train.log"
-    tail: deque[str] = deque(maxlen=60)
     with open(log_path, "ab") as log_file:
         log_file.write(("$ " + " ".join(cmd) + "\n").encode())
         log_file.flush()
-        proc = subprocess.Popen(cmd, cwd=settings.BASE_DIR, stdout=log_file, stderr=subprocess.STDOUT,
+        return subprocess.Popen(cmd, cwd=settings.BASE_DIR, stdout=log_file, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+
+
+def _follow(job: DistillJob, proc: subprocess.Popen) -> bool:
+    """Poll the trainer until it exits: progress and heartbeat every poll, curves every 15 s; stop
+    it when a cancel is requested. True when it was cancelled."""
     started = time.monotonic()
     last_draw = 0.0
     cancelled = False
@@ -149,32 +147,56 @@ def run_training_job(job_id: int) -> str:
         if draw:
             last_draw = time.monotonic()
     _update_progress(job, started, True)
-    tail.extend(log_path.read_text(errors="replace").splitlines()[-60:])
+    return cancelled
+
+
+def _keep_log_tail(job: DistillJob, log_path: Path, lines: int = 60) -> list[str]:
+    tail = log_path.read_text(errors="replace").splitlines()[-lines:]
     job.log_tail = "\n".join(tail)
     job.save(update_fields=["log_tail"])
+    return tail
 
-    checkpoint = out_dir / "last.pt"
-    if cancelled:
-        job.status = DistillJob.Status.CANCELLED
-        job.checkpoint_path = str(checkpoint) if checkpoint.exists() else ""
-        job.finished_at = timezone.now()
-        job.save()
-        return "cancelled"
-    if proc.returncode != 0:
-        _fail(job, f"the trainer exited with code {proc.returncode}:\n" + "\n".join(list(tail)[-20:]))
+
+def _end(job: DistillJob, status: str, checkpoint: Path, version: ModelVersion | None = None) -> str:
+    job.status = status
+    job.result_model = version
+    job.checkpoint_path = str(checkpoint) if checkpoint.exists() else ""
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "result_model", "checkpoint_path", "finished_at"])
+    return str(status)
+
+
+@shared_task(name="ocr_api.tasks.run_training_job", acks_late=False, soft_time_limit=None, time_limit=None)
+def run_training_job(job_id: int) -> str:
+    if not _claim(job_id):
+        return "skipped"
+    job = DistillJob.objects.get(pk=job_id)
+    out_dir = run_dir(job)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        train_data = _training_data(job)
+        dev = ensure_dev_set()
+    except (DatasetError, subprocess.CalledProcessError, OSError, Dataset.DoesNotExist) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        _fail(job, f"could not prepare data: {exc} {detail}".strip())
         return "failed"
 
+    log_path = out_dir / "train.log"
+    proc = _start_trainer(job, train_data, log_path)
+    cancelled = _follow(job, proc)
+    tail = _keep_log_tail(job, log_path)
+    checkpoint = out_dir / "last.pt"
+    if cancelled:
+        return _end(job, DistillJob.Status.CANCELLED, checkpoint)
+    if proc.returncode != 0:
+        _fail(job, f"the trainer exited with code {proc.returncode}:\n" + "\n".join(tail[-20:]))
+        return "failed"
     try:
         version = _export_and_register(job, checkpoint, dev)
     except subprocess.CalledProcessError as exc:
         _fail(job, f"export or evaluation failed: {exc.stderr or exc}")
         return "failed"
-    job.status = DistillJob.Status.SUCCEEDED
-    job.result_model = version
-    job.checkpoint_path = str(checkpoint)
-    job.finished_at = timezone.now()
-    job.save()
-    return "succeeded"
+    return _end(job, DistillJob.Status.SUCCEEDED, checkpoint, version)
 
 
 def _export_and_register(job: DistillJob, checkpoint: Path, dev: Path) -> ModelVersion:

@@ -2,18 +2,19 @@
 
 The training worker runs ``python -m distill ...`` in a child process: PyTorch stays out of
 Django's processes, a crash of the trainer cannot take the worker down, and cancelling is a
-signal. Progress is read from the run's ``metrics.jsonl``.
+signal. Progress is read from the run's ``metrics.jsonl`` (``distill.report``, torch-free).
 """
 
 from __future__ import annotations
 
-import io
-import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from distill.report import Metrics, plot_png
 
 from .models import Dataset, DistillJob
 
@@ -25,6 +26,38 @@ DEFAULTS = {
 
 class ParamError(ValueError):
     pass
+
+
+def start_job(job: DistillJob, user) -> DistillJob:
+    """Start an unsaved job (``kind`` and raw ``params`` set): check its parameters (ParamError),
+    save it as ``user``'s and queue it on the "training" queue once the transaction commits.
+    The admin's add form and ``POST /ocr/v1/distill-jobs`` both start jobs here."""
+    if job.kind not in DistillJob.Kind.values:
+        raise ParamError(f"kind must be one of {', '.join(DistillJob.Kind.values)}")
+    raw = job.params or {}
+    if not isinstance(raw, dict):
+        raise ParamError("params must be an object")
+    job.params = clean_params(job.kind, raw)
+    job.created_by = user
+    job.save()
+    transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
+
+
+def _enqueue(job_id: int) -> None:
+    from .tasks import run_training_job  # the tasks module imports this one
+
+    run_training_job.apply_async(args=[job_id], queue="training")
+
+
+def cancel_jobs(jobs) -> int:
+    """Ask the unfinished jobs of a queryset to stop: a queued one is cancelled at once, a running
+    one when its worker next polls (it stops the trainer, which saves a checkpoint). Returns how
+    many were asked. Used by the admin's action and ``POST /ocr/v1/distill-jobs/<id>/cancel``."""
+    finished = (DistillJob.Status.SUCCEEDED, DistillJob.Status.FAILED, DistillJob.Status.CANCELLED)
+    asked = jobs.exclude(status__in=finished).update(cancel_requested=True)
+    jobs.filter(status=DistillJob.Status.QUEUED).update(status=DistillJob.Status.CANCELLED, finished_at=timezone.now())
+    return asked
 
 
 def training_root() -> Path:
@@ -126,81 +159,21 @@ def train_command(job: DistillJob, train_data: Path | None) -> list[str]:
     return cmd
 
 
-@dataclass
-class Progress:
-    step: int = 0
-    steps: int = 0
-    losses: dict | None = None
-    dev_char_accuracy: float | None = None
-    dev_line_accuracy: float | None = None
-    history: list | None = None
-
-    def as_dict(self, eta_s: float | None) -> dict:
-        return {
-            "step": self.step,
-            "steps": self.steps,
-            "losses": self.losses or {},
-            "dev_char_accuracy": self.dev_char_accuracy,
-            "dev_line_accuracy": self.dev_line_accuracy,
-            "eta_s": None if eta_s is None else round(eta_s, 1),
-        }
+def progress(metrics: Metrics, eta_s: float | None) -> dict:
+    """What a job row shows of its run: the step, the latest loss terms, dev accuracy, the ETA."""
+    last_dev = metrics.devs[-1] if metrics.devs else {}
+    return {
+        "step": metrics.step,
+        "steps": metrics.steps,
+        "losses": {k: v for k, v in metrics.losses[-1].items() if k != "step"} if metrics.losses else {},
+        "dev_char_accuracy": last_dev.get("dev_char_accuracy"),
+        "dev_line_accuracy": last_dev.get("dev_line_accuracy"),
+        "eta_s": None if eta_s is None else round(eta_s, 1),
+    }
 
 
-def read_progress(path: Path) -> Progress:
-    """Fold the run's metrics.jsonl into the latest step, loss terms and dev accuracy."""
-    progress = Progress(history=[])
-    if not path.exists():
-        return progress
-    for raw in path.read_text(errors="replace").splitlines():
-        try:
-            rec = json.loads(raw)
-        except json.JSONDecodeError:
-            continue  # a line being written
-        if rec.get("event") == "start":
-            progress.steps = int(rec.get("steps", progress.steps))
-            progress.history = []
-            continue
-        step = rec.get("step")
-        if step is None:
-            continue
-        progress.step = max(progress.step, int(step))
-        if "dev_char_accuracy" in rec:
-            progress.dev_char_accuracy = rec["dev_char_accuracy"]
-            progress.dev_line_accuracy = rec.get("dev_line_accuracy")
-            progress.history.append({"step": step, "dev_char_accuracy": rec["dev_char_accuracy"]})
-        losses = {k: v for k, v in rec.items() if k not in ("step", "event", "lr", "sec", "elapsed_s") and isinstance(v, (int, float))
-                  and not k.startswith("dev_")}
-        if losses:
-            progress.losses = losses
-            progress.history.append({"step": step, **losses})
-    return progress
-
-
-def curves_png(progress: Progress) -> bytes | None:
+def curves_png(metrics: Metrics) -> bytes | None:
     """Loss terms and dev accuracy against steps, as a PNG (matplotlib is on the training worker)."""
-    if not progress.history:
+    if not (metrics.losses or metrics.devs):
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=90)
-    terms = sorted({k for h in progress.history for k in h if k not in ("step", "dev_char_accuracy")})
-    for term in terms:
-        pts = [(h["step"], h[term]) for h in progress.history if term in h]
-        ax_loss.plot([p[0] for p in pts], [p[1] for p in pts], label=term)
-    ax_loss.set_xlabel("step")
-    ax_loss.set_title("loss terms")
-    if terms:
-        ax_loss.legend(fontsize=7)
-    acc = [(h["step"], h["dev_char_accuracy"]) for h in progress.history if "dev_char_accuracy" in h]
-    ax_acc.plot([p[0] for p in acc], [p[1] for p in acc], marker="o", color="tab:green")
-    ax_acc.set_ylim(0, 1)
-    ax_acc.set_xlabel("step")
-    ax_acc.set_title("dev char accuracy")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return plot_png({"": metrics}, size=(9, 3.2), dpi=90)
