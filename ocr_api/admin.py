@@ -1,12 +1,10 @@
 from django.contrib import admin, messages
-from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html
 
 from .models import Dataset, DistillJob, LineCorrection, ModelVersion, OcrJob
 from .registry import promote
-from .tasks import run_training_job
-from .training import ParamError, clean_params
+from .training import ParamError, cancel_jobs, start_job
 
 
 @admin.register(OcrJob)
@@ -71,19 +69,14 @@ class DistillJobAdmin(admin.ModelAdmin):
         if change:
             return
         try:
-            obj.params = clean_params(obj.kind, obj.params or {})
+            start_job(obj, request.user)
         except ParamError as exc:
             self.message_user(request, f"Not started: {exc}", level=messages.ERROR)
-            return
-        obj.created_by = request.user
-        obj.save()
-        transaction.on_commit(lambda: run_training_job.apply_async(args=[obj.pk], queue="training"))
 
     @admin.action(description="Cancel")
     def cancel_selected(self, request, queryset):
-        running = queryset.exclude(status__in=["succeeded", "failed", "cancelled"])
-        running.update(cancel_requested=True)
-        queryset.filter(status="queued").update(status="cancelled")
+        asked = cancel_jobs(queryset)
+        self.message_user(request, f"Cancel requested for {asked} job(s).")
 
 
 @admin.register(Dataset)

@@ -13,12 +13,13 @@ from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from .access import jobs_visible_to
 from .datasets import DatasetError, validate_zip
 from .errors import ApiError
 from .models import Dataset, DistillJob, LineCorrection, ModelVersion, OcrJob
 from .registry import promote
 from .serializers import DistillJobSerializer, ModelVersionSerializer
-from .training import ParamError, clean_params
+from .training import ParamError, cancel_jobs, start_job
 
 StartJobSerializer = inline_serializer(
     "StartDistillJob",
@@ -33,20 +34,11 @@ class DistillJobListCreateView(generics.ListAPIView):
 
     @extend_schema(request=StartJobSerializer, responses={201: DistillJobSerializer})
     def post(self, request):
-        kind = request.data.get("kind")
-        if kind not in DistillJob.Kind.values:
-            raise ApiError("invalid", f"kind must be one of {', '.join(DistillJob.Kind.values)}")
-        raw = request.data.get("params") or {}
-        if not isinstance(raw, dict):
-            raise ApiError("invalid", "params must be an object")
+        data = request.data if isinstance(request.data, dict) else {}
         try:
-            params = clean_params(kind, raw)
+            job = start_job(DistillJob(kind=data.get("kind"), params=data.get("params")), request.user)
         except ParamError as exc:
             raise ApiError("invalid", str(exc)) from None
-        job = DistillJob.objects.create(kind=kind, params=params, created_by=request.user)
-        from .tasks import run_training_job
-
-        transaction.on_commit(lambda: run_training_job.apply_async(args=[job.pk], queue="training"))
         return Response(DistillJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
 
@@ -70,9 +62,7 @@ class DistillJobCancelView(APIView):
         job = get_object_or_404(DistillJob, pk=pk)
         if job.is_finished:
             raise ApiError("finished", f"the job already ended ({job.status})", status.HTTP_409_CONFLICT)
-        DistillJob.objects.filter(pk=pk).update(cancel_requested=True)
-        # A job still in the queue is cancelled at once; a running one when its worker sees the flag.
-        DistillJob.objects.filter(pk=pk, status=DistillJob.Status.QUEUED).update(status=DistillJob.Status.CANCELLED)
+        cancel_jobs(DistillJob.objects.filter(pk=pk))
         job.refresh_from_db()
         return Response(DistillJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -165,8 +155,7 @@ class LineCorrectionView(APIView):
                                                              "original_text": serializers.CharField()})},
     )
     def put(self, request, job_id, line: int):
-        jobs = OcrJob.objects.all() if request.user.is_staff else OcrJob.objects.filter(owner=request.user)
-        job = get_object_or_404(jobs, pk=job_id)
+        job = get_object_or_404(jobs_visible_to(request.user), pk=job_id)
         if line >= len(job.lines):
             raise ApiError("not_found", f"the job has {len(job.lines)} lines", status.HTTP_404_NOT_FOUND)
         text = request.data.get("text")

@@ -233,9 +233,9 @@ class RecognizeView(APIView):
 
 class OwnJobsMixin:
     def get_queryset(self):
-        qs = OcrJob.objects.select_related("owner")
-        user = self.request.user
-        return qs if user.is_staff else qs.filter(owner=user)
+        from .access import jobs_visible_to
+
+        return jobs_visible_to(self.request.user, OcrJob.objects.select_related("owner"))
 
 
 @extend_schema(

@@ -215,10 +215,10 @@ def test_only_one_model_is_ever_active(tmp_path):
 
 def test_the_admin_starts_a_job_and_shows_its_progress(client, admin_user, monkeypatch,
                                                        django_capture_on_commit_callbacks):
-    from ocr_api import admin as ocr_admin
+    from ocr_api import tasks
 
     sent = []
-    monkeypatch.setattr(ocr_admin.run_training_job, "apply_async", lambda *a, **k: sent.append((a, k)))
+    monkeypatch.setattr(tasks.run_training_job, "apply_async", lambda *a, **k: sent.append((a, k)))
     client.force_login(admin_user)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/admin/ocr_api/distilljob/add/", {"kind": "teacher", "params": '{"steps": 5}'})
