@@ -30,11 +30,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed-train requirements/dev.txt
 install: $(VENV)/.installed-train
 install-dev: $(VENV)/.installed-dev
 
-system-deps:
-	scripts/system-deps.sh run
+# the font packages come from the project's Python (python -m distill font-packages)
+system-deps: | $(VENV)/.installed-train
+	PY=$(PY) scripts/system-deps.sh run
 
-system-deps-test:
-	scripts/system-deps.sh test
+system-deps-test: | $(VENV)/.installed-train
+	PY=$(PY) scripts/system-deps.sh test
 
 models: $(REFERENCE_MODELS)
 

@@ -1,5 +1,6 @@
 """``python -m distill <command>``: generate, train-teacher, train-student, distill,
-evaluate, calibrate, export, quantize, import-reference, plot, train-fonts, ood-suite, ood-texts."""
+evaluate, calibrate, export, quantize, import-reference, plot, font-packages, train-fonts, ood-suite,
+ood-texts."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ def _cmd_ood_suite(args) -> int:
 
     fetch_fonts(Path(args.fonts))
     print(json.dumps(render_suite(Path(args.out), Path(args.fonts))))
+    return 0
+
+
+def _cmd_font_packages(args) -> int:
+    from .fonts import debian_packages
+
+    print(" ".join(debian_packages()))
     return 0
 
 
@@ -323,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data/ood")
     p.add_argument("--fonts", default="var/fonts/ood", help="the suite's fonts; fetched here when missing")
     p.set_defaults(func=_cmd_ood_suite)
+
+    p = sub.add_parser("font-packages", help="the Debian font packages the renderer's faces come from, on one line")
+    p.set_defaults(func=_cmd_font_packages)
 
     p = sub.add_parser("train-fonts", help="fetch the npm training faces into var/fonts/train (distill/fonts.py)")
     p.set_defaults(func=_cmd_train_fonts)

@@ -90,6 +90,13 @@ FACES = (
 )
 
 
+
+def debian_packages() -> list[str]:
+    """The Debian packages the faces above come from, each once: ``python -m distill
+    font-packages`` prints them for scripts/system-deps.sh and docker/Dockerfile.training."""
+    return sorted({package for package, *_ in FACES if package != "npm"})
+
+
 @dataclass(frozen=True)
 class Face:
     path: str

@@ -2,10 +2,14 @@
 # Debian/Ubuntu packages the platform needs. Installs only what is missing.
 #   scripts/system-deps.sh run    Redis (when none is on PATH) and the fonts the training worker renders with
 #   scripts/system-deps.sh test   the same, plus Debian's chromium for the browser tests
+# The font packages are listed once, beside the faces in distill/fonts.py: this asks the project's
+# Python for them (`make` installs the virtualenv first; PY overrides).
 set -euo pipefail
-FONTS="fonts-noto-cjk fonts-noto-cjk-extra fonts-wqy-zenhei fonts-smiley-sans fonts-dejavu-core fonts-liberation2 fonts-hanazono\
-  fonts-cns11643-sung fonts-seto fonts-cwtex-heib fonts-vlgothic fonts-ipaexfont-mincho fonts-ipaexfont-gothic\
-  fonts-horai-umefont fonts-cwtex-kai fonts-cwtex-ming fonts-cwtex-fs fonts-cwtex-yen fonts-cns11643-kai"
+cd "$(dirname "$0")/.."
+PY="${PY:-.venv/bin/python}"
+[ -x "$PY" ] || { echo "no $PY: make install first (or set PY to a Python with requirements/train.txt)" >&2; exit 1; }
+FONTS="$("$PY" -m distill font-packages)"
+[ -n "$FONTS" ] || { echo "python -m distill font-packages printed nothing" >&2; exit 1; }
 want="$FONTS"
 [ "${1:-run}" = "test" ] && want="$want chromium"
 need=()
