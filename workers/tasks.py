@@ -36,12 +36,13 @@ from django.utils import timezone
 from ocr_api.images import purge_older_than, read_image
 from ocr_api.models import ModelVersion, OcrJob
 
+from .cache import ResultCache
 from .engine.batcher import DeadlineExceeded
 from .engine.cachekey import cache_key, preprocessing_signature
 from .engine.decode import ImageError
 from .engine.pipeline import recognize_bytes
 from .presence import Heartbeat, instance_alive, live_instances, new_instance_name, notify_done
-from .runtime import batcher, image_limits, model_holder, redis_client, result_cache
+from .runtime import batcher, image_limits, model_holder, page_reader, redis_client
 
 log = logging.getLogger(__name__)
 _heartbeat: Heartbeat | None = None
@@ -91,7 +92,8 @@ def recognize(job_id: str) -> str:
     deadline = time.monotonic() + settings.OCR_TASK_SOFT_TIME_LIMIT_S
     try:
         data = read_image(job.image_name)
-        outcome = recognize_bytes(data, image_limits(), batcher(), request_id=job_id, deadline=deadline)
+        outcome = recognize_bytes(data, image_limits(), batcher(), request_id=job_id, deadline=deadline,
+                                  reader=page_reader())
     except FileNotFoundError:
         return _fail(mine, job, "image_missing", "The stored image of this job is missing.")
     except ImageError as exc:
@@ -108,9 +110,9 @@ def recognize(job_id: str) -> str:
     model_label = outcome.model_label or model_holder().current().label
     model_version = job.model_version_id
     if job.model_label != model_label or model_version is None:
-        version = ModelVersion.objects.filter(sha256__startswith=model_label.rsplit("@", 1)[-1]).first()
-        model_version = version.pk if version else None
+        model_version = _version_id(model_label)
     finished = timezone.now()
+    time_cost = round((finished - job.created_at).total_seconds(), 4)
     done = mine.update(
         status=Status.SUCCEEDED,
         lines=outcome.lines,
@@ -119,16 +121,35 @@ def recognize(job_id: str) -> str:
         model_version_id=model_version,
         diagnostics={"batches": outcome.batches},
         finished_at=finished,
-        time_cost=round((finished - job.created_at).total_seconds(), 4),
+        time_cost=time_cost,
     )
     if done != 1:
         return _dropped(job_id)
     key = cache_key(job.image_sha256, model_label, preprocessing_signature(settings.OCR_BINARIZE))
-    result_cache().set(
+    # The cached text and the wake-up of the waiting request (with the result, so it need not
+    # read the row again) in one round trip.
+    pipe = redis_client().pipeline(transaction=False)
+    ResultCache(pipe, settings.OCR_CACHE_TTL_S).set(
         key, {"lines": outcome.lines, "model_label": model_label, "width": job.width, "height": job.height}
     )
-    notify_done(redis_client(), job_id)
+    notify_done(pipe, job_id, {"status": Status.SUCCEEDED, "lines": outcome.lines, "model_label": model_label,
+                               "finished_at": finished.isoformat(), "time_cost": time_cost})
+    pipe.execute()
     return "succeeded"
+
+
+_version_ids: dict[str, int] = {}
+
+
+def _version_id(label: str) -> int | None:
+    """The registry id of the model with this label (name@sha256-prefix), remembered per process."""
+    if label not in _version_ids:
+        pk = ModelVersion.objects.filter(sha256__startswith=label.rsplit("@", 1)[-1]).values_list(
+            "pk", flat=True).first()
+        if pk is None:
+            return None
+        _version_ids[label] = pk
+    return _version_ids[label]
 
 
 def _fail(mine, job: OcrJob, code: str, message: str, diagnostics: dict | None = None) -> str:
@@ -139,7 +160,10 @@ def _fail(mine, job: OcrJob, code: str, message: str, diagnostics: dict | None =
     )
     if done != 1:
         return _dropped(str(job.pk))
-    notify_done(redis_client(), str(job.pk))
+    notify_done(redis_client(), str(job.pk), {
+        "status": Status.FAILED, "error_code": code, "error_message": message, "finished_at": finished.isoformat(),
+        "time_cost": round((finished - job.created_at).total_seconds(), 4),
+    })
     return "failed"
 
 
@@ -236,6 +260,7 @@ def _warm_up(sender, **kwargs) -> None:
         return
     model_holder().current()
     batcher()
+    page_reader()
     _instance = new_instance_name(sender.hostname)
     _heartbeat = Heartbeat(redis_client(), sender.hostname, settings.OCR_WORKER_HEARTBEAT_TTL_S, instance=_instance)
     _heartbeat.start()

@@ -210,6 +210,10 @@ OCR_TASK_SOFT_TIME_LIMIT_S = CELERY_TASK_SOFT_TIME_LIMIT
 # Model files; the registry's active ModelVersion wins, this is the fallback when none is registered.
 OCR_MODELS_DIR = Path(env_str("OCR_MODELS_DIR", str(BASE_DIR / "models")))
 OCR_DEFAULT_MODEL = env_str("OCR_DEFAULT_MODEL", "")
+# The text detector and the 180° line classifier of whole pages (docs/serving.md); an empty
+# value turns each off (the detector off: the projection line finder reads every image).
+OCR_DETECTOR_MODEL = env_str("OCR_DETECTOR_MODEL", str(OCR_MODELS_DIR / "reference" / "ppocrv6_tiny_det.onnx"))
+OCR_DIRECTION_MODEL = env_str("OCR_DIRECTION_MODEL", str(OCR_MODELS_DIR / "reference" / "ppocr_mobile_cls.onnx"))
 # How often a worker looks for a newly promoted model.
 OCR_MODEL_POLL_S = env_float("OCR_MODEL_POLL_S", 2.0, minimum=0.1)
 # A worker is "alive" while its heartbeat key is younger than this.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 # Bump when line finding, preprocessing or decoding changes what a worker returns for the same
-# bytes (3: confidence per character, doubled characters kept apart, full-width restoration).
-PIPELINE_VERSION = "3"
+# bytes (3: confidence per character, doubled characters kept apart, full-width restoration;
+# 4: pages read by the learned detector, lines with polygons, upside-down pages turned).
+PIPELINE_VERSION = "4"
 
 
 def preprocessing_signature(binarize: bool) -> str:

@@ -273,11 +273,53 @@ def is_vertical(quad: np.ndarray) -> bool:
     return height >= VERTICAL_RATIO * width
 
 
+def lay_flat(column: np.ndarray) -> np.ndarray:
+    """A vertical line of CJK text re-laid as a horizontal one: cut between its characters (the
+    blank rows of its ink profile, else every width's height) and set side by side, each glyph
+    still upright, so a recogniser of horizontal lines reads it top to bottom."""
+    h, w = column.shape[:2]
+    gray = column if column.ndim == 2 else cv2.cvtColor(column, cv2.COLOR_RGB2GRAY)
+    _, ink = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    if ink.mean() > 0.5:
+        ink = 1 - ink
+    rows = ink.sum(axis=1) > 0
+    cuts, start = [], None
+    for y, on in enumerate(rows):
+        if on and start is None:
+            start = y
+        elif not on and start is not None:
+            cuts.append((start, y))
+            start = None
+    if start is not None:
+        cuts.append((start, h))
+    # glyphs of several strokes (三, 二) leave gaps inside: join pieces up to a square
+    glyphs: list[list[int]] = []
+    for a, b in cuts:
+        if glyphs and b - glyphs[-1][0] <= 1.1 * w:
+            glyphs[-1][1] = b
+        else:
+            glyphs.append([a, b])
+    if len(glyphs) < max(1, round(h / w) // 2):
+        n = max(1, round(h / w))
+        glyphs = [[i * h // n, (i + 1) * h // n] for i in range(n)]
+    pad = max(1, w // 8)
+    pieces = [column[max(0, a - pad // 2): min(h, b + pad // 2)] for a, b in glyphs]
+    side = max(p.shape[0] for p in pieces)
+    fill = np.median(column.reshape(-1, column.shape[2]) if column.ndim == 3 else column.reshape(-1), axis=0)
+    tiles = []
+    for p in pieces:
+        tile = np.empty((side, w) + column.shape[2:], column.dtype)
+        tile[...] = fill.astype(column.dtype)
+        top = (side - p.shape[0]) // 2
+        tile[top: top + p.shape[0]] = p
+        tiles.append(tile)
+    return np.ascontiguousarray(np.concatenate(tiles, axis=1))
+
+
 def upright_crop(rgb: np.ndarray, quad: np.ndarray) -> np.ndarray:
-    """The crop laid horizontally: a vertical line is turned a quarter to the left, so its top
-    comes first, as a recogniser of horizontal lines reads."""
+    """The crop as a horizontal line: a vertical one is re-laid (``lay_flat``)."""
     crop = crop_quad(rgb, quad)
-    return np.ascontiguousarray(np.rot90(crop)) if is_vertical(quad) else crop
+    return lay_flat(crop) if is_vertical(quad) else crop
 
 
 class DirectionClassifier:
@@ -312,9 +354,10 @@ class DirectionClassifier:
 
 def reading_order(boxes: list[tuple[float, float, float, float]]) -> list[int]:
     """Indices of axis-aligned boxes (x0, y0, x1, y1) in reading order, by recursive XY-cut: a
-    region is split at its widest empty band, across (rows) or down (columns), and its parts
-    read top to bottom or left to right. Columns come out one after the other, the fields of a
-    form row left to right, and lines that share no empty band fall back to top-to-bottom."""
+    region is split at one empty band, down (a gutter between columns of prose) or else across
+    (the widest band between rows), and its parts read left to right or top to bottom. Columns
+    come out one after the other, the fields of a form row left to right, and lines that share
+    no empty band fall back to top-to-bottom."""
     items = list(range(len(boxes)))
     if not items:
         return []
@@ -360,7 +403,7 @@ def _xy_cut(items: list[int], arr: np.ndarray, line_h: float) -> list[int]:
     best_col = max((g[1] - g[0] for g in col_gaps), default=0.0)
     # a column gutter must be wide (a word space is not a column break), and the two sides must
     # look like columns of prose, not the labels and values of a form's rows
-    if best_col >= 1.5 * line_h and best_col > 2 * best_row:
+    if best_col >= 0.6 * line_h and best_col > 1.5 * best_row:
         cut = max(col_gaps, key=lambda g: g[1] - g[0])
         centre = (sub[:, 0] + sub[:, 2]) / 2
         left = [i for i, c in zip(items, centre) if c < cut[1]]
@@ -368,14 +411,14 @@ def _xy_cut(items: list[int], arr: np.ndarray, line_h: float) -> list[int]:
         if _are_columns(arr[left], arr[right], line_h):
             return _xy_cut(left, arr, line_h) + _xy_cut(right, arr, line_h)
     if row_gaps:
-        # every row band at once, top to bottom; each row is then cut on its own
-        edges = [g[1] for g in row_gaps]
+        # the widest band across: what is above it is read first (a title over two columns is
+        # cut off before the columns are)
+        cut = max(row_gaps, key=lambda g: g[1] - g[0])
         centre = (sub[:, 1] + sub[:, 3]) / 2
-        bands: list[list[int]] = [[] for _ in range(len(edges) + 1)]
-        for i, c in zip(items, centre):
-            bands[int(np.searchsorted(edges, c))].append(i)
-        if all(len(b) < len(items) for b in bands):
-            return [j for band in bands if band for j in _xy_cut(band, arr, line_h)]
+        top = [i for i, c in zip(items, centre) if c < cut[1]]
+        bottom = [i for i, c in zip(items, centre) if c >= cut[1]]
+        if top and bottom:
+            return _xy_cut(top, arr, line_h) + _xy_cut(bottom, arr, line_h)
     if col_gaps and best_col >= 0.3 * line_h:
         cut = max(col_gaps, key=lambda g: g[1] - g[0])
         centre = (sub[:, 0] + sub[:, 2]) / 2
@@ -385,3 +428,65 @@ def _xy_cut(items: list[int], arr: np.ndarray, line_h: float) -> list[int]:
             return _xy_cut(left, arr, line_h) + _xy_cut(right, arr, line_h)
     # no empty band: overlapping lines, read by their tops, then left to right
     return sorted(items, key=lambda i: (round(arr[i, 1] / max(line_h * 0.5, 1.0)), arr[i, 0]))
+
+
+# --------------------------------------------------------------------------- a page
+
+@dataclass
+class Region:
+    """One line found on a page: where it is, and its crop laid upright and horizontal."""
+
+    quad: np.ndarray  # in the page's coordinates
+    crop: np.ndarray
+    vertical: bool
+    turned: bool  # read upside down and turned
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        x0, y0 = np.floor(self.quad.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(self.quad.max(axis=0)).astype(int)
+        return int(x0), int(y0), int(x1) + 1, int(y1) + 1
+
+
+class PageReader:
+    """Finds the lines of a page (``TextDetector``), puts them in reading order, cuts them out
+    flat and turns the upside-down ones (``DirectionClassifier``, when there is one). When most
+    lines read upside down, the page is read turned, so the reading order is the page's."""
+
+    def __init__(self, detector: TextDetector, classifier: DirectionClassifier | None = None) -> None:
+        self.detector = detector
+        self.classifier = classifier
+
+    @property
+    def label(self) -> str:
+        names = [self.detector.spec.name] + ([self.classifier.spec.name] if self.classifier else [])
+        return "+".join(names)
+
+    def regions(self, rgb: np.ndarray) -> list[Region]:
+        quads = [q for q, _ in self.detector.detect(rgb)]
+        if not quads:
+            return []
+        vertical = [is_vertical(q) for q in quads]
+        crops = [upright_crop(rgb, q) for q in quads]
+        turned = [False] * len(quads)
+        if self.classifier is not None:
+            horizontal = [i for i, v in enumerate(vertical) if not v]
+            flags = self.classifier.upside_down([crops[i] for i in horizontal])
+            for i, flag in zip(horizontal, flags):
+                turned[i] = flag
+        page_turned = sum(turned) * 2 > len(quads)
+        # a page is printed one way up: when most of its lines agree, the others follow them
+        # (the classifier's doubtful lines are its misses, not lines printed the other way)
+        horizontal_count = sum(not v for v in vertical)
+        if horizontal_count and not 0.3 < sum(turned) / horizontal_count < 0.7:
+            turned = [page_turned and not v for v in vertical]
+        h, w = rgb.shape[:2]
+        frame = quads
+        if page_turned:
+            frame = [np.array([w - 1, h - 1], np.float32) - q for q in quads]
+        boxes = [(q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()) for q in frame]
+        out = []
+        for i in reading_order(boxes):
+            crop = np.ascontiguousarray(crops[i][::-1, ::-1]) if turned[i] else crops[i]
+            out.append(Region(quad=quads[i], crop=crop, vertical=vertical[i], turned=turned[i]))
+        return out

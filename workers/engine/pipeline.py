@@ -1,4 +1,10 @@
-"""Image in, lines of text out: decode, find lines, recognise through the batcher."""
+"""Image in, lines of text out: decode, find lines, recognise through the batcher.
+
+Lines are found by the learned detector (``detect.PageReader``: quadrilaterals, reading order,
+upside-down and vertical lines) when the worker has one, except on an image that is a single
+line already (short and wide: ``is_single_line``), which the projection line finder cuts at a
+fraction of the detector's cost (docs/serving.md gives both figures).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import numpy as np
 
 from .batcher import DeadlineExceeded, LineBatcher
 from .decode import ImageLimits, decode_image
+from .detect import PageReader
 from .lines import box_in_original, estimate_skew, find_lines, rotate_upright
 from .preprocess import to_gray
 
@@ -35,17 +42,62 @@ def check_deadline(deadline: float | None, stage: str) -> None:
         raise DeadlineExceeded(stage=stage)
 
 
+# An image at most this high and at least twice as wide is one line: no detector needed.
+SINGLE_LINE_MAX_HEIGHT = 160
+
+
+def is_single_line(rgb: np.ndarray) -> bool:
+    height, width = rgb.shape[:2]
+    return height <= SINGLE_LINE_MAX_HEIGHT and width >= 2 * height
+
+
 def recognize_array(
     rgb: np.ndarray,
     batcher: LineBatcher,
     request_id: str,
     timeout: float | None = None,
     deadline: float | None = None,
+    reader: PageReader | None = None,
 ) -> OcrOutcome:
     """``timeout`` (seconds from now) or ``deadline`` (a ``time.monotonic()`` value) bounds the work:
     it is checked between stages and before every batch, and DeadlineExceeded is raised past it."""
     if timeout is not None:
         deadline = min(deadline or float("inf"), time.monotonic() + timeout)
+    if reader is not None and not is_single_line(rgb):
+        return _read_page(rgb, batcher, request_id, deadline, reader)
+    crops, boxes = _projection_lines(rgb, deadline)
+    results = batcher.recognize(crops, request_id, deadline=deadline)
+    return _outcome(rgb, [{"box": list(b)} for b in boxes], results)
+
+
+def _read_page(rgb, batcher: LineBatcher, request_id: str, deadline, reader: PageReader) -> OcrOutcome:
+    regions = reader.regions(rgb)
+    check_deadline(deadline, "detect")
+    results = batcher.recognize([r.crop for r in regions], request_id, deadline=deadline)
+    places = [
+        {"box": list(r.box), "polygon": [[round(float(x), 1), round(float(y), 1)] for x, y in r.quad],
+         **({"vertical": True} if r.vertical else {})}
+        for r in regions
+    ]
+    return _outcome(rgb, places, results)
+
+
+def _outcome(rgb: np.ndarray, places: list[dict], results) -> OcrOutcome:
+    lines = []
+    batches: dict[int, dict] = {}
+    model_label = ""
+    for place, res in zip(places, results):
+        model_label = res.model_label
+        batches[res.batch_id] = {"id": res.batch_id, "size": res.batch_size, "requests": res.batch_requests}
+        if not res.text.strip():
+            continue
+        lines.append({"text": res.text, "confidence": round(res.confidence, 4), **place})
+    return OcrOutcome(
+        lines=lines, model_label=model_label, width=rgb.shape[1], height=rgb.shape[0], batches=list(batches.values())
+    )
+
+
+def _projection_lines(rgb: np.ndarray, deadline) -> tuple[list[np.ndarray], list]:
     height, width = rgb.shape[:2]
     angle = estimate_skew(to_gray(rgb))
     check_deadline(deadline, "skew")
@@ -59,19 +111,7 @@ def recognize_array(
         boxes = find_lines(to_gray(rgb))
         crops = [rgb[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
     check_deadline(deadline, "lines")
-    results = batcher.recognize(crops, request_id, deadline=deadline)
-    lines = []
-    batches: dict[int, dict] = {}
-    model_label = ""
-    for box, res in zip(boxes, results):
-        model_label = res.model_label
-        batches[res.batch_id] = {"id": res.batch_id, "size": res.batch_size, "requests": res.batch_requests}
-        if not res.text.strip():
-            continue
-        lines.append({"text": res.text, "confidence": round(res.confidence, 4), "box": list(box)})
-    return OcrOutcome(
-        lines=lines, model_label=model_label, width=rgb.shape[1], height=rgb.shape[0], batches=list(batches.values())
-    )
+    return crops, boxes
 
 
 def recognize_bytes(
@@ -81,9 +121,10 @@ def recognize_bytes(
     request_id: str,
     timeout: float | None = None,
     deadline: float | None = None,
+    reader: PageReader | None = None,
 ) -> OcrOutcome:
     if timeout is not None:
         deadline = min(deadline or float("inf"), time.monotonic() + timeout)
     rgb = decode_image(data, limits)
     check_deadline(deadline, "decode")
-    return recognize_array(rgb, batcher, request_id, deadline=deadline)
+    return recognize_array(rgb, batcher, request_id, deadline=deadline, reader=reader)

@@ -1,0 +1,129 @@
+"""Whole pages through the learned detector: photographed, upside down, in columns, as forms,
+vertical lines; and the reading order on its own."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distill.evaluate import clean_for_scoring, edit_distance
+from distill.fonts import faces_for
+from distill.pages import make_page
+from workers.engine.batcher import LineBatcher
+from workers.engine.detect import (DetectorPackageError, DetSpec, DirectionClassifier, PageReader, TextDetector,
+                                   reading_order)
+from workers.engine.inference import Recognizer
+from workers.engine.pipeline import recognize_array
+
+MODELS = Path(__file__).resolve().parents[2] / "models" / "reference"  # `make models` builds them
+SENTENCES = (
+    "增值税专用发票开具说明", "购买方名称上海明远科技有限公司", "纳税人识别号与开户行信息", "本合同自双方签字之日起生效",
+    "货物或应税劳务名称及规格型号", "请在收到发票后十日内核对", "价税合计人民币壹万贰仟元整", "地址电话及开户银行账号",
+    "销售方名称北京华信电子有限公司", "备注栏填写项目名称与地点", "检验合格后办理入库手续", "付款方式为银行转账",
+)
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return PageReader(TextDetector(MODELS / "ppocrv6_tiny_det.onnx", threads=1),
+                      DirectionClassifier(MODELS / "ppocr_mobile_cls.onnx", threads=1))
+
+
+@pytest.fixture(scope="module")
+def batcher():
+    rec = Recognizer(MODELS / "ppocrv6_tiny_rec.onnx", threads=1)
+    return LineBatcher(lambda: rec, max_batch=32, max_wait_ms=0.0, max_width_ratio=1.5)
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return [f for f in faces_for("train") if f.name == "Noto Sans CJK SC" and f.style == "Regular"]
+
+
+def page_accuracy(page, lines) -> float:
+    truth = clean_for_scoring("".join(page.lines))
+    return 1 - edit_distance(truth, clean_for_scoring("".join(line["text"] for line in lines))) / len(truth)
+
+
+def read(page_rgb, batcher, reader):
+    return recognize_array(np.ascontiguousarray(page_rgb), batcher, "test", reader=reader).lines
+
+
+def test_it_reads_a_photographed_page_with_a_light_gradient(batcher, reader, faces):
+    page = make_page(itertools.cycle(SENTENCES), faces, seed=7, capture="photo", layout="paragraphs")
+    lines = read(page.image, batcher, reader)
+    assert page_accuracy(page, lines) > 0.95
+    assert all(len(line["polygon"]) == 4 and len(line["box"]) == 4 for line in lines)
+
+
+def test_it_reads_a_page_upside_down_in_its_own_order(batcher, reader, faces):
+    page = make_page(itertools.cycle(SENTENCES), faces, seed=3, capture="scan", layout="paragraphs")
+    upright = page_accuracy(page, read(page.image, batcher, reader))
+    turned = read(page.image[::-1, ::-1], batcher, reader)
+    assert page_accuracy(page, turned) > 0.95 and page_accuracy(page, turned) > upright - 0.02
+
+
+def test_two_columns_are_read_one_after_the_other(batcher, reader, faces):
+    page = make_page(itertools.cycle(SENTENCES), faces, seed=4, capture="scan", layout="columns")
+    # read row by row across both columns, the page would score far lower
+    assert page_accuracy(page, read(page.image, batcher, reader)) > 0.95
+
+
+def test_a_form_is_read_row_by_row(batcher, reader, faces):
+    page = make_page(itertools.cycle(SENTENCES), faces, seed=5, capture="scan", layout="form")
+    lines = read(page.image, batcher, reader)
+    assert page_accuracy(page, lines) > 0.95
+    assert lines[1]["text"].endswith("：") or lines[1]["text"].endswith(":")  # a label, then its value
+
+
+def test_a_vertical_line_is_found_as_such_and_read_top_to_bottom(batcher, reader, faces):
+    from PIL import Image, ImageDraw
+
+    font = faces[0].pil(40)
+    text = "上海明远科技有限公司"
+    img = Image.new("RGB", (400, 600), "white")
+    draw = ImageDraw.Draw(img)
+    for i, ch in enumerate(text):
+        draw.text((180, 40 + i * 52), ch, font=font, fill="black")
+    lines = read(np.asarray(img), batcher, reader)
+    assert len(lines) == 1 and lines[0]["vertical"] is True
+    assert edit_distance(lines[0]["text"], text) <= 1
+
+
+def test_a_single_line_image_skips_the_detector(batcher, reader, faces):
+    from PIL import Image, ImageDraw
+
+    font = faces[0].pil(28)
+    img = Image.new("RGB", (520, 60), "white")
+    ImageDraw.Draw(img).text((10, 10), "价税合计人民币壹万贰仟元整", font=font, fill="black")
+    lines = read(np.asarray(img), batcher, reader)
+    assert [line["text"] for line in lines] == ["价税合计人民币壹万贰仟元整"] and "polygon" not in lines[0]
+
+
+def test_reading_order_takes_columns_under_a_title_one_after_the_other():
+    title = [(100, 50, 700, 90)]
+    left = [(100, 120 + 40 * i, 380, 150 + 40 * i) for i in range(5)]
+    right = [(420, 120 + 40 * i, 700, 150 + 40 * i) for i in range(5)]
+    boxes = title + right + left  # given in any order
+    order = reading_order(boxes)
+    assert [boxes[i] for i in order] == title + left + right
+
+
+def test_reading_order_reads_form_rows_label_then_value():
+    labels = [(100, 100 + 50 * i, 220, 130 + 50 * i) for i in range(4)]
+    values = [(300, 100 + 50 * i, 520, 130 + 50 * i) for i in range(4)]
+    boxes = values + labels
+    order = reading_order(boxes)
+    assert [boxes[i] for i in order] == [b for pair in zip(labels, values) for b in pair]
+
+
+def test_a_detector_package_round_trips_and_bad_metadata_is_refused():
+    spec = DetSpec(name="d", thresh=0.25, unclip_ratio=1.6, limit_side=960)
+    assert DetSpec.from_metadata(spec.to_metadata()) == spec
+    with pytest.raises(DetectorPackageError):
+        DetSpec.from_metadata({**spec.to_metadata(), "ocr.format": "ocr-ctc/1"})
+    with pytest.raises(DetectorPackageError):
+        DetSpec(name="d", thresh=1.5)
