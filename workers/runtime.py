@@ -31,7 +31,8 @@ def redis_client() -> redis.Redis:
 
 def image_limits() -> ImageLimits:
     return ImageLimits(
-        max_bytes=settings.OCR_MAX_IMAGE_BYTES, max_pixels=settings.OCR_MAX_PIXELS, min_side=settings.OCR_MIN_SIDE
+        max_bytes=settings.OCR_MAX_IMAGE_BYTES, max_pixels=settings.OCR_MAX_PIXELS, min_side=settings.OCR_MIN_SIDE,
+        max_pages=settings.OCR_MAX_PDF_PAGES,
     )
 
 

@@ -196,6 +196,8 @@ OCR_SYNC_TIMEOUT_S = env_float("OCR_SYNC_TIMEOUT_S", 20.0, minimum=0.0)
 OCR_MAX_IMAGE_BYTES = env_int("OCR_MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
 OCR_MAX_PIXELS = env_int("OCR_MAX_PIXELS", 40_000_000, minimum=10_000)
 OCR_MIN_SIDE = env_int("OCR_MIN_SIDE", 8, minimum=1)
+# A PDF's pages are rendered at 150 dpi; more pages than this are refused (413 too_many_pages).
+OCR_MAX_PDF_PAGES = env_int("OCR_MAX_PDF_PAGES", 20, minimum=1)
 # Base64 inflates by 4/3; leave room for the JSON around it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = OCR_MAX_IMAGE_BYTES * 4 // 3 + 64 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = OCR_MAX_IMAGE_BYTES + 64 * 1024

@@ -1,4 +1,4 @@
-"""Safe decoding of untrusted image bytes into an 8-bit RGB array.
+"""Safe decoding of untrusted image bytes into an 8-bit RGB array (PDFs: ``pdf.py``).
 
 Limits are checked before pixels are decoded (the header gives the size), so a
 small file that claims a huge canvas never gets allocated.
@@ -29,8 +29,9 @@ class ImageError(ValueError):
 @dataclass(frozen=True)
 class ImageLimits:
     max_bytes: int = 10 * 1024 * 1024
-    max_pixels: int = 40_000_000
+    max_pixels: int = 40_000_000  # per image, and per PDF page at the rendering resolution
     min_side: int = 8
+    max_pages: int = 20  # of a PDF
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class ImageInfo:
     format: str
     width: int
     height: int
+    pages: int = 1
 
 
 def _open(data: bytes, limits: ImageLimits) -> Image.Image:
@@ -77,7 +79,12 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
 
 
 def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
-    """Check limits and decode fully (catches truncated files); return format and oriented size."""
+    """Check limits and decode fully (catches truncated files); return format and oriented size.
+    A PDF is checked page by page (count, size) without rendering (``pdf.inspect_pdf``)."""
+    from .pdf import inspect_pdf, is_pdf
+
+    if is_pdf(data):
+        return inspect_pdf(data, limits)
     img = _open(data, limits)
     rgb = _to_rgb(img)
     return ImageInfo(format=img.format, width=rgb.shape[1], height=rgb.shape[0])

@@ -16,6 +16,7 @@ import numpy as np
 from .batcher import DeadlineExceeded, LineBatcher
 from .decode import ImageLimits, decode_image
 from .detect import PageReader
+from .pdf import is_pdf, pdf_pages
 from .lines import box_in_original, estimate_skew, find_lines, rotate_upright
 from .preprocess import to_gray
 
@@ -30,6 +31,7 @@ class OcrOutcome:
     width: int
     height: int
     batches: list[dict] = field(default_factory=list)
+    pages: list[dict] = field(default_factory=list)  # a PDF's pages: number, size, source
 
     @property
     def text(self) -> list[str]:
@@ -125,6 +127,28 @@ def recognize_bytes(
 ) -> OcrOutcome:
     if timeout is not None:
         deadline = min(deadline or float("inf"), time.monotonic() + timeout)
+    if is_pdf(data):
+        return _read_pdf(data, limits, batcher, request_id, deadline, reader)
     rgb = decode_image(data, limits)
     check_deadline(deadline, "decode")
     return recognize_array(rgb, batcher, request_id, deadline=deadline, reader=reader)
+
+
+def _read_pdf(data: bytes, limits: ImageLimits, batcher: LineBatcher, request_id: str, deadline,
+              reader: PageReader | None) -> OcrOutcome:
+    """Every page's lines, each marked with its page number; a page with a trusted text layer
+    is taken from it (``"source": "text_layer"``), the others are rendered and read."""
+    lines, batches, pages, label = [], [], [], ""
+    for page in pdf_pages(data, limits):
+        check_deadline(deadline, f"page {page.number}")
+        if page.text_lines is not None:
+            found = [{**line, "confidence": 1.0, "source": "text_layer"} for line in page.text_lines]
+        else:
+            read = recognize_array(page.rgb, batcher, request_id, deadline=deadline, reader=reader)
+            found, label = read.lines, read.model_label or label
+            batches += read.batches
+        lines += [{**line, "page": page.number} for line in found]
+        pages.append({"page": page.number, "width": page.width, "height": page.height,
+                      "source": "ocr" if page.text_lines is None else "text_layer"})
+    return OcrOutcome(lines=lines, model_label=label, width=pages[0]["width"], height=pages[0]["height"],
+                      batches=batches, pages=pages)
