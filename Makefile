@@ -10,12 +10,17 @@ REFERENCE_MODELS := models/reference/ppocrv6_tiny_rec.onnx models/reference/ppoc
 # The text detector and the 180° line classifier whole pages are read with (docs/serving.md).
 DETECTOR_MODELS := models/reference/ppocrv6_tiny_det.onnx models/reference/ppocr_mobile_cls.onnx
 
-.PHONY: run test install install-dev system-deps system-deps-test models train-fonts ood-suite lint clean
+.PHONY: run test install install-dev system-deps system-deps-test models train-fonts ood-suite test-random lint clean
 
 run: install system-deps models train-fonts
 	$(PY) scripts/run_platform.py
 
 test: install-dev system-deps-test models
+	$(PY) -m pytest -p no:randomly
+
+# The same suite in a shuffled order (pytest-randomly prints its seed; `pytest --randomly-seed=N`
+# repeats an order), to catch tests that depend on what ran before them.
+test-random: install-dev system-deps-test models
 	$(PY) -m pytest
 
 $(VENV)/bin/python:
