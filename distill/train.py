@@ -185,6 +185,83 @@ def train_steps(model, loader, optimizer, scheduler, step_fn, *, start_step: int
     return step
 
 
+def _model_and_loss(arch: str, charset: Charset, teacher, init: str | None, alpha: float, beta: float,
+                    temperature: float, kd_top_k: int) -> tuple[torch.nn.Module, DistillationLoss]:
+    """The model to train (from ``init``'s weights when given) and its loss: CTC alone without a
+    teacher, CTC plus distillation terms with one."""
+    model = build(arch, len(charset))
+    if init:
+        model.load_state_dict(load_model(init)[0].state_dict())
+    use_kd = teacher is not None
+    loss_fn = DistillationLoss(
+        alpha=alpha if use_kd else 0.0, beta=beta if use_kd else 0.0, temperature=temperature, top_k=kd_top_k,
+        student_channels=model.feature_channels,
+        teacher_channels=getattr(teacher, "feature_channels", None) if use_kd else None,
+    )
+    return model, loss_fn
+
+
+def resume_from(ckpt: Path, model, optimizer, scheduler, loss_fn, lr: float, steps: int):
+    """Load ``ckpt`` (model, optimizer, schedule, loss state) into the run; returns (start step,
+    scheduler). A run lengthened or shortened since the checkpoint continues a one-cycle schedule
+    over the new total."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if "loss" in state:
+        loss_fn.load_state_dict(state["loss"])
+    start = state["step"]
+    if state.get("config", {}).get("steps", steps) != steps:
+        # OneCycleLR reads these keys from the groups when resuming; set them from --lr
+        for group in optimizer.param_groups:
+            group.update(initial_lr=lr / 10.0, max_lr=lr, min_lr=lr / 10.0 / 50.0)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=max(steps, start + 2), pct_start=0.08, div_factor=10.0,
+            final_div_factor=50.0, last_epoch=start - 1)
+    return start, scheduler
+
+
+class MetricsLog:
+    """Appends one JSON record per line to a run's ``metrics.jsonl`` (read by ``distill.report``)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __call__(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+class StepHooks:
+    """What runs between optimisation steps: dev accuracy every ``eval_every`` steps and on the
+    last one, a checkpoint every ``checkpoint_seconds`` and on the last step, and one on SIGTERM
+    (``on_term``) at the last step done."""
+
+    def __init__(self, save, evaluate, log, *, start: int, steps: int, eval_every: int, checkpoint_seconds: float):
+        self.save, self.evaluate, self.log = save, evaluate, log
+        self.steps, self.eval_every, self.checkpoint_seconds = steps, eval_every, checkpoint_seconds
+        self.current = start
+        self.last_save = time.time()
+
+    def checkpoint(self, step: int) -> None:
+        self.save(step)
+        self.last_save = time.time()
+
+    def on_step(self, step: int) -> None:
+        self.current = step
+        if step % self.eval_every == 0 or step == self.steps:
+            acc = self.evaluate()
+            self.log({"step": step, "dev_char_accuracy": round(acc["char_accuracy"], 5),
+                      "dev_line_accuracy": round(acc["line_accuracy"], 5)})
+        if time.time() - self.last_save > self.checkpoint_seconds or step == self.steps:
+            self.checkpoint(step)
+
+    def on_term(self, signum, frame):
+        self.checkpoint(self.current)
+        raise SystemExit(128 + signum)
+
+
 def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int, batch_size: int, lr: float,
                  seed: int = 0, workers: int = 1, teacher=None, alpha: float = 0.6, beta: float = 0.0,
                  temperature: float = 2.0, weight_decay: float = 0.01, eval_every: int = 200,
@@ -198,15 +275,8 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = run_dir / "last.pt"
     set_seed(seed)
-    model = build(arch, len(charset))
-    if init:
-        model.load_state_dict(load_model(init)[0].state_dict())
+    model, loss_fn = _model_and_loss(arch, charset, teacher, init, alpha, beta, temperature, kd_top_k)
     use_kd = teacher is not None
-    loss_fn = DistillationLoss(
-        alpha=alpha if use_kd else 0.0, beta=beta if use_kd else 0.0, temperature=temperature, top_k=kd_top_k,
-        student_channels=model.feature_channels,
-        teacher_channels=getattr(teacher, "feature_channels", None) if use_kd else None,
-    )
     device = torch.device(device)
     model.to(device)
     loss_fn.to(device)
@@ -214,57 +284,20 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
         teacher.to(device)
     optimizer, scheduler = optimizer_for(list(model.parameters()) + list(loss_fn.parameters()), lr, weight_decay, steps)
     config = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "kd": use_kd,
-              "device": str(device),
-              "alpha": alpha, "beta": beta, "temperature": temperature, "kd_top_k": kd_top_k,
-              "max_strength": max_strength, "ramp": ramp, "bucket": bucket,
-              "mix": mix}
+              "device": str(device), "alpha": alpha, "beta": beta, "temperature": temperature,
+              "kd_top_k": kd_top_k, "max_strength": max_strength, "ramp": ramp, "bucket": bucket, "mix": mix}
     start = 0
     if resume and ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if "loss" in state:
-            loss_fn.load_state_dict(state["loss"])
-        start = state["step"]
-        if state.get("config", {}).get("steps", steps) != steps:
-            # the run was lengthened or shortened: continue a one-cycle schedule over the new total
-            # (OneCycleLR reads these keys from the groups when resuming; set them from --lr)
-            for group in optimizer.param_groups:
-                group.update(initial_lr=lr / 10.0, max_lr=lr, min_lr=lr / 10.0 / 50.0)
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=lr, total_steps=max(steps, start + 2), pct_start=0.08, div_factor=10.0,
-                final_div_factor=50.0, last_epoch=start - 1)
-    metrics_path = run_dir / "metrics.jsonl"
-
-    def log(record):
-        with open(metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-
+        start, scheduler = resume_from(ckpt, model, optimizer, scheduler, loss_fn, lr, steps)
+    log = MetricsLog(run_dir / "metrics.jsonl")
     log({"event": "start", "step": start, **config})
     dev = dev_batches(charset)
-    last_save = [time.time()]
-
-    def save(step):
-        save_checkpoint(ckpt, arch=arch, model=model, optimizer=optimizer, scheduler=scheduler, loss_fn=loss_fn,
-                        step=step, config=config)
-        last_save[0] = time.time()
-
-    def on_step(step):
-        current[0] = step
-        if step % eval_every == 0 or step == steps:
-            acc = greedy_accuracy(model, dev, charset)
-            log({"step": step, "dev_char_accuracy": round(acc["char_accuracy"], 5),
-                 "dev_line_accuracy": round(acc["line_accuracy"], 5)})
-        if time.time() - last_save[0] > checkpoint_seconds or step == steps:
-            save(step)
-
-    def on_term(signum, frame):
-        save(current[0])
-        raise SystemExit(128 + signum)
-
-    current = [start]
-    signal.signal(signal.SIGTERM, on_term)
+    hooks = StepHooks(
+        lambda step: save_checkpoint(ckpt, arch=arch, model=model, optimizer=optimizer, scheduler=scheduler,
+                                     loss_fn=loss_fn, step=step, config=config),
+        lambda: greedy_accuracy(model, dev, charset), log,
+        start=start, steps=steps, eval_every=eval_every, checkpoint_seconds=checkpoint_seconds)
+    signal.signal(signal.SIGTERM, hooks.on_term)
     if start < steps:
         # a per-line (ONNX, CPU) teacher runs in the data workers, beside the student's step
         loader_teacher = teacher if use_kd and workers > 0 and getattr(teacher, "per_line", False) else None
@@ -276,6 +309,6 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
         else:
             step_fn = lambda batch: ctc_step(model, batch, loss_fn)  # noqa: E731
         train_steps(model, loader, optimizer, scheduler, step_fn, start_step=start, total_steps=steps, log=log,
-                    on_step=on_step, progress=progress)
+                    on_step=hooks.on_step, progress=progress)
     log({"event": "done", "step": steps})
     return ckpt
