@@ -244,10 +244,8 @@ def _training_args(p, steps: int, lr: float, batch_size: int) -> None:
                    help="KD against the teacher's top-k classes per timestep, softened within them (0: dense)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m distill", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _packaging_commands(sub) -> None:
+    """import-reference, import-detector, generate."""
     from .export import DEFAULT_REFERENCE, REFERENCES
 
     p = sub.add_parser("import-reference", help="package a PP-OCR recogniser from its wheel with our metadata")
@@ -277,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_generate)
 
+
+def _training_commands(sub) -> None:
+    """train-teacher, train-student, distill, export."""
     p = sub.add_parser("train-teacher", help="train the ResNet34-style CRNN teacher with CTC")
     _training_args(p, steps=3000, lr=1.5e-3, batch_size=32)
     p.set_defaults(func=_cmd_train_teacher)
@@ -301,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lower the blank logit by this much (the value `calibrate` chose)")
     p.set_defaults(func=_cmd_export)
 
+
+def _measuring_commands(sub) -> None:
+    """calibrate, quantize, plot, evaluate."""
     p = sub.add_parser("calibrate", help="choose the blank offset for greedy decoding on training-split lines")
     p.add_argument("--model", required=True)
     p.add_argument("--data", action="append", required=True, help="a labels.tsv folder from generate --split train")
@@ -327,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None)
     p.set_defaults(func=_cmd_evaluate)
 
+
+def _data_commands(sub) -> None:
+    """ood-suite, font-packages, train-fonts, ood-texts."""
     p = sub.add_parser("ood-suite", help="render the frozen out-of-distribution dev suite (distill/ood.py)")
     p.add_argument("--out", default="data/ood")
     p.add_argument("--fonts", default="var/fonts/ood", help="the suite's fonts; fetched here when missing")
@@ -343,6 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--locale-dir", default="/usr/share/locale/zh_CN/LC_MESSAGES")
     p.add_argument("--count", type=int, default=1800)
     p.set_defaults(func=_cmd_ood_texts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m distill", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_packaging_commands, _training_commands, _measuring_commands, _data_commands):
+        add(sub)
     return parser
 
 
