@@ -10,7 +10,7 @@ REFERENCE_MODELS := models/reference/ppocrv6_tiny_rec.onnx models/reference/ppoc
 # The text detector and the 180° line classifier whole pages are read with (docs/serving.md).
 DETECTOR_MODELS := models/reference/ppocrv6_tiny_det.onnx models/reference/ppocr_mobile_cls.onnx
 
-.PHONY: run test install install-dev system-deps system-deps-test models train-fonts ood-suite test-random lint clean
+.PHONY: run test install install-dev system-deps system-deps-test models train-fonts ood-suite test-random messages lint clean
 
 run: install system-deps models train-fonts
 	$(PY) scripts/run_platform.py
@@ -74,6 +74,14 @@ train-fonts: | $(VENV)/.installed-train
 # The frozen out-of-distribution dev suite (distill/ood.py): fonts fetched, 1,300 lines rendered.
 ood-suite: | $(VENV)/.installed-train
 	$(PY) -m distill ood-suite --out data/ood
+
+# The portal's gettext catalogues (frontend/locale): extract the strings of the templates and the
+# scripts, then compile them. Both the .po sources and the compiled .mo files are committed.
+MANAGE := cd frontend && $(abspath $(PY)) ../manage.py
+messages: | $(VENV)/.installed-train
+	$(MANAGE) makemessages -l zh_Hans -l en --add-location file --no-obsolete
+	$(MANAGE) makemessages -d djangojs -l zh_Hans -l en --add-location file --no-obsolete
+	$(MANAGE) compilemessages
 
 clean:
 	rm -rf $(VENV) var .pytest_cache test-artifacts

@@ -1,5 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
+from django.views.i18n import JavaScriptCatalog
 
 from . import views
 
@@ -17,4 +18,6 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", views.PortalLogoutView.as_view(), name="logout"),
+    # the scripts' strings in the active language (frontend/locale/*/LC_MESSAGES/djangojs.po)
+    path("jsi18n/", JavaScriptCatalog.as_view(packages=["frontend"]), name="jsi18n"),
 ]

@@ -1,7 +1,7 @@
 // The one way this portal talks to the server: the public REST API under
 // /ocr/v1/, with the browser's session cookie and the CSRF token.
 
-import { hasString, t } from "./i18n.js";
+import { gettext } from "./i18n.js";
 
 const config = JSON.parse(document.getElementById("portal-config").textContent);
 
@@ -43,14 +43,31 @@ function csrfToken() {
 }
 
 function statusMessage(status) {
-  if (status === 0) return t("err_network");
-  if (status === 401) return t("err_unauthenticated");
-  if (status === 403) return t("err_forbidden");
-  if (status === 413) return t("err_code_too_large");
-  if (status === 429) return t("err_rate_limited");
-  if (status === 503) return t("err_unavailable");
-  if (status >= 500) return t("err_server", { status });
-  return t("err_unknown");
+  if (status === 0) return gettext("Cannot reach the server. Check your connection and try again.");
+  if (status === 401) return gettext("Your session has expired. Please log in again.");
+  if (status === 403) return gettext("You are not allowed to do this.");
+  if (status === 413) return gettext("The image is over the size limit.");
+  if (status === 429) return gettext("Too many requests. Please try again shortly.");
+  if (status === 503) return gettext("The OCR service is unavailable right now. Please try again later.");
+  if (status >= 500) return gettext("Server error (%(status)s). Please try again later.", { status });
+  return gettext("Recognition failed.");
+}
+
+/** The UI's own words for an API error code it knows, else "". */
+function codeMessage(code) {
+  const messages = {
+    bad_base64: gettext("The image data could not be decoded."),
+    not_an_image: gettext("The file is not a valid image."),
+    unsupported_format: gettext("This image format is not supported."),
+    image_too_small: gettext("The image is too small to read."),
+    missing_image: gettext("The request contained no image."),
+    too_large: gettext("The image is over the size limit."),
+    image_too_large: gettext("The image has too many pixels; please shrink it first."),
+    truncated_image: gettext("The image data is incomplete or corrupt."),
+    unavailable: gettext("The OCR service is unavailable right now. Please try again later."),
+    throttled: gettext("Too many requests. Please try again shortly."),
+  };
+  return Object.prototype.hasOwnProperty.call(messages, code) ? messages[code] : "";
 }
 
 /** People-facing text for an API error object {code, message}. A known code
@@ -58,9 +75,8 @@ function statusMessage(status) {
 export function describeError(error, status = 0) {
   const code = (error && error.code) || "";
   const serverMessage = (error && (error.message || error.detail)) || "";
-  const key = `err_code_${code}`;
-  if (code && hasString(key)) {
-    const message = t(key);
+  const message = codeMessage(code);
+  if (message) {
     return { code, message, detail: serverMessage && serverMessage !== message ? serverMessage : "" };
   }
   if (serverMessage) return { code, message: serverMessage, detail: "" };
@@ -113,7 +129,7 @@ async function request(path, { method = "GET", body, signal, json = false } = {}
     text = await response.text();
   } catch (err) {
     if (err.name === "AbortError") throw err;
-    throw new ApiError({ status: 0, code: "network", message: t("err_network") });
+    throw new ApiError({ status: 0, code: "network", message: gettext("Cannot reach the server. Check your connection and try again.") });
   }
   return outcome(response.status, parseJson(text), response.headers.get("Retry-After"));
 }
@@ -137,7 +153,7 @@ export function submitImage(file, filename, { onProgress } = {}) {
         if (event.lengthComputable && event.total > 0) onProgress(event.loaded / event.total);
       });
     }
-    xhr.addEventListener("error", () => reject(new ApiError({ status: 0, code: "network", message: t("err_network") })));
+    xhr.addEventListener("error", () => reject(new ApiError({ status: 0, code: "network", message: gettext("Cannot reach the server. Check your connection and try again.") })));
     xhr.addEventListener("load", () => {
       try {
         resolve(outcome(xhr.status, parseJson(xhr.responseText), xhr.getResponseHeader("Retry-After")));

@@ -4,7 +4,7 @@
 import { ApiError, PAGE_SIZE, deleteJob, describeError, listJobs, portalConfig } from "./api.js";
 import { copyWithFeedback } from "./clipboard.js";
 import { announce, h } from "./dom.js";
-import { formatDate, formatSeconds, t } from "./i18n.js";
+import { formatDate, formatSeconds, gettext, statusLabel } from "./i18n.js";
 import { createPreview, jobDisplayName, jobLines, lowConfidenceNote, renderLines, renderMeta } from "./render.js";
 
 const EXCERPT_CHARS = 120;
@@ -12,11 +12,11 @@ const SEARCH_DELAY_MS = 350;
 
 function excerpt(job) {
   if (job.status === "failed") return describeError(job.error).message;
-  if (job.status !== "succeeded") return t(`status_${job.status}`);
+  if (job.status !== "succeeded") return statusLabel(job.status);
   const text = jobLines(job)
     .map((line) => line.text)
     .join(" ");
-  if (!text) return t("no_text");
+  if (!text) return gettext("No text was found in this image.");
   return text.length > EXCERPT_CHARS ? `${text.slice(0, EXCERPT_CHARS)}…` : text;
 }
 
@@ -70,7 +70,7 @@ export function initHistory({ historyPath }) {
       h("time", { datetime: job.created_at || "" }, formatDate(job.created_at)),
       job.model_version ? h("span", {}, job.model_version) : null,
       job.time_cost !== null && job.time_cost !== undefined ? h("span", {}, formatSeconds(job.time_cost)) : null,
-      portalConfig.isStaff && job.owner ? h("span", { class: "owner" }, `${t("owner")}: ${job.owner}`) : null,
+      portalConfig.isStaff && job.owner ? h("span", { class: "owner" }, `${gettext("Uploaded by")}: ${job.owner}`) : null,
     ].filter(Boolean);
     return h(
       "li",
@@ -83,7 +83,7 @@ export function initHistory({ historyPath }) {
           "div",
           { class: "history-title" },
           h("button", { type: "button", class: "link-btn file-name", title: name, onclick: open }, name),
-          job.status !== "succeeded" ? h("span", { class: `status status-${job.status}` }, t(`status_${job.status}`)) : null,
+          job.status !== "succeeded" ? h("span", { class: `status status-${job.status}` }, statusLabel(job.status)) : null,
         ),
         h("p", { class: "excerpt" }, excerpt(job)),
         h("p", { class: "history-meta" }, facts.flatMap((fact, i) => (i ? [h("span", { class: "sep", "aria-hidden": "true" }, "·"), fact] : [fact]))),
@@ -91,11 +91,11 @@ export function initHistory({ historyPath }) {
       h(
         "div",
         { class: "history-actions" },
-        h("button", { type: "button", class: "btn btn-small", onclick: open, "aria-label": `${t("open")}: ${name}` }, t("open")),
+        h("button", { type: "button", class: "btn btn-small", onclick: open, "aria-label": `${gettext("Open")}: ${name}` }, gettext("Open")),
         h(
           "button",
-          { type: "button", class: "btn btn-small btn-danger-quiet", onclick: () => remove(job), "aria-label": `${t("delete")}: ${name}` },
-          t("delete"),
+          { type: "button", class: "btn btn-small btn-danger-quiet", onclick: () => remove(job), "aria-label": `${gettext("Delete")}: ${name}` },
+          gettext("Delete"),
         ),
       ),
     );
@@ -105,16 +105,16 @@ export function initHistory({ historyPath }) {
     state.results = data.results || [];
     const count = Number(data.count || 0);
     if (count === 0) {
-      summary.textContent = state.search ? t("history_no_match", { query: state.search }) : t("history_empty");
+      summary.textContent = state.search ? gettext("Nothing found containing “%(query)s”.", { query: state.search }) : gettext("No uploads yet.");
     } else {
       summary.textContent = state.search
-        ? t("history_count_search", { count, query: state.search })
-        : t("history_count", { count });
+        ? gettext("%(count)s record(s) containing “%(query)s”", { count, query: state.search })
+        : gettext("%(count)s record(s)", { count });
     }
     list.replaceChildren(...state.results.map(renderItem));
     const pages = Math.max(1, Math.ceil(count / PAGE_SIZE));
     pager.hidden = pages <= 1;
-    pageLabel.textContent = t("page_of", { page: state.page, pages });
+    pageLabel.textContent = gettext("Page %(page)s of %(pages)s", { page: state.page, pages });
     prevButton.disabled = !data.previous && state.page <= 1;
     nextButton.disabled = !data.next;
   }
@@ -125,7 +125,7 @@ export function initHistory({ historyPath }) {
     inFlight = controller;
     syncUrl();
     list.setAttribute("aria-busy", "true");
-    summary.textContent = t("history_loading");
+    summary.textContent = gettext("Loading…");
     try {
       const data = await listJobs({ page: state.page, search: state.search, signal: controller.signal });
       if (controller !== inFlight) return;
@@ -139,7 +139,7 @@ export function initHistory({ historyPath }) {
       }
       list.replaceChildren();
       pager.hidden = true;
-      summary.textContent = t("history_error", { message: err.message });
+      summary.textContent = gettext("Could not load history: %(message)s", { message: err.message });
     } finally {
       if (controller === inFlight) {
         list.removeAttribute("aria-busy");
@@ -161,14 +161,14 @@ export function initHistory({ historyPath }) {
     detailJob = job;
     const name = jobDisplayName(job);
     const lines = jobLines(job);
-    const preview = job.image_url ? createPreview(job.image_url, t("preview_alt", { name })) : null;
+    const preview = job.image_url ? createPreview(job.image_url, gettext("Preview of %(name)s", { name })) : null;
     if (preview) preview.showBoxes(lines, job.width, job.height);
-    const copyButton = h("button", { type: "button", class: "btn btn-small copy-one", disabled: !lines.length }, t("copy"));
+    const copyButton = h("button", { type: "button", class: "btn btn-small copy-one", disabled: !lines.length }, gettext("Copy text"));
     copyButton.addEventListener("click", () =>
       copyWithFeedback(copyButton, lines.map((line) => line.text).join("\n"), {
-        copiedLabel: t("copied"),
-        failedLabel: t("copy_failed_short"),
-        announce: (ok) => announce(ok ? t("copied_lines", { count: lines.length }) : t("copy_failed")),
+        copiedLabel: gettext("Copied"),
+        failedLabel: gettext("Copy failed"),
+        announce: (ok) => announce(ok ? gettext("Copied %(count)s line(s).", { count: lines.length }) : gettext("Copying failed; please select the text and copy it by hand.")),
       }),
     );
     const failed = job.status === "failed" ? describeError(job.error) : null;
@@ -182,9 +182,9 @@ export function initHistory({ historyPath }) {
           "div",
           { class: "card-text" },
           failed
-            ? h("div", { class: "card-message is-error" }, h("p", {}, t("err_job_failed", { message: failed.message })))
+            ? h("div", { class: "card-message is-error" }, h("p", {}, gettext("Recognition failed: %(message)s", { message: failed.message })))
             : null,
-          job.status === "succeeded" ? h("div", { class: "lines-head" }, h("h4", {}, t("lines_title")), copyButton) : null,
+          job.status === "succeeded" ? h("div", { class: "lines-head" }, h("h4", {}, gettext("Recognised text")), copyButton) : null,
           job.status === "succeeded" ? lowConfidenceNote(lines) : null,
           job.status === "succeeded" ? renderLines(lines, preview, job) : null,
           renderMeta(job, { showOwner: portalConfig.isStaff, showDate: true }),
@@ -196,20 +196,20 @@ export function initHistory({ historyPath }) {
 
   async function remove(job) {
     const name = jobDisplayName(job);
-    if (!window.confirm(t("delete_confirm", { name }))) return;
+    if (!window.confirm(gettext("Delete the result for “%(name)s”? This cannot be undone.", { name }))) return;
     try {
       await deleteJob(job.job_id);
     } catch (err) {
-      const message = t("delete_failed", { message: err.message });
+      const message = gettext("Could not delete: %(message)s", { message: err.message });
       summary.textContent = message;
       announce(message);
       return;
     }
     if (dialog.open && detailJob && detailJob.job_id === job.job_id) dialog.close();
-    announce(t("deleted", { name }));
+    announce(gettext("Deleted “%(name)s”.", { name }));
     if (state.results.length === 1 && state.page > 1) state.page -= 1;
     await load();
-    summary.textContent = `${t("deleted", { name })} ${summary.textContent}`;
+    summary.textContent = `${gettext("Deleted “%(name)s”.", { name })} ${summary.textContent}`;
   }
 
   form.addEventListener("submit", (event) => {

@@ -1,22 +1,29 @@
-// UI strings for the active language, handed over by the template as JSON
-// (see frontend/strings.py), and locale-aware formatting helpers.
+// UI strings through Django's gettext: the JavaScript catalogue of the active language
+// (JavaScriptCatalog, loaded by the page before these modules) translates English msgids;
+// frontend/locale/*/LC_MESSAGES/djangojs.po holds the translations. Also locale-aware formatting.
 
-const table = JSON.parse(document.getElementById("ui-strings").textContent);
+const catalogue = window.django;
 
 export const locale = document.documentElement.lang.toLowerCase().startsWith("zh") ? "zh-CN" : "en";
 
-/** The string for `key`, with `{name}` placeholders filled from `params`. */
-export function t(key, params) {
-  const text = table[key];
-  if (text === undefined) {
-    throw new Error(`Missing UI string: ${key}`);
-  }
-  if (!params) return text;
-  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+/** The translation of `msgid`, with `%(name)s` placeholders filled from `params`. */
+export function gettext(msgid, params) {
+  const text = catalogue.gettext(msgid);
+  return params ? catalogue.interpolate(text, params, true) : text;
 }
 
-export function hasString(key) {
-  return Object.prototype.hasOwnProperty.call(table, key);
+/** A job's or an upload's status in words (the API's status names, and the portal's own). */
+export function statusLabel(status) {
+  const labels = {
+    checking: gettext("Checking"),
+    uploading: gettext("Uploading"),
+    queued: gettext("Queued"),
+    running: gettext("Recognising"),
+    succeeded: gettext("Done"),
+    failed: gettext("Failed"),
+    rejected: gettext("Not uploaded"),
+  };
+  return labels[status] || status;
 }
 
 const numberFormat = new Intl.NumberFormat(locale, { maximumFractionDigits: 1 });
@@ -37,7 +44,7 @@ export function formatDate(iso) {
 export function formatSeconds(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(Number(seconds))) return "";
   const value = Number(seconds);
-  return t("seconds", { value: value < 10 ? value.toFixed(2) : value.toFixed(1) });
+  return gettext("%(value)s s", { value: value < 10 ? value.toFixed(2) : value.toFixed(1) });
 }
 
 export function formatPercent(fraction) {

@@ -4,7 +4,7 @@
 
 import { correctLine } from "./api.js";
 import { h } from "./dom.js";
-import { formatDate, formatPercent, formatSeconds, t } from "./i18n.js";
+import { formatDate, formatPercent, formatSeconds, gettext } from "./i18n.js";
 
 /** Lines below this confidence (0..1) are flagged for the reader to check. With the served
  * student, 0.9 flags half of the misread lines and 4 % of the right ones (docs/portal.md). */
@@ -28,7 +28,7 @@ export function jobLines(job) {
 }
 
 export function jobDisplayName(job) {
-  return job.filename || t("untitled");
+  return job.filename || gettext("Untitled image");
 }
 
 /**
@@ -45,7 +45,7 @@ export function createPreview(src, alt) {
     "button",
     { type: "button", class: "zoom-btn", "aria-pressed": "false" },
     h("span", { "aria-hidden": "true" }, "⤢ "),
-    t("zoom_in"),
+    gettext("Enlarge preview"),
   );
   zoom.addEventListener("click", () => {
     zoom.setAttribute("aria-pressed", String(element.classList.toggle("is-expanded")));
@@ -98,12 +98,12 @@ export function createPreview(src, alt) {
 
 /** A "Fix" button that turns the line into an input; saving sends the correction. */
 function fixControl(job, index, line, item, textEl) {
-  const button = h("button", { type: "button", class: "fix-btn", "aria-label": t("fix_line_label", { n: index + 1 }) },
-    t("fix_line"));
+  const button = h("button", { type: "button", class: "fix-btn", "aria-label": gettext("Fix line %(n)s", { n: index + 1 }) },
+    gettext("Fix"));
   button.addEventListener("click", () => {
-    const input = h("input", { type: "text", class: "fix-input", value: line.text, "aria-label": t("fix_line_label", { n: index + 1 }) });
-    const save = h("button", { type: "button", class: "fix-save" }, t("fix_save"));
-    const cancel = h("button", { type: "button", class: "fix-cancel" }, t("fix_cancel"));
+    const input = h("input", { type: "text", class: "fix-input", value: line.text, "aria-label": gettext("Fix line %(n)s", { n: index + 1 }) });
+    const save = h("button", { type: "button", class: "fix-save" }, gettext("Save"));
+    const cancel = h("button", { type: "button", class: "fix-cancel" }, gettext("Cancel"));
     const note = h("span", { class: "fix-note", role: "status" });
     const form = h("span", { class: "fix-form" }, input, save, cancel, note);
     const close = () => {
@@ -127,10 +127,10 @@ function fixControl(job, index, line, item, textEl) {
         textEl.textContent = text;
         item.classList.add("is-corrected");
         close();
-        item.append(h("span", { class: "fix-done", role: "status" }, t("fix_saved")));
+        item.append(h("span", { class: "fix-done", role: "status" }, gettext("Correction saved; this line will help improve the model.")));
       } catch (err) {
         save.disabled = false;
-        note.textContent = t("fix_failed", { message: err.message });
+        note.textContent = gettext("Correction not saved: %(message)s", { message: err.message });
       }
     });
     textEl.replaceWith(form);
@@ -143,7 +143,7 @@ function fixControl(job, index, line, item, textEl) {
 /** The recognised lines, each with its confidence; low ones stand out. With the job,
  *  each line can be fixed by its reader. */
 export function renderLines(lines, preview, job = null) {
-  if (!lines.length) return h("p", { class: "empty-note" }, t("no_text"));
+  if (!lines.length) return h("p", { class: "empty-note" }, gettext("No text was found in this image."));
   const list = h("ol", { class: "lines" });
   lines.forEach((line, index) => {
     const low = isLowConfidence(line);
@@ -153,8 +153,8 @@ export function renderLines(lines, preview, job = null) {
         : h(
             "span",
             { class: "line-conf" },
-            h("span", { class: "visually-hidden" }, `${t("confidence")} `),
-            low ? h("span", { class: "low-flag" }, t("low_confidence")) : null,
+            h("span", { class: "visually-hidden" }, `${gettext("Confidence")} `),
+            low ? h("span", { class: "low-flag" }, gettext("Low confidence")) : null,
             h("span", { class: "conf-value" }, formatPercent(line.confidence)),
           );
     const textEl = h("span", { class: "line-text" }, line.text);
@@ -176,7 +176,7 @@ export function renderLines(lines, preview, job = null) {
 
 export function lowConfidenceNote(lines) {
   const count = lines.filter(isLowConfidence).length;
-  return count ? h("p", { class: "low-note" }, t("low_confidence_note", { count })) : null;
+  return count ? h("p", { class: "low-note" }, gettext("%(count)s line(s) have low confidence; please check the highlighted lines.", { count })) : null;
 }
 
 /** The job's facts as a definition list. */
@@ -186,18 +186,18 @@ export function renderMeta(job, { showOwner = false, showDate = false } = {}) {
     if (value === "" || value === null || value === undefined) return;
     rows.push(h("div", { class: "meta-row" }, h("dt", {}, label), h("dd", {}, value)));
   };
-  add(t("model_version"), job.model_version);
-  add(t("time_cost"), formatSeconds(job.time_cost));
-  if (job.width && job.height) add(t("image_size"), `${job.width} × ${job.height}`);
-  if (showDate) add(t("created_at"), formatDate(job.created_at));
-  if (showOwner) add(t("owner"), job.owner);
+  add(gettext("Model version"), job.model_version);
+  add(gettext("Time"), formatSeconds(job.time_cost));
+  if (job.width && job.height) add(gettext("Image size"), `${job.width} × ${job.height}`);
+  if (showDate) add(gettext("Uploaded"), formatDate(job.created_at));
+  if (showOwner) add(gettext("Uploaded by"), job.owner);
   if (job.cached) {
     rows.push(
       h(
         "div",
         { class: "meta-row" },
-        h("dt", { class: "visually-hidden" }, t("cached")),
-        h("dd", {}, h("span", { class: "badge badge-cached" }, t("cached"))),
+        h("dt", { class: "visually-hidden" }, gettext("From cache")),
+        h("dd", {}, h("span", { class: "badge badge-cached" }, gettext("From cache"))),
       ),
     );
   }

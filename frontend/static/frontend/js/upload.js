@@ -5,7 +5,7 @@
 import { ApiError, describeError, getJob, portalConfig, submitImage } from "./api.js";
 import { copyWithFeedback } from "./clipboard.js";
 import { announce, h, present } from "./dom.js";
-import { formatBytes, t } from "./i18n.js";
+import { formatBytes, gettext, statusLabel } from "./i18n.js";
 import { createPreview, jobLines, lowConfidenceNote, renderLines, renderMeta } from "./render.js";
 
 const IMAGE_EXTENSION = /\.(png|jpe?g|jfif|webp|bmp|tiff?|gif)$/i;
@@ -20,12 +20,12 @@ const sleep = (ms) => new Promise((resolve) => window.setTimeout(resolve, ms));
 
 /** Why a file must not be sent, or null. The server stays the authority. */
 export function rejectReason(file, maxBytes) {
-  const name = file.name || t("untitled");
+  const name = file.name || gettext("Untitled image");
   const looksLikeImage = (file.type && file.type.startsWith("image/")) || IMAGE_EXTENSION.test(file.name || "");
-  if (!looksLikeImage) return t("err_not_image", { name });
-  if (file.size === 0) return t("err_empty", { name });
+  if (!looksLikeImage) return gettext("“%(name)s” is not an image. Please choose a PNG, JPEG, WebP, BMP or TIFF image.", { name });
+  if (file.size === 0) return gettext("“%(name)s” is an empty file.", { name });
   if (file.size > maxBytes) {
-    return t("err_too_large", { name, size: formatBytes(file.size), limit: formatBytes(maxBytes) });
+    return gettext("“%(name)s” is %(size)s, over the %(limit)s limit.", { name, size: formatBytes(file.size), limit: formatBytes(maxBytes) });
   }
   return null;
 }
@@ -40,7 +40,7 @@ function pastedName(file) {
 class UploadItem {
   constructor(file, { onChange }) {
     this.file = file;
-    this.name = file.name || t("untitled");
+    this.name = file.name || gettext("Untitled image");
     this.state = "checking";
     this.job = null;
     this.removed = false;
@@ -54,7 +54,7 @@ class UploadItem {
     this.previewSlot = h("div", { class: "card-preview" });
     this.removeButton = h(
       "button",
-      { type: "button", class: "icon-btn", "aria-label": `${t("remove_result")}: ${this.name}`, title: t("remove_result") },
+      { type: "button", class: "icon-btn", "aria-label": `${gettext("Remove this result")}: ${this.name}`, title: gettext("Remove this result") },
       "×",
     );
     this.card = h(
@@ -71,7 +71,7 @@ class UploadItem {
       h("div", { class: "card-body" }, this.previewSlot, this.textEl),
     );
     if (this.objectUrl) {
-      this.preview = createPreview(this.objectUrl, t("preview_alt", { name: this.name }));
+      this.preview = createPreview(this.objectUrl, gettext("Preview of %(name)s", { name: this.name }));
       this.preview.img.addEventListener("error", () => this.previewSlot.classList.add("no-preview"), { once: true });
       this.previewSlot.append(this.preview.element);
     } else {
@@ -88,7 +88,7 @@ class UploadItem {
     this.statusEl.replaceChildren(
       ...present(
         busy ? h("span", { class: "spinner", "aria-hidden": "true" }) : null,
-        h("span", { class: "status-label" }, t(`status_${state}`)),
+        h("span", { class: "status-label" }, statusLabel(state)),
       ),
     );
     this.statusEl.className = `status status-${state}`;
@@ -100,7 +100,7 @@ class UploadItem {
   setProgress(fraction) {
     if (this.state !== "uploading") return;
     const label = this.statusEl.querySelector(".status-label");
-    if (label) label.textContent = `${t("status_uploading")} ${Math.floor(fraction * 100)}%`;
+    if (label) label.textContent = `${gettext("Uploading")} ${Math.floor(fraction * 100)}%`;
   }
 
   showMessage(message, { error = false } = {}) {
@@ -114,7 +114,7 @@ class UploadItem {
     this.messageEl.className = `card-message${error ? " is-error" : ""}`;
     this.messageEl.setAttribute("role", error ? "alert" : "status");
     this.messageEl.replaceChildren(
-      ...present(h("p", {}, text), detail ? h("p", { class: "card-detail" }, t("server_said"), detail) : null),
+      ...present(h("p", {}, text), detail ? h("p", { class: "card-detail" }, gettext("Server says: "), detail) : null),
     );
   }
 
@@ -135,23 +135,23 @@ class UploadItem {
     const lines = jobLines(job);
     this.setState("succeeded");
     if (this.preview) this.preview.showBoxes(lines, job.width, job.height);
-    const copyButton = h("button", { type: "button", class: "btn btn-small copy-one", disabled: !lines.length }, t("copy"));
+    const copyButton = h("button", { type: "button", class: "btn btn-small copy-one", disabled: !lines.length }, gettext("Copy text"));
     copyButton.addEventListener("click", () =>
       copyWithFeedback(copyButton, this.lines().join("\n"), {
-        copiedLabel: t("copied"),
-        failedLabel: t("copy_failed_short"),
-        announce: (ok) => announce(ok ? t("copied_lines", { count: lines.length }) : t("copy_failed")),
+        copiedLabel: gettext("Copied"),
+        failedLabel: gettext("Copy failed"),
+        announce: (ok) => announce(ok ? gettext("Copied %(count)s line(s).", { count: lines.length }) : gettext("Copying failed; please select the text and copy it by hand.")),
       }),
     );
     this.textEl.append(
       ...present(
-        h("div", { class: "lines-head" }, h("h4", {}, t("lines_title")), copyButton),
+        h("div", { class: "lines-head" }, h("h4", {}, gettext("Recognised text")), copyButton),
         lowConfidenceNote(lines),
         renderLines(lines, this.preview, job),
         renderMeta(job),
       ),
     );
-    announce(`${this.name}: ${t("status_succeeded")}`);
+    announce(`${this.name}: ${gettext("Done")}`);
   }
 
   /** The text lines this card shows (empty unless it succeeded). */
@@ -177,7 +177,7 @@ export function initUpload({ onFilesArriving }) {
   const limitsHint = document.getElementById("limits-hint");
   const maxBytes = portalConfig.maxUploadBytes;
 
-  limitsHint.textContent = t("limits_hint", { size: formatBytes(maxBytes) });
+  limitsHint.textContent = gettext("PNG, JPEG, WebP, BMP or TIFF; several at once; up to %(size)s each.", { size: formatBytes(maxBytes) });
 
   const items = new Map(); // card element -> UploadItem
   const waiting = [];
@@ -207,7 +207,7 @@ export function initUpload({ onFilesArriving }) {
           return null;
         }
         const seconds = err.retryAfter ?? 2 ** attempt;
-        item.showMessage(t("status_retrying", { seconds: Math.ceil(seconds) }));
+        item.showMessage(gettext("Server busy, retrying in %(seconds)s s…", { seconds: Math.ceil(seconds) }));
         await sleep(seconds * 1000);
         if (item.removed) return null;
       }
@@ -228,7 +228,7 @@ export function initUpload({ onFilesArriving }) {
     }
     if (job.status === "failed" || job.success === false) {
       const { message, detail } = describeError(job.error);
-      item.fail(t("err_job_failed", { message }), detail);
+      item.fail(gettext("Recognition failed: %(message)s", { message }), detail);
       finished();
       return true;
     }
@@ -245,7 +245,7 @@ export function initUpload({ onFilesArriving }) {
     try {
       for (let round = 0; !item.removed; round += 1) {
         if (Date.now() - started > POLL_GIVE_UP_MS) {
-          item.showMessage(t("status_still_working"));
+          item.showMessage(gettext("Still processing; the result will appear in History later."));
           return;
         }
         // Many jobs in flight poll less often each, to stay well inside the API's rate limit.
@@ -290,7 +290,7 @@ export function initUpload({ onFilesArriving }) {
       if (item.removed) continue;
       uploading += 1;
       const crash = (err) => {
-        item.fail(t("err_unknown"), String(err && err.message ? err.message : err));
+        item.fail(gettext("Recognition failed."), String(err && err.message ? err.message : err));
         return null;
       };
       process(item)
@@ -385,9 +385,9 @@ export function initUpload({ onFilesArriving }) {
   copyAllButton.addEventListener("click", () => {
     const lines = itemsInOrder().flatMap((item) => item.lines());
     copyWithFeedback(copyAllButton, lines.join("\n"), {
-      copiedLabel: t("copied"),
-      failedLabel: t("copy_failed_short"),
-      announce: (ok) => announce(ok ? t("copied_lines", { count: lines.length }) : t("copy_failed")),
+      copiedLabel: gettext("Copied"),
+      failedLabel: gettext("Copy failed"),
+      announce: (ok) => announce(ok ? gettext("Copied %(count)s line(s).", { count: lines.length }) : gettext("Copying failed; please select the text and copy it by hand.")),
     });
   });
 
