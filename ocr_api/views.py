@@ -6,6 +6,8 @@ import io
 import re
 import time
 import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
@@ -111,6 +113,30 @@ def _forget_active_label(**kwargs) -> None:
     _model_cache.clear()
 
 
+@dataclass
+class _Upload:
+    """One recognise request's image, once read: what the cache and the job are keyed by."""
+
+    data: bytes
+    sha: str
+    filename: str
+    label: str
+    key: str
+    started: float
+    job_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    now: datetime = field(default_factory=timezone.now)
+
+
+def _apply_outcome(job: OcrJob, outcome: dict) -> None:
+    job.status = outcome["status"]
+    job.lines = outcome.get("lines") or []
+    job.model_label = outcome.get("model_label") or job.model_label
+    job.error_code = outcome.get("error_code") or ""
+    job.error_message = outcome.get("error_message") or ""
+    job.time_cost = outcome.get("time_cost")
+    job.finished_at = datetime.fromisoformat(outcome["finished_at"]) if outcome.get("finished_at") else None
+
+
 class RecognizeView(APIView):
     """POST an image, get its text.
 
@@ -163,31 +189,14 @@ class RecognizeView(APIView):
         started = time.monotonic()
         params = self._params(request)
         data, filename = self._read_image(params)
-        filename = filename[:255]
-        sha = sha256_of(data)
         label = active_label()
-        key = cache_key(sha, label, preprocessing_signature(settings.OCR_BINARIZE))
+        sha = sha256_of(data)
+        up = _Upload(data=data, sha=sha, filename=filename[:255], label=label, started=started,
+                     key=cache_key(sha, label, preprocessing_signature(settings.OCR_BINARIZE)))
         client = redis_client()
-
-        job_id = uuid.uuid4()
-        now = timezone.now()
-        image_format = _format_of(data)
-        record = history.hit_record(
-            job_id=job_id, owner_id=request.user.pk, created_at=now, image_name=image_name(sha, image_format),
-            sha256=sha, image_format=image_format, filename=filename, size_bytes=len(data), width=0, height=0,
-            cache_key=key, model_label=label, time_cost=round(time.monotonic() - started, 4),
-        )
-        hit = history.lookup_and_record(client, key, record)
-        if hit is not None:
-            job = OcrJob(
-                id=job_id, owner=request.user, status=OcrJob.Status.SUCCEEDED, cached=True,
-                image_name=record["image_name"], image_sha256=sha, image_format=image_format, filename=filename,
-                width=hit.get("width") or 0, height=hit.get("height") or 0, size_bytes=len(data), cache_key=key,
-                model_label=hit.get("model_label") or label, lines=hit["lines"], created_at=now, finished_at=now,
-                time_cost=record["cost"],
-            )
-            return Response(job_payload(job), status=status.HTTP_200_OK)
-
+        answer = self._from_cache(request, client, up)
+        if answer is not None:
+            return answer
         try:
             info = inspect_image(data, image_limits())
         except ImageError as exc:
@@ -196,20 +205,37 @@ class RecognizeView(APIView):
             return error_response(
                 "unavailable", "No OCR worker is running; please retry shortly.", status.HTTP_503_SERVICE_UNAVAILABLE
             )
-        job = OcrJob.objects.create(
-            id=job_id,
-            owner=request.user,
-            image_name=image_name(sha, info.format),
-            image_sha256=sha,
-            image_format=info.format,
-            filename=filename,
-            width=info.width,
-            height=info.height,
-            size_bytes=len(data),
-            cache_key=key,
-            model_label=label,  # the worker records the version that actually ran
+        return self._queue_and_wait(request, client, up, info, wait=params.get("wait", True))
+
+    def _from_cache(self, request, client, up: _Upload) -> Response | None:
+        """The answer of a cache hit (its history row is queued in the same Redis call), or None."""
+        image_format = _format_of(up.data)
+        record = history.hit_record(
+            job_id=up.job_id, owner_id=request.user.pk, created_at=up.now, image_name=image_name(up.sha, image_format),
+            sha256=up.sha, image_format=image_format, filename=up.filename, size_bytes=len(up.data), width=0,
+            height=0, cache_key=up.key, model_label=up.label, time_cost=round(time.monotonic() - up.started, 4),
         )
-        _store_or_forget(job, data)
+        hit = history.lookup_and_record(client, up.key, record)
+        if hit is None:
+            return None
+        job = OcrJob(
+            id=up.job_id, owner=request.user, status=OcrJob.Status.SUCCEEDED, cached=True,
+            image_name=record["image_name"], image_sha256=up.sha, image_format=image_format, filename=up.filename,
+            width=hit.get("width") or 0, height=hit.get("height") or 0, size_bytes=len(up.data), cache_key=up.key,
+            model_label=hit.get("model_label") or up.label, lines=hit["lines"], created_at=up.now,
+            finished_at=up.now, time_cost=record["cost"],
+        )
+        return Response(job_payload(job), status=status.HTTP_200_OK)
+
+    def _queue_and_wait(self, request, client, up: _Upload, info, wait: bool) -> Response:
+        """Row, file, task; then wait on the job's Redis list up to OCR_SYNC_TIMEOUT_S (200), else 202."""
+        job = OcrJob.objects.create(
+            id=up.job_id, owner=request.user, image_name=image_name(up.sha, info.format), image_sha256=up.sha,
+            image_format=info.format, filename=up.filename, width=info.width, height=info.height,
+            size_bytes=len(up.data), cache_key=up.key,
+            model_label=up.label,  # the worker records the version that actually ran
+        )
+        _store_or_forget(job, up.data)
         from workers.tasks import recognize
 
         try:
@@ -217,13 +243,16 @@ class RecognizeView(APIView):
         except Exception:
             job.delete()
             raise
-        remaining = settings.OCR_SYNC_TIMEOUT_S - (time.monotonic() - started)
-        if params.get("wait", True) and remaining > 0:
-            wait_done(client, str(job.id), remaining)
-            try:
-                job.refresh_from_db()
-            except OcrJob.DoesNotExist:
-                return error_response("not_found", "The job was deleted.", status.HTTP_404_NOT_FOUND)
+        remaining = settings.OCR_SYNC_TIMEOUT_S - (time.monotonic() - up.started)
+        if wait and remaining > 0:
+            outcome = wait_done(client, str(job.id), remaining)
+            if isinstance(outcome, dict):  # the finished row's fields, sent by the worker
+                _apply_outcome(job, outcome)
+            else:
+                try:
+                    job.refresh_from_db()
+                except OcrJob.DoesNotExist:
+                    return error_response("not_found", "The job was deleted.", status.HTTP_404_NOT_FOUND)
         if not job.is_finished:
             return Response(job_payload(job), status=status.HTTP_202_ACCEPTED)
         if job.status == OcrJob.Status.FAILED:

@@ -4,11 +4,13 @@
 - So does each worker incarnation ("hostname#boot-id"): a job records the incarnation that
   claimed it, and a worker restarted under the same name is a new incarnation, so the jobs
   its previous life held are seen as orphaned.
-- A finished job pushes to a per-job list, so a waiting request wakes at once (BLPOP).
+- A finished job pushes its outcome to a per-job list, so a waiting request wakes at once (BLPOP)
+  and answers without reading the row again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -30,18 +32,34 @@ def done_key(job_id: str) -> str:
     return f"ocr:done:{job_id}"
 
 
-def notify_done(client: redis.Redis, job_id: str) -> None:
-    pipe = client.pipeline()
-    pipe.rpush(done_key(job_id), "1")
+def notify_done(client, job_id: str, outcome: dict | None = None) -> None:
+    """Wake the request waiting for this job. ``outcome`` (the fields of the finished row) spares it
+    reading the row again; without one it reads the row. ``client`` may be a pipeline, which the
+    caller then executes."""
+    message = json.dumps(outcome, ensure_ascii=False) if outcome is not None else "1"
+    if isinstance(client, redis.client.Pipeline):
+        client.rpush(done_key(job_id), message)
+        client.expire(done_key(job_id), 120)
+        return
+    pipe = client.pipeline(transaction=False)
+    pipe.rpush(done_key(job_id), message)
     pipe.expire(done_key(job_id), 120)
     pipe.execute()
 
 
-def wait_done(client: redis.Redis, job_id: str, timeout: float) -> bool:
+def wait_done(client: redis.Redis, job_id: str, timeout: float) -> dict | bool:
+    """False when the wait ran out; the outcome the worker sent, or True when it sent none."""
     if timeout <= 0:
         return False
     # BLPOP takes whole or fractional seconds; 0 would mean "forever".
-    return client.blpop([done_key(job_id)], timeout=max(timeout, 0.01)) is not None
+    popped = client.blpop([done_key(job_id)], timeout=max(timeout, 0.01))
+    if popped is None:
+        return False
+    try:
+        outcome = json.loads(popped[1])
+    except ValueError:
+        return True
+    return outcome if isinstance(outcome, dict) else True
 
 
 def live_workers(client: redis.Redis, ttl_s: float) -> list[str]:

@@ -203,11 +203,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = OCR_MAX_IMAGE_BYTES * 4 // 3 + 64 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = OCR_MAX_IMAGE_BYTES + 64 * 1024
 OCR_CACHE_TTL_S = env_int("OCR_CACHE_TTL_S", 7 * 24 * 3600, minimum=0)
 OCR_BINARIZE = env_bool("OCR_BINARIZE", False)
-# The dynamic batcher inside each OCR worker process.
-OCR_BATCH_MAX_SIZE = env_int("OCR_BATCH_MAX_SIZE", 32, minimum=1)
-OCR_BATCH_MAX_WAIT_MS = env_float("OCR_BATCH_MAX_WAIT_MS", 2.0, minimum=0.0)
+# The dynamic batcher inside each OCR worker process: off by default (1 line per run, in the task's
+# own thread), which measured faster on CPUs than any batching setting (docs/serving.md). These are
+# the batcher's only defaults (workers.engine.batcher.LineBatcher repeats them; a test holds them equal).
+OCR_BATCH_MAX_SIZE = env_int("OCR_BATCH_MAX_SIZE", 1, minimum=1)
+OCR_BATCH_MAX_WAIT_MS = env_float("OCR_BATCH_MAX_WAIT_MS", 0.0, minimum=0.0)
 OCR_BATCH_MAX_WIDTH_RATIO = env_float("OCR_BATCH_MAX_WIDTH_RATIO", 1.15, minimum=1.0)
-OCR_ORT_THREADS = env_int("OCR_ORT_THREADS", 0, minimum=0)
+# Threads of each ONNX Runtime session (0: ONNX Runtime's default, all cores). One per session, with
+# the OCR worker's task threads running sessions side by side, measured best (docs/serving.md).
+OCR_ORT_THREADS = env_int("OCR_ORT_THREADS", 1, minimum=0)
 OCR_TASK_SOFT_TIME_LIMIT_S = CELERY_TASK_SOFT_TIME_LIMIT
 # Model files; the registry's active ModelVersion wins, this is the fallback when none is registered.
 OCR_MODELS_DIR = Path(env_str("OCR_MODELS_DIR", str(BASE_DIR / "models")))

@@ -50,7 +50,7 @@ def test_concurrent_requests_share_one_onnx_batch(live_server, make_user, worker
 
     from rest_framework.authtoken.models import Token
 
-    worker_factory(OCR_BATCH_MAX_WAIT_MS="400")
+    worker_factory(OCR_BATCH_MAX_SIZE="32", OCR_BATCH_MAX_WAIT_MS="400")  # batching is off by default
     token = Token.objects.create(user=make_user("crm")).key
     # Equal widths, so the width buckets do not split them.
     texts = ["开票日期二零二六", "金额合计一千二百", "纳税人识别号码九", "上海市浦东新区路"]

@@ -125,3 +125,64 @@ def invoice_like_image() -> np.ndarray:
     from tests.conftest import render_lines
 
     return np.asarray(render_lines(["第一行文字", "第二行文字"]))
+
+
+def test_the_batcher_defaults_are_the_settings_defaults(monkeypatch):
+    """The settings are the one source of the batcher's figures: the class must not serve others."""
+    import inspect
+    import runpy
+    from pathlib import Path
+
+    for name in ("OCR_BATCH_MAX_SIZE", "OCR_BATCH_MAX_WAIT_MS", "OCR_BATCH_MAX_WIDTH_RATIO", "OCR_BINARIZE"):
+        monkeypatch.delenv(name, raising=False)
+    base = runpy.run_path(str(Path(__file__).resolve().parents[2] / "ocrsite" / "settings" / "base.py"),
+                          run_name="ocrsite.settings.base_defaults")
+    params = inspect.signature(LineBatcher).parameters
+    assert params["max_batch"].default == base["OCR_BATCH_MAX_SIZE"]
+    assert params["max_wait_ms"].default == base["OCR_BATCH_MAX_WAIT_MS"]
+    assert params["max_width_ratio"].default == base["OCR_BATCH_MAX_WIDTH_RATIO"]
+    assert params["binarize"].default == base["OCR_BINARIZE"]
+
+
+class MeetingRecognizer(FakeRecognizer):
+    """Each call waits until ``parties`` calls are inside at once: only concurrent calls finish."""
+
+    def __init__(self, parties: int):
+        super().__init__()
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.threads: set[str] = set()
+
+    def recognize(self, arrays):
+        self.threads.add(threading.current_thread().name)
+        self.barrier.wait()
+        return super().recognize(arrays)
+
+
+def test_with_batching_off_requests_run_side_by_side_in_their_own_threads():
+    meeting = MeetingRecognizer(parties=2)
+    batcher = LineBatcher(lambda: meeting, max_batch=1)
+    answers: dict[str, list[str]] = {}
+
+    def request(name: str, width: int) -> None:
+        answers[name] = [r.text for r in batcher.recognize([crop(width)], request_id=name, timeout=20)]
+
+    threads = [threading.Thread(target=request, args=(f"task-{i}", w), name=f"task-{i}")
+               for i, w in enumerate((40, 80))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert answers == {"task-0": ["40"], "task-1": ["80"]}
+    assert meeting.threads == {"task-0", "task-1"}  # not the batching thread
+    assert not meeting.barrier.broken
+
+
+def test_with_batching_off_each_line_is_its_own_call_in_order_and_the_deadline_holds():
+    fake = FakeRecognizer()
+    batcher = LineBatcher(lambda: fake, max_batch=1)
+    out = batcher.recognize([crop(40), crop(800), crop(44)], request_id="r", timeout=10)
+    assert [r.text for r in out] == ["40", "800", "44"] and all(r.batch_size == 1 for r in out)
+    assert fake.calls == [[40], [800], [44]]
+    with pytest.raises(DeadlineExceeded) as raised:
+        batcher.recognize([crop(40)] * 3, request_id="late", deadline=time.monotonic() - 1)
+    assert raised.value.done == 0 and raised.value.total == 3 and len(fake.calls) == 3

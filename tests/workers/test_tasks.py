@@ -1,6 +1,7 @@
 """The OCR task's bookkeeping, with the recognition part faked: claims, conditional finishes,
 deleted jobs, timeouts and the recovery sweep."""
 
+import json
 import time
 from datetime import timedelta
 
@@ -60,7 +61,10 @@ def test_a_recognised_job_is_finished_by_its_claim(job, monkeypatch, redis_serve
     job.refresh_from_db()
     assert job.status == OcrJob.Status.SUCCEEDED and job.text_content == "ok" and job.attempts == 1
     assert job.claimed_by == tasks.instance() and job.claim_id
-    assert redis_server.lpop(f"ocr:done:{job.pk}") == b"1"
+    # The waiting request is woken with the finished row's fields, so it need not read the row.
+    sent = json.loads(redis_server.lpop(f"ocr:done:{job.pk}"))
+    assert sent["status"] == "succeeded" and sent["lines"] == job.lines and sent["model_label"] == job.model_label
+    assert sent["finished_at"] == job.finished_at.isoformat() and sent["time_cost"] == job.time_cost
 
 
 def test_an_unexpected_error_ends_the_job_as_failed(job, monkeypatch, redis_server):
@@ -69,8 +73,10 @@ def test_an_unexpected_error_ends_the_job_as_failed(job, monkeypatch, redis_serv
     job.refresh_from_db()
     assert job.status == OcrJob.Status.FAILED and job.error_code == "internal_error"
     assert "RuntimeError" in job.error_message and job.finished_at is not None
-    # The waiting request is woken.
-    assert redis_server.lpop(f"ocr:done:{job.pk}") == b"1"
+    # The waiting request is woken, with the failure.
+    sent = json.loads(redis_server.lpop(f"ocr:done:{job.pk}"))
+    assert sent["status"] == "failed" and sent["error_code"] == "internal_error"
+    assert sent["error_message"] == job.error_message
 
 
 def test_a_recognition_past_its_deadline_ends_as_timeout(job, monkeypatch, redis_server):

@@ -1,6 +1,8 @@
 """Dynamic batching of text lines across concurrent requests inside one worker process.
 
-Task threads hand in line crops and wait on futures; one batching thread collects
+With ``max_batch`` 1 (batching off, the default on CPUs) each task thread runs its own lines
+through the recogniser, one call per line. Otherwise task threads hand in line crops and wait
+on futures; one batching thread collects
 lines for at most ``max_wait_ms`` after the first arrives (or until ``max_batch``
 lines are waiting), sorts them by width and cuts them into runs whose widest line
 is at most ``max_width_ratio`` times the narrowest, so padding stays small, and
@@ -76,12 +78,15 @@ def _settle(future: Future, result=None, exc: BaseException | None = None) -> No
 
 
 class LineBatcher:
+    # The defaults are those of the settings (OCR_BATCH_MAX_SIZE, OCR_BATCH_MAX_WAIT_MS,
+    # OCR_BATCH_MAX_WIDTH_RATIO, OCR_BINARIZE; a test holds them equal): batching off, as measured
+    # on CPUs (docs/serving.md).
     def __init__(
         self,
         recognizer: Callable[[], Recognizer],
-        max_batch: int = 32,
-        max_wait_ms: float = 15.0,
-        max_width_ratio: float = 1.5,
+        max_batch: int = 1,
+        max_wait_ms: float = 0.0,
+        max_width_ratio: float = 1.15,
         binarize: bool = False,
     ) -> None:
         self._recognizer = recognizer
@@ -109,6 +114,8 @@ class LineBatcher:
         bounds the whole request; past it the remaining lines are dropped and DeadlineExceeded raised."""
         if timeout is not None:
             deadline = min(deadline or float("inf"), time.monotonic() + timeout)
+        if self.max_batch <= 1:
+            return self._recognize_here(crops, deadline)
         futures = self.submit(crops, request_id, deadline)
         results: list[BatchedLine] = []
         try:
@@ -119,6 +126,20 @@ class LineBatcher:
             for fut in futures:
                 fut.cancel()
             raise DeadlineExceeded(done=len(results), total=len(futures)) from None
+        return results
+
+    def _recognize_here(self, crops: list[np.ndarray], deadline: float | None) -> list[BatchedLine]:
+        """Batching off: each line straight through the recogniser in the calling thread, so the
+        requests of several task threads run side by side (ONNX Runtime releases the GIL) and no
+        hand-over to the batching thread is paid."""
+        model = self._recognizer()
+        results = []
+        for crop in crops:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineExceeded(done=len(results), total=len(crops))
+            (res,) = model.recognize([prepare_line(crop, model.spec, self.binarize)])
+            results.append(BatchedLine(text=res.text, confidence=res.confidence, model_label=model.label,
+                                       batch_id=next(self._ids), batch_size=1, batch_requests=1))
         return results
 
     # --- the batching thread -------------------------------------------------------------
