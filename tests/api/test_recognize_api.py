@@ -516,3 +516,29 @@ def test_a_recognised_image_sent_again_is_a_hit_listed_in_the_history(make_user,
     first_job = OcrJob.objects.get(pk=first["job_id"])
     assert first_job.model_version is not None and first_job.model_version.label == first["model_version"]
     assert OcrJob.objects.get(pk=second["job_id"]).image_name == first_job.image_name
+
+
+def test_the_throttle_counts_per_user_and_weighs_the_previous_minute(make_user, api_client_for, settings,
+                                                                      redis_server, monkeypatch):
+    from ocr_api import throttling
+
+    settings.OCR_THROTTLE_PER_MINUTE = 4
+    now = [120 * 60 + 30.0]  # half-way through a minute
+    monkeypatch.setattr(throttling.time, "time", lambda: now[0])
+    alice_user = make_user("t-alice")
+    alice, bob = api_client_for(alice_user), api_client_for(make_user("t-bob"))
+    # 4 requests in the previous minute count half now: 2, so 2 more are allowed.
+    redis_server.set(f"ocr:throttle:user:{alice_user.pk}:{120 - 1}", 4)
+    assert [alice.get("/ocr/v1/jobs").status_code for _ in range(3)] == [200, 200, 429]
+    assert bob.get("/ocr/v1/jobs").status_code == 200  # counted apart
+    response = alice.get("/ocr/v1/jobs")
+    assert_error(response, 429, "throttled")
+    assert 1 <= int(response["Retry-After"]) <= 30
+    now[0] += 60  # a minute later the old counts weigh less
+    assert alice.get("/ocr/v1/jobs").status_code == 200
+
+
+@pytest.mark.parametrize("escaped", ["aGVsbG8=\\u0000", "aGVs\\ud800bG8="])
+def test_it_rejects_base64_with_nul_or_surrogate_characters(client, escaped):
+    body = '{"image_base64": "%s"}' % escaped
+    assert_error(client.post(URL, body, content_type="application/json"), 400, "bad_base64")
