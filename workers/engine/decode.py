@@ -7,6 +7,7 @@ small file that claims a huge canvas never gets allocated.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -42,6 +43,13 @@ class ImageInfo:
     pages: int = 1
 
 
+# What Pillow raises on corrupt data besides OSError (found by tests/workers/test_decode_fuzz.py):
+# ValueError for a PNG whose header chunk is cut short, TypeError for a TIFF without its size tags;
+# broken tables and short headers can also raise KeyError, IndexError or struct.error.
+CORRUPT_DATA_ERRORS = (OSError, ValueError, SyntaxError, TypeError, LookupError, struct.error, EOFError,
+                       ArithmeticError)
+
+
 def _open(data: bytes, limits: ImageLimits) -> Image.Image:
     if not data:
         raise ImageError("missing_image", "The image is empty.")
@@ -57,7 +65,7 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
         raise ImageError("not_an_image", "The data is not an image in a known format.") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError("image_too_large", "The image has too many pixels.", status=413) from None
-    except OSError as exc:
+    except CORRUPT_DATA_ERRORS as exc:
         raise ImageError("not_an_image", f"The image could not be read: {exc}.") from None
     if img.format not in SUPPORTED_FORMATS:
         raise ImageError(
@@ -104,7 +112,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
         return _mode_to_rgb(img)
     except ImageError:
         raise
-    except (OSError, ValueError, SyntaxError) as exc:
+    except CORRUPT_DATA_ERRORS as exc:
         raise ImageError("truncated_image", f"The image data is truncated or corrupt: {exc}.") from None
 
 
