@@ -57,3 +57,16 @@ def test_the_shipped_student_answers_the_printed_punctuation():
     out = recognize_array(np.asarray(render_lines(lines)), LineBatcher(lambda: student, max_wait_ms=1), "r")
     assert [t.replace(" ", "") for t in out.text] == [t.replace(" ", "") for t in lines]
     assert all(line["confidence"] > 0.9 for line in out.lines)
+
+
+def test_one_line_read_alone_matches_the_batched_answer(recognizer):
+    """``read_line`` (what distill evaluate and the benchmarks use) decodes the model's own output
+    kind; the batched path decodes probabilities: for one line both give the same answer."""
+    from workers.engine.preprocess import prepare_line
+
+    line = prepare_line(np.asarray(render_lines(["价税合计（大写）壹仟贰佰捌拾元整"])), recognizer.spec)
+    alone, (batched,) = recognizer.read_line(line), recognizer.recognize([line])
+    assert alone.text == batched.text == "价税合计（大写）壹仟贰佰捌拾元整"
+    assert abs(alone.confidence - batched.confidence) < 1e-5
+    raw = recognizer.outputs(line[None])
+    assert raw.dtype == np.float32 and np.allclose(recognizer.run(line[None]), raw, atol=1e-6)  # a "probs" model
