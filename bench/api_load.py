@@ -45,7 +45,7 @@ from PIL import Image, ImageDraw, ImageFont
 ROOT = Path(__file__).resolve().parent.parent
 FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 FIELDS = ["发票号码：{:08d}", "金额合计：¥{:,}.00", "纳税人识别号：9131{:014d}", "订单编号 {:010d}",
-          "开票日期：2026年11月{:02d}日", "购买方名称：上海明远科技有限公司 {:04d}", "税额：{:,}.00 元",
+          "开票日期：2026年11月30日 第{:06d}号", "购买方名称：上海明远科技有限公司 {:04d}", "税额：{:,}.00 元",
           "备注：合同编号 HT-{:06d}"]
 PAGE_LINES = 8
 
@@ -56,8 +56,7 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
 
 
 def _field(i: int, rng: random.Random) -> str:
-    template = FIELDS[i % len(FIELDS)]
-    return template.format(rng.randrange(1, 29) if "{:02d}" in template else rng.randrange(10**3, 10**8))
+    return FIELDS[i % len(FIELDS)].format(rng.randrange(10**3, 10**8))
 
 
 def _png(img: Image.Image) -> bytes:

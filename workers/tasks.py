@@ -81,6 +81,7 @@ def claim_job(job_id: str) -> str | None:
 
 @shared_task(name="workers.tasks.recognize", acks_late=True, reject_on_worker_lost=True)
 def recognize(job_id: str) -> str:
+    began = time.perf_counter()
     token = claim_job(job_id)
     if token is None:
         log.info("job %s is finished, gone or running elsewhere; nothing to do", job_id)
@@ -90,8 +91,10 @@ def recognize(job_id: str) -> str:
         return "skipped"
     mine = OcrJob.objects.filter(pk=job_id, status=Status.RUNNING, claim_id=token)
     deadline = time.monotonic() + settings.OCR_TASK_SOFT_TIME_LIMIT_S
+    timings = {"claim_ms": _ms_since(began)}
     try:
         data = read_image(job.image_name)
+        timings["read_ms"] = _ms_since(began) - timings["claim_ms"]
         outcome = recognize_bytes(data, image_limits(), batcher(), request_id=job_id, deadline=deadline,
                                   reader=page_reader())
     except FileNotFoundError:
@@ -107,6 +110,7 @@ def recognize(job_id: str) -> str:
     except Exception as exc:  # noqa: BLE001 - the job must end, not stay "running" forever
         log.exception("job %s failed", job_id)
         return _fail(mine, job, "internal_error", f"Recognition failed: {type(exc).__name__}.")
+    timings["recognize_ms"] = _ms_since(began) - timings["claim_ms"] - timings["read_ms"]
     model_label = outcome.model_label or model_holder().current().label
     model_version = job.model_version_id
     if job.model_label != model_label or model_version is None:
@@ -119,7 +123,7 @@ def recognize(job_id: str) -> str:
         text_content="\n".join(outcome.text),
         model_label=model_label,
         model_version_id=model_version,
-        diagnostics={"batches": outcome.batches},
+        diagnostics={"batches": outcome.batches, "timings": timings},
         finished_at=finished,
         time_cost=time_cost,
     )
@@ -136,6 +140,10 @@ def recognize(job_id: str) -> str:
                                "finished_at": finished.isoformat(), "time_cost": time_cost})
     pipe.execute()
     return "succeeded"
+
+
+def _ms_since(began: float) -> float:
+    return round((time.perf_counter() - began) * 1000, 2)
 
 
 _version_ids: dict[str, int] = {}

@@ -68,7 +68,11 @@ def _database() -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(path),
-            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+            # WAL with synchronous=NORMAL: a commit no longer waits for an fsync (about 3.7 ms each here,
+            # three per recognised image), and the file cannot be corrupted by any crash; what a power
+            # cut can lose is the last commits, as the Redis queue's appendfsync everysec does.
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE",
+                        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
         }
     if engine == "postgresql":
         return {

@@ -65,6 +65,9 @@ def test_a_recognised_job_is_finished_by_its_claim(job, monkeypatch, redis_serve
     sent = json.loads(redis_server.lpop(f"ocr:done:{job.pk}"))
     assert sent["status"] == "succeeded" and sent["lines"] == job.lines and sent["model_label"] == job.model_label
     assert sent["finished_at"] == job.finished_at.isoformat() and sent["time_cost"] == job.time_cost
+    # Where the worker's time went, for profiling a slow job.
+    timings = job.diagnostics["timings"]
+    assert set(timings) == {"claim_ms", "read_ms", "recognize_ms"} and all(v >= 0 for v in timings.values())
 
 
 def test_an_unexpected_error_ends_the_job_as_failed(job, monkeypatch, redis_server):
@@ -209,3 +212,17 @@ def test_workers_apply_the_image_retention_once_an_hour_between_them(make_user, 
     # Another worker's sweep within the hour does nothing.
     assert tasks.purge_expired_images() is None
     assert redis_server.ttl(tasks.PURGE_LOCK_KEY) > 3000
+
+
+def test_sqlite_commits_do_not_wait_for_fsync_in_wal_mode():
+    """Three commits per recognised image (row, claim, finish): WAL with synchronous=NORMAL, which
+    no crash can corrupt (docs/serving.md)."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+        cursor.execute("PRAGMA synchronous")
+        assert cursor.fetchone()[0] == 1  # NORMAL
