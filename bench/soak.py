@@ -125,6 +125,26 @@ def platform_rss(var_dir: Path) -> dict[str, int]:
 
 
 # --- the load ----------------------------------------------------------------------------------------
+def send(plain: api_load.Client, stack: api_load.Stack, body: bytes, headers: dict) -> tuple[int, dict | None]:
+    """POST on the kept-alive connection, or on one of its own for a request with other headers."""
+    conn = plain
+    if headers:
+        conn = api_load.Client(stack.url, stack.token)
+        for key, value in headers.items():
+            if value is None:
+                conn.headers.pop(key, None)
+            else:
+                conn.headers[key] = value
+    try:
+        return conn.post(body)
+    except OSError as exc:
+        return -1, {"error": type(exc).__name__}
+    finally:
+        if conn is not plain:
+            conn.close()
+
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--start", action="store_true")
@@ -144,12 +164,17 @@ def main() -> int:
         stack.stop()
 
 
-def soak(stack: api_load.Stack, args) -> int:
+def prepare(args) -> tuple[list[bytes], list[bytes], list[tuple[str, bytes, dict]]]:
+    """New lines and pages (more than the run can send) and the bad inputs."""
     rng = random.Random(time.time_ns())
     print(f"rendering images for {args.clients} clients x {args.seconds:.0f} s ...", flush=True)
     fresh_lines = [api_load.body_of(api_load.line_image(i, rng)) for i in range(int(25 * args.seconds))]
     pages = [api_load.body_of(api_load.page_image(i, rng)) for i in range(int(4 * args.seconds))]
-    bad = bad_inputs(api_load.line_image(0, rng))
+    return fresh_lines, pages, bad_inputs(api_load.line_image(0, rng))
+
+
+def soak(stack: api_load.Stack, args) -> int:
+    fresh_lines, pages, bad = prepare(args)
     lock = threading.Lock()
     seen: list[bytes] = []  # lines sent once: sending them again is a cache hit
     outcomes: Counter = Counter()
@@ -171,38 +196,26 @@ def soak(stack: api_load.Stack, args) -> int:
         name, body, headers = r.choice(bad)
         return "bad:" + name, body, headers
 
+    def record(kind: str, status: int, payload: dict | None, elapsed: float) -> None:
+        good = not kind.startswith("bad:")
+        if good:
+            ok = status in (200, 202) and bool(payload) and (status == 202 or payload.get("success") is True)
+        else:
+            ok = 400 <= status < 500 and bool(payload) and payload.get("success") is False
+        with lock:
+            latencies[kind if good else "bad"].append(elapsed)
+            outcomes[(kind if good else "bad", status)] += 1
+            if not ok:
+                server_errors[(kind, status)] += 1
+
     def client(seed: int) -> None:
         r = random.Random(seed)
         plain = api_load.Client(stack.url, stack.token)
         while not stop.is_set():
             kind, body, headers = pick(r)
-            conn = plain
-            if headers:  # requests with other headers on a connection of their own
-                conn = api_load.Client(stack.url, stack.token)
-                for key, value in headers.items():
-                    if value is None:
-                        conn.headers.pop(key, None)
-                    else:
-                        conn.headers[key] = value
             started = time.perf_counter()
-            try:
-                status, payload = conn.post(body)
-            except OSError as exc:
-                status, payload = -1, {"error": type(exc).__name__}
-            finally:
-                if conn is not plain:
-                    conn.close()
-            elapsed = time.perf_counter() - started
-            good = not kind.startswith("bad:")
-            if good:
-                ok = status in (200, 202) and bool(payload) and (status == 202 or payload.get("success") is True)
-            else:
-                ok = 400 <= status < 500 and bool(payload) and payload.get("success") is False
-            with lock:
-                latencies["bad" if not good else kind].append(elapsed)
-                outcomes[(kind if good else "bad", status)] += 1
-                if not ok:
-                    server_errors[(kind, status)] += 1
+            status, payload = send(plain, stack, body, headers)
+            record(kind, status, payload, time.perf_counter() - started)
         plain.close()
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(args.clients)]
@@ -218,6 +231,12 @@ def soak(stack: api_load.Stack, args) -> int:
         t.join(timeout=60)
     wall = time.monotonic() - started
 
+    report(outcomes, server_errors, latencies, rss_warm, rss_end, wall, args)
+    return 1 if server_errors else 0
+
+
+def report(outcomes: Counter, server_errors: Counter, latencies: dict, rss_warm: dict, rss_end: dict, wall: float,
+           args) -> None:
     total = sum(outcomes.values())
     print(f"\n{total} requests in {wall:.0f} s ({total / wall:.1f}/s) from {args.clients} clients")
     print("| request | answered | count |")
@@ -231,15 +250,12 @@ def soak(stack: api_load.Stack, args) -> int:
             ordered = sorted(values)
             print(f"| {kind} | {statistics.median(ordered) * 1000:.0f} | {ordered[int(0.95 * (len(ordered) - 1))] * 1000:.0f} |")
     n_errors = sum(server_errors.values())
-    print(f"\nerrors that are not the client's fault: {n_errors}"
-          + (f" {dict(server_errors)}" if n_errors else ""))
+    print(f"\nerrors that are not the client's fault: {n_errors}" + (f" {dict(server_errors)}" if n_errors else ""))
     for name in ("web", "ocr-worker"):
         warm, end = rss_warm.get(name, 0), rss_end.get(name, 0)
         growth = (end - warm) / warm if warm else float("nan")
         print(f"RSS {name}: {warm / 1024:.0f} MiB after {args.warmup:.0f} s warm-up, {end / 1024:.0f} MiB at "
               f"{args.seconds:.0f} s: {growth:+.1%}")
-    return 1 if n_errors else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -101,7 +101,10 @@ def make_platform() -> Platform:
 
 def programs(plat: Platform) -> list[Program]:
     celery = [PY, "-m", "celery", "-A", "ocrsite"]
-    concurrency = plat.env.get("OCR_WORKER_CONCURRENCY", "4")
+    # Task threads of the OCR worker: each runs its own lines through ONNX Runtime (one thread per
+    # session, batching off), so on 2 cores 8 threads keep both busy across DB and Redis waits
+    # (docs/serving.md has the measurements).
+    concurrency = plat.env.get("OCR_WORKER_CONCURRENCY", "8")
     progs = [
         Program("web", [PY, "-m", "gunicorn", "-c", "python:ocrsite.gunicorn_conf", "ocrsite.wsgi:application",
                         "--bind", f"127.0.0.1:{plat.web_port}"], priority=20),
