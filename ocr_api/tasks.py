@@ -67,12 +67,14 @@ def _training_data(job: DistillJob) -> Path | None:
 
 
 def _fail(job: DistillJob, message: str) -> None:
+    """A running job ends as failed, with its last checkpoint: a conditional update, so a job that
+    ended meanwhile (or was reaped twice) keeps its first end, and no other field is overwritten."""
     checkpoint = run_dir(job) / "last.pt"
-    job.status = DistillJob.Status.FAILED
-    job.error_message = message[-4000:]
-    job.checkpoint_path = str(checkpoint) if checkpoint.exists() else ""
-    job.finished_at = timezone.now()
-    job.save()
+    fields = {"status": DistillJob.Status.FAILED, "error_message": message[-4000:],
+              "checkpoint_path": str(checkpoint) if checkpoint.exists() else "", "finished_at": timezone.now()}
+    DistillJob.objects.filter(pk=job.pk, status=DistillJob.Status.RUNNING).update(**fields)
+    for name, value in fields.items():
+        setattr(job, name, value)
 
 
 def _update_progress(job: DistillJob, started: float, draw: bool) -> None:

@@ -88,3 +88,19 @@ def test_members_see_their_own_jobs_and_staff_see_all(make_user, admin):
     assert list(jobs_visible_to(alice)) == [mine]
     assert set(jobs_visible_to(admin)) == {mine, theirs}
     assert list(jobs_visible_to(bob, OcrJob.objects.filter(pk=mine.pk))) == []
+
+
+def test_a_stale_job_is_failed_once_and_a_finished_one_is_left_alone(admin):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ocr_api.tasks import reap_stale_jobs
+
+    old = timezone.now() - timedelta(hours=1)
+    stale = _job(admin, DistillJob.Status.RUNNING)
+    DistillJob.objects.filter(pk=stale.pk).update(heartbeat_at=old, cancel_requested=True)
+    assert reap_stale_jobs() == 1 and reap_stale_jobs() == 0
+    stale.refresh_from_db()
+    assert stale.status == "failed" and "heartbeat" in stale.error_message and stale.finished_at is not None
+    assert stale.cancel_requested  # the end touches only its own fields
