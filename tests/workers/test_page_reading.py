@@ -127,3 +127,11 @@ def test_a_detector_package_round_trips_and_bad_metadata_is_refused():
         DetSpec.from_metadata({**spec.to_metadata(), "ocr.format": "ocr-ctc/1"})
     with pytest.raises(DetectorPackageError):
         DetSpec(name="d", thresh=1.5)
+
+
+@pytest.mark.parametrize("layout", ["form", "columns"])
+def test_a_page_photographed_at_an_angle_keeps_its_reading_order(batcher, reader, faces, layout):
+    # perspective tilts the rows (a form's label and value no longer share a band) and squeezes
+    # the gutter between columns; the page is levelled before it is cut into rows and columns
+    page = make_page(itertools.cycle(SENTENCES), faces, seed=11, capture="photo", layout=layout)
+    assert page_accuracy(page, read(page.image, batcher, reader)) > 0.95

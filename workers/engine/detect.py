@@ -386,8 +386,11 @@ def _are_columns(left: np.ndarray, right: np.ndarray, line_h: float) -> bool:
     if np.median(left[:, 2] - left[:, 0]) >= 6 * line_h and np.median(right[:, 2] - right[:, 0]) >= 6 * line_h:
         return True
     small, big = (left, right) if len(left) <= len(right) else (right, left)
-    centres = (big[:, 1] + big[:, 3]) / 2
-    paired = sum(bool(np.any(np.abs(centres - (b[1] + b[3]) / 2) < 0.3 * line_h)) for b in small)
+    # a line pairs with one across the gutter when their heights overlap by a third (a page
+    # photographed at an angle moves the two ends of a row apart by more than a fixed margin)
+    overlap = np.minimum(small[:, None, 3], big[None, :, 3]) - np.maximum(small[:, None, 1], big[None, :, 1])
+    shorter = np.minimum((small[:, 3] - small[:, 1])[:, None], (big[:, 3] - big[:, 1])[None, :])
+    paired = int(np.any(overlap > shorter / 3, axis=1).sum())
     return paired < 0.5 * len(small) and float(np.median(widths)) >= 2 * line_h
 
 
@@ -401,9 +404,9 @@ def _xy_cut(items: list[int], arr: np.ndarray, line_h: float) -> list[int]:
     col_gaps = _gaps(sub[:, 0] + pad_x, sub[:, 2] - pad_x)
     best_row = max((g[1] - g[0] for g in row_gaps), default=0.0)
     best_col = max((g[1] - g[0] for g in col_gaps), default=0.0)
-    # a column gutter must be wide (a word space is not a column break), and the two sides must
-    # look like columns of prose, not the labels and values of a form's rows
-    if best_col >= 0.6 * line_h and best_col > 1.5 * best_row:
+    # a gutter (wider than a word space, narrow where a photo's perspective squeezes it) between two
+    # sides that look like columns of prose, not like the labels and values of a form's rows
+    if best_col >= 0.3 * line_h:
         cut = max(col_gaps, key=lambda g: g[1] - g[0])
         centre = (sub[:, 0] + sub[:, 2]) / 2
         left = [i for i, c in zip(items, centre) if c < cut[1]]
@@ -448,6 +451,22 @@ class Region:
         return int(x0), int(y0), int(x1) + 1, int(y1) + 1
 
 
+def level(quads: list[np.ndarray], horizontal: list[bool]) -> list[np.ndarray]:
+    """The quads turned by the page's tilt (the median slope of its horizontal lines), so the
+    rows of a page photographed at an angle separate again for the reading order."""
+    # the slope of each top edge, whichever way its points run (a turned page reverses them)
+    slopes = [np.arctan(np.divide(q[1, 1] - q[0, 1], q[1, 0] - q[0, 0], out=np.zeros(()), where=q[1, 0] != q[0, 0]))
+              for q, hz in zip(quads, horizontal) if hz]
+    if not slopes:
+        return quads
+    angle = float(np.median(slopes))
+    if abs(angle) < np.deg2rad(0.3):
+        return quads
+    c, s = np.cos(-angle), np.sin(-angle)
+    turn = np.array([[c, -s], [s, c]], np.float32)
+    return [q @ turn.T for q in quads]
+
+
 class PageReader:
     """Finds the lines of a page (``TextDetector``), puts them in reading order, cuts them out
     flat and turns the upside-down ones (``DirectionClassifier``, when there is one). When most
@@ -484,6 +503,7 @@ class PageReader:
         frame = quads
         if page_turned:
             frame = [np.array([w - 1, h - 1], np.float32) - q for q in quads]
+        frame = level(frame, [not v for v in vertical])
         boxes = [(q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()) for q in frame]
         out = []
         for i in reading_order(boxes):
