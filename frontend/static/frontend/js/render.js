@@ -14,13 +14,14 @@ export function isLowConfidence(line) {
   return typeof line.confidence === "number" && line.confidence < LOW_CONFIDENCE;
 }
 
-/** The job's lines in reading order, as {text, confidence, box}. */
+/** The job's lines in reading order, as {text, confidence, box, page}; page is a PDF's page number. */
 export function jobLines(job) {
   if (Array.isArray(job.lines) && job.lines.length) {
     return job.lines.map((line) => ({
       text: line.text ?? "",
       confidence: typeof line.confidence === "number" ? line.confidence : null,
       box: Array.isArray(line.box) && line.box.length === 4 ? line.box.map(Number) : null,
+      page: typeof line.page === "number" ? line.page : null,
     }));
   }
   if (Array.isArray(job.text)) return job.text.map((text) => ({ text, confidence: null, box: null }));
@@ -145,7 +146,12 @@ function fixControl(job, index, line, item, textEl) {
 export function renderLines(lines, preview, job = null) {
   if (!lines.length) return h("p", { class: "empty-note" }, gettext("No text was found in this image."));
   const list = h("ol", { class: "lines" });
+  let page = null;
   lines.forEach((line, index) => {
+    if (line.page !== null && line.page !== undefined && line.page !== page) {
+      page = line.page;
+      list.append(h("li", { class: "page-head", role: "presentation" }, gettext("Page %(page)s", { page })));
+    }
     const low = isLowConfidence(line);
     const conf =
       line.confidence === null

@@ -8,7 +8,7 @@ import { announce, h, present } from "./dom.js";
 import { formatBytes, gettext, statusLabel } from "./i18n.js";
 import { createPreview, jobLines, lowConfidenceNote, renderLines, renderMeta } from "./render.js";
 
-const IMAGE_EXTENSION = /\.(png|jpe?g|jfif|webp|bmp|tiff?|gif)$/i;
+const IMAGE_EXTENSION = /\.(png|jpe?g|jfif|webp|bmp|tiff?|gif|pdf)$/i;
 const MAX_PARALLEL_UPLOADS = 3;
 const POLL_DELAYS_MS = [250, 400, 600, 900, 1200, 1600, 2000];
 const POLL_GIVE_UP_MS = 5 * 60 * 1000;
@@ -21,8 +21,9 @@ const sleep = (ms) => new Promise((resolve) => window.setTimeout(resolve, ms));
 /** Why a file must not be sent, or null. The server stays the authority. */
 export function rejectReason(file, maxBytes) {
   const name = file.name || gettext("Untitled image");
-  const looksLikeImage = (file.type && file.type.startsWith("image/")) || IMAGE_EXTENSION.test(file.name || "");
-  if (!looksLikeImage) return gettext("“%(name)s” is not an image. Please choose a PNG, JPEG, WebP, BMP or TIFF image.", { name });
+  const looksLikeImage =
+    (file.type && (file.type.startsWith("image/") || file.type === "application/pdf")) || IMAGE_EXTENSION.test(file.name || "");
+  if (!looksLikeImage) return gettext("“%(name)s” is not an image or a PDF. Please choose a PNG, JPEG, WebP, BMP or TIFF image, or a PDF.", { name });
   if (file.size === 0) return gettext("“%(name)s” is an empty file.", { name });
   if (file.size > maxBytes) {
     return gettext("“%(name)s” is %(size)s, over the %(limit)s limit.", { name, size: formatBytes(file.size), limit: formatBytes(maxBytes) });

@@ -1,0 +1,27 @@
+"""A PDF through the portal: its pages come back under their page numbers."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.workers.test_pdf import scanned_pdf
+
+from .conftest import RESULT_TIMEOUT_MS, log_in
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "pw-portal-pdf-1"
+
+
+def test_a_two_page_pdf_is_shown_page_by_page(live_stack, new_page):
+    live_stack.create_user("paula", PASSWORD)
+    page = new_page(live_stack.url)
+    log_in(page, live_stack.url, "paula", PASSWORD)
+    pdf = scanned_pdf([["第一页 增值税专用发票"], ["第二页 开户银行招商银行"]])
+    page.set_input_files("#file-input", files=[{"name": "invoice.pdf", "mimeType": "application/pdf", "buffer": pdf}])
+    result = page.locator("#results .result-card")
+    expect(result).to_have_attribute("data-state", "succeeded", timeout=RESULT_TIMEOUT_MS)
+    expect(result.locator(".page-head")).to_have_text(["第 1 页", "第 2 页"])
+    texts = [t.replace(" ", "") for t in result.locator(".line-text").all_inner_texts()]
+    assert texts == ["第一页增值税专用发票", "第二页开户银行招商银行"]
