@@ -542,3 +542,24 @@ def test_the_throttle_counts_per_user_and_weighs_the_previous_minute(make_user, 
 def test_it_rejects_base64_with_nul_or_surrogate_characters(client, escaped):
     body = '{"image_base64": "%s"}' % escaped
     assert_error(client.post(URL, body, content_type="application/json"), 400, "bad_base64")
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height over a few bytes of pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [30000, 12000])
+def test_it_refuses_a_decompression_bomb_with_413(client, fake_worker_heartbeat, side):
+    """Found by bench/soak.py: the header is read before the cache lookup, and Pillow refuses such
+    a canvas there with an exception of its own; the answer must still be the pixel cap's 413."""
+    response = client.post(URL, {"image_base64": b64(_png_claiming(side, side))}, format="json")
+    assert_error(response, 413, "image_too_large")
+    assert not OcrJob.objects.exists()
