@@ -100,11 +100,12 @@ def score(pages, answers) -> float:
     return 1 - errors / max(total, 1)
 
 
-def platform_reader(threads: int):
+def platform_reader(threads: int, detector: bool = True):
+    """The worker's reading; ``detector`` False: the projection line finder alone."""
     rec = Recognizer(MODELS / "ppocrv6_tiny_rec.onnx", threads=threads)
     batcher = LineBatcher(lambda: rec, max_batch=32, max_wait_ms=0.0, max_width_ratio=1.5)
     reader = PageReader(TextDetector(MODELS / "ppocrv6_tiny_det.onnx", threads=threads),
-                        DirectionClassifier(MODELS / "ppocr_mobile_cls.onnx", threads=threads))
+                        DirectionClassifier(MODELS / "ppocr_mobile_cls.onnx", threads=threads)) if detector else None
 
     def read(rgb):
         return [line["text"] for line in recognize_array(rgb, batcher, uuid.uuid4().hex, reader=reader).lines]
@@ -169,7 +170,9 @@ def main(argv=None) -> int:
     threads = args.threads or [1, 2]
     sets = page_sets(args.pages)
     print("pages:", {k: len(v) for k, v in sets.items()}, flush=True)
-    rows = []
+    rows = [("projection line finder alone (OCR_DETECTOR_MODEL=''), 1 thread",
+             run(sets, "projection", platform_reader(1, detector=False)))]
+    print(rows[-1], flush=True)
     for t in threads:
         rows.append((f"platform (v6 tiny det + cls + rec), {t} thread(s)", run(sets, "platform", platform_reader(t))))
         print(rows[-1], flush=True)
