@@ -51,6 +51,25 @@ def _problem(errors: list[str], message: str) -> None:
 
 def validate_zip(data: bytes) -> ValidatedDataset:
     """Check and unpack an uploaded dataset; every problem found is reported, none is skipped silently."""
+    archive, names = _open_zip(data)
+    label_name, base = _labels_member(names)
+    try:
+        labels = archive.read(label_name).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DatasetError("labels.tsv is not UTF-8") from None
+    entries, outside = _check_lines(archive, names, base, labels)
+    target = datasets_root() / f"upload-{uuid.uuid4().hex[:12]}"
+    (target / "images").mkdir(parents=True)
+    with open(target / "labels.tsv", "w", encoding="utf-8") as out:
+        for i, (member, text) in enumerate(entries):
+            rel = f"images/{i:06d}{PurePosixPath(member).suffix.lower() or '.png'}"
+            (target / rel).write_bytes(archive.read(member))
+            out.write(f"{rel}\t{text}\n")
+    return ValidatedDataset(path=target, lines=len(entries), characters_outside_charset=sorted(outside))
+
+
+def _open_zip(data: bytes) -> tuple[zipfile.ZipFile, dict]:
+    """The archive and its files by name, within the size and count limits."""
     if len(data) > MAX_ZIP_BYTES:
         raise DatasetError(f"the zip is larger than {MAX_ZIP_BYTES} bytes")
     try:
@@ -62,16 +81,21 @@ def validate_zip(data: bytes) -> ValidatedDataset:
         raise DatasetError(f"the zip holds more than {MAX_MEMBERS} files")
     if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
         raise DatasetError("the zip unpacks to more than 2 GiB")
-    names = {m.filename: m for m in members if not m.is_dir()}
-    # labels.tsv at the top, or inside one top-level folder.
+    return archive, {m.filename: m for m in members if not m.is_dir()}
+
+
+def _labels_member(names: dict) -> tuple[str, PurePosixPath]:
+    """labels.tsv at the top, or inside one top-level folder: its name and its folder."""
     label_names = [n for n in names if PurePosixPath(n).name == "labels.tsv" and len(PurePosixPath(n).parts) <= 2]
     if len(label_names) != 1:
         raise DatasetError("the zip must hold exactly one labels.tsv (at its top or in one top-level folder)")
-    base = PurePosixPath(label_names[0]).parent
-    try:
-        labels = archive.read(label_names[0]).decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DatasetError("labels.tsv is not UTF-8") from None
+    return label_names[0], PurePosixPath(label_names[0]).parent
+
+
+def _check_lines(archive: zipfile.ZipFile, names: dict, base: PurePosixPath,
+                 labels: str) -> tuple[list[tuple[str, str]], set[str]]:
+    """(zip member, text) of every labelled line, and the characters outside the charset; every
+    problem of every line is collected before the upload is refused."""
     known = load_charset().index
     errors: list[str] = []
     entries: list[tuple[str, str]] = []
@@ -102,14 +126,7 @@ def validate_zip(data: bytes) -> ValidatedDataset:
         raise DatasetError("; ".join(errors))
     if not entries:
         raise DatasetError("labels.tsv lists no lines")
-    target = datasets_root() / f"upload-{uuid.uuid4().hex[:12]}"
-    (target / "images").mkdir(parents=True)
-    with open(target / "labels.tsv", "w", encoding="utf-8") as out:
-        for i, (member, text) in enumerate(entries):
-            rel = f"images/{i:06d}{PurePosixPath(member).suffix.lower() or '.png'}"
-            (target / rel).write_bytes(archive.read(member))
-            out.write(f"{rel}\t{text}\n")
-    return ValidatedDataset(path=target, lines=len(entries), characters_outside_charset=sorted(outside))
+    return entries, outside
 
 
 def corrections_dataset(created_by) -> Dataset:
