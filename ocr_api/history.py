@@ -37,14 +37,17 @@ log = logging.getLogger(__name__)
 PENDING_KEY = "ocr:history-pending"
 BATCH = 200
 
-# KEYS[1] the cache key, KEYS[2] the pending list; ARGV[1] the record (JSON). Both are JSON, so the
-# concatenation is JSON too; the cached value is passed through unparsed.
+# KEYS[1] the cache key, KEYS[2] the pending list, KEYS[3] the OCR workers' heartbeat set;
+# ARGV[1] the record (JSON), ARGV[2] the oldest heartbeat that counts as alive. Both record and
+# cached value are JSON, so their concatenation is JSON too; the cached value is passed through
+# unparsed. A miss also counts the live workers, which it needs next: still one round trip.
 _HIT_SCRIPT = """
 local cached = redis.call('GET', KEYS[1])
 if cached then
   redis.call('RPUSH', KEYS[2], '{"r":' .. ARGV[1] .. ',"v":' .. cached .. '}')
+  return {cached, 1}
 end
-return cached
+return {false, redis.call('ZCOUNT', KEYS[3], ARGV[2], '+inf')}
 """
 
 _local = threading.local()
@@ -61,14 +64,19 @@ def _hit_script(client: redis.Redis):
         return script
 
 
-def lookup_and_record(client: redis.Redis, key: str, record: dict) -> dict | None:
-    """The cached result under ``key``, or None. On a hit the record is queued for the history in
-    the same round trip."""
-    raw = _hit_script(client)(keys=[key, PENDING_KEY], args=[json.dumps(record, ensure_ascii=False)])
+def lookup_and_record(client: redis.Redis, key: str, record: dict, ttl_s: float) -> tuple[dict | None, int]:
+    """(the cached result under ``key`` or None, the number of OCR workers with a heartbeat in the
+    last ``ttl_s`` seconds). On a hit the record is queued for the history in the same round trip
+    (and the workers are not counted: 1)."""
+    from workers.presence import WORKERS_KEY
+
+    raw, live = _hit_script(client)(
+        keys=[key, PENDING_KEY, WORKERS_KEY], args=[json.dumps(record, ensure_ascii=False), time.time() - ttl_s]
+    )
     if raw is None:
-        return None
+        return None, int(live)
     _local.pending = True
-    return json.loads(raw)
+    return json.loads(raw), 1
 
 
 def hit_record(*, job_id: uuid.UUID, owner_id: int, created_at: datetime, image_name: str, sha256: str,

@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 
 from workers.engine.cachekey import cache_key, preprocessing_signature
 from workers.engine.decode import ImageError, inspect_image
-from workers.presence import live_workers, wait_done
+from workers.presence import wait_done
 from workers.runtime import image_limits, redis_client
 
 from . import history
@@ -197,30 +197,31 @@ class RecognizeView(APIView):
         up = _Upload(data=data, sha=sha, filename=filename[:255], label=label, started=started,
                      key=cache_key(sha, label, preprocessing_signature(settings.OCR_BINARIZE)))
         client = redis_client()
-        answer = self._from_cache(request, client, up)
+        answer, live = self._from_cache(request, client, up)
         if answer is not None:
             return answer
         try:
             info = inspect_image(data, image_limits())
         except ImageError as exc:
             raise ApiError(exc.code, exc.message, exc.status) from None
-        if not live_workers(client, settings.OCR_WORKER_HEARTBEAT_TTL_S):
+        if not live:
             return error_response(
                 "unavailable", "No OCR worker is running; please retry shortly.", status.HTTP_503_SERVICE_UNAVAILABLE
             )
         return self._queue_and_wait(request, client, up, info, wait=params.get("wait", True))
 
-    def _from_cache(self, request, client, up: _Upload) -> Response | None:
-        """The answer of a cache hit (its history row is queued in the same Redis call), or None."""
+    def _from_cache(self, request, client, up: _Upload) -> tuple[Response | None, int]:
+        """(the answer of a cache hit, or None; how many OCR workers are alive). One Redis call, which
+        also queues a hit's history row."""
         image_format = _format_of(up.data)
         record = history.hit_record(
             job_id=up.job_id, owner_id=request.user.pk, created_at=up.now, image_name=image_name(up.sha, image_format),
             sha256=up.sha, image_format=image_format, filename=up.filename, size_bytes=len(up.data), width=0,
             height=0, cache_key=up.key, model_label=up.label, time_cost=round(time.monotonic() - up.started, 4),
         )
-        hit = history.lookup_and_record(client, up.key, record)
+        hit, live = history.lookup_and_record(client, up.key, record, settings.OCR_WORKER_HEARTBEAT_TTL_S)
         if hit is None:
-            return None
+            return None, live
         job = OcrJob(
             id=up.job_id, owner=request.user, status=OcrJob.Status.SUCCEEDED, cached=True,
             image_name=record["image_name"], image_sha256=up.sha, image_format=image_format, filename=up.filename,
@@ -228,7 +229,7 @@ class RecognizeView(APIView):
             model_label=hit.get("model_label") or up.label, lines=hit["lines"], created_at=up.now,
             finished_at=up.now, time_cost=record["cost"],
         )
-        return Response(job_payload(job), status=status.HTTP_200_OK)
+        return Response(job_payload(job), status=status.HTTP_200_OK), live
 
     def _queue_and_wait(self, request, client, up: _Upload, info, wait: bool) -> Response:
         """Row, file, task; then wait on the job's Redis list up to OCR_SYNC_TIMEOUT_S (200), else 202."""

@@ -95,7 +95,7 @@ def test_a_worker_killed_mid_job_loses_no_job(client, worker_factory, invoice_pn
     """Late acknowledgement: the message of a job whose worker died goes back to the queue."""
     # The first worker holds each batch open for 5 s: long enough to kill it mid-job.
     fast_restore = dict(OCR_VISIBILITY_TIMEOUT_S="3", OCR_UNACKED_RESTORE_INTERVAL_S="1")
-    doomed = worker_factory(OCR_BATCH_MAX_WAIT_MS="5000", **fast_restore)
+    doomed = worker_factory(OCR_BATCH_MAX_SIZE="32", OCR_BATCH_MAX_WAIT_MS="5000", **fast_restore)
     response = client.post(URL, {"image_base64": b64(invoice_png), "wait": False}, format="json")
     job_id = response.json()["job_id"]
     deadline = time.monotonic() + 20
@@ -154,7 +154,7 @@ def test_a_job_deleted_while_it_is_recognised_stays_deleted(client, worker_facto
     """The worker finishes with a conditional update: the row is not inserted again, the image
     file goes with the row, and no text of the deleted image is cached."""
     # Each batch is held open for 3 s: time to delete the job while its lines are in the batcher.
-    worker = worker_factory(OCR_BATCH_MAX_WAIT_MS="3000")
+    worker = worker_factory(OCR_BATCH_MAX_SIZE="32", OCR_BATCH_MAX_WAIT_MS="3000")
     image = png_bytes(render_lines(["请删除这张发票"]))
     job_id = client.post(URL, {"image_base64": b64(image), "wait": False}, format="json").json()["job_id"]
     _wait_until(lambda: OcrJob.objects.get(pk=job_id).status == OcrJob.Status.RUNNING, 20, "claimed", worker.log)
@@ -193,7 +193,7 @@ def test_jobs_of_a_worker_killed_under_load_finish_once_on_another_within_30_s(
     """20 jobs queued; the first worker holds 4 of them in a batch that never closes and is
     SIGKILLed. The second worker runs the other 16 and, once the first's heartbeat is gone, its
     recovery sweep sends the 4 orphans again: every job ends once, with one result."""
-    doomed = worker_factory(OCR_BATCH_MAX_WAIT_MS="60000")
+    doomed = worker_factory(OCR_BATCH_MAX_SIZE="32", OCR_BATCH_MAX_WAIT_MS="60000")
     texts = [f"发票号码{i:02d}号" for i in range(20)]
     ids = []
     for text in texts:
@@ -247,7 +247,7 @@ def test_jobs_of_a_killed_worker_are_finished_by_its_restart_under_the_same_name
 
     started: list[WorkerProcess] = []
     try:
-        first = start(OCR_BATCH_MAX_WAIT_MS="60000")
+        first = start(OCR_BATCH_MAX_SIZE="32", OCR_BATCH_MAX_WAIT_MS="60000")
         wait_for_ocr_worker(first, redis_server)
         texts = ["重启前的第一张", "重启前的第二张", "重启后的第三张"]
         ids = [client.post(URL, {"image_base64": b64(png_bytes(render_lines([t]))), "wait": False},
