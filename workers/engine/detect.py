@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .lines import runs_over
+
 DET_FORMAT = "ocr-det/1"
 CLS_FORMAT = "ocr-cls/1"
 
@@ -282,16 +284,7 @@ def lay_flat(column: np.ndarray) -> np.ndarray:
     _, ink = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
     if ink.mean() > 0.5:
         ink = 1 - ink
-    rows = ink.sum(axis=1) > 0
-    cuts, start = [], None
-    for y, on in enumerate(rows):
-        if on and start is None:
-            start = y
-        elif not on and start is not None:
-            cuts.append((start, y))
-            start = None
-    if start is not None:
-        cuts.append((start, h))
+    cuts = runs_over(ink.sum(axis=1), 0)
     # glyphs of several strokes (三, 二) leave gaps inside: join pieces up to a square
     glyphs: list[list[int]] = []
     for a, b in cuts:
@@ -394,6 +387,13 @@ def _are_columns(left: np.ndarray, right: np.ndarray, line_h: float) -> bool:
     return paired < 0.5 * len(small) and float(np.median(widths)) >= 2 * line_h
 
 
+def _split(items: list[int], sub: np.ndarray, gaps: list[tuple[float, float]], axis: int) -> tuple[list[int], list[int]]:
+    """The items before and after the widest of ``gaps`` along ``axis`` (0: x, 1: y), by their centres."""
+    cut = max(gaps, key=lambda g: g[1] - g[0])
+    centre = (sub[:, axis] + sub[:, axis + 2]) / 2
+    return ([i for i, c in zip(items, centre) if c < cut[1]], [i for i, c in zip(items, centre) if c >= cut[1]])
+
+
 def _xy_cut(items: list[int], arr: np.ndarray, line_h: float) -> list[int]:
     if len(items) == 1:
         return items
@@ -407,26 +407,17 @@ def _xy_cut(items: list[int], arr: np.ndarray, line_h: float) -> list[int]:
     # a gutter (wider than a word space, narrow where a photo's perspective squeezes it) between two
     # sides that look like columns of prose, not like the labels and values of a form's rows
     if best_col >= 0.3 * line_h:
-        cut = max(col_gaps, key=lambda g: g[1] - g[0])
-        centre = (sub[:, 0] + sub[:, 2]) / 2
-        left = [i for i, c in zip(items, centre) if c < cut[1]]
-        right = [i for i, c in zip(items, centre) if c >= cut[1]]
+        left, right = _split(items, sub, col_gaps, axis=0)
         if _are_columns(arr[left], arr[right], line_h):
             return _xy_cut(left, arr, line_h) + _xy_cut(right, arr, line_h)
     if row_gaps:
         # the widest band across: what is above it is read first (a title over two columns is
         # cut off before the columns are)
-        cut = max(row_gaps, key=lambda g: g[1] - g[0])
-        centre = (sub[:, 1] + sub[:, 3]) / 2
-        top = [i for i, c in zip(items, centre) if c < cut[1]]
-        bottom = [i for i, c in zip(items, centre) if c >= cut[1]]
+        top, bottom = _split(items, sub, row_gaps, axis=1)
         if top and bottom:
             return _xy_cut(top, arr, line_h) + _xy_cut(bottom, arr, line_h)
     if col_gaps and best_col >= 0.3 * line_h:
-        cut = max(col_gaps, key=lambda g: g[1] - g[0])
-        centre = (sub[:, 0] + sub[:, 2]) / 2
-        left = [i for i, c in zip(items, centre) if c < cut[1]]
-        right = [i for i, c in zip(items, centre) if c >= cut[1]]
+        left, right = _split(items, sub, col_gaps, axis=0)
         if left and right:
             return _xy_cut(left, arr, line_h) + _xy_cut(right, arr, line_h)
     # no empty band: overlapping lines, read by their tops, then left to right

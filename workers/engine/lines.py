@@ -27,7 +27,8 @@ def ink_mask(gray: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _runs(profile: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+def runs_over(profile: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """(start, end) of each run of the profile above ``threshold``."""
     on = profile > threshold
     runs: list[tuple[int, int]] = []
     start = None
@@ -74,7 +75,7 @@ def find_lines(gray: np.ndarray, min_height: int = 6) -> list[Box]:
     if close_h > 1:
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((close_h, 1), np.uint8))
     rows = mask.sum(axis=1).astype(np.float32)
-    bands = _runs(rows, threshold=max(1.0, 0.002 * w))
+    bands = runs_over(rows, threshold=max(1.0, 0.002 * w))
     if not bands:
         return []
     boxes: list[Box] = []
@@ -83,7 +84,7 @@ def find_lines(gray: np.ndarray, min_height: int = 6) -> list[Box]:
         if band_h < min_height:
             continue
         cols = mask[y0:y1].sum(axis=0).astype(np.float32)
-        segments = _merge_close(_runs(cols, threshold=0.0), gap=max(2, int(2.5 * band_h)))
+        segments = _merge_close(runs_over(cols, threshold=0.0), gap=max(2, int(2.5 * band_h)))
         for x0, x1 in segments:
             if (x1 - x0) < max(2, band_h // 4) and (x1 - x0) * band_h < 4 * min_height**2:
                 continue  # a speck
