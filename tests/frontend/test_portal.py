@@ -178,7 +178,7 @@ def test_it_explains_what_is_wrong_with_bad_files(live_stack, new_page):
     send_file(page, "drop", b"Quarterly figures, see attachment.\n", "notes.txt", "text/plain")
     rejected = card(page, r"^notes\.txt$")
     expect(rejected).to_have_attribute("data-state", "rejected")
-    expect(rejected.locator(".card-message")).to_contain_text("不是图片文件")
+    expect(rejected.locator(".card-message")).to_contain_text("不是图片或 PDF 文件")
 
     # Over the size limit: refused in the browser too.
     page.evaluate(

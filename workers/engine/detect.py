@@ -36,8 +36,9 @@ class DetSpec:
     color_order: str = "BGR"
     norm_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     norm_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    limit_side: int = 960  # the longer side is brought down to this (``limit_type`` max) ...
-    limit_type: str = "max"  # ... or the shorter side up to it (min)
+    limit_side: int = 960  # the longer side is brought down to this (``limit_type`` max), the shorter
+    limit_type: str = "max"  # side up to it (min), or the area down to its square (area: a tall
+    # receipt keeps its text as large as an A4 page does)
     size_multiple: int = 32
     max_side: int = 4000
     thresh: float = 0.3  # probability that makes a pixel text
@@ -53,8 +54,8 @@ class DetSpec:
             problems.append("color_order must be RGB or BGR")
         if len(self.norm_mean) != 3 or len(self.norm_std) != 3 or any(s <= 0 for s in self.norm_std):
             problems.append("norm_mean and norm_std need three values, std positive")
-        if self.limit_type not in ("max", "min"):
-            problems.append("limit_type must be max or min")
+        if self.limit_type not in ("max", "min", "area"):
+            problems.append("limit_type must be max, min or area")
         if self.size_multiple < 1 or self.limit_side < self.size_multiple or self.max_side < self.limit_side:
             problems.append("bad size settings")
         if not (0 < self.thresh < 1 and 0 < self.box_thresh < 1 and self.unclip_ratio > 0):
@@ -168,6 +169,8 @@ def input_size(height: int, width: int, spec: DetSpec) -> tuple[int, int]:
     each side rounded to the size multiple."""
     if spec.limit_type == "max":
         scale = min(1.0, spec.limit_side / max(height, width))
+    elif spec.limit_type == "area":
+        scale = min(1.0, spec.limit_side / math.sqrt(height * width))
     else:
         scale = max(1.0, spec.limit_side / min(height, width))
     scale = min(scale, spec.max_side / max(height, width))
