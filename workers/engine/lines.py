@@ -104,10 +104,17 @@ def estimate_skew(gray: np.ndarray, max_angle: float = 10.0, step: float = 0.25)
     if scale < 1.0:
         mask = cv2.resize(mask, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     mask = mask.astype(np.float32)
+    # coarse to fine: whole degrees first, then ``step`` around the best one (30 rotations, not 81)
+    coarse = _best_angle(mask, np.arange(-max_angle, max_angle + 0.5, 1.0))
+    return _best_angle(mask, np.arange(coarse - 1.0, coarse + 1.0 + step / 2, step))
+
+
+def _best_angle(mask: np.ndarray, angles) -> float:
+    """Of ``angles``, the one whose horizontal ink profile has the largest variance."""
     h, w = mask.shape
     center = (w / 2, h / 2)
     best_angle, best_score = 0.0, -1.0
-    for angle in np.arange(-max_angle, max_angle + step / 2, step):
+    for angle in angles:
         rotation = cv2.getRotationMatrix2D(center, float(angle), 1.0)
         rows = cv2.warpAffine(mask, rotation, (w, h), flags=cv2.INTER_NEAREST).sum(axis=1)
         score = float(np.var(rows))
