@@ -9,11 +9,23 @@ from rest_framework.validators import ProhibitSurrogateCharactersValidator
 from .models import DistillJob, ModelVersion, OcrJob
 
 
+def pages_of(lines: list[dict]) -> list[dict]:
+    """A PDF's text page by page ({"page", "text"}), from the page number every line of it carries;
+    empty for an image."""
+    pages: dict[int, list[str]] = {}
+    for line in lines:
+        if "page" in line:
+            pages.setdefault(int(line["page"]), []).append(line["text"])
+    return [{"page": n, "text": text} for n, text in sorted(pages.items())]
+
+
 def job_payload(job: OcrJob) -> dict:
     """The one representation of a job, used by every endpoint that returns one."""
     finished = job.is_finished
     error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
+    pages = pages_of(job.lines) if finished else []
     return {
+        **({"pages": pages} if pages else {}),
         "success": job.status == OcrJob.Status.SUCCEEDED,
         "job_id": str(job.id),
         "status": job.status,
@@ -102,6 +114,10 @@ class JobSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=OcrJob.Status.choices)
     text = serializers.ListField(child=serializers.CharField())
     lines = LineSerializer(many=True)
+    pages = serializers.ListField(
+        child=serializers.DictField(), required=False,
+        help_text='a PDF only: [{"page": 1, "text": [lines...]}, ...]; each line also carries its "page"',
+    )
     time_cost = serializers.FloatField(allow_null=True)
     model_version = serializers.CharField()
     cached = serializers.BooleanField()

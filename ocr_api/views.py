@@ -23,10 +23,10 @@ from rest_framework.response import Response
 from PIL import Image
 from rest_framework.views import APIView
 
-from workers.engine.cachekey import cache_key, preprocessing_signature
+from workers.engine.cachekey import cache_key
 from workers.engine.decode import ImageError, inspect_image
 from workers.presence import wait_done
-from workers.runtime import image_limits, redis_client
+from workers.runtime import image_limits, pipeline_signature, redis_client
 
 from . import history
 from .errors import ApiError, error_response
@@ -195,7 +195,7 @@ class RecognizeView(APIView):
         label = active_label()
         sha = sha256_of(data)
         up = _Upload(data=data, sha=sha, filename=filename[:255], label=label, started=started,
-                     key=cache_key(sha, label, preprocessing_signature(settings.OCR_BINARIZE)))
+                     key=cache_key(sha, label, pipeline_signature()))
         client = redis_client()
         answer, live = self._from_cache(request, client, up)
         if answer is not None:

@@ -16,10 +16,11 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from .engine.batcher import LineBatcher
+from .engine.cachekey import preprocessing_signature
 from .cache import ResultCache
 from .engine.decode import ImageLimits
 from .engine.detect import DirectionClassifier, PageReader, TextDetector
-from .engine.inference import Recognizer
+from .engine.inference import Recognizer, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,15 @@ def page_reader() -> PageReader | None:
     reader = PageReader(detector, classifier)
     log.info("page reader: %s", reader.label)
     return reader
+
+
+@lru_cache(maxsize=1)
+def pipeline_signature() -> str:
+    """The preprocessing part of the cache key, the same in the web and the workers: the pipeline
+    version, binarisation, and the first 8 hex digits of the detector's and the direction
+    classifier's files (read once per process), so changing either never serves stale text."""
+    files = [p for p in (settings.OCR_DETECTOR_MODEL, settings.OCR_DIRECTION_MODEL) if p] if settings.OCR_DETECTOR_MODEL else []
+    return preprocessing_signature(settings.OCR_BINARIZE, "+".join(file_sha256(p)[:8] for p in files))
 
 
 def result_cache() -> ResultCache:

@@ -38,11 +38,11 @@ from ocr_api.models import ModelVersion, OcrJob
 
 from .cache import ResultCache
 from .engine.batcher import DeadlineExceeded
-from .engine.cachekey import cache_key, preprocessing_signature
+from .engine.cachekey import cache_key
 from .engine.decode import ImageError
 from .engine.pipeline import recognize_bytes
 from .presence import Heartbeat, instance_alive, live_instances, new_instance_name, notify_done
-from .runtime import batcher, image_limits, model_holder, page_reader, redis_client
+from .runtime import batcher, image_limits, model_holder, page_reader, pipeline_signature, redis_client
 
 log = logging.getLogger(__name__)
 _heartbeat: Heartbeat | None = None
@@ -129,7 +129,7 @@ def recognize(job_id: str) -> str:
     )
     if done != 1:
         return _dropped(job_id)
-    key = cache_key(job.image_sha256, model_label, preprocessing_signature(settings.OCR_BINARIZE))
+    key = cache_key(job.image_sha256, model_label, pipeline_signature())
     # The cached text and the wake-up of the waiting request (with the result, so it need not
     # read the row again) in one round trip.
     pipe = redis_client().pipeline(transaction=False)

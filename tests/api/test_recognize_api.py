@@ -145,13 +145,13 @@ def test_wait_false_answers_at_once(client, invoice_png, fake_worker_heartbeat):
 def test_it_answers_from_the_cache_without_a_worker(client, user, invoice_png):
     """A cached result is served even with no worker alive."""
     from ocr_api.registry import active_model
-    from workers.engine.cachekey import cache_key, preprocessing_signature
-    from workers.runtime import result_cache
+    from workers.engine.cachekey import cache_key
+    from workers.runtime import pipeline_signature, result_cache
     import hashlib
 
     lines = [{"text": "购买方名称：上海明远科技有限公司", "confidence": 0.99, "box": [1, 2, 3, 4]}]
     model = active_model()
-    key = cache_key(hashlib.sha256(invoice_png).hexdigest(), model.label, preprocessing_signature(False))
+    key = cache_key(hashlib.sha256(invoice_png).hexdigest(), model.label, pipeline_signature())
     result_cache().set(key, {"lines": lines, "model_label": model.label})
     response = client.post(URL, {"image_base64": b64(invoice_png)}, format="json")
     assert response.status_code == 200
@@ -333,11 +333,11 @@ def _prime_cache(image: bytes, lines: list[dict], **extra) -> str:
     import hashlib
 
     from ocr_api.registry import active_model
-    from workers.engine.cachekey import cache_key, preprocessing_signature
-    from workers.runtime import result_cache
+    from workers.engine.cachekey import cache_key
+    from workers.runtime import pipeline_signature, result_cache
 
     label = active_model().label
-    key = cache_key(hashlib.sha256(image).hexdigest(), label, preprocessing_signature(False))
+    key = cache_key(hashlib.sha256(image).hexdigest(), label, pipeline_signature())
     result_cache().set(key, {"lines": lines, "model_label": label, "width": 420, "height": 86, **extra})
     return label
 
@@ -562,4 +562,15 @@ def test_it_refuses_a_decompression_bomb_with_413(client, fake_worker_heartbeat,
     a canvas there with an exception of its own; the answer must still be the pixel cap's 413."""
     response = client.post(URL, {"image_base64": b64(_png_claiming(side, side))}, format="json")
     assert_error(response, 413, "image_too_large")
+    assert not OcrJob.objects.exists()
+
+
+def test_a_pdf_over_the_page_limit_or_broken_is_refused_before_any_work(client, settings):
+    from tests.workers.test_pdf import scanned_pdf
+
+    settings.OCR_MAX_PDF_PAGES = 2
+    too_many = scanned_pdf([["一页"], ["二页"], ["三页"]])
+    assert_error(client.post(URL, {"image_base64": b64(too_many)}, format="json"), 413, "too_many_pages")
+    broken = b"%PDF-1.7\n1 0 obj <<>> endobj\n%%EOF"
+    assert_error(client.post(URL, {"image_base64": b64(broken)}, format="json"), 400, "bad_pdf")
     assert not OcrJob.objects.exists()

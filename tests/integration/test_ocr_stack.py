@@ -271,3 +271,19 @@ def test_jobs_of_a_killed_worker_are_finished_by_its_restart_under_the_same_name
     finally:
         for worker in started:
             worker.stop()
+
+
+def test_a_pdf_comes_back_page_by_page(client, ocr_worker):
+    from tests.workers.test_pdf import scanned_pdf, text_layer_pdf
+
+    scanned = client.post(URL, {"image_base64": b64(scanned_pdf([["第一页 增值税专用发票"], ["第二页 开户银行招商银行"],
+                                                                  ["第三页 价税合计"]]))}, format="json")
+    assert scanned.status_code == 200, scanned.content
+    pages = scanned.json()["pages"]
+    assert [p["page"] for p in pages] == [1, 2, 3]
+    assert [[t.replace(" ", "") for t in p["text"]] for p in pages] == [["第一页增值税专用发票"], ["第二页开户银行招商银行"],
+                                                                       ["第三页价税合计"]]
+    layered = client.post(URL, {"image_base64": b64(text_layer_pdf([["购买方名称：上海明远科技有限公司"]]))}, format="json")
+    assert layered.status_code == 200, layered.content
+    assert layered.json()["pages"] == [{"page": 1, "text": ["购买方名称：上海明远科技有限公司"]}]
+    assert layered.json()["lines"][0]["source"] == "text_layer"

@@ -10,3 +10,19 @@ def test_the_key_changes_with_the_image_the_model_and_the_preprocessing():
     assert cache_key("abd", "m@1", preprocessing_signature(False)) != base
     assert cache_key("abc", "m@2", preprocessing_signature(False)) != base
     assert cache_key("abc", "m@1", preprocessing_signature(True)) != base
+
+
+def test_the_page_models_are_part_of_the_key(settings, tmp_path):
+    from workers.runtime import pipeline_signature
+
+    det, other = tmp_path / "det.onnx", tmp_path / "det2.onnx"
+    det.write_bytes(b"one detector")
+    other.write_bytes(b"another detector")
+    signatures = []
+    for path in (det, other, ""):
+        settings.OCR_DETECTOR_MODEL, settings.OCR_DIRECTION_MODEL = str(path), ""
+        pipeline_signature.cache_clear()
+        signatures.append(pipeline_signature())
+    pipeline_signature.cache_clear()
+    assert len(set(signatures)) == 3  # another detector, or none, never reads another's cached text
+    assert signatures[2] == preprocessing_signature(settings.OCR_BINARIZE)

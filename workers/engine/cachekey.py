@@ -8,8 +8,11 @@ from __future__ import annotations
 PIPELINE_VERSION = "4"
 
 
-def preprocessing_signature(binarize: bool) -> str:
-    return f"p{PIPELINE_VERSION}-bin{int(binarize)}"
+def preprocessing_signature(binarize: bool, page_models: str = "") -> str:
+    """The pipeline's version, its settings and ``page_models`` (what identifies the detector and
+    direction classifier that read pages: ``workers.runtime.pipeline_signature``)."""
+    base = f"p{PIPELINE_VERSION}-bin{int(binarize)}"
+    return f"{base}-{page_models}" if page_models else base
 
 
 def cache_key(image_sha256: str, model_label: str, signature: str) -> str:
