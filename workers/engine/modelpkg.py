@@ -41,6 +41,17 @@ from dataclasses import dataclass, field
 from .textforms import TEXT_FORMS, TEXT_FORMS_AS_IS, finish_text
 
 FORMAT = "ocr-ctc/1"
+# Where `make models` puts the models imported from wheels (distill/export.py), relative to the
+# models folder: the one place their files are named.
+REFERENCE_FILES = {
+    "ppocrv6-tiny": "reference/ppocrv6_tiny_rec.onnx",
+    "ppocrv4-mobile": "reference/ppocrv4_mobile_rec.onnx",
+    "ppocrv6-small": "reference/ppocrv6_small_rec.onnx",
+    "ppocrv6-tiny-det": "reference/ppocrv6_tiny_det.onnx",
+    "ppocrv6-small-det": "reference/ppocrv6_small_det.onnx",
+    "ppocrv4-mobile-det": "reference/ppocrv4_mobile_det.onnx",
+    "ppocr-mobile-cls": "reference/ppocr_mobile_cls.onnx",
+}
 OUTPUT_KINDS = ("log_probs", "logits", "probs")
 COLOR_ORDERS = ("GRAY", "RGB", "BGR")
 
