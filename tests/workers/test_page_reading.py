@@ -64,6 +64,8 @@ def test_it_reads_a_page_upside_down_in_its_own_order(batcher, reader, faces):
     upright = page_accuracy(page, read(page.image, batcher, reader))
     turned = read(page.image[::-1, ::-1], batcher, reader)
     assert page_accuracy(page, turned) > 0.95 and page_accuracy(page, turned) > upright - 0.02
+    first = np.array(turned[0]["polygon"])  # its corners as the line reads: it starts at the right
+    assert first[0, 0] > first[1, 0] and first[0, 1] > first[3, 1]
 
 
 def test_two_columns_are_read_one_after_the_other(batcher, reader, faces):

@@ -487,10 +487,10 @@ class PageReader:
             flags = self.classifier.upside_down([crops[i] for i in horizontal])
             for i, flag in zip(horizontal, flags):
                 turned[i] = flag
-        page_turned = sum(turned) * 2 > len(quads)
+        horizontal_count = sum(not v for v in vertical)
+        page_turned = sum(turned) * 2 > horizontal_count
         # a page is printed one way up: when most of its lines agree, the others follow them
         # (the classifier's doubtful lines are its misses, not lines printed the other way)
-        horizontal_count = sum(not v for v in vertical)
         if horizontal_count and not 0.3 < sum(turned) / horizontal_count < 0.7:
             turned = [page_turned and not v for v in vertical]
         h, w = rgb.shape[:2]
@@ -502,5 +502,7 @@ class PageReader:
         out = []
         for i in reading_order(boxes):
             crop = np.ascontiguousarray(crops[i][::-1, ::-1]) if turned[i] else crops[i]
-            out.append(Region(quad=quads[i], crop=crop, vertical=vertical[i], turned=turned[i]))
+            # the corners as the line reads: a turned line starts at the page's bottom right
+            quad = quads[i][[2, 3, 0, 1]] if turned[i] else quads[i]
+            out.append(Region(quad=quad, crop=crop, vertical=vertical[i], turned=turned[i]))
         return out
