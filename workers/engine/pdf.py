@@ -76,9 +76,8 @@ def trusted(text: str) -> bool:
     return bad == 0
 
 
-def _text_lines(page, scale: float) -> list[dict]:
+def _text_lines(page, textpage, scale: float) -> list[dict]:
     """The text layer as lines with pixel boxes, in the layer's own order."""
-    textpage = page.get_textpage()
     _, h_pt = page.get_size()
     lines = []
     for i in range(textpage.count_rects()):
@@ -98,9 +97,9 @@ def pdf_pages(data: bytes, limits: ImageLimits) -> Iterator[PdfPage]:
     for i in range(len(doc)):
         page = doc[i]
         width, height = _page_size(page, limits, i + 1)
-        layer = page.get_textpage().get_text_range()
-        if trusted(layer):
-            yield PdfPage(i + 1, width, height, _text_lines(page, scale), None)
+        textpage = page.get_textpage()
+        if trusted(textpage.get_text_range()):
+            yield PdfPage(i + 1, width, height, _text_lines(page, textpage, scale), None)
         else:
             rgb = np.ascontiguousarray(np.asarray(page.render(scale=scale).to_pil().convert("RGB")))
             yield PdfPage(i + 1, rgb.shape[1], rgb.shape[0], None, rgb)

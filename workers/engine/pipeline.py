@@ -38,6 +38,13 @@ class OcrOutcome:
         return [line["text"] for line in self.lines]
 
 
+def _until(timeout: float | None, deadline: float | None) -> float | None:
+    """The earlier of ``deadline`` and ``timeout`` seconds from now, as a monotonic time."""
+    if timeout is None:
+        return deadline
+    return min(deadline or float("inf"), time.monotonic() + timeout)
+
+
 def check_deadline(deadline: float | None, stage: str) -> None:
     """Raise DeadlineExceeded when the monotonic ``deadline`` has passed (checked between stages)."""
     if deadline is not None and time.monotonic() >= deadline:
@@ -63,8 +70,7 @@ def recognize_array(
 ) -> OcrOutcome:
     """``timeout`` (seconds from now) or ``deadline`` (a ``time.monotonic()`` value) bounds the work:
     it is checked between stages and before every batch, and DeadlineExceeded is raised past it."""
-    if timeout is not None:
-        deadline = min(deadline or float("inf"), time.monotonic() + timeout)
+    deadline = _until(timeout, deadline)
     if reader is not None and not is_single_line(rgb):
         return _read_page(rgb, batcher, request_id, deadline, reader)
     crops, boxes = _projection_lines(rgb, deadline)
@@ -125,8 +131,7 @@ def recognize_bytes(
     deadline: float | None = None,
     reader: PageReader | None = None,
 ) -> OcrOutcome:
-    if timeout is not None:
-        deadline = min(deadline or float("inf"), time.monotonic() + timeout)
+    deadline = _until(timeout, deadline)
     if is_pdf(data):
         return _read_pdf(data, limits, batcher, request_id, deadline, reader)
     rgb = decode_image(data, limits)
