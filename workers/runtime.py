@@ -55,7 +55,9 @@ def pipeline_signature() -> str:
     """The preprocessing part of the cache key, the same in the web and the workers: the pipeline
     version, binarisation, and the first 8 hex digits of the detector's and the direction
     classifier's files (read once per process), so changing either never serves stale text."""
-    files = [p for p in (settings.OCR_DETECTOR_MODEL, settings.OCR_DIRECTION_MODEL) if p] if settings.OCR_DETECTOR_MODEL else []
+    if not settings.OCR_DETECTOR_MODEL:
+        return preprocessing_signature(settings.OCR_BINARIZE)
+    files = [p for p in (settings.OCR_DETECTOR_MODEL, settings.OCR_DIRECTION_MODEL) if p]
     return preprocessing_signature(settings.OCR_BINARIZE, "+".join(file_sha256(p)[:8] for p in files))
 
 
