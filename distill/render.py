@@ -103,7 +103,7 @@ def pango_font_dir(faces: tuple[Face, ...]) -> Path:
     return folder
 
 
-def wide_margins(img: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+def wide_margins(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Crop to the ink, then pad each side on its own: from a 1 px cut to the loose bands a line
     finder or a user's selection leaves (up to half the text height above and below, and
     one and a half heights left and right)."""
@@ -134,19 +134,17 @@ def render_line_wide(text: str, face: Face, rng: np.random.Generator, height: in
         latin = LATIN_FAMILIES[int(rng.integers(len(LATIN_FAMILIES)))] if rng.random() < 0.3 else None
         bold = True if rng.random() < 0.1 else None
         gray = pango.draw(text, face, em, rng, latin_family=latin, bold=bold)
-        size = int(em)
     else:
         size = int(rng.integers(12, 20)) if rng.random() < 0.2 else int(rng.integers(20, 45))
-        gray = np.full((size * 2, max(8, int(face.pil(size).getlength(text)) + size)), 255, np.uint8)
-        canvas = Image.fromarray(gray)
         font = face.pil(size)
-        left, top, _, _ = font.getbbox(text)
+        canvas = Image.new("L", (max(8, int(font.getlength(text)) + size), size * 2), 255)
+        left = font.getbbox(text)[0]
         ImageDraw.Draw(canvas).text((size // 2 - left + float(rng.uniform(0, 1)), size // 3), text, font=font, fill=0)
         gray = np.asarray(canvas)
     bg = int(rng.integers(175, 256)) if strength > 0 else int(rng.integers(225, 256))
     ink = int(rng.integers(0, max(1, bg - 110)))
     toned = (ink + gray.astype(np.float32) / 255.0 * (bg - ink)).astype(np.uint8)
-    img = np.ascontiguousarray(wide_margins(toned, rng, size))
+    img = np.ascontiguousarray(wide_margins(toned, rng))
     if strength > 0:
         pipeline = PHOTO_PIPELINE if rng.random() < PHOTO_SHARE else PIPELINE
         img = degrade(img, rng, strength, pipeline)
