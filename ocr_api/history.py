@@ -81,8 +81,9 @@ def lookup_and_record(client: redis.Redis, key: str, record: dict, ttl_s: float)
 
 def hit_record(*, job_id: uuid.UUID, owner_id: int, created_at: datetime, image_name: str, sha256: str,
                image_format: str, filename: str, size_bytes: int, width: int, height: int, cache_key: str,
-               model_label: str, time_cost: float) -> dict:
+               model_label: str, time_cost: float, hotwords: list[str] | None = None) -> dict:
     return {
+        **({"hotwords": hotwords} if hotwords else {}),
         "id": str(job_id), "owner": owner_id, "at": created_at.isoformat(), "image_name": image_name,
         "sha256": sha256, "format": image_format, "filename": filename, "size": size_bytes, "width": width,
         "height": height, "key": cache_key, "model": model_label, "cost": time_cost,
@@ -116,7 +117,7 @@ def write(raw_records: list[bytes | str]) -> int:
             image_name=r["image_name"], image_sha256=r["sha256"], image_format=r["format"],
             filename=r["filename"], width=v.get("width") or r["width"], height=v.get("height") or r["height"],
             size_bytes=r["size"], cache_key=r["key"], model_version_id=versions[label], model_label=label,
-            lines=lines, text_content="\n".join(line["text"] for line in lines),
+            hotwords=r.get("hotwords") or [], lines=lines, text_content="\n".join(line["text"] for line in lines),
             queued_at=at, finished_at=at, time_cost=r.get("cost"),
         ))
     if not rows:

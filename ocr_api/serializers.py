@@ -56,6 +56,37 @@ class Base64TextField(serializers.CharField):
             v, (ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator))]
 
 
+def clean_hotwords(words: list[str]) -> list[str]:
+    """Words with their spaces collapsed, empty ones dropped, each once, in the order given."""
+    seen: dict[str, None] = {}
+    for word in words:
+        word = " ".join(str(word).split())
+        if word:
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+class HotwordsField(serializers.ListField):
+    """A list of words or phrases the decoder favours: at most OCR_MAX_HOTWORDS, each at most
+    OCR_HOTWORD_MAX_CHARS characters (the request's and the portal vocabulary's limits)."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("help_text", "Words or phrases to favour while decoding (company names, product "
+                                       "codes, field labels).")
+        super().__init__(child=serializers.CharField(allow_blank=True, trim_whitespace=True), **kwargs)
+
+    def to_internal_value(self, data):
+        words = clean_hotwords(super().to_internal_value(data))
+        if len(words) > settings.OCR_MAX_HOTWORDS:
+            raise serializers.ValidationError(
+                f"{len(words)} hotwords; the limit is {settings.OCR_MAX_HOTWORDS}.", code="too_many")
+        long = [w for w in words if len(w) > settings.OCR_HOTWORD_MAX_CHARS]
+        if long:
+            raise serializers.ValidationError(
+                f"{long[0][:20]!r}... is longer than {settings.OCR_HOTWORD_MAX_CHARS} characters.", code="too_long")
+        return words
+
+
 class RecognizeRequestSerializer(serializers.Serializer):
     """The body of POST /ocr/v1/recognize (JSON, multipart or form). Sizes are checked against
     the settings when a request arrives; an oversized image is refused before it is decoded."""
@@ -69,6 +100,7 @@ class RecognizeRequestSerializer(serializers.Serializer):
         required=False, default=True, help_text="Wait for the result (up to the server's timeout)."
     )
     filename = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    hotwords = HotwordsField(required=False)
 
     def validate_image_base64(self, value: str) -> str:
         # 4 characters per 3 bytes, plus room for a data: prefix and MIME line breaks.
@@ -88,6 +120,11 @@ class RecognizeRequestSerializer(serializers.Serializer):
         return value
 
 
+class CharSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    confidence = serializers.FloatField()
+
+
 class LineSerializer(serializers.Serializer):
     text = serializers.CharField()
     confidence = serializers.FloatField()
@@ -99,6 +136,11 @@ class LineSerializer(serializers.Serializer):
                   "when the detector found it; rotated and photographed lines are not axis-aligned",
     )
     vertical = serializers.BooleanField(required=False, help_text="true for a vertical line, read top to bottom")
+    chars = serializers.ListField(
+        child=CharSerializer(), required=False,
+        help_text="the line's characters in order, each with its confidence (0..1): the highest probability "
+                  "the recogniser gave it; low values mark the characters worth checking",
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -83,7 +83,7 @@ def _decode_base64(text: str) -> bytes:
 
 
 # Which error code a bad field of the request gets; the message is the serializer's.
-_FIELD_CODES = {"image_base64": "bad_base64"}
+_FIELD_CODES = {"image_base64": "bad_base64", "hotwords": "bad_hotwords"}
 
 
 def _format_of(data: bytes) -> str:
@@ -126,6 +126,7 @@ class _Upload:
     label: str
     key: str
     started: float
+    hotwords: list[str] = field(default_factory=list)
     job_id: uuid.UUID = field(default_factory=uuid.uuid4)
     now: datetime = field(default_factory=timezone.now)
 
@@ -194,8 +195,9 @@ class RecognizeView(APIView):
         data, filename = self._read_image(params)
         label = active_label()
         sha = sha256_of(data)
-        up = _Upload(data=data, sha=sha, filename=filename[:255], label=label, started=started,
-                     key=cache_key(sha, label, pipeline_signature()))
+        hotwords = params.get("hotwords") or []
+        up = _Upload(data=data, sha=sha, filename=filename[:255], label=label, started=started, hotwords=hotwords,
+                     key=cache_key(sha, label, pipeline_signature(), hotwords))
         client = redis_client()
         answer, live = self._from_cache(request, client, up)
         if answer is not None:
@@ -218,6 +220,7 @@ class RecognizeView(APIView):
             job_id=up.job_id, owner_id=request.user.pk, created_at=up.now, image_name=image_name(up.sha, image_format),
             sha256=up.sha, image_format=image_format, filename=up.filename, size_bytes=len(up.data), width=0,
             height=0, cache_key=up.key, model_label=up.label, time_cost=round(time.monotonic() - up.started, 4),
+            hotwords=up.hotwords,
         )
         hit, live = history.lookup_and_record(client, up.key, record, settings.OCR_WORKER_HEARTBEAT_TTL_S)
         if hit is None:
@@ -226,7 +229,7 @@ class RecognizeView(APIView):
             id=up.job_id, owner=request.user, status=OcrJob.Status.SUCCEEDED, cached=True,
             image_name=record["image_name"], image_sha256=up.sha, image_format=image_format, filename=up.filename,
             width=hit.get("width") or 0, height=hit.get("height") or 0, size_bytes=len(up.data), cache_key=up.key,
-            model_label=hit.get("model_label") or up.label, lines=hit["lines"], created_at=up.now,
+            model_label=hit.get("model_label") or up.label, lines=hit["lines"], created_at=up.now, hotwords=up.hotwords,
             finished_at=up.now, time_cost=record["cost"],
         )
         return Response(job_payload(job), status=status.HTTP_200_OK), live
@@ -236,7 +239,7 @@ class RecognizeView(APIView):
         job = OcrJob.objects.create(
             id=up.job_id, owner=request.user, image_name=image_name(up.sha, info.format), image_sha256=up.sha,
             image_format=info.format, filename=up.filename, width=info.width, height=info.height,
-            size_bytes=len(up.data), cache_key=up.key,
+            size_bytes=len(up.data), cache_key=up.key, hotwords=up.hotwords,
             model_label=up.label,  # the worker records the version that actually ran
         )
         _store_or_forget(job, up.data)

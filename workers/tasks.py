@@ -129,7 +129,7 @@ def recognize(job_id: str) -> str:
     )
     if done != 1:
         return _dropped(job_id)
-    key = cache_key(job.image_sha256, model_label, pipeline_signature())
+    key = cache_key(job.image_sha256, model_label, pipeline_signature(), job.hotwords)
     # The cached text and the wake-up of the waiting request (with the result, so it need not
     # read the row again) in one round trip.
     pipe = redis_client().pipeline(transaction=False)

@@ -208,6 +208,10 @@ OCR_MAX_PIXELS = env_int("OCR_MAX_PIXELS", 40_000_000, minimum=10_000)
 OCR_MIN_SIDE = env_int("OCR_MIN_SIDE", 8, minimum=1)
 # A PDF's pages are rendered at 150 dpi; more pages than this are refused (413 too_many_pages).
 OCR_MAX_PDF_PAGES = env_int("OCR_MAX_PDF_PAGES", 20, minimum=1)
+# Hotwords: a request's (or a portal user's) words and phrases that the beam search favours
+# (workers.engine.beam); more words, or longer ones, are refused with 400 bad_hotwords.
+OCR_MAX_HOTWORDS = env_int("OCR_MAX_HOTWORDS", 200, minimum=0)
+OCR_HOTWORD_MAX_CHARS = env_int("OCR_HOTWORD_MAX_CHARS", 50, minimum=1)
 # Base64 inflates by 4/3; leave room for the JSON around it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = OCR_MAX_IMAGE_BYTES * 4 // 3 + 64 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = OCR_MAX_IMAGE_BYTES + 64 * 1024

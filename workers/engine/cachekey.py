@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 # Bump when line finding, preprocessing or decoding changes what a worker returns for the same
 # bytes (3: confidence per character, doubled characters kept apart, full-width restoration;
 # 4: pages read by the learned detector, lines with polygons, upside-down pages turned).
@@ -15,5 +17,11 @@ def preprocessing_signature(binarize: bool, page_models: str = "") -> str:
     return f"{base}-{page_models}" if page_models else base
 
 
-def cache_key(image_sha256: str, model_label: str, signature: str) -> str:
-    return f"ocr:result:{image_sha256}:{model_label}:{signature}"
+def cache_key(image_sha256: str, model_label: str, signature: str, hotwords: list[str] | tuple[str, ...] = ()) -> str:
+    """``hotwords`` change what the decoder answers, so a request with them has its own entry (their
+    order does not matter)."""
+    key = f"ocr:result:{image_sha256}:{model_label}:{signature}"
+    if hotwords:
+        digest = hashlib.sha256("\n".join(sorted(hotwords)).encode("utf-8")).hexdigest()[:16]
+        key += f":hw{digest}"
+    return key
