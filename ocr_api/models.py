@@ -172,6 +172,22 @@ class LineCorrection(models.Model):
         constraints = [models.UniqueConstraint(fields=["job", "line_index"], name="one_correction_per_line")]
 
 
+class Vocabulary(models.Model):
+    """A user's own words and phrases (company names, product codes, field labels), kept on the server:
+    the portal sends them as the hotwords of every upload. Edited through /ocr/v1/vocabulary, which
+    checks them as it checks a request's hotwords (ocr_api.serializers.HotwordsField)."""
+
+    owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ocr_vocabulary")
+    words = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "vocabularies"
+
+    def __str__(self) -> str:
+        return f"Vocabulary of {self.owner_id} ({len(self.words)} words)"
+
+
 @receiver(post_delete, sender=OcrJob)
 def _release_image(sender, instance: OcrJob, **kwargs) -> None:
     """A deleted job gives up its image file once the deletion is committed (and no other job shares it)."""

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from . import health
 from . import lifecycle_views as lifecycle
 from . import views
+from . import vocabulary_views
 
 app_name = "ocr_api"
 
@@ -15,6 +16,7 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/image", views.JobImageView.as_view(), name="job-image"),
     path("jobs/<uuid:job_id>/lines/<int:line>/correction", lifecycle.LineCorrectionView.as_view(),
          name="line-correction"),
+    path("vocabulary", vocabulary_views.VocabularyView.as_view(), name="vocabulary"),
     path("distill-jobs", lifecycle.DistillJobListCreateView.as_view(), name="distill-job-list"),
     path("distill-jobs/<int:pk>", lifecycle.DistillJobDetailView.as_view(), name="distill-job-detail"),
     path("distill-jobs/<int:pk>/cancel", lifecycle.DistillJobCancelView.as_view(), name="distill-job-cancel"),
