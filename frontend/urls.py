@@ -9,6 +9,7 @@ app_name = "frontend"
 urlpatterns = [
     path("", views.PortalView.as_view(active_tab="upload"), name="portal"),
     path("history/", views.PortalView.as_view(active_tab="history"), name="history"),
+    path("vocabulary/", views.PortalView.as_view(active_tab="vocabulary"), name="vocabulary"),
     path(
         "login/",
         auth_views.LoginView.as_view(

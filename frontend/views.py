@@ -20,7 +20,7 @@ def max_upload_bytes() -> int:
 
 
 class PortalView(LoginRequiredMixin, TemplateView):
-    """The single-page portal; ``active_tab`` picks which section shows first."""
+    """The single-page portal; ``active_tab`` (upload, history, vocabulary) picks which section shows first."""
 
     template_name = "frontend/portal.html"
     active_tab = "upload"

@@ -29,7 +29,7 @@ def json_blob(html: str, element_id: str):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/", "/history/"])
+@pytest.mark.parametrize("path", ["/", "/history/", "/vocabulary/"])
 def test_it_sends_visitors_who_are_not_logged_in_to_the_login_page(client, path):
     response = client.get(path)
     assert response.status_code == 302
@@ -76,7 +76,7 @@ def test_a_wrong_password_gets_a_clear_message(client, django_user_model):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("path", "tab"), [("/", "upload"), ("/history/", "history")])
+@pytest.mark.parametrize(("path", "tab"), [("/", "upload"), ("/history/", "history"), ("/vocabulary/", "vocabulary")])
 def test_the_portal_hands_its_scripts_the_strings_and_the_api_address(alice_client, path, tab):
     html = alice_client.get(path).content.decode()
     catalogue, module = html.index('<script src="/jsi18n/"></script>'), html.index('<script type="module"')

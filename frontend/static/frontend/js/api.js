@@ -66,6 +66,7 @@ function codeMessage(code) {
     truncated_image: gettext("The image data is incomplete or corrupt."),
     unavailable: gettext("The OCR service is unavailable right now. Please try again later."),
     throttled: gettext("Too many requests. Please try again shortly."),
+    bad_hotwords: gettext("The vocabulary has too many words, or a word that is too long."),
   };
   return Object.prototype.hasOwnProperty.call(messages, code) ? messages[code] : "";
 }
@@ -137,12 +138,14 @@ async function request(path, { method = "GET", body, signal, json = false } = {}
 /**
  * Submit one image without waiting: 202 {job_id, status, status_url, ...}.
  * XMLHttpRequest rather than fetch, for upload progress on slow phone networks.
+ * `hotwords` go as repeated multipart fields, the form of a list the API reads.
  */
-export function submitImage(file, filename, { onProgress } = {}) {
+export function submitImage(file, filename, { onProgress, hotwords = [] } = {}) {
   const form = new FormData();
   form.append("image", file, filename);
   form.append("filename", filename);
   form.append("wait", "false");
+  for (const word of hotwords) form.append("hotwords", word);
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `${API_ROOT}recognize`);
@@ -187,6 +190,16 @@ export function correctLine(jobId, index, text) {
     body: JSON.stringify({ text }),
     json: true,
   });
+}
+
+/** The user's own vocabulary: {words, updated_at, max_words, max_word_chars}. */
+export function getVocabulary() {
+  return request("vocabulary");
+}
+
+/** Replace the user's vocabulary; answers it as stored (cleaned by the server). */
+export function saveVocabulary(words) {
+  return request("vocabulary", { method: "PUT", body: JSON.stringify({ words }), json: true });
 }
 
 export function deleteJob(jobId) {

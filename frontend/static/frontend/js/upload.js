@@ -1,12 +1,13 @@
 // Uploading: files arrive by picker, drag-and-drop or paste; each becomes a
-// card that follows its job (submitted with wait=false, then polled) until
-// the result is shown in place.
+// card that follows its job (submitted with wait=false and the user's
+// vocabulary as hotwords, then polled) until the result is shown in place.
 
 import { ApiError, describeError, getJob, portalConfig, submitImage } from "./api.js";
 import { copyWithFeedback } from "./clipboard.js";
 import { announce, h, present } from "./dom.js";
 import { formatBytes, gettext, statusLabel } from "./i18n.js";
 import { createPreview, jobLines, lowConfidenceNote, renderLines, renderMeta } from "./render.js";
+import { savedWords } from "./vocabulary.js";
 
 const IMAGE_EXTENSION = /\.(png|jpe?g|jfif|webp|bmp|tiff?|gif|pdf)$/i;
 const MAX_PARALLEL_UPLOADS = 3;
@@ -200,7 +201,9 @@ export function initUpload({ onFilesArriving }) {
     for (let attempt = 1; ; attempt += 1) {
       item.setState("uploading");
       try {
-        return await submitImage(item.file, item.name, { onProgress: (fraction) => item.setProgress(fraction) });
+        // The saved vocabulary goes with every upload; failing to read it fails (or retries) the upload.
+        const hotwords = await savedWords();
+        return await submitImage(item.file, item.name, { hotwords, onProgress: (fraction) => item.setProgress(fraction) });
       } catch (err) {
         if (!(err instanceof ApiError)) throw err;
         if (!err.transient || attempt >= SUBMIT_ATTEMPTS || item.removed) {
