@@ -10,11 +10,31 @@ import { formatDate, formatPercent, formatSeconds, gettext } from "./i18n.js";
  * PP-OCRv6 tiny, 0.9 flags 46 % of the misread lines and 4 % of the right ones (docs/portal.md). */
 export const LOW_CONFIDENCE = 0.9;
 
+/** Characters below this confidence (0..1: the highest probability the recogniser gave the
+ * character, the API's lines[i].chars) are marked inside their line. A starting value, not measured
+ * yet as LOW_CONFIDENCE was: measure it on per-character labels (bench/confidence.py) before leaning on it. */
+export const LOW_CHAR_CONFIDENCE = 0.6;
+
 export function isLowConfidence(line) {
   return typeof line.confidence === "number" && line.confidence < LOW_CONFIDENCE;
 }
 
-/** The job's lines in reading order, as {text, confidence, box, page}; page is a PDF's page number. */
+export function isLowChar(char) {
+  return char.confidence < LOW_CHAR_CONFIDENCE;
+}
+
+/** A line's characters as {text, confidence}, when the API gave them and they spell the line's text
+ *  exactly (a corrected line keeps the characters of its old text); else null. */
+function lineChars(line) {
+  const chars = line.chars;
+  if (!Array.isArray(chars) || !chars.length) return null;
+  const usable = chars.every((char) => char && typeof char.text === "string" && typeof char.confidence === "number");
+  if (!usable || chars.map((char) => char.text).join("") !== (line.text ?? "")) return null;
+  return chars.map((char) => ({ text: char.text, confidence: char.confidence }));
+}
+
+/** The job's lines in reading order, as {text, confidence, box, page, chars}; page is a PDF's page
+ *  number, chars the line's characters with their confidence (or null). */
 export function jobLines(job) {
   if (Array.isArray(job.lines) && job.lines.length) {
     return job.lines.map((line) => ({
@@ -22,6 +42,7 @@ export function jobLines(job) {
       confidence: typeof line.confidence === "number" ? line.confidence : null,
       box: Array.isArray(line.box) && line.box.length === 4 ? line.box.map(Number) : null,
       page: typeof line.page === "number" ? line.page : null,
+      chars: lineChars(line),
     }));
   }
   if (Array.isArray(job.text)) return job.text.map((text) => ({ text, confidence: null, box: null }));
@@ -141,6 +162,30 @@ function fixControl(job, index, line, item, textEl) {
   return button;
 }
 
+/** A line's text. With its characters, each one under LOW_CHAR_CONFIDENCE is a <mark> (a background
+ *  and a wavy underline, its confidence in the tooltip); the others stay plain text, so the element's
+ *  text is the line's, character for character, and selects and copies as it is. */
+function lineText(line) {
+  const element = h("span", { class: "line-text" });
+  if (!line.chars) {
+    element.textContent = line.text;
+    return element;
+  }
+  let plain = "";
+  for (const char of line.chars) {
+    if (!isLowChar(char)) {
+      plain += char.text;
+      continue;
+    }
+    if (plain) element.append(plain);
+    plain = "";
+    const title = gettext("Character confidence: %(percent)s", { percent: formatPercent(char.confidence) });
+    element.append(h("mark", { class: "char-low", title, dataset: { confidence: String(char.confidence) } }, char.text));
+  }
+  if (plain) element.append(plain);
+  return element;
+}
+
 /** The recognised lines, each with its confidence; low ones stand out. With the job,
  *  each line can be fixed by its reader. */
 export function renderLines(lines, preview, job = null) {
@@ -163,7 +208,7 @@ export function renderLines(lines, preview, job = null) {
             low ? h("span", { class: "low-flag" }, gettext("Low confidence")) : null,
             h("span", { class: "conf-value" }, formatPercent(line.confidence)),
           );
-    const textEl = h("span", { class: "line-text" }, line.text);
+    const textEl = lineText(line);
     const item = h(
       "li",
       { class: `line${low ? " is-low" : ""}`, dataset: { index: String(index) } },
@@ -182,7 +227,13 @@ export function renderLines(lines, preview, job = null) {
 
 export function lowConfidenceNote(lines) {
   const count = lines.filter(isLowConfidence).length;
-  return count ? h("p", { class: "low-note" }, gettext("%(count)s line(s) have low confidence; please check the highlighted lines.", { count })) : null;
+  const chars = lines.some((line) => line.chars && line.chars.some(isLowChar));
+  if (!count && !chars) return null;
+  const notes = [
+    count ? gettext("%(count)s line(s) have low confidence; please check the highlighted lines.", { count }) : null,
+    chars ? gettext("Characters the recogniser was unsure of are marked with a wavy underline; point at one to see its confidence.") : null,
+  ];
+  return h("div", { class: "low-note" }, notes.filter(Boolean).map((note) => h("p", {}, note)));
 }
 
 /** The job's facts as a definition list. */
