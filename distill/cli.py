@@ -1,6 +1,6 @@
 """``python -m distill <command>``: generate, train-teacher, train-student, distill,
 evaluate, calibrate, export, quantize, import-reference, plot, font-packages, train-fonts, ood-suite,
-ood-texts."""
+ood-texts, lm."""
 
 from __future__ import annotations
 
@@ -56,6 +56,15 @@ def _cmd_ood_texts(args) -> int:
     pairs = extract_texts(Path(args.locale_dir), set(load_charset().chars), args.count)
     write_texts(pairs)
     print(json.dumps({"texts": str(TEXTS_FILE), "lines": len(pairs)}))
+    return 0
+
+
+def _cmd_lm(args) -> int:
+    from pathlib import Path
+
+    from .lm import build
+
+    print(json.dumps(build(Path(args.out), order=args.order, generated=args.generated, seed=args.seed)))
     return 0
 
 
@@ -334,7 +343,7 @@ def _measuring_commands(sub) -> None:
 
 
 def _data_commands(sub) -> None:
-    """ood-suite, font-packages, train-fonts, ood-texts."""
+    """ood-suite, font-packages, train-fonts, ood-texts, lm."""
     p = sub.add_parser("ood-suite", help="render the frozen out-of-distribution dev suite (distill/ood.py)")
     p.add_argument("--out", default="data/ood")
     p.add_argument("--fonts", default="var/fonts/ood", help="the suite's fonts; fetched here when missing")
@@ -351,6 +360,13 @@ def _data_commands(sub) -> None:
     p.add_argument("--locale-dir", default="/usr/share/locale/zh_CN/LC_MESSAGES")
     p.add_argument("--count", type=int, default=1800)
     p.set_defaults(func=_cmd_ood_texts)
+
+    p = sub.add_parser("lm", help="build the decoder's character n-gram language model (distill/lm.py)")
+    p.add_argument("--out", default="models/lm/zh_char5.arpa.gz")
+    p.add_argument("--order", type=int, default=5)
+    p.add_argument("--generated", type=int, default=300_000, help="lines drawn from the training-text generator")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_lm)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 import threading
 from functools import lru_cache
+from pathlib import Path
 
 import redis
 from django.conf import settings
 from django.db import close_old_connections
 
 from .engine.batcher import LineBatcher
+from .engine.beam import BeamSettings
+from .engine.decoder import DecoderConfig, LineDecoder, decoder_signature
+from .engine.lm import CharLM
 from .engine.cachekey import preprocessing_signature
 from .cache import ResultCache
 from .engine.decode import ImageLimits
@@ -50,15 +54,44 @@ def page_reader() -> PageReader | None:
     return reader
 
 
+def decoder_config() -> DecoderConfig:
+    return DecoderConfig(
+        mode=settings.OCR_DECODER, doubt=settings.OCR_BEAM_DOUBT,
+        beam=BeamSettings(width=settings.OCR_BEAM_WIDTH, alpha=settings.OCR_LM_ALPHA, beta=settings.OCR_LM_BETA,
+                          bonus=settings.OCR_HOTWORD_BONUS),
+    )
+
+
+@lru_cache(maxsize=1)
+def _lm_sha256() -> str:
+    path = settings.OCR_LM_MODEL
+    return file_sha256(path) if path and Path(path).is_file() else ""
+
+
+@lru_cache(maxsize=1)
+def line_decoder() -> LineDecoder:
+    """The decoder of this process, with the character LM when OCR_LM_MODEL names a file (without it
+    the beam runs on the recogniser alone, for hotwords)."""
+    lm = CharLM.load(settings.OCR_LM_MODEL) if _lm_sha256() else None
+    if settings.OCR_LM_MODEL and lm is None:
+        log.warning("no language model at %s: decoding without one", settings.OCR_LM_MODEL)
+    decoder = LineDecoder(decoder_config(), lm)
+    log.info("decoder: %s", decoder.signature)
+    return decoder
+
+
 @lru_cache(maxsize=1)
 def pipeline_signature() -> str:
-    """The preprocessing part of the cache key, the same in the web and the workers: the pipeline
-    version, binarisation, and the first 8 hex digits of the detector's and the direction
-    classifier's files (read once per process), so changing either never serves stale text."""
+    """The preprocessing and decoding part of the cache key, the same in the web and the workers: the
+    pipeline version, binarisation, the first 8 hex digits of the detector's and the direction
+    classifier's files, and the decoder's settings and LM file (files read once per process), so
+    changing any of them never serves stale text."""
+    decoding = decoder_signature(decoder_config(), _lm_sha256())
     if not settings.OCR_DETECTOR_MODEL:
-        return preprocessing_signature(settings.OCR_BINARIZE)
+        return f"{preprocessing_signature(settings.OCR_BINARIZE)}-{decoding}"
     files = [p for p in (settings.OCR_DETECTOR_MODEL, settings.OCR_DIRECTION_MODEL) if p]
-    return preprocessing_signature(settings.OCR_BINARIZE, "+".join(file_sha256(p)[:8] for p in files))
+    page_models = "+".join(file_sha256(p)[:8] for p in files)
+    return f"{preprocessing_signature(settings.OCR_BINARIZE, page_models)}-{decoding}"
 
 
 def result_cache() -> ResultCache:
@@ -127,4 +160,5 @@ def batcher() -> LineBatcher:
         max_wait_ms=settings.OCR_BATCH_MAX_WAIT_MS,
         max_width_ratio=settings.OCR_BATCH_MAX_WIDTH_RATIO,
         binarize=settings.OCR_BINARIZE,
+        decoder=line_decoder(),
     )

@@ -38,6 +38,7 @@ from ocr_api.models import ModelVersion, OcrJob
 
 from .cache import ResultCache
 from .engine.batcher import DeadlineExceeded
+from .engine.beam import Hotwords
 from .engine.cachekey import cache_key
 from .engine.decode import ImageError
 from .engine.pipeline import recognize_bytes
@@ -96,7 +97,7 @@ def recognize(job_id: str) -> str:
         data = read_image(job.image_name)
         timings["read_ms"] = _ms_since(began) - timings["claim_ms"]
         outcome = recognize_bytes(data, image_limits(), batcher(), request_id=job_id, deadline=deadline,
-                                  reader=page_reader())
+                                  reader=page_reader(), hotwords=Hotwords(job.hotwords) if job.hotwords else None)
     except FileNotFoundError:
         return _fail(mine, job, "image_missing", "The stored image of this job is missing.")
     except ImageError as exc:

@@ -24,7 +24,7 @@ class FakeRecognizer:
         self.calls: list[list[int]] = []
         self.fail = fail
 
-    def recognize(self, arrays):
+    def recognize(self, arrays, decoder=None, hotwords=None):
         if self.fail:
             raise RuntimeError("session exploded")
         self.calls.append([a.shape[2] for a in arrays])
@@ -83,7 +83,7 @@ class SlowRecognizer(FakeRecognizer):
         super().__init__()
         self.seconds = seconds
 
-    def recognize(self, arrays):
+    def recognize(self, arrays, decoder=None, hotwords=None):
         time.sleep(self.seconds)
         return super().recognize(arrays)
 
@@ -152,7 +152,7 @@ class MeetingRecognizer(FakeRecognizer):
         self.barrier = threading.Barrier(parties, timeout=10)
         self.threads: set[str] = set()
 
-    def recognize(self, arrays):
+    def recognize(self, arrays, decoder=None, hotwords=None):
         self.threads.add(threading.current_thread().name)
         self.barrier.wait()
         return super().recognize(arrays)

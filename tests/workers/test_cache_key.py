@@ -25,4 +25,27 @@ def test_the_page_models_are_part_of_the_key(settings, tmp_path):
         signatures.append(pipeline_signature())
     pipeline_signature.cache_clear()
     assert len(set(signatures)) == 3  # another detector, or none, never reads another's cached text
-    assert signatures[2] == preprocessing_signature(settings.OCR_BINARIZE)
+    assert signatures[2].startswith(preprocessing_signature(settings.OCR_BINARIZE) + "-")
+
+
+def test_the_decoder_and_its_language_model_are_part_of_the_key(settings, tmp_path):
+    from workers.runtime import _lm_sha256, pipeline_signature
+
+    lm, other = tmp_path / "a.arpa", tmp_path / "b.arpa"
+    lm.write_text("one model")
+    other.write_text("another model")
+    signatures = []
+    for path, mode, alpha in ((lm, "beam", 0.4), (other, "beam", 0.4), (lm, "greedy", 0.4), (lm, "beam", 0.5)):
+        settings.OCR_LM_MODEL, settings.OCR_DECODER, settings.OCR_LM_ALPHA = str(path), mode, alpha
+        _lm_sha256.cache_clear()
+        pipeline_signature.cache_clear()
+        signatures.append(pipeline_signature())
+    _lm_sha256.cache_clear()
+    pipeline_signature.cache_clear()
+    assert len(set(signatures)) == 4
+
+
+def test_hotwords_have_their_own_entry_whatever_their_order():
+    base = cache_key("abc", "m@1", "p")
+    assert cache_key("abc", "m@1", "p", ["华为", "票"]) == cache_key("abc", "m@1", "p", ["票", "华为"]) != base
+    assert cache_key("abc", "m@1", "p", ["华为"]) != cache_key("abc", "m@1", "p", ["华为", "票"])

@@ -39,7 +39,7 @@ class FakeBatcher:
         self.during = during
         self.error = error
 
-    def recognize(self, crops, request_id, timeout=None, deadline=None):
+    def recognize(self, crops, request_id, timeout=None, deadline=None, hotwords=None):
         if self.during is not None:
             self.during()
         if self.error is not None:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .beam import Hotwords
+from .decoder import LineDecoder
 from .inference import LineText, Recognizer
 from .preprocess import prepare_line
 
@@ -43,6 +45,17 @@ class BatchedLine:
     batch_id: int
     batch_size: int
     batch_requests: int
+    chars: tuple[tuple[str, float], ...] = ()
+    searched: bool = False
+
+    @classmethod
+    def of(cls, read: LineText, model_label: str, batch_id: int, batch_size: int = 1,
+           batch_requests: int = 1) -> BatchedLine:
+        return cls(text=read.text, confidence=read.confidence, model_label=model_label, batch_id=batch_id,
+                   batch_size=batch_size, batch_requests=batch_requests, chars=read.chars, searched=read.searched)
+
+    def chars_payload(self) -> list[dict]:
+        return [{"text": c, "confidence": round(p, 4)} for c, p in self.chars]
 
 
 class DeadlineExceeded(TimeoutError):
@@ -61,6 +74,7 @@ class _Item:
     request_id: str
     future: Future
     deadline: float | None = None
+    hotwords: Hotwords | None = None
 
     def expired(self, now: float) -> bool:
         return self.future.cancelled() or (self.deadline is not None and now >= self.deadline)
@@ -88,8 +102,10 @@ class LineBatcher:
         max_wait_ms: float = 0.0,
         max_width_ratio: float = 1.15,
         binarize: bool = False,
+        decoder: LineDecoder | None = None,
     ) -> None:
         self._recognizer = recognizer
+        self.decoder = decoder
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.max_width_ratio = max_width_ratio
@@ -99,24 +115,27 @@ class LineBatcher:
         self._thread = threading.Thread(target=self._loop, name="line-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, crops: list[np.ndarray], request_id: str, deadline: float | None = None) -> list[Future]:
+    def submit(self, crops: list[np.ndarray], request_id: str, deadline: float | None = None,
+               hotwords: Hotwords | None = None) -> list[Future]:
         futures = []
         for crop in crops:
             fut: Future = Future()
-            self._queue.put(_Item(crop=crop, request_id=request_id, future=fut, deadline=deadline))
+            self._queue.put(_Item(crop=crop, request_id=request_id, future=fut, deadline=deadline, hotwords=hotwords))
             futures.append(fut)
         return futures
 
     def recognize(
-        self, crops: list[np.ndarray], request_id: str, timeout: float | None = None, deadline: float | None = None
+        self, crops: list[np.ndarray], request_id: str, timeout: float | None = None, deadline: float | None = None,
+        hotwords: Hotwords | None = None,
     ) -> list[BatchedLine]:
         """The lines' texts in order. ``timeout`` (seconds from now) or ``deadline`` (a monotonic time)
-        bounds the whole request; past it the remaining lines are dropped and DeadlineExceeded raised."""
+        bounds the whole request; past it the remaining lines are dropped and DeadlineExceeded raised.
+        ``hotwords`` are the request's, favoured by the decoder."""
         if timeout is not None:
             deadline = min(deadline or float("inf"), time.monotonic() + timeout)
         if self.max_batch <= 1:
-            return self._recognize_here(crops, deadline)
-        futures = self.submit(crops, request_id, deadline)
+            return self._recognize_here(crops, deadline, hotwords)
+        futures = self.submit(crops, request_id, deadline, hotwords)
         results: list[BatchedLine] = []
         try:
             for fut in futures:
@@ -128,7 +147,8 @@ class LineBatcher:
             raise DeadlineExceeded(done=len(results), total=len(futures)) from None
         return results
 
-    def _recognize_here(self, crops: list[np.ndarray], deadline: float | None) -> list[BatchedLine]:
+    def _recognize_here(self, crops: list[np.ndarray], deadline: float | None,
+                        hotwords: Hotwords | None = None) -> list[BatchedLine]:
         """Batching off: each line straight through the recogniser in the calling thread, so the
         requests of several task threads run side by side (ONNX Runtime releases the GIL) and no
         hand-over to the batching thread is paid."""
@@ -137,9 +157,9 @@ class LineBatcher:
         for crop in crops:
             if deadline is not None and time.monotonic() >= deadline:
                 raise DeadlineExceeded(done=len(results), total=len(crops))
-            (res,) = model.recognize([prepare_line(crop, model.spec, self.binarize)])
-            results.append(BatchedLine(text=res.text, confidence=res.confidence, model_label=model.label,
-                                       batch_id=next(self._ids), batch_size=1, batch_requests=1))
+            (res,) = model.recognize([prepare_line(crop, model.spec, self.binarize)], self.decoder,
+                                     [hotwords] if hotwords else None)
+            results.append(BatchedLine.of(res, model.label, next(self._ids)))
         return results
 
     # --- the batching thread -------------------------------------------------------------
@@ -195,21 +215,11 @@ class LineBatcher:
             if not group:
                 continue
             arrays = [a for a, _ in group]
-            results: list[LineText] = model.recognize(arrays)
+            results: list[LineText] = model.recognize(arrays, self.decoder, [item.hotwords for _, item in group])
             batch_id = next(self._ids)
             requests = len({item.request_id for _, item in group})
             for (_, item), res in zip(group, results):
-                _settle(
-                    item.future,
-                    BatchedLine(
-                        text=res.text,
-                        confidence=res.confidence,
-                        model_label=model.label,
-                        batch_id=batch_id,
-                        batch_size=len(group),
-                        batch_requests=requests,
-                    ),
-                )
+                _settle(item.future, BatchedLine.of(res, model.label, batch_id, len(group), requests))
 
     def _groups(self, prepared: list) -> list[list]:
         groups: list[list] = []

@@ -1,6 +1,8 @@
-"""Greedy CTC decoding with a per-line confidence."""
+"""Greedy CTC decoding with per-character and per-line confidences; CTC alignment of a label sequence."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -64,13 +66,53 @@ def path_text(path, classes: tuple[str, ...] | list[str], blank: int = 0) -> str
     return "".join(classes[i] for i in path[emitting_steps(path, blank)])
 
 
+@dataclass(frozen=True)
+class Greedy:
+    """A greedy reading: class ids, each character's peak probability (the highest over the steps
+    of its run), what an empty line reports as its confidence (the mean blank probability), and
+    the least probability any step's winner had (how much doubt there was anywhere)."""
+
+    labels: np.ndarray
+    peaks: np.ndarray
+    empty: float = 0.0
+    least: float = 1.0
+
+
+def greedy_labels(scores: np.ndarray, blank: int, blank_penalty: float = 0.0, kind: str = "probs") -> Greedy:
+    """The best path of a [T, C] output of ``kind``, collapsed. Only the winning steps' scores
+    become probabilities."""
+    if scores.ndim != 2:
+        raise ValueError("greedy decoding takes a [T, C] array")
+    if scores.shape[0] == 0:
+        return Greedy(np.zeros(0, dtype=np.int64), np.zeros(0))
+    best = best_path(scores, blank, blank_penalty, log_domain=kind != "probs")
+    chosen = scores[np.arange(len(best)), best]
+    if kind == "logits":  # the winners' log-probabilities
+        chosen, kind = chosen - _logsumexp(scores), "log_probs"
+    best_p = to_probs(chosen, kind)
+    emitted = best != blank
+    keep = emitting_steps(best, blank)
+    least = float(best_p.min())
+    if not keep.any():
+        return Greedy(np.zeros(0, dtype=np.int64), np.zeros(0), float(best_p.mean()), least)
+    # the emitted steps, in order, fall into one run per character, each starting at a kept step
+    peaks = np.maximum.reduceat(best_p[emitted].astype(np.float64), np.flatnonzero(keep[emitted]))
+    return Greedy(best[keep], peaks, 0.0, least)
+
+
+def line_confidence(peaks: np.ndarray, empty: float = 0.0) -> float:
+    """The geometric mean of the characters' peak probabilities (``empty`` for no character)."""
+    if not len(peaks):
+        return empty
+    return float(np.exp(np.log(np.maximum(peaks, 1e-12)).mean()))
+
+
 def greedy_decode(
     scores: np.ndarray, classes: tuple[str, ...] | list[str], blank: int, blank_penalty: float = 0.0,
     kind: str = "probs",
 ) -> tuple[str, float]:
     """Best path (``best_path``) of a [T, C] output of ``kind`` (``ocr.output_kind``): argmax
-    per step, merge repeats, drop blanks. Only the winning steps' scores are turned into
-    probabilities, for the confidence.
+    per step, merge repeats, drop blanks.
 
     The confidence is the geometric mean, over the characters read, of each character's
     peak probability (the highest over the steps of its run): one doubtful character pulls
@@ -79,20 +121,45 @@ def greedy_decode(
     (0.67 for the mean over steps) and 0.85-0.87 for the reference (docs/serving.md). An
     empty line reports the mean blank probability.
     """
-    if scores.ndim != 2:
-        raise ValueError("greedy_decode takes a [T, C] array")
-    if scores.shape[0] == 0:
-        return "", 0.0
-    best = best_path(scores, blank, blank_penalty, log_domain=kind != "probs")
-    chosen = scores[np.arange(len(best)), best]
-    if kind == "logits":  # the winners' log-probabilities
-        chosen, kind = chosen - _logsumexp(scores), "log_probs"
-    best_p = to_probs(chosen, kind)
-    emitted = best != blank
-    keep = emitting_steps(best, blank)
-    if not keep.any():
-        return "", float(best_p.mean())
-    # the emitted steps, in order, fall into one run per character, each starting at a kept step
-    peaks = np.maximum.reduceat(best_p[emitted].astype(np.float64), np.flatnonzero(keep[emitted]))
-    confidence = float(np.exp(np.log(np.maximum(peaks, 1e-12)).mean()))
-    return path_text(best, classes, blank), confidence
+    read = greedy_labels(scores, blank, blank_penalty, kind)
+    return "".join(classes[i] for i in read.labels), line_confidence(read.peaks, read.empty)
+
+
+def to_log_probs(output: np.ndarray, kind: str) -> np.ndarray:
+    """A [T, C] output of ``kind`` as log probabilities (float64)."""
+    output = np.asarray(output, dtype=np.float64)
+    if kind == "log_probs":
+        return output
+    if kind == "probs":
+        return np.log(np.maximum(output, 1e-30))
+    return output - _logsumexp(output)[:, None]
+
+
+def aligned_peaks(logp: np.ndarray, labels: list[int] | np.ndarray, blank: int) -> np.ndarray:
+    """Each label's peak probability over the steps the most likely CTC alignment of ``labels``
+    gives it (Viterbi over blank-separated states): per-character confidences for a line the beam
+    search read, where the greedy runs no longer say which steps are whose."""
+    labels = list(labels)
+    if not labels or logp.shape[0] == 0:
+        return np.zeros(len(labels))
+    states = np.full(2 * len(labels) + 1, blank, dtype=np.int64)
+    states[1::2] = labels
+    S, T = len(states), logp.shape[0]
+    skip = np.zeros(S, dtype=bool)  # a label state may be entered from two states back
+    skip[3::2] = states[3::2] != states[1:-2:2]
+    score = np.full(S, -np.inf)
+    score[:2] = logp[0, states[:2]]
+    back = np.zeros((T, S), dtype=np.int8)
+    for t in range(1, T):
+        one = np.concatenate(([-np.inf], score[:-1]))
+        two = np.where(skip, np.concatenate(([-np.inf, -np.inf], score[:-2])), -np.inf)
+        stacked = np.stack([score, one, two])
+        back[t] = stacked.argmax(axis=0)
+        score = stacked.max(axis=0) + logp[t, states]
+    s = S - 1 if S < 2 or score[S - 1] >= score[S - 2] else S - 2
+    peaks = np.zeros(len(labels))
+    for t in range(T - 1, -1, -1):
+        if s % 2:
+            peaks[s // 2] = max(peaks[s // 2], float(np.exp(logp[t, states[s]])))
+        s -= int(back[t, s])
+    return peaks

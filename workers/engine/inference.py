@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from .ctc import greedy_decode, to_probs
+from .beam import Hotwords
+from .ctc import to_probs
+from .decoder import GREEDY, LineDecoder, LineText
 from .modelpkg import ModelSpec
 from .preprocess import pad_batch
+
+__all__ = ["LineText", "Recognizer", "decode_line", "file_sha256"]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -22,21 +25,13 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class LineText:
-    text: str
-    confidence: float
-
-
-def decode_line(scores: np.ndarray, spec: ModelSpec, kind: str | None = None) -> LineText:
+def decode_line(scores: np.ndarray, spec: ModelSpec, kind: str | None = None, decoder: LineDecoder | None = None,
+                hotwords: Hotwords | None = None) -> LineText:
     """One line's [T, C] output (of ``kind``, by default the model's ``ocr.output_kind``) as an
-    answer carries it: greedy decoding with the model's blank penalty, the confidence, and the
-    text in the forms the model's ``ocr.text_forms`` asks for. ``distill evaluate`` calls this
-    too, so what it measures is what workers answer."""
-    text, confidence = greedy_decode(
-        scores, spec.classes, spec.blank_index, spec.blank_penalty, kind or spec.output_kind
-    )
-    return LineText(text=spec.finish_text(text), confidence=confidence)
+    answer carries it: decoded by ``decoder`` (greedy with the model's blank penalty unless it says
+    otherwise), the confidences, and the text in the forms the model's ``ocr.text_forms`` asks for.
+    ``distill evaluate`` calls this too, so what it measures is what workers answer."""
+    return (decoder or GREEDY).decode(scores, spec, kind, hotwords)
 
 
 class Recognizer:
@@ -63,14 +58,17 @@ class Recognizer:
         """NxCxHxW float32 in, NxTxC probabilities out."""
         return to_probs(self.outputs(batch), self.spec.output_kind)
 
-    def read_line(self, line: np.ndarray) -> LineText:
+    def read_line(self, line: np.ndarray, decoder: LineDecoder | None = None,
+                  hotwords: Hotwords | None = None) -> LineText:
         """One prepared line (an output of preprocess.prepare_line) run alone, its output decoded
         in the model's own kind (no padding, every step is the line's). ``distill evaluate``,
         calibration and the benchmarks read lines this way."""
-        return decode_line(self.outputs(line[None])[0], self.spec)
+        return decode_line(self.outputs(line[None])[0], self.spec, decoder=decoder, hotwords=hotwords)
 
-    def recognize(self, lines: list[np.ndarray]) -> list[LineText]:
-        """Recognise prepared lines (outputs of preprocess.prepare_line) in one session run."""
+    def recognize(self, lines: list[np.ndarray], decoder: LineDecoder | None = None,
+                  hotwords: list[Hotwords | None] | None = None) -> list[LineText]:
+        """Recognise prepared lines (outputs of preprocess.prepare_line) in one session run;
+        ``hotwords`` gives each line its request's hotwords."""
         if not lines:
             return []
         probs = self.run(pad_batch(lines, self.spec))
@@ -80,5 +78,5 @@ class Recognizer:
         for i, arr in enumerate(lines):
             # Only the steps that cover this line's own pixels, not the padding.
             valid = max(1, min(steps_total, round(steps_total * arr.shape[2] / width_total)))
-            results.append(decode_line(probs[i, :valid], self.spec, kind="probs"))
+            results.append(decode_line(probs[i, :valid], self.spec, "probs", decoder, hotwords[i] if hotwords else None))
         return results

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .batcher import DeadlineExceeded, LineBatcher
+from .beam import Hotwords
 from .decode import ImageLimits, decode_image
 from .detect import PageReader
 from .pdf import is_pdf, pdf_pages
@@ -67,21 +68,24 @@ def recognize_array(
     timeout: float | None = None,
     deadline: float | None = None,
     reader: PageReader | None = None,
+    hotwords: Hotwords | None = None,
 ) -> OcrOutcome:
     """``timeout`` (seconds from now) or ``deadline`` (a ``time.monotonic()`` value) bounds the work:
-    it is checked between stages and before every batch, and DeadlineExceeded is raised past it."""
+    it is checked between stages and before every batch, and DeadlineExceeded is raised past it.
+    ``hotwords`` (the request's) are favoured by the decoder."""
     deadline = _until(timeout, deadline)
     if reader is not None and not is_single_line(rgb):
-        return _read_page(rgb, batcher, request_id, deadline, reader)
+        return _read_page(rgb, batcher, request_id, deadline, reader, hotwords)
     crops, boxes = _projection_lines(rgb, deadline)
-    results = batcher.recognize(crops, request_id, deadline=deadline)
+    results = batcher.recognize(crops, request_id, deadline=deadline, hotwords=hotwords)
     return _outcome(rgb, [{"box": list(b)} for b in boxes], results)
 
 
-def _read_page(rgb, batcher: LineBatcher, request_id: str, deadline, reader: PageReader) -> OcrOutcome:
+def _read_page(rgb, batcher: LineBatcher, request_id: str, deadline, reader: PageReader,
+               hotwords: Hotwords | None) -> OcrOutcome:
     regions = reader.regions(rgb)
     check_deadline(deadline, "detect")
-    results = batcher.recognize([r.crop for r in regions], request_id, deadline=deadline)
+    results = batcher.recognize([r.crop for r in regions], request_id, deadline=deadline, hotwords=hotwords)
     places = [
         {"box": list(r.box), "polygon": [[round(float(x), 1), round(float(y), 1)] for x, y in r.quad],
          **({"vertical": True} if r.vertical else {})}
@@ -99,7 +103,8 @@ def _outcome(rgb: np.ndarray, places: list[dict], results) -> OcrOutcome:
         batches[res.batch_id] = {"id": res.batch_id, "size": res.batch_size, "requests": res.batch_requests}
         if not res.text.strip():
             continue
-        lines.append({"text": res.text, "confidence": round(res.confidence, 4), **place})
+        lines.append({"text": res.text, "confidence": round(res.confidence, 4), **place,
+                      "chars": res.chars_payload()})
     return OcrOutcome(
         lines=lines, model_label=model_label, width=rgb.shape[1], height=rgb.shape[0], batches=list(batches.values())
     )
@@ -130,17 +135,18 @@ def recognize_bytes(
     timeout: float | None = None,
     deadline: float | None = None,
     reader: PageReader | None = None,
+    hotwords: Hotwords | None = None,
 ) -> OcrOutcome:
     deadline = _until(timeout, deadline)
     if is_pdf(data):
-        return _read_pdf(data, limits, batcher, request_id, deadline, reader)
+        return _read_pdf(data, limits, batcher, request_id, deadline, reader, hotwords)
     rgb = decode_image(data, limits)
     check_deadline(deadline, "decode")
-    return recognize_array(rgb, batcher, request_id, deadline=deadline, reader=reader)
+    return recognize_array(rgb, batcher, request_id, deadline=deadline, reader=reader, hotwords=hotwords)
 
 
 def _read_pdf(data: bytes, limits: ImageLimits, batcher: LineBatcher, request_id: str, deadline,
-              reader: PageReader | None) -> OcrOutcome:
+              reader: PageReader | None, hotwords: Hotwords | None = None) -> OcrOutcome:
     """Every page's lines, each marked with its page number; a page with a trusted text layer
     is taken from it (``"source": "text_layer"``), the others are rendered and read."""
     lines, batches, pages, label = [], [], [], ""
@@ -149,7 +155,7 @@ def _read_pdf(data: bytes, limits: ImageLimits, batcher: LineBatcher, request_id
         if page.text_lines is not None:
             found = [{**line, "confidence": 1.0, "source": "text_layer"} for line in page.text_lines]
         else:
-            read = recognize_array(page.rgb, batcher, request_id, deadline=deadline, reader=reader)
+            read = recognize_array(page.rgb, batcher, request_id, deadline=deadline, reader=reader, hotwords=hotwords)
             found, label = read.lines, read.model_label or label
             batches += read.batches
         lines += [{**line, "page": page.number} for line in found]
