@@ -104,3 +104,31 @@ def test_it_reads_grayscale_and_palette_images():
     assert gray.shape == (16, 16, 3) and int(gray[0, 0, 0]) == 77
     pal = decode_image(png_bytes(Image.new("RGB", (16, 16), (255, 0, 0)).convert("P")), LIMITS)
     assert tuple(pal[0, 0]) == (255, 0, 0)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_the_web_checks_a_png_or_jpeg_without_decoding_its_pixels(monkeypatch, fmt):
+    """Only the worker decodes (issue: decode once); a whole file passes on its structure alone."""
+    from workers.engine import decode
+
+    def no_decoding(img):
+        raise AssertionError("pixels decoded")
+
+    monkeypatch.setattr(decode, "_to_rgb", no_decoding)
+    info = inspect_image(png_bytes(Image.effect_noise((300, 120), 64).convert("RGB"), fmt), LIMITS)
+    assert (info.format, info.width, info.height) == (fmt, 300, 120)
+
+
+@pytest.mark.parametrize("fmt, cut", [("PNG", 100), ("PNG", 5000), ("JPEG", 3), ("JPEG", 200)])
+def test_the_web_refuses_truncated_files_as_before(fmt, cut):
+    data = png_bytes(Image.effect_noise((300, 300), 64).convert("RGB"), fmt)
+    with pytest.raises(ImageError) as info:
+        inspect_image(data[:-cut], LIMITS)
+    assert info.value.code == "truncated_image"
+
+
+def test_a_jpeg_with_data_after_its_end_marker_is_decoded_to_be_judged():
+    data = png_bytes(Image.effect_noise((200, 100), 64).convert("RGB"), "JPEG") + b"camera trailer"
+    info = inspect_image(data, LIMITS)
+    assert (info.width, info.height) == (200, 100)
+    assert decode_image(data, LIMITS).shape == (100, 200, 3)

@@ -86,16 +86,46 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
     return img
 
 
+# EXIF orientations that turn the image a quarter: its width and height swap once applied.
+_QUARTER_TURNS = (5, 6, 7, 8)
+
+
 def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
-    """Check limits and decode fully (catches truncated files); return format and oriented size.
-    A PDF is checked page by page (count, size) without rendering (``pdf.inspect_pdf``)."""
+    """Check limits and completeness; return format and oriented size. Only the OCR worker decodes
+    the pixels (``decode_image``): a PNG is checked by walking its chunks and their CRCs, a JPEG by
+    its end-of-image marker, without decompressing either; any other format, or a JPEG that does
+    not end in its marker (a trailer after it), is decoded here once to find truncation. A PDF is
+    checked page by page (count, size) without rendering (``pdf.inspect_pdf``)."""
     from .pdf import inspect_pdf, is_pdf
 
     if is_pdf(data):
         return inspect_pdf(data, limits)
     img = _open(data, limits)
-    rgb = _to_rgb(img)
-    return ImageInfo(format=img.format, width=rgb.shape[1], height=rgb.shape[0])
+    if not _complete_without_decoding(img, data):
+        rgb = _to_rgb(img)
+        return ImageInfo(format=img.format, width=rgb.shape[1], height=rgb.shape[0])
+    width, height = img.size
+    try:
+        turned = img.getexif().get(0x0112) in _QUARTER_TURNS
+    except CORRUPT_DATA_ERRORS:
+        turned = False  # exif_transpose ignores unreadable EXIF too
+    return ImageInfo(format=img.format, width=height if turned else width, height=width if turned else height)
+
+
+def _complete_without_decoding(img: Image.Image, data: bytes) -> bool:
+    """True when the file is known whole from its structure alone; raises ImageError when the
+    structure shows it cut short; False when only decoding can tell."""
+    if img.format == "JPEG":
+        # 0xFF 0xD9 cannot occur inside entropy-coded data (0xFF is stuffed there), so a file that
+        # ends in it was not cut short (padding zeros aside)
+        return data.rstrip(b"\x00").endswith(b"\xff\xd9")
+    if img.format != "PNG" or getattr(img, "n_frames", 1) > 1:
+        return False
+    try:
+        Image.open(io.BytesIO(data)).verify()  # every chunk and its CRC up to IEND
+    except CORRUPT_DATA_ERRORS as exc:
+        raise ImageError("truncated_image", f"The image data is truncated or corrupt: {exc}.") from None
+    return True
 
 
 def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
