@@ -170,7 +170,9 @@ class LineCorrectionView(APIView):
                           "corrected_by": request.user},
             )
             lines = list(job.lines)
-            lines[line] = {**lines[line], "text": text, "original_text": original, "corrected": True}
+            # the recogniser's per-character confidences described the old text
+            kept = {k: v for k, v in lines[line].items() if k != "chars"}
+            lines[line] = {**kept, "text": text, "original_text": original, "corrected": True}
             job.lines = lines
             job.text_content = "\n".join(item["text"] for item in lines)
             job.save(update_fields=["lines", "text_content"])

@@ -185,7 +185,8 @@ def test_users_correct_their_own_lines_and_corrections_become_a_dataset(member, 
     job = OcrJob.objects.create(
         owner=owner, status="succeeded", image_name=store(image, "PNG"), image_sha256="0" * 64, image_format="PNG",
         width=300, height=60, size_bytes=len(image), cache_key="k",
-        lines=[{"text": "上海明远科技有限公同", "confidence": 0.7, "box": [10, 10, 290, 50]}],
+        lines=[{"text": "上海明远科技有限公同", "confidence": 0.7, "box": [10, 10, 290, 50],
+                "chars": [{"text": c, "confidence": 0.9} for c in "上海明远科技有限公同"]}],
         text_content="上海明远科技有限公同",
     )
     url = f"/ocr/v1/jobs/{job.pk}/lines/0/correction"
@@ -196,6 +197,7 @@ def test_users_correct_their_own_lines_and_corrections_become_a_dataset(member, 
     assert response.status_code == 200 and response.json()["original_text"] == "上海明远科技有限公同"
     job.refresh_from_db()
     assert job.lines[0]["text"] == "上海明远科技有限公司" and job.lines[0]["corrected"] is True
+    assert "chars" not in job.lines[0]  # they described the recogniser's text, not the corrected one
     assert member.get("/ocr/v1/jobs", {"search": "有限公司"}).json()["count"] == 1
     dataset = corrections_dataset(owner)
     folder = Path(dataset.path)
