@@ -132,3 +132,11 @@ def test_a_jpeg_with_data_after_its_end_marker_is_decoded_to_be_judged():
     info = inspect_image(data, LIMITS)
     assert (info.width, info.height) == (200, 100)
     assert decode_image(data, LIMITS).shape == (100, 200, 3)
+
+
+def test_a_png_with_an_orientation_is_measured_as_the_worker_turns_it():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = png_bytes(Image.new("RGB", (60, 20), "white"), "PNG", exif=exif.tobytes())
+    info = inspect_image(data, LIMITS)
+    assert (info.width, info.height) == (20, 60) == decode_image(data, LIMITS).shape[1::-1]

@@ -92,7 +92,7 @@ _QUARTER_TURNS = (5, 6, 7, 8)
 
 def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
     """Check limits and completeness; return format and oriented size. Only the OCR worker decodes
-    the pixels (``decode_image``): a PNG is checked by walking its chunks and their CRCs, a JPEG by
+    the pixels (``decode_image``): a PNG is checked by walking its chunks to IEND, a JPEG by
     its end-of-image marker, without decompressing either; any other format, or a JPEG that does
     not end in its marker (a trailer after it), is decoded here once to find truncation. A PDF is
     checked page by page (count, size) without rendering (``pdf.inspect_pdf``)."""
@@ -106,7 +106,7 @@ def inspect_image(data: bytes, limits: ImageLimits) -> ImageInfo:
         return ImageInfo(format=img.format, width=rgb.shape[1], height=rgb.shape[0])
     width, height = img.size
     try:
-        turned = img.getexif().get(0x0112) in _QUARTER_TURNS
+        turned = img.format == "JPEG" and img.getexif().get(0x0112) in _QUARTER_TURNS
     except CORRUPT_DATA_ERRORS:
         turned = False  # exif_transpose ignores unreadable EXIF too
     return ImageInfo(format=img.format, width=height if turned else width, height=width if turned else height)
@@ -121,11 +121,27 @@ def _complete_without_decoding(img: Image.Image, data: bytes) -> bool:
         return data.rstrip(b"\x00").endswith(b"\xff\xd9")
     if img.format != "PNG" or getattr(img, "n_frames", 1) > 1:
         return False
-    try:
-        Image.open(io.BytesIO(data)).verify()  # every chunk and its CRC up to IEND
-    except CORRUPT_DATA_ERRORS as exc:
-        raise ImageError("truncated_image", f"The image data is truncated or corrupt: {exc}.") from None
-    return True
+    kinds = _png_chunk_kinds(data)
+    if b"IEND" not in kinds:
+        raise ImageError("truncated_image", "The image data is truncated: its chunks stop before IEND.")
+    return b"eXIf" not in kinds  # Pillow reads a PNG's EXIF (its orientation) only by decoding it
+
+
+def _png_chunk_kinds(data: bytes) -> set[bytes]:
+    """The kinds of a PNG's chunks, walked by their lengths from the signature, up to IEND if it
+    lies whole inside the file (nothing is decompressed; a corrupt stream inside whole chunks is
+    the worker's to find)."""
+    kinds, pos = set(), 8
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind = data[pos + 4:pos + 8]
+        pos += 12 + length
+        if pos > len(data):
+            break
+        kinds.add(kind)
+        if kind == b"IEND":
+            break
+    return kinds
 
 
 def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
