@@ -231,18 +231,20 @@ def run(url: str, token: str, bodies: list[bytes], clients: int) -> Result:
 
 # --- the ceiling -------------------------------------------------------------------------------------
 class _DirectLines:
-    """Stands in for the batcher: every crop straight through the recogniser, one call per line."""
+    """Stands in for the batcher: every crop straight through the recogniser, one call per line,
+    decoded by the workers' own decoder (the beam and the language model where they use them)."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, decoder=None) -> None:
         self.model = model
+        self.decoder = decoder
 
-    def recognize(self, crops, request_id, timeout=None, deadline=None):
+    def recognize(self, crops, request_id, timeout=None, deadline=None, hotwords=None):
         from workers.engine.batcher import BatchedLine
         from workers.engine.preprocess import prepare_line
 
         out = []
         for crop in crops:
-            (res,) = self.model.recognize([prepare_line(crop, self.model.spec, False)])
+            (res,) = self.model.recognize([prepare_line(crop, self.model.spec, False)], self.decoder)
             out.append(BatchedLine(res.text, res.confidence, self.model.label, 0, 1, 1))
         return out
 
@@ -274,7 +276,7 @@ def ceiling(images: list[bytes], var_dir: Path | None) -> dict[int, float]:
         if "reader" in inspect.signature(recognize_bytes).parameters and hasattr(runtime, "page_reader"):
             runtime.page_reader.cache_clear()
             extra["reader"] = runtime.page_reader()  # the page detector, when the workers use one
-        direct = _DirectLines(model)
+        direct = _DirectLines(model, runtime.line_decoder() if hasattr(runtime, "line_decoder") else None)
         for data in images[:3]:  # warm-up
             recognize_bytes(data, limits, direct, "warm", **extra)
         started = time.perf_counter()

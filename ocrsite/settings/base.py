@@ -240,11 +240,11 @@ OCR_DIRECTION_MODEL = env_str("OCR_DIRECTION_MODEL", str(OCR_MODELS_DIR / REFERE
 # hotwords always go through the beam. The weights were tuned on the out-of-distribution suite.
 OCR_DECODER = env_str("OCR_DECODER", "beam")
 OCR_LM_MODEL = env_str("OCR_LM_MODEL", str(OCR_MODELS_DIR / "lm" / "zh_char5.arpa.gz"))
-OCR_LM_ALPHA = env_float("OCR_LM_ALPHA", 0.4, minimum=0.0)
+OCR_LM_ALPHA = env_float("OCR_LM_ALPHA", 0.3, minimum=0.0)
 OCR_LM_BETA = env_float("OCR_LM_BETA", 2.5)
 OCR_BEAM_WIDTH = env_int("OCR_BEAM_WIDTH", 8, minimum=1)
 OCR_BEAM_DOUBT = env_float("OCR_BEAM_DOUBT", 0.2, minimum=0.0)
-OCR_HOTWORD_BONUS = env_float("OCR_HOTWORD_BONUS", 3.0, minimum=0.0)
+OCR_HOTWORD_BONUS = env_float("OCR_HOTWORD_BONUS", 4.0, minimum=0.0)
 # How often a worker looks for a newly promoted model.
 OCR_MODEL_POLL_S = env_float("OCR_MODEL_POLL_S", 2.0, minimum=0.1)
 # A worker is "alive" while its heartbeat key is younger than this.

@@ -287,3 +287,25 @@ def test_a_pdf_comes_back_page_by_page(client, ocr_worker):
     assert layered.status_code == 200, layered.content
     assert layered.json()["pages"] == [{"page": 1, "text": ["购买方名称：上海明远科技有限公司"]}]
     assert layered.json()["lines"][0]["source"] == "text_layer"
+
+
+# A photographed invoice line (the decoding benchmark's hotword set, bench/decoding.py) whose company
+# name the recogniser misreads: 绥 as 续, and 有限责任 as 有辰走任, which the language model puts right.
+COMPANY_LINE = "收款单位：碑绥垛实业有限责任公司"
+
+
+def test_hotwords_fix_a_company_name_the_decoder_gets_wrong(client, ocr_worker):
+    from pathlib import Path
+
+    image = (Path(__file__).resolve().parents[1] / "fixtures" / "company_photo.png").read_bytes()
+    plain = client.post(URL, {"image_base64": b64(image)}, format="json").json()
+    assert plain["text"] != [COMPANY_LINE]
+    boosted = client.post(URL, {"image_base64": b64(image), "hotwords": ["碑绥垛实业有限责任公司", "华为"]},
+                          format="json")
+    assert boosted.status_code == 200, boosted.content
+    body = boosted.json()
+    assert body["text"] == [COMPANY_LINE] and body["cached"] is False  # its own cache entry
+    chars = body["lines"][0]["chars"]
+    assert "".join(c["text"] for c in chars) == COMPANY_LINE
+    assert all(0.0 <= c["confidence"] <= 1.0 for c in chars)
+    assert OcrJob.objects.get(pk=body["job_id"]).hotwords == ["碑绥垛实业有限责任公司", "华为"]

@@ -139,10 +139,18 @@ def test_no_module_of_the_image_imports_torch_when_loaded(files):
 
 def test_the_image_holds_serving_models_only(files):
     models = sorted(rel for rel in files if rel.startswith("models/"))
-    assert models == ["models/student.onnx"]  # the reference comes from the build stage
+    # the references come from the build stage; the decoder's language model is a serving file
+    assert models == ["models/lm/zh_char5.arpa.gz", "models/student.onnx"]
     assert not [rel for rel in files if rel.endswith((".pt", ".pth", ".ckpt"))]
     requirements = (ROOT / "requirements" / "base.txt").read_text().splitlines()
     assert not [ln for ln in requirements if ln.lower().startswith("torch")]
+
+
+def test_the_image_holds_the_language_model_the_workers_load(files):
+    from django.conf import settings
+
+    rel = str(Path(settings.OCR_LM_MODEL).relative_to(settings.OCR_MODELS_DIR.parent))
+    assert rel in files
 
 
 def test_the_image_holds_every_model_the_registry_may_serve_by_default(files):
