@@ -11,9 +11,10 @@ import { formatDate, formatPercent, formatSeconds, gettext } from "./i18n.js";
 export const LOW_CONFIDENCE = 0.9;
 
 /** Characters below this confidence (0..1: the highest probability the recogniser gave the
- * character, the API's lines[i].chars) are marked inside their line. A starting value, not measured
- * yet as LOW_CONFIDENCE was: measure it on per-character labels (bench/confidence.py) before leaning on it. */
-export const LOW_CHAR_CONFIDENCE = 0.6;
+ * character, the API's lines[i].chars) are marked inside their line. With the served PP-OCRv6 tiny
+ * and the workers' decoder, 0.7 marks 64 % of the misread characters and 3.2 % of the right ones
+ * on training-split check lines (bench/confidence.py --chars; docs/portal.md). */
+export const LOW_CHAR_CONFIDENCE = 0.7;
 
 export function isLowConfidence(line) {
   return typeof line.confidence === "number" && line.confidence < LOW_CONFIDENCE;
