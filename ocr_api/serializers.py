@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.core.validators import ProhibitNullCharactersValidator
 from django.urls import reverse
@@ -66,6 +68,21 @@ def clean_hotwords(words: list[str]) -> list[str]:
     return list(seen)
 
 
+def _json_list_in_one_field(data):
+    """A multipart or form client may send the whole list as one JSON field (``hotwords='["a", "b"]'``):
+    read it as that list rather than as one word spelled with brackets."""
+    if isinstance(data, (list, tuple)) and len(data) == 1 and isinstance(data[0], str):
+        text = data[0].strip()
+        if text.startswith("[") and text.endswith("]"):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                return data
+            if isinstance(parsed, list):
+                return parsed
+    return data
+
+
 class HotwordsField(serializers.ListField):
     """A list of words or phrases the decoder favours: at most OCR_MAX_HOTWORDS, each at most
     OCR_HOTWORD_MAX_CHARS characters (the request's and the portal vocabulary's limits)."""
@@ -76,6 +93,7 @@ class HotwordsField(serializers.ListField):
         super().__init__(child=serializers.CharField(allow_blank=True, trim_whitespace=True), **kwargs)
 
     def to_internal_value(self, data):
+        data = _json_list_in_one_field(data)
         words = clean_hotwords(super().to_internal_value(data))
         if len(words) > settings.OCR_MAX_HOTWORDS:
             raise serializers.ValidationError(

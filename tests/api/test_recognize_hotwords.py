@@ -40,6 +40,13 @@ def test_multipart_hotwords_as_repeated_fields_are_stored_on_the_job(client, inv
     assert job.hotwords == ["明远科技", "发票 号码"]
 
 
+def test_a_multipart_field_holding_a_json_list_is_read_as_the_list(client, invoice_png, fake_worker_heartbeat):
+    body = {"image": upload(invoice_png), "wait": "false", "hotwords": '["明远科技", "发票号码"]'}
+    assert queued_job(client.post(URL, body, format="multipart")).hotwords == ["明远科技", "发票号码"]
+    body = {"image": upload(invoice_png), "wait": "false", "hotwords": "[型号]"}  # not JSON: one word
+    assert queued_job(client.post(URL, body, format="multipart")).hotwords == ["[型号]"]
+
+
 def test_json_hotwords_are_stored_on_the_job(client, invoice_png, fake_worker_heartbeat):
     body = {"image_base64": b64(invoice_png), "wait": False, "hotwords": ["上海明远科技有限公司"]}
     assert queued_job(client.post(URL, body, format="json")).hotwords == ["上海明远科技有限公司"]
