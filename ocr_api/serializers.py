@@ -36,6 +36,7 @@ def job_payload(job: OcrJob) -> dict:
         "time_cost": job.time_cost,
         "model_version": job.model_label,
         "cached": job.cached,
+        "hotwords": list(job.hotwords or []),
         "filename": job.filename,
         "width": job.width,
         "height": job.height,
@@ -181,6 +182,7 @@ class JobSerializer(serializers.Serializer):
     time_cost = serializers.FloatField(allow_null=True)
     model_version = serializers.CharField()
     cached = serializers.BooleanField()
+    hotwords = serializers.ListField(child=serializers.CharField(), help_text="the request's hotwords, as used")
     filename = serializers.CharField()
     width = serializers.IntegerField()
     height = serializers.IntegerField()

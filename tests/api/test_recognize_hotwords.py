@@ -49,7 +49,8 @@ def test_a_multipart_field_holding_a_json_list_is_read_as_the_list(client, invoi
 
 def test_json_hotwords_are_stored_on_the_job(client, invoice_png, fake_worker_heartbeat):
     body = {"image_base64": b64(invoice_png), "wait": False, "hotwords": ["上海明远科技有限公司"]}
-    assert queued_job(client.post(URL, body, format="json")).hotwords == ["上海明远科技有限公司"]
+    response = client.post(URL, body, format="json")
+    assert queued_job(response).hotwords == ["上海明远科技有限公司"] == response.json()["hotwords"]
 
 
 def test_an_upload_without_hotwords_stores_none(client, invoice_png, fake_worker_heartbeat):
