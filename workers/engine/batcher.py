@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .beam import Hotwords
-from .decoder import LineDecoder
+from .decoder import LineDecoder, chars_payload
 from .inference import LineText, Recognizer
 from .preprocess import prepare_line
 
@@ -55,7 +55,7 @@ class BatchedLine:
                    batch_size=batch_size, batch_requests=batch_requests, chars=read.chars, searched=read.searched)
 
     def chars_payload(self) -> list[dict]:
-        return [{"text": c, "confidence": round(p, 4)} for c, p in self.chars]
+        return chars_payload(self.chars)
 
 
 class DeadlineExceeded(TimeoutError):

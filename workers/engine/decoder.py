@@ -35,7 +35,12 @@ class LineText:
     searched: bool = False  # whether the beam search read it
 
     def chars_payload(self) -> list[dict]:
-        return [{"text": c, "confidence": round(p, 4)} for c, p in self.chars]
+        return chars_payload(self.chars)
+
+
+def chars_payload(chars: tuple[tuple[str, float], ...]) -> list[dict]:
+    """Characters with their confidences as an answer's line carries them (``lines[i].chars``)."""
+    return [{"text": c, "confidence": round(p, 4)} for c, p in chars]
 
 
 @dataclass(frozen=True)
