@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from distill.charset import load_charset  # noqa: E402
 from distill.evaluate import clean_for_scoring, edit_distance  # noqa: E402
-from distill.fonts import Face, coverage, faces_for  # noqa: E402
-from distill.pages import make_page  # noqa: E402
+from distill.fonts import Face, faces_for  # noqa: E402
+from distill.pages import PAGE_WEIGHTS, full_faces, make_page  # noqa: E402
 from distill.text import TextSource  # noqa: E402
 from workers.engine.batcher import LineBatcher  # noqa: E402
 from workers.engine.detect import DirectionClassifier, PageReader, TextDetector, reading_order  # noqa: E402
@@ -43,14 +43,6 @@ from workers.engine.modelpkg import REFERENCE_FILES  # noqa: E402
 from workers.engine.pipeline import recognize_array  # noqa: E402
 
 MODELS = ROOT / "models"
-# running text: prose, words and invoice fields; no uniformly drawn rare characters
-PAGE_WEIGHTS = (0.3, 0.2, 0.05, 0.05, 0.05, 0.0, 0.35)
-
-
-def full_faces(faces) -> list[Face]:
-    """Faces that cover practically all of the charset, so a page never needs a fallback."""
-    chars = load_charset().chars
-    return [f for f in faces if sum(ord(c) in coverage(f.path, f.index) for c in chars) > 0.995 * len(chars)]
 
 
 def held_out_faces() -> list[Face]:
