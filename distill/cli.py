@@ -1,6 +1,6 @@
 """``python -m distill <command>``: generate, train-teacher, train-student, distill,
 evaluate, calibrate, export, quantize, import-reference, plot, font-packages, train-fonts, ood-suite,
-ood-texts, lm."""
+ood-texts, lm, train-detector, export-detector."""
 
 from __future__ import annotations
 
@@ -186,6 +186,34 @@ def _cmd_export(args) -> int:
     return 0 if diff < 1e-3 else 1
 
 
+def _cmd_train_detector(args) -> int:
+    from .detector import run_detector_training
+
+    _threads(args)
+    ckpt = run_detector_training(
+        run_dir=args.run_dir, steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
+        teacher=args.teacher or None, kd_weight=args.kd_weight, gt_weight=args.gt_weight, workers=args.workers,
+        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, dev_count=args.dev_pages,
+        crops_per_page=args.crops_per_page, device=_device(args.device), resume=not args.no_resume,
+        progress=not args.quiet)
+    print(json.dumps({"checkpoint": str(ckpt)}))
+    return 0
+
+
+def _cmd_export_detector(args) -> int:
+    from .detector import export_checkpoint
+
+    _threads(args)
+    try:
+        result = export_checkpoint(args.checkpoint, args.out, name=args.name, thresh=args.thresh,
+                                   box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
 def _cmd_calibrate(args) -> int:
     from .calibrate import DEFAULT_OFFSETS, CalibrationError, sweep
 
@@ -313,6 +341,46 @@ def _training_commands(sub) -> None:
     p.set_defaults(func=_cmd_export)
 
 
+def _detector_commands(sub) -> None:
+    """train-detector, export-detector (their modules need torch: imported inside the commands)."""
+    from workers.engine.modelpkg import REFERENCE_FILES
+
+    p = sub.add_parser("train-detector", help="train the DB text detector on synthetic pages, distilled from "
+                                              "the imported one (distill/detector.py)")
+    p.add_argument("--run-dir", required=True, help="checkpoints (last.pt) and metrics.jsonl go here")
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch", type=int, default=4, help="crops per step")
+    p.add_argument("--crop", type=int, default=640, help="square crop side, a multiple of 32")
+    p.add_argument("--crops-per-page", type=int, default=2, help="crops cut from each rendered page")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1; 2 only on free cores: "
+                                                         "OpenMP threads spin against other jobs)")
+    p.add_argument("--workers", type=int, default=1, help="processes rendering pages and running the teacher "
+                                                          "(0: in the training process)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
+    p.add_argument("--teacher", default=f"models/{REFERENCE_FILES['ppocrv6-tiny-det']}",
+                   help="the detector to distil ('': the boxes alone)")
+    p.add_argument("--kd-weight", type=float, default=1.0, help="weight of the teacher's map term")
+    p.add_argument("--gt-weight", type=float, default=1.0, help="weight of the renderer's line boxes term")
+    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    p.add_argument("--eval-every", type=int, default=500, help="steps between dev page scores (0: never)")
+    p.add_argument("--dev-pages", type=int, default=8)
+    p.add_argument("--no-resume", action="store_true", help="ignore RUN_DIR/last.pt")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_train_detector)
+
+    p = sub.add_parser("export-detector", help="export a detector checkpoint to ONNX with the ocr-det/1 metadata")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--name", default="db-student")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--thresh", type=float, default=None, help="default: the teacher's (as trained)")
+    p.add_argument("--box-thresh", type=float, default=None)
+    p.add_argument("--unclip-ratio", type=float, default=None)
+    p.set_defaults(func=_cmd_export_detector)
+
+
 def _measuring_commands(sub) -> None:
     """calibrate, quantize, plot, evaluate."""
     p = sub.add_parser("calibrate", help="choose the blank offset for greedy decoding on training-split lines")
@@ -372,7 +440,7 @@ def _data_commands(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m distill", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_packaging_commands, _training_commands, _measuring_commands, _data_commands):
+    for add in (_packaging_commands, _training_commands, _detector_commands, _measuring_commands, _data_commands):
         add(sub)
     return parser
 
