@@ -150,3 +150,14 @@ def test_aligned_peaks_give_each_character_its_steps():
     assert peaks == pytest.approx([1.0, 1.0, 0.8], abs=2e-3)
     read = greedy_labels(line, 0)
     assert read.peaks == pytest.approx(peaks, abs=1e-6)
+
+
+def test_a_prefix_scores_whatever_order_its_parents_were_seen_in(lm):
+    """A prefix's LM score is computed with those of its prefixes the search never scored."""
+    from workers.engine.beam import _Search
+
+    tokens = ("", "发", "票", "号", "码")
+    search = _Search(np.zeros((1, 5)), 0, tokens, lm, BeamSettings(alpha=1.0, beta=0.5), None)
+    deep = search.extra((1, 2, 3, 4))
+    assert deep == pytest.approx(lm.score("发票号码", eos=False) + 4 * 0.5, abs=1e-9)
+    assert set(search.info) == {(), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4)}

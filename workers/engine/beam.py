@@ -124,11 +124,19 @@ class _Search:
             out[t].append(c)
         return out
 
-    def extra(self, key: tuple[int, ...]) -> float:
+    def state(self, key: tuple[int, ...]) -> tuple[float, str, int]:
+        """``info`` of a prefix, computed (with those of its prefixes that lack it) on first use."""
         found = self.info.get(key)
         if found is None:
-            found = self.info[key] = self._extend(self.info[key[:-1]], key[-1])
-        return found[0]
+            known = len(key) - 1
+            while key[:known] not in self.info:
+                known -= 1
+            for n in range(known + 1, len(key) + 1):
+                found = self.info[key[:n]] = self._extend(self.info[key[:n - 1]], key[n - 1])
+        return found
+
+    def extra(self, key: tuple[int, ...]) -> float:
+        return self.state(key)[0]
 
     def _extend(self, parent: tuple[float, str, int], cls: int) -> tuple[float, str, int]:
         """A prefix one class longer: its LM, length and hotword scores."""
@@ -149,8 +157,7 @@ class _Search:
 
     def final(self, key: tuple[int, ...], ctc: list[float]) -> float:
         """The whole line's score: an unfinished hotword gives its bonus back; the LM sees the end."""
-        extra = self.extra(key)
-        _, context, node = self.info[key]
+        extra, context, node = self.state(key)
         score = _logadd(*ctc) + extra
         if self.hotwords:
             score -= self.settings.bonus * self.hotwords.depth[node]
