@@ -287,19 +287,6 @@ def teacher_scores(pool: PagePool, pages) -> dict:
 
 # --------------------------------------------------------------------------- the run
 
-def save_detector(path: Path, *, arch: str, model, optimizer=None, scheduler=None, step: int = 0,
-                  config: dict | None = None) -> None:
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"arch": arch, "model": model.state_dict(), "step": step, "config": config or {}}
-    if optimizer is not None:
-        state["optimizer"], state["scheduler"] = optimizer.state_dict(), scheduler.state_dict()
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 def load_detector(path: str | Path):
     state = torch.load(path, map_location="cpu", weights_only=False)
     model = build_detector(state["arch"])
@@ -360,7 +347,7 @@ def run_detector_training(*, run_dir: str | Path, steps: int, batch_size: int = 
                           resume: bool = True, progress: bool = True) -> Path:
     """Train ``arch`` on synthetic page crops against the teacher's maps and the renderer's
     boxes. Writes ``run_dir/last.pt`` (resumable) and ``run_dir/metrics.jsonl``."""
-    from .train import MetricsLog, optimizer_for, set_seed, train_steps
+    from .train import MetricsLog, optimizer_for, save_checkpoint, set_seed, train_steps
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -380,8 +367,8 @@ def run_detector_training(*, run_dir: str | Path, steps: int, batch_size: int = 
     if dev and teacher and start == 0:
         log({"step": 0, **{f"dev_det_{k}_teacher": round(v, 5) for k, v in teacher_scores(pool, dev).items()}})
     hooks = DetectorHooks(
-        lambda step: save_detector(run_dir / "last.pt", arch=arch, model=model, optimizer=optimizer,
-                                   scheduler=scheduler, step=step, config=config),
+        lambda step: save_checkpoint(run_dir / "last.pt", arch=arch, model=model, optimizer=optimizer,
+                                     scheduler=scheduler, step=step, config=config),
         lambda: evaluate_pages(model, dev, spec), log,
         start=start, steps=steps, eval_every=eval_every if dev else 0, checkpoint_every=checkpoint_every)
     signal.signal(signal.SIGTERM, hooks.on_term)

@@ -129,8 +129,9 @@ def optimizer_for(params, lr: float, weight_decay: float, total_steps: int):
 def save_checkpoint(path: Path, *, arch: str, model, optimizer=None, scheduler=None, loss_fn=None, step: int = 0,
                     config: dict | None = None, metrics: dict | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"arch": arch, "num_classes": model.num_classes, "model": model.state_dict(), "step": step,
-             "config": config or {}, "metrics": metrics or {}}
+    state = {"arch": arch, "model": model.state_dict(), "step": step, "config": config or {}, "metrics": metrics or {}}
+    if hasattr(model, "num_classes"):  # a recogniser; a detector has no class axis
+        state["num_classes"] = model.num_classes
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
     if scheduler is not None:
