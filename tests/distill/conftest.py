@@ -31,3 +31,18 @@ def line_dir(tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def sentences() -> tuple[str, ...]:
+    """Invoice and contract phrases that synthetic test pages are filled with."""
+    return ("增值税专用发票开具说明", "购买方名称上海明远科技有限公司", "纳税人识别号与开户行信息", "本合同自双方签字之日起生效",
+            "货物或应税劳务名称及规格型号", "请在收到发票后十日内核对", "价税合计人民币壹万贰仟元整", "地址电话及开户银行账号")
+
+
+@pytest.fixture(scope="session")
+def faces():
+    """One training face (Noto Sans CJK SC Regular) for synthetic test pages."""
+    from distill.fonts import faces_for
+
+    return [f for f in faces_for("train") if f.name == "Noto Sans CJK SC" and f.style == "Regular"]

@@ -13,26 +13,15 @@ import torch
 
 from distill.cli import main
 from distill.detector import (DetectorLoss, PageCrops, PagePool, detector_parity, detector_spec, export_detector,
-                              load_detector, match_counts, random_crop, run_detector_training, save_detector,
+                              load_detector, match_counts, random_crop, run_detector_training,
                               shrink_quad, text_map)
 from distill.export import count_params
-from distill.fonts import faces_for
 from distill.models.db import build_detector, db_student
+from distill.train import save_checkpoint
 from distill.pages import make_page
 from workers.engine.detect import DetSpec, PageReader, TextDetector
 
 TEACHER = Path(__file__).resolve().parents[2] / "models" / "reference" / "ppocrv6_tiny_det.onnx"  # `make models`
-SENTENCES = (
-    "增值税专用发票开具说明", "购买方名称上海明远科技有限公司", "纳税人识别号与开户行信息", "本合同自双方签字之日起生效",
-    "货物或应税劳务名称及规格型号", "请在收到发票后十日内核对", "价税合计人民币壹万贰仟元整", "地址电话及开户银行账号",
-)
-
-
-@pytest.fixture(scope="module")
-def faces():
-    return [f for f in faces_for("train") if f.name == "Noto Sans CJK SC" and f.style == "Regular"]
-
-
 @pytest.fixture(scope="module")
 def pool():
     return PagePool(TEACHER, detector_spec(TEACHER))
@@ -186,10 +175,10 @@ def test_the_metadata_round_trips_through_the_detector_contract(exported):
     assert dims[0].dim_param and dims[2].dim_param and dims[3].dim_param
 
 
-def test_the_engine_reads_a_page_with_the_exported_detector(exported, faces):
+def test_the_engine_reads_a_page_with_the_exported_detector(exported, faces, sentences):
     _, path = exported
     detector = TextDetector(path, threads=1)
-    page = make_page(itertools.cycle(SENTENCES), faces, seed=3, capture="scan", layout="form")
+    page = make_page(itertools.cycle(sentences), faces, seed=3, capture="scan", layout="form")
     found = detector.detect(page.image)
     assert isinstance(found, list) and all(q.shape == (4, 2) and 0 <= s <= 1 for q, s in found)
     assert detector.probability_map(page.image).shape == (1344, 928)  # the input's size, as the teacher's
@@ -198,7 +187,7 @@ def test_the_engine_reads_a_page_with_the_exported_detector(exported, faces):
 
 def test_the_export_command_writes_a_package_with_the_settings_asked_for(tmp_path):
     torch.manual_seed(0)
-    save_detector(tmp_path / "last.pt", arch="db_student", model=db_student(), step=7,
+    save_checkpoint(tmp_path / "last.pt", arch="db_student", model=db_student(), step=7,
                   config={"spec": detector_spec(TEACHER).to_metadata()})
     out = tmp_path / "det.onnx"
     assert main(["export-detector", "--checkpoint", str(tmp_path / "last.pt"), "--out", str(out),

@@ -7,23 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from distill.fonts import faces_for
 from distill.pages import layout_page, make_page, photographed, scanned
 
-SENTENCES = (
-    "增值税专用发票开具说明", "购买方名称上海明远科技有限公司", "纳税人识别号与开户行信息", "本合同自双方签字之日起生效",
-    "货物或应税劳务名称及规格型号", "请在收到发票后十日内核对", "价税合计人民币壹万贰仟元整", "地址电话及开户银行账号",
-)
-
-
-@pytest.fixture(scope="module")
-def faces():
-    return [f for f in faces_for("train") if f.name == "Noto Sans CJK SC" and f.style == "Regular"]
-
-
 @pytest.mark.parametrize("capture", ["clean", "scan", "photo"])
-def test_every_line_of_a_page_comes_with_a_box_around_its_ink(capture, faces):
-    page = make_page(itertools.cycle(SENTENCES), faces, seed=11, capture=capture, layout="columns")
+def test_every_line_of_a_page_comes_with_a_box_around_its_ink(capture, faces, sentences):
+    page = make_page(itertools.cycle(sentences), faces, seed=11, capture=capture, layout="columns")
     assert len(page.quads) == len(page.lines) > 10
     gray = cv2.cvtColor(page.image, cv2.COLOR_RGB2GRAY)
     ink = cv2.adaptiveThreshold(gray, 1, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 31, 25)
@@ -40,9 +28,9 @@ def test_every_line_of_a_page_comes_with_a_box_around_its_ink(capture, faces):
     assert (ink & text_area & (1 - near)).sum() < 0.01 * (ink & text_area).sum()
 
 
-def test_a_photographed_pages_boxes_are_the_clean_ones_seen_in_perspective(faces):
-    clean = make_page(itertools.cycle(SENTENCES), faces, seed=5, capture="clean")
-    photo = make_page(itertools.cycle(SENTENCES), faces, seed=5, capture="photo")
+def test_a_photographed_pages_boxes_are_the_clean_ones_seen_in_perspective(faces, sentences):
+    clean = make_page(itertools.cycle(sentences), faces, seed=5, capture="clean")
+    photo = make_page(itertools.cycle(sentences), faces, seed=5, capture="photo")
     assert clean.lines == photo.lines
     src, dst = np.concatenate(clean.quads), np.concatenate(photo.quads)
     warp, _ = cv2.findHomography(src, dst, 0)
@@ -51,10 +39,10 @@ def test_a_photographed_pages_boxes_are_the_clean_ones_seen_in_perspective(faces
 
 
 @pytest.mark.parametrize("capture,degrade", [("scan", scanned), ("photo", photographed)])
-def test_the_boxes_leave_the_page_images_as_they_were(capture, degrade, faces):
+def test_the_boxes_leave_the_page_images_as_they_were(capture, degrade, faces, sentences):
     """A page's image is still what drawing and ``scanned`` / ``photographed`` give."""
-    page = make_page(itertools.cycle(SENTENCES), faces, seed=8, capture=capture, layout="form")
+    page = make_page(itertools.cycle(sentences), faces, seed=8, capture=capture, layout="form")
     rng = np.random.default_rng(8)
-    drawn, lines, _ = layout_page(itertools.cycle(SENTENCES), faces, rng, "form")
+    drawn, lines, _ = layout_page(itertools.cycle(sentences), faces, rng, "form")
     assert np.array_equal(page.image, degrade(np.asarray(drawn), rng))
     assert page.lines == [t for t in lines if t.strip()]
