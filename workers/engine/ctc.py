@@ -61,7 +61,8 @@ def emitting_steps(path: np.ndarray, blank: int) -> np.ndarray:
 
 def path_text(path, classes: tuple[str, ...] | list[str], blank: int = 0) -> str:
     """The text of a best path (class ids per step, any integer sequence): merge repeats, drop
-    blanks. ``greedy_decode`` reads model outputs through it; training reads its argmax paths."""
+    blanks. Training and calibration read their argmax paths through it (``greedy_labels`` collapses
+    a model output's best path by the same ``emitting_steps``)."""
     path = np.asarray(path, dtype=np.int64).reshape(-1)
     return "".join(classes[i] for i in path[emitting_steps(path, blank)])
 
@@ -112,7 +113,8 @@ def greedy_decode(
     kind: str = "probs",
 ) -> tuple[str, float]:
     """Best path (``best_path``) of a [T, C] output of ``kind`` (``ocr.output_kind``): argmax
-    per step, merge repeats, drop blanks.
+    per step, merge repeats, drop blanks. The text and line confidence alone; workers read lines
+    through ``workers.engine.decoder``, which adds per-character confidences and the beam.
 
     The confidence is the geometric mean, over the characters read, of each character's
     peak probability (the highest over the steps of its run): one doubtful character pulls
