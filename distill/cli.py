@@ -126,6 +126,7 @@ def _train(args, arch: str, teacher=None) -> int:
         resume=not args.no_resume, init=args.init, max_strength=args.max_strength, progress=not args.quiet,
         train_data=args.train_data, train_data_share=args.train_data_share, device=_device(args.device),
         kd_top_k=args.kd_top_k, bucket=args.bucket, ramp=not args.no_ramp, mix=args.data_mix,
+        eval_data=args.eval_data, eval_lines=args.eval_lines,
     )
     print(json.dumps({"checkpoint": str(ckpt)}))
     return 0
@@ -264,6 +265,11 @@ def _training_args(p, steps: int, lr: float, batch_size: int) -> None:
     p.add_argument("--bucket", type=int, default=4,
                    help="regroup the lines of this many batches by width, to cut padding (1: off)")
     p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--eval-data", action="append", default=[], metavar="DIR",
+                   help="a labels.tsv folder (an out-of-distribution subset, e.g. data/ood/photo) scored at every "
+                        "evaluation beside the generator's dev lines; repeatable. For curves and model selection "
+                        "only: never training data")
+    p.add_argument("--eval-lines", type=int, default=100, help="lines taken from each --eval-data folder")
     p.add_argument("--checkpoint-seconds", type=float, default=240.0)
     p.add_argument("--max-strength", type=float, default=1.0, help="augmentation strength at the end of the curriculum")
     p.add_argument("--data-mix", choices=("v1", "wide"), default="wide",

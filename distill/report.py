@@ -5,7 +5,8 @@ module, so it imports no torch (matplotlib only when drawing).
 
 The trainer writes one JSON object per line: ``{"event": "start", "step": s, "steps": n, ...}``
 when it starts or resumes at step ``s``, loss records ``{"step", "lr", "sec", <terms>}``, dev
-records ``{"step", "dev_char_accuracy", "dev_line_accuracy"}`` and ``{"event": "done"}``.
+records ``{"step", "dev_char_accuracy", "dev_line_accuracy"}`` (with ``ood_<subset>`` and
+``ood_char_accuracy`` where the run scores out-of-distribution folders too) and ``{"event": "done"}``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Metrics:
     steps: int = 0  # the run's planned total
     step: int = 0  # the latest step logged
     losses: list[dict] = field(default_factory=list)  # {"step", <term>: value, ...}
-    devs: list[dict] = field(default_factory=list)  # {"step", "dev_char_accuracy", "dev_line_accuracy"}
+    devs: list[dict] = field(default_factory=list)  # {"step", "dev_char_accuracy", "dev_line_accuracy", "ood_..."}
 
     @property
     def terms(self) -> list[str]:
@@ -37,7 +38,7 @@ class Metrics:
 
 def loss_terms(rec: dict) -> dict:
     return {k: v for k, v in rec.items()
-            if k not in NOT_TERMS and not k.startswith("dev_") and isinstance(v, (int, float))}
+            if k not in NOT_TERMS and not k.startswith(("dev_", "ood_")) and isinstance(v, (int, float))}
 
 
 def parse_metrics(lines) -> Metrics:
@@ -62,7 +63,8 @@ def parse_metrics(lines) -> Metrics:
         m.step = max(m.step, step)
         if "dev_char_accuracy" in rec:
             m.devs.append({"step": step, "dev_char_accuracy": rec["dev_char_accuracy"],
-                           "dev_line_accuracy": rec.get("dev_line_accuracy")})
+                           "dev_line_accuracy": rec.get("dev_line_accuracy"),
+                           **{k: v for k, v in rec.items() if k.startswith("ood_")}})
         terms = loss_terms(rec)
         if terms and "event" not in rec:
             m.losses.append({"step": step, **terms})
@@ -81,13 +83,17 @@ def read_metrics(path: str | Path) -> Metrics:
 
 def plot_png(runs: dict[str, Metrics], terms: tuple[str, ...] | None = None, size=(12, 4.5), dpi: int = 110) -> bytes:
     """Training loss terms (``terms``, or all) and dev char accuracy against steps, one pair of
-    panels for every run together, as PNG bytes. A run labelled "" names its curves by term only."""
+    panels for every run together, as PNG bytes; a third panel, the mean char accuracy on the
+    out-of-distribution samples, where any run logged it. A run labelled "" names its curves by
+    term only."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=size, dpi=dpi)
+    with_ood = any("ood_char_accuracy" in r for m in runs.values() for r in m.devs)
+    fig, axes = plt.subplots(1, 3 if with_ood else 2, figsize=(size[0] * 1.4, size[1]) if with_ood else size, dpi=dpi)
+    ax_loss, ax_acc = axes[0], axes[1]
     for label, m in runs.items():
         for term in m.terms if terms is None else [t for t in terms if t in m.terms]:
             pts = [(r["step"], r[term]) for r in m.losses if term in r]
@@ -95,10 +101,17 @@ def plot_png(runs: dict[str, Metrics], terms: tuple[str, ...] | None = None, siz
         if m.devs:
             ax_acc.plot([r["step"] for r in m.devs], [100 * r["dev_char_accuracy"] for r in m.devs], "o-",
                         label=label or "dev")
+        ood = [r for r in m.devs if "ood_char_accuracy" in r]
+        if with_ood and ood:
+            axes[2].plot([r["step"] for r in ood], [100 * r["ood_char_accuracy"] for r in ood], "o-",
+                         label=label or "out-of-distribution")
     ax_loss.set(xlabel="step", ylabel="training loss", yscale="log", title="training loss")
     ax_acc.set(xlabel="step", ylabel="dev char accuracy (%)", ylim=(0, 100),
                title="dev char accuracy (held-out fonts and texts)")
-    for ax in (ax_loss, ax_acc):
+    if with_ood:
+        axes[2].set(xlabel="step", ylabel="char accuracy (%)", ylim=(0, 100),
+                    title="out-of-distribution suite (mean of its subsets' samples)")
+    for ax in axes:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

@@ -79,6 +79,39 @@ def dev_batches(charset: Charset, count: int = 200, batch_size: int = 50, seed: 
     return [collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
 
 
+def eval_sets(charset: Charset, folders, per_set: int = 100, batch_size: int = 50) -> dict[str, list[dict]]:
+    """Fixed in-run evaluation samples of ``labels.tsv`` folders (the out-of-distribution suite's
+    subsets): ``per_set`` lines spread evenly over each folder, sorted by width into batches so
+    little of a batch is padding, keyed by the folder's name. Lines holding a character the
+    charset lacks are left out (no model of ours could read them)."""
+    collate = Collate(charset)
+    out = {}
+    for folder in folders:
+        lines = LabelledLines(folder)
+        keep = [i for i, (_, text) in enumerate(lines.items) if charset.covers(text)]
+        n = min(per_set, len(keep))
+        pick = [keep[k * len(keep) // n] for k in range(n)]
+        items = sorted((lines[i] for i in pick), key=lambda item: item[0].shape[1])
+        name = Path(folder).name
+        if not items or name in out:
+            raise ValueError(f"{folder}: no line to evaluate on, or a second folder named {name!r}")
+        out[name] = [collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
+    return out
+
+
+def dev_metrics(model: torch.nn.Module, dev: list[dict], ood: dict[str, list[dict]], charset: Charset) -> dict:
+    """What an in-run evaluation logs: char and line accuracy on the generator's dev lines, and
+    char accuracy on every out-of-distribution sample (``ood_<name>``) and their mean
+    (``ood_char_accuracy``), all rounded to 5 places."""
+    acc = greedy_accuracy(model, dev, charset)
+    record = {"dev_char_accuracy": round(acc["char_accuracy"], 5), "dev_line_accuracy": round(acc["line_accuracy"], 5)}
+    if ood:
+        scores = {name: greedy_accuracy(model, batches, charset)["char_accuracy"] for name, batches in ood.items()}
+        record.update({f"ood_{name}": round(v, 5) for name, v in scores.items()})
+        record["ood_char_accuracy"] = round(sum(scores.values()) / len(scores), 5)
+    return record
+
+
 @torch.no_grad()
 def greedy_accuracy(model: torch.nn.Module, batches: list[dict], charset: Charset) -> dict:
     was_training = model.training
@@ -235,8 +268,8 @@ class MetricsLog:
 
 
 class StepHooks:
-    """What runs between optimisation steps: dev accuracy every ``eval_every`` steps and on the
-    last one, a checkpoint every ``checkpoint_seconds`` and on the last step, and one on SIGTERM
+    """What runs between optimisation steps: an evaluation (``evaluate()`` returns the record
+    to log) every ``eval_every`` steps and on the last one, a checkpoint every ``checkpoint_seconds`` and on the last step, and one on SIGTERM
     (``on_term``) at the last step done."""
 
     def __init__(self, save, evaluate, log, *, start: int, steps: int, eval_every: int, checkpoint_seconds: float):
@@ -252,9 +285,7 @@ class StepHooks:
     def on_step(self, step: int) -> None:
         self.current = step
         if step % self.eval_every == 0 or step == self.steps:
-            acc = self.evaluate()
-            self.log({"step": step, "dev_char_accuracy": round(acc["char_accuracy"], 5),
-                      "dev_line_accuracy": round(acc["line_accuracy"], 5)})
+            self.log({"step": step, **self.evaluate()})
         if time.time() - self.last_save > self.checkpoint_seconds or step == self.steps:
             self.checkpoint(step)
 
@@ -269,9 +300,10 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
                  checkpoint_seconds: float = 240.0, resume: bool = True, init: str | None = None,
                  max_strength: float = 1.0, progress: bool = True, train_data: str | Path | None = None,
                  train_data_share: float = 0.3, device: str = "cpu", kd_top_k: int = 8, bucket: int = 4,
-                 ramp: bool = True, mix: str = "v1") -> Path:
+                 ramp: bool = True, mix: str = "v1", eval_data=(), eval_lines: int = 100) -> Path:
     """Train ``arch`` with CTC (teacher None) or distil it from ``teacher``.
-    Writes ``run_dir/last.pt`` (resumable) and ``run_dir/metrics.jsonl``."""
+    Writes ``run_dir/last.pt`` (resumable) and ``run_dir/metrics.jsonl``. Every evaluation
+    scores the generator's dev lines and ``eval_lines`` lines of each ``eval_data`` folder."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = run_dir / "last.pt"
@@ -293,10 +325,11 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
     log = MetricsLog(run_dir / "metrics.jsonl")
     log({"event": "start", "step": start, **config})
     dev = dev_batches(charset)
+    ood = eval_sets(charset, eval_data, eval_lines)
     hooks = StepHooks(
         lambda step: save_checkpoint(ckpt, arch=arch, model=model, optimizer=optimizer, scheduler=scheduler,
                                      loss_fn=loss_fn, step=step, config=config),
-        lambda: greedy_accuracy(model, dev, charset), log,
+        lambda: dev_metrics(model, dev, ood, charset), log,
         start=start, steps=steps, eval_every=eval_every, checkpoint_seconds=checkpoint_seconds)
     signal.signal(signal.SIGTERM, hooks.on_term)
     if start < steps:

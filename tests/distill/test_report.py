@@ -77,3 +77,27 @@ def test_the_plotter_draws_several_runs_into_a_png(tmp_path):
     out = plot_runs({"a": tmp_path / "a", "b": tmp_path / "b"}, tmp_path / "plots" / "curves.png")
     assert out.read_bytes().startswith(PNG) and out.stat().st_size > 5000
     assert plot_png({"": parse_metrics([])}).startswith(PNG)  # an empty run still draws its axes
+
+
+def test_out_of_distribution_scores_are_read_with_the_dev_record_and_never_as_loss_terms():
+    m = parse_metrics(lines(
+        {"event": "start", "step": 0, "steps": 40},
+        {"step": 20, "ctc": 2.0},
+        {"step": 20, "dev_char_accuracy": 0.5, "dev_line_accuracy": 0.1, "ood_photo": 0.25, "ood_scan": 0.75,
+         "ood_char_accuracy": 0.5},
+    ))
+    assert m.terms == ["ctc"]
+    assert m.devs == [{"step": 20, "dev_char_accuracy": 0.5, "dev_line_accuracy": 0.1, "ood_photo": 0.25,
+                       "ood_scan": 0.75, "ood_char_accuracy": 0.5}]
+
+
+def test_a_run_with_out_of_distribution_scores_gets_a_third_panel():
+    import io
+
+    from PIL import Image
+
+    base = ({"event": "start", "step": 0, "steps": 40}, {"step": 20, "ctc": 2.0})
+    plain = parse_metrics(lines(*base, {"step": 20, "dev_char_accuracy": 0.5}))
+    with_ood = parse_metrics(lines(*base, {"step": 20, "dev_char_accuracy": 0.5, "ood_char_accuracy": 0.3}))
+    width = {k: Image.open(io.BytesIO(plot_png({"run": m}))).size[0] for k, m in (("plain", plain), ("ood", with_ood))}
+    assert width["ood"] > width["plain"] * 1.3

@@ -12,7 +12,7 @@ from distill.train import MetricsLog, StepHooks
 def make_hooks(monkeypatch, clock, **kw):
     monkeypatch.setattr(train.time, "time", lambda: clock[0])
     saved, logged = [], []
-    hooks = StepHooks(saved.append, lambda: {"char_accuracy": 0.123456, "line_accuracy": 0.5}, logged.append,
+    hooks = StepHooks(saved.append, lambda: {"dev_char_accuracy": 0.12346, "ood_photo": 0.25}, logged.append,
                       **{"start": 0, "steps": 10, "eval_every": 4, "checkpoint_seconds": 100.0, **kw})
     return hooks, saved, logged
 
@@ -22,7 +22,7 @@ def test_it_evaluates_every_few_steps_and_on_the_last(monkeypatch):
     for step in range(1, 11):
         hooks.on_step(step)
     assert [r["step"] for r in logged] == [4, 8, 10]
-    assert logged[0] == {"step": 4, "dev_char_accuracy": 0.12346, "dev_line_accuracy": 0.5}
+    assert logged[0] == {"step": 4, "dev_char_accuracy": 0.12346, "ood_photo": 0.25}
     assert saved == [10]  # no time passed: only the final checkpoint
 
 
