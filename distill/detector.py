@@ -294,27 +294,6 @@ def load_detector(path: str | Path):
     return model, state
 
 
-class DetectorHooks:
-    """Between steps: dev scores every ``eval_every`` steps and on the last, a checkpoint every
-    ``checkpoint_every`` steps and on the last, and one of the last step done on SIGTERM."""
-
-    def __init__(self, save, evaluate, log, *, start: int, steps: int, eval_every: int, checkpoint_every: int):
-        self.save, self.evaluate, self.log = save, evaluate, log
-        self.steps, self.eval_every, self.checkpoint_every = steps, eval_every, checkpoint_every
-        self.current = start
-
-    def on_step(self, step: int) -> None:
-        self.current = step
-        if self.eval_every and (step % self.eval_every == 0 or step == self.steps):
-            self.log({"step": step, **{f"dev_det_{k}": round(v, 5) for k, v in self.evaluate().items()}})
-        if step % self.checkpoint_every == 0 or step == self.steps:
-            self.save(step)
-
-    def on_term(self, signum, frame):
-        self.save(self.current)
-        raise SystemExit(128 + signum)
-
-
 def _worker_init(_):
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
@@ -347,7 +326,7 @@ def run_detector_training(*, run_dir: str | Path, steps: int, batch_size: int = 
                           resume: bool = True, progress: bool = True) -> Path:
     """Train ``arch`` on synthetic page crops against the teacher's maps and the renderer's
     boxes. Writes ``run_dir/last.pt`` (resumable) and ``run_dir/metrics.jsonl``."""
-    from .train import MetricsLog, optimizer_for, save_checkpoint, set_seed, train_steps
+    from .train import MetricsLog, StepHooks, optimizer_for, save_checkpoint, set_seed, train_steps
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -366,10 +345,10 @@ def run_detector_training(*, run_dir: str | Path, steps: int, batch_size: int = 
     dev = dev_pages(pool, dev_count) if eval_every and dev_count else []
     if dev and teacher and start == 0:
         log({"step": 0, **{f"dev_det_{k}_teacher": round(v, 5) for k, v in teacher_scores(pool, dev).items()}})
-    hooks = DetectorHooks(
+    hooks = StepHooks(
         lambda step: save_checkpoint(run_dir / "last.pt", arch=arch, model=model, optimizer=optimizer,
                                      scheduler=scheduler, step=step, config=config),
-        lambda: evaluate_pages(model, dev, spec), log,
+        lambda: {f"dev_det_{k}": round(v, 5) for k, v in evaluate_pages(model, dev, spec).items()}, log,
         start=start, steps=steps, eval_every=eval_every if dev else 0, checkpoint_every=checkpoint_every)
     signal.signal(signal.SIGTERM, hooks.on_term)
     if start < steps:

@@ -268,13 +268,19 @@ class MetricsLog:
 
 
 class StepHooks:
-    """What runs between optimisation steps: an evaluation (``evaluate()`` returns the record
-    to log) every ``eval_every`` steps and on the last one, a checkpoint every ``checkpoint_seconds`` and on the last step, and one on SIGTERM
+    """What runs between optimisation steps, for the recogniser's and the detector's training: an
+    evaluation (``evaluate()`` returns the record to log) every ``eval_every`` steps and on the
+    last one (``eval_every`` 0: never), a checkpoint every ``checkpoint_seconds`` or every
+    ``checkpoint_every`` steps (whichever is given) and on the last step, and one on SIGTERM
     (``on_term``) at the last step done."""
 
-    def __init__(self, save, evaluate, log, *, start: int, steps: int, eval_every: int, checkpoint_seconds: float):
+    def __init__(self, save, evaluate, log, *, start: int, steps: int, eval_every: int,
+                 checkpoint_seconds: float | None = None, checkpoint_every: int | None = None):
+        if (checkpoint_seconds is None) == (checkpoint_every is None):
+            raise ValueError("give checkpoint_seconds or checkpoint_every")
         self.save, self.evaluate, self.log = save, evaluate, log
-        self.steps, self.eval_every, self.checkpoint_seconds = steps, eval_every, checkpoint_seconds
+        self.steps, self.eval_every = steps, eval_every
+        self.checkpoint_seconds, self.checkpoint_every = checkpoint_seconds, checkpoint_every
         self.current = start
         self.last_save = time.time()
 
@@ -284,9 +290,13 @@ class StepHooks:
 
     def on_step(self, step: int) -> None:
         self.current = step
-        if step % self.eval_every == 0 or step == self.steps:
+        if self.eval_every and (step % self.eval_every == 0 or step == self.steps):
             self.log({"step": step, **self.evaluate()})
-        if time.time() - self.last_save > self.checkpoint_seconds or step == self.steps:
+        if self.checkpoint_every:
+            due = step % self.checkpoint_every == 0
+        else:
+            due = time.time() - self.last_save > self.checkpoint_seconds
+        if due or step == self.steps:
             self.checkpoint(step)
 
     def on_term(self, signum, frame):

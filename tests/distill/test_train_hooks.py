@@ -51,3 +51,21 @@ def test_the_metrics_log_appends_json_lines(tmp_path):
     log({"event": "start", "step": 0})
     log({"step": 20, "ctc": 1.5})
     assert (tmp_path / "metrics.jsonl").read_text() == '{"event": "start", "step": 0}\n{"step": 20, "ctc": 1.5}\n'
+
+
+def test_the_detectors_hooks_checkpoint_by_steps_and_can_skip_evaluation(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(train.time, "time", lambda: clock[0])
+    saved, logged = [], []
+    hooks = StepHooks(saved.append, lambda: {"dev_det_f1": 0.9}, logged.append, start=0, steps=10, eval_every=0,
+                      checkpoint_every=4)
+    for step in range(1, 11):
+        clock[0] += 1000.0  # time alone never triggers a checkpoint here
+        hooks.on_step(step)
+    assert saved == [4, 8, 10] and logged == []
+
+
+def test_exactly_one_checkpoint_rule_is_given():
+    for kw in ({}, {"checkpoint_seconds": 1.0, "checkpoint_every": 2}):
+        with pytest.raises(ValueError):
+            StepHooks(print, dict, print, start=0, steps=1, eval_every=1, **kw)
