@@ -1,3 +1,6 @@
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -46,3 +49,21 @@ def faces():
     from distill.fonts import faces_for
 
     return [f for f in faces_for("train") if f.name == "Noto Sans CJK SC" and f.style == "Regular"]
+
+
+@pytest.fixture(scope="session")
+def bench_script():
+    """``bench_script("pages")``: the module of ``bench/pages.py`` (the bench folder is scripts, not a
+    package), loaded once per session."""
+    loaded = {}
+
+    def load(name: str):
+        if name not in loaded:
+            path = Path(__file__).resolve().parents[2] / "bench" / f"{name}.py"
+            spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            loaded[name] = module
+        return loaded[name]
+
+    return load

@@ -1,4 +1,3 @@
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,11 +9,8 @@ STUDENT = ROOT / "models" / "student.onnx"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_confidence", ROOT / "bench" / "confidence.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(bench_script):
+    return bench_script("confidence")
 
 
 def test_auc_ranks_right_lines_above_wrong_ones(bench):

@@ -1,4 +1,3 @@
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,10 +10,8 @@ REFERENCE = ROOT / "models" / "reference" / "ppocrv4_mobile_rec.onnx"
 
 
 @pytest.mark.skipif(not REFERENCE.exists(), reason="`make models` builds the reference recogniser")
-def test_degradations_bench_reads_the_same_lines_under_every_step(capsys):
-    spec = importlib.util.spec_from_file_location("bench_degradations", ROOT / "bench" / "degradations.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_degradations_bench_reads_the_same_lines_under_every_step(capsys, bench_script):
+    bench = bench_script("degradations")
     # the same texts and layouts under every condition
     sets = bench.render_sets(3, 505)
     assert list(sets) == ["clean", *(fn.__name__ for fn, _ in PIPELINE)]

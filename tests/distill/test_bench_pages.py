@@ -1,7 +1,6 @@
 """bench/pages.py --detector: the platform read again with another detector package, on the same
 pages, beside the rows it always prints."""
 
-import importlib.util
 import itertools
 from pathlib import Path
 
@@ -18,11 +17,8 @@ TEACHER = ROOT / "models" / "reference" / "ppocrv6_tiny_det.onnx"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_pages", ROOT / "bench" / "pages.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(bench_script):
+    return bench_script("pages")
 
 
 def test_each_detector_given_gets_its_own_rows_on_the_same_pages(bench, monkeypatch, tmp_path, capsys):

@@ -1,6 +1,5 @@
 """bench/teachers.py: every teacher timed on the same rendered lines, against the first one."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,11 +11,8 @@ STUDENT = ROOT / "models" / "student.onnx"
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_teachers", ROOT / "bench" / "teachers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(bench_script):
+    return bench_script("teachers")
 
 
 def test_it_reports_each_teachers_cost_coverage_and_kd_share(bench, capsys):
