@@ -276,8 +276,8 @@ class StepHooks:
 
     def __init__(self, save, evaluate, log, *, start: int, steps: int, eval_every: int,
                  checkpoint_seconds: float | None = None, checkpoint_every: int | None = None):
-        if (checkpoint_seconds is None) == (checkpoint_every is None):
-            raise ValueError("give checkpoint_seconds or checkpoint_every")
+        if (checkpoint_seconds is None) == (checkpoint_every is None) or (checkpoint_every is not None and checkpoint_every < 1):
+            raise ValueError("give checkpoint_seconds, or checkpoint_every of at least one step")
         self.save, self.evaluate, self.log = save, evaluate, log
         self.steps, self.eval_every = steps, eval_every
         self.checkpoint_seconds, self.checkpoint_every = checkpoint_seconds, checkpoint_every

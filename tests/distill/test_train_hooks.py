@@ -66,6 +66,6 @@ def test_the_detectors_hooks_checkpoint_by_steps_and_can_skip_evaluation(monkeyp
 
 
 def test_exactly_one_checkpoint_rule_is_given():
-    for kw in ({}, {"checkpoint_seconds": 1.0, "checkpoint_every": 2}):
+    for kw in ({}, {"checkpoint_seconds": 1.0, "checkpoint_every": 2}, {"checkpoint_every": 0}):
         with pytest.raises(ValueError):
             StepHooks(print, dict, print, start=0, steps=1, eval_every=1, **kw)
