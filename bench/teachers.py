@@ -31,17 +31,13 @@ from distill.charset import load_charset  # noqa: E402
 from distill.data import Collate, SyntheticLines  # noqa: E402
 from distill.teachers import OnnxCtcTeacher  # noqa: E402
 
-
-def parse_teacher(value: str) -> tuple[str, str]:
-    label, sep, path = value.partition("=")
-    if not sep or not label or not Path(path).is_file():
-        raise argparse.ArgumentTypeError(f"expected LABEL=PATH of an ONNX recogniser, got {value!r}")
-    return label, path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from recognizers import parse_model  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--teacher", action="append", required=True, type=parse_teacher, metavar="LABEL=PATH",
+    parser.add_argument("--teacher", action="append", required=True, type=parse_model, metavar="LABEL=PATH",
                         help="an ONNX CTC recogniser with our metadata; the first one is the baseline")
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=32)
