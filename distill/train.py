@@ -87,14 +87,15 @@ def eval_sets(charset: Charset, folders, per_set: int = 100, batch_size: int = 5
     collate = Collate(charset)
     out = {}
     for folder in folders:
+        name = Path(folder).name
+        if name in out:
+            raise ValueError(f"{folder}: a second folder named {name!r}")
         lines = LabelledLines(folder)
         keep = [i for i, (_, text) in enumerate(lines.items) if charset.covers(text)]
+        if not keep:
+            raise ValueError(f"{folder}: no line the charset covers")
         n = min(per_set, len(keep))
-        pick = [keep[k * len(keep) // n] for k in range(n)]
-        items = sorted((lines[i] for i in pick), key=lambda item: item[0].shape[1])
-        name = Path(folder).name
-        if not items or name in out:
-            raise ValueError(f"{folder}: no line to evaluate on, or a second folder named {name!r}")
+        items = sorted((lines[keep[k * len(keep) // n]] for k in range(n)), key=lambda item: item[0].shape[1])
         out[name] = [collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
     return out
 

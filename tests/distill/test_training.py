@@ -64,3 +64,6 @@ def test_the_evaluation_sample_spreads_over_the_folder_and_skips_uncovered_lines
     assert len(eval_sets(charset, [folder], per_set=3)["mixed"][0]["texts"]) == 3
     with pytest.raises(ValueError, match="second folder"):
         eval_sets(charset, [folder, folder])
+    (folder / "labels.tsv").write_text(f"{first}\t\U0001F600\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no line the charset covers"):
+        eval_sets(charset, [folder])
