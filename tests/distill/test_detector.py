@@ -17,11 +17,13 @@ from distill.detector import (DetectorLoss, PageCrops, PagePool, detector_parity
                               shrink_quad, text_map)
 from distill.export import count_params
 from distill.models.db import build_detector, db_student
-from distill.train import save_checkpoint
 from distill.pages import make_page
+from distill.train import save_checkpoint
 from workers.engine.detect import DetSpec, PageReader, TextDetector
 
 TEACHER = Path(__file__).resolve().parents[2] / "models" / "reference" / "ppocrv6_tiny_det.onnx"  # `make models`
+
+
 @pytest.fixture(scope="module")
 def pool():
     return PagePool(TEACHER, detector_spec(TEACHER))
@@ -188,7 +190,7 @@ def test_the_engine_reads_a_page_with_the_exported_detector(exported, faces, sen
 def test_the_export_command_writes_a_package_with_the_settings_asked_for(tmp_path):
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "last.pt", arch="db_student", model=db_student(), step=7,
-                  config={"spec": detector_spec(TEACHER).to_metadata()})
+                    config={"spec": detector_spec(TEACHER).to_metadata()})
     out = tmp_path / "det.onnx"
     assert main(["export-detector", "--checkpoint", str(tmp_path / "last.pt"), "--out", str(out),
                  "--box-thresh", "0.5"]) == 0
