@@ -1,6 +1,6 @@
 """``python -m distill <command>``: generate, train-teacher, train-student, distill,
 evaluate, calibrate, export, quantize, import-reference, plot, font-packages, train-fonts, ood-suite,
-ood-texts, lm, train-detector, export-detector."""
+ood-texts, lm, train-detector, export-detector, warm-cache, warm-distill."""
 
 from __future__ import annotations
 
@@ -443,10 +443,64 @@ def _data_commands(sub) -> None:
     p.set_defaults(func=_cmd_lm)
 
 
+def _cmd_warm_cache(args) -> int:
+    from .warmstart import build_cache
+
+    build_cache(args.out, args.count, args.student, args.teacher, seed=args.seed, top_k=args.top_k,
+                augraphy_share=args.augraphy_share, threads=args.threads)
+    return 0
+
+
+def _cmd_warm_distill(args) -> int:
+    from .warmstart import train
+
+    weights = {"ctc": args.ctc_weight, "kd": args.kd_weight, "feat": args.feat_weight}
+    path = train(args.cache, args.out, args.student, args.steps, batch_size=args.batch_size, lr=args.lr,
+                 weights=weights, seed=args.seed, threads=args.threads, eval_data=args.eval_data or [],
+                 eval_lines=args.eval_lines, eval_every=args.eval_every, checkpoint_seconds=args.checkpoint_seconds)
+    print(json.dumps({"student": str(path)}))
+    return 0
+
+
+def _warm_commands(sub) -> None:
+    student, teacher = "models/reference/ppocrv6_tiny_rec.onnx", "models/reference/ppocrv6_small_rec.onnx"
+    p = sub.add_parser("warm-cache", help="render lines and the teacher's targets (top-k, neck features) once "
+                                          "for warm-started distillation (distill/warmstart.py); resumable")
+    p.add_argument("--out", default="data/warm_cache")
+    p.add_argument("--count", type=int, default=24_000)
+    p.add_argument("--student", default=student, help="the package whose classes the targets are mapped onto")
+    p.add_argument("--teacher", default=teacher)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--top-k", type=int, default=8)
+    p.add_argument("--augraphy-share", type=float, default=0.4)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=_cmd_warm_cache)
+
+    p = sub.add_parser("warm-distill", help="refine a served recogniser (warm start) with CTC + KD + feature "
+                                            "mimicking from the cached teacher targets; resumable")
+    p.add_argument("--cache", default="data/warm_cache")
+    p.add_argument("--out", default="runs/warm")
+    p.add_argument("--student", default=student, help="the package to start from")
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-5)
+    p.add_argument("--ctc-weight", type=float, default=1.0)
+    p.add_argument("--kd-weight", type=float, default=1.0)
+    p.add_argument("--feat-weight", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--eval-data", action="append", help="a labels.tsv folder scored at every evaluation")
+    p.add_argument("--eval-lines", type=int, default=100)
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--checkpoint-seconds", type=float, default=300)
+    p.set_defaults(func=_cmd_warm_distill)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m distill", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_packaging_commands, _training_commands, _detector_commands, _measuring_commands, _data_commands):
+    for add in (_packaging_commands, _training_commands, _detector_commands, _measuring_commands, _data_commands,
+                _warm_commands):
         add(sub)
     return parser
 

@@ -1,0 +1,538 @@
+"""Warm-started distillation: a served recogniser refined by a stronger one.
+
+The student is any recogniser in our model-package format (by default the served PP-OCRv6 tiny),
+run as a trainable torch module (``onnxgraph.OnnxModule``); the teacher is another package (by
+default PP-OCRv6 small), run by ONNX Runtime. The loss is the seed's:
+
+* CTC on the labels;
+* KL between the teacher's and the student's per-timestep distributions, masked by each line's
+  length. The two models have different class lists (small's 18,710 hold all of tiny's 6,906,
+  in another order, and both fold traditional forms onto simplified characters), so both are
+  summed onto one *character* axis, the student's distinct characters plus the blank; the
+  teacher's top ``k`` characters per step are kept;
+* MSE between the neck features (student 160 channels, teacher 120) through a learned linear
+  adapter, masked the same way.
+
+The teacher costs several times the student, so its targets are computed once per line when
+the line cache is built (``build_cache``) and read back every epoch. The cache holds lines drawn
+from the training generator's wide mix (our own degradations at photo severity) and lines
+degraded by augraphy (a maintained third-party library of print, scan and camera artefacts), so
+the student does not learn one degradation code's habits. Reserved fonts and texts are never
+drawn (the training pools exclude them).
+
+Checkpoints (``last.pt``) hold the student's parameters, the adapter and the optimiser; a run
+resumes from them. ``export`` writes the trained weights back into the student's own ONNX graph
+(``onnxgraph.write_back``), so the package keeps its metadata and preprocessing contract.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from workers.engine.modelpkg import ModelSpec
+from workers.engine.preprocess import prepare_line
+
+from .onnxgraph import OnnxModule, with_outputs, write_back
+
+# Feature points: the neck outputs [N, T, C] of the PP-OCRv6 recognisers.
+STUDENT_FEATURE = "p2o.pd_op.transpose.2.0"  # PP-OCRv6 tiny, 160 channels
+TEACHER_FEATURE = "p2o.pd_op.transpose.8.0"  # PP-OCRv6 small, 120 channels
+SHARD = 256  # lines per cache file
+
+
+def read_spec(path: str | Path) -> ModelSpec:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return ModelSpec.from_metadata({p.key: p.value for p in model.metadata_props})
+
+
+@dataclass(frozen=True)
+class CharAxis:
+    """One character axis for two class lists: index 0 is the blank, then the student's distinct
+    characters. ``student[c]`` / ``teacher[c]`` give class ``c``'s character index (-1: the
+    teacher's classes the student has no character for)."""
+
+    chars: tuple[str, ...]
+    student: np.ndarray
+    teacher: np.ndarray
+
+    @classmethod
+    def build(cls, student: ModelSpec, teacher: ModelSpec | None = None) -> "CharAxis":
+        chars = [""]
+        index = {"": 0}
+        s = np.zeros(student.num_classes, np.int64)
+        for c, label in enumerate(student.classes):
+            if c == student.blank_index:
+                continue
+            if label not in index:
+                index[label] = len(chars)
+                chars.append(label)
+            s[c] = index[label]
+        t = np.full(teacher.num_classes if teacher else 0, -1, np.int64)
+        if teacher is not None:
+            for c, label in enumerate(teacher.classes):
+                t[c] = 0 if c == teacher.blank_index else index.get(label, index.get(_nfkc(label), -1))
+        return cls(tuple(chars), s, t)
+
+    @property
+    def index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.chars)}
+
+    def encode(self, text: str) -> list[int] | None:
+        """Character indices of a label (a character missing as printed is tried in its NFKC
+        form); None when the student cannot write it."""
+        index, out = self.index, []
+        for ch in text:
+            if ch.isspace():
+                k = index.get(" ")
+                if k is None:
+                    continue
+                out.append(k)
+                continue
+            k = index.get(ch, index.get(_nfkc(ch)))
+            if k is None:
+                return None
+            out.append(k)
+        return out or None
+
+
+def _nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+# --------------------------------------------------------------------------- the lines
+
+def augraphy_degrade(rgb: np.ndarray, seed: int) -> np.ndarray:
+    """A print, scan or camera degradation drawn by augraphy (its own code, seeded here):
+    ink (bleed, low ink, mottling, bleed-through), paper (tint, texture, stains) and capture
+    (lighting gradient, dirty drum, noise, low light, depth blur, brightness, gamma, colour
+    shift, JPEG) phases, each step on with its own probability."""
+    import augraphy as ag
+    import cv2
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    steps = [
+        (ag.InkBleed(), 0.35), (ag.LowInkRandomLines(), 0.25), (ag.LowInkPeriodicLines(), 0.2),
+        (ag.InkMottling(), 0.25), (ag.BleedThrough(), 0.15), (ag.ColorPaper(), 0.35), (ag.NoiseTexturize(), 0.35),
+        (ag.Stains(), 0.1), (ag.LightingGradient(), 0.4), (ag.DirtyDrum(), 0.15), (ag.SubtleNoise(), 0.4),
+        (ag.LowLightNoise(), 0.2), (ag.DepthSimulatedBlur(), 0.15), (ag.Brightness(), 0.35), (ag.Gamma(), 0.3),
+        (ag.ColorShift(), 0.2), (ag.Jpeg(), 0.5),
+    ]
+    img = np.ascontiguousarray(rgb)
+    for aug, p in steps:
+        if random.random() >= p:
+            continue
+        try:
+            out = aug(img, force=True)
+        except (cv2.error, ValueError, ZeroDivisionError, IndexError):
+            continue  # a step that cannot handle this image's size leaves it as it was
+        out = out[0] if isinstance(out, tuple) else out
+        if out is None or out.shape[:2] != img.shape[:2]:
+            continue
+        img = out if out.ndim == 3 else np.repeat(out[:, :, None], 3, axis=2)
+        img = np.ascontiguousarray(img.astype(np.uint8))
+    return img
+
+
+class LineDraws:
+    """Line ``i`` of a cache is a pure function of (seed, i): a wide-mix training line (our
+    generator and degradations, photo severity included) or, on ``augraphy_share`` of the lines,
+    a clean wide-mix line degraded by augraphy. Returns (RGB uint8, text)."""
+
+    def __init__(self, seed: int, augraphy_share: float = 0.4, count: int = 1_000_000):
+        from .data import SyntheticLines
+
+        self.seed, self.augraphy_share = seed, augraphy_share
+        self.ours = SyntheticLines(count, split="train", seed=seed, mix="wide", ramp=False, height=64)
+        self.clean = SyntheticLines(count, split="train", seed=seed + 1, mix="wide", strength=0.0, height=64)
+
+    def __call__(self, i: int) -> tuple[np.ndarray, str, str]:
+        rng = np.random.default_rng([self.seed, i, 7])
+        if rng.random() < self.augraphy_share:
+            gray, text, _ = self.clean.sample(i)
+            rgb = np.repeat(gray[:, :, None], 3, axis=2)
+            return augraphy_degrade(rgb, self.seed * 1_000_003 + i), text, "augraphy"
+        gray, text, _ = self.ours.sample(i)
+        return np.repeat(gray[:, :, None], 3, axis=2), text, "ours"
+
+
+def to_input(rgb: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """The line as the serving path prepares it (``prepare_line``), back in uint8 [C, H, W]."""
+    x = prepare_line(rgb, spec)
+    mean = np.asarray(spec.norm_mean, np.float32)[:, None, None]
+    std = np.asarray(spec.norm_std, np.float32)[:, None, None]
+    return np.clip(np.round((x * std + mean) * 255.0), 0, 255).astype(np.uint8)
+
+
+def normalise(images: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    mean = torch.tensor(spec.norm_mean).view(1, -1, 1, 1)
+    std = torch.tensor(spec.norm_std).view(1, -1, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
+class OnnxTeacher:
+    """The teacher package through ONNX Runtime, one line at a time (no padding): its
+    distribution summed onto the character axis and its neck features."""
+
+    def __init__(self, path: str | Path, axis: CharAxis, threads: int = 1, feature: str | None = TEACHER_FEATURE):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.spec = read_spec(path)
+        graph = with_outputs(path, (feature,)) if feature else str(path)
+        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.feature = feature
+        self.axis = axis
+        keep = axis.teacher >= 0
+        self.src = torch.from_numpy(np.nonzero(keep)[0])
+        self.dst = torch.from_numpy(axis.teacher[keep])
+
+    def __call__(self, line: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(top-k character indices [T, k] int32, their probabilities renormalised [T, k]
+        float16, features [T, C'] float16 or None) for one uint8 [C, H, W] line."""
+        x = normalise(torch.from_numpy(line)[None], self.spec).numpy()
+        outs = self.session.run(None, {self.input_name: x})
+        probs = torch.from_numpy(np.asarray(outs[0][0], np.float32))
+        if self.spec.output_kind != "probs":
+            probs = probs.softmax(-1) if self.spec.output_kind == "logits" else probs.exp()
+        chars = torch.zeros(probs.shape[0], len(self.axis.chars))
+        chars.index_add_(1, self.dst, probs.index_select(1, self.src))
+        values, indices = chars.topk(top_k, dim=-1)
+        values = values / values.sum(-1, keepdim=True).clamp_min(1e-12)
+        feats = np.asarray(outs[1][0], np.float16) if self.feature else None
+        return indices.numpy().astype(np.int32), values.numpy().astype(np.float16), feats
+
+
+def build_cache(out: str | Path, count: int, student: str | Path, teacher: str | Path, seed: int = 0,
+                top_k: int = 8, augraphy_share: float = 0.4, threads: int = 1, log=print) -> Path:
+    """Render ``count`` lines and the teacher's targets into ``out/shard_*.pt`` (``SHARD`` lines
+    each). Shards already written are kept, so an interrupted build resumes."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    s_spec, t_spec = read_spec(student), read_spec(teacher)
+    axis = CharAxis.build(s_spec, t_spec)
+    (out / "cache.json").write_text(json.dumps({
+        "student": str(student), "teacher": str(teacher), "seed": seed, "top_k": top_k, "count": count,
+        "augraphy_share": augraphy_share, "chars": len(axis.chars)}, indent=1))
+    teach = OnnxTeacher(teacher, axis, threads=threads)
+    draws = LineDraws(seed, augraphy_share)
+    t0 = time.time()
+    for first in range(0, count, SHARD):
+        path = out / f"shard_{first // SHARD:05d}.pt"
+        if path.exists():
+            continue
+        shard = {"images": [], "texts": [], "labels": [], "top_idx": [], "top_p": [], "feats": [], "kinds": []}
+        i = first
+        for i in range(first, min(count, first + SHARD)):
+            rgb, text, kind = draws(i)
+            labels = axis.encode(text)
+            if labels is None:
+                continue
+            line = to_input(rgb, s_spec)
+            idx, p, feats = teach(line, top_k)
+            if len(labels) > idx.shape[0]:
+                continue  # more characters than time steps: CTC cannot align it
+            for key, value in (("images", torch.from_numpy(line)), ("texts", text), ("kinds", kind),
+                               ("labels", torch.tensor(labels, dtype=torch.int32)), ("top_idx", torch.from_numpy(idx)),
+                               ("top_p", torch.from_numpy(p)), ("feats", torch.from_numpy(feats))):
+                shard[key].append(value)
+        torch.save(shard, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").rename(path)
+        log(json.dumps({"cache": str(path), "lines": i + 1, "seconds": round(time.time() - t0, 1)}))
+    return out
+
+
+def load_cache(folder: str | Path) -> list[dict]:
+    """Every cached line as a dict (image, labels, top_idx, top_p, feats, text, kind)."""
+    items = []
+    for path in sorted(Path(folder).glob("shard_*.pt")):
+        shard = torch.load(path, weights_only=False)
+        for k in range(len(shard["texts"])):
+            items.append({key: shard[key][k] for key in shard})
+    if not items:
+        raise ValueError(f"{folder}: no cached lines (python -m distill warm-cache first)")
+    return items
+
+
+# --------------------------------------------------------------------------- the loss and the loop
+
+class WarmStudent(torch.nn.Module):
+    """The student graph plus what training adds: the summing of its classes onto the character
+    axis and the adapter from its neck features to the teacher's."""
+
+    def __init__(self, path: str | Path, axis: CharAxis, teacher_channels: int = 120):
+        super().__init__()
+        self.graph = OnnxModule(path, features=(STUDENT_FEATURE,))
+        self.register_buffer("char_of", torch.from_numpy(axis.student))
+        self.num_chars = len(axis.chars)
+        spec = read_spec(path)
+        with torch.no_grad():
+            probe = self.graph(torch.zeros(1, spec.input_channels, spec.input_height, 64))
+        self.adapter = torch.nn.Linear(probe[STUDENT_FEATURE].shape[-1], teacher_channels)
+        self.register_buffer("feat_mean", torch.zeros(teacher_channels))
+        self.register_buffer("feat_std", torch.ones(teacher_channels))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-probabilities on the character axis [N, T, U], features [N, T, C])."""
+        out = self.graph(x)
+        probs = out["logits"].softmax(-1)
+        chars = probs.new_zeros(*probs.shape[:-1], self.num_chars).index_add_(-1, self.char_of, probs)
+        return torch.log(chars + 1e-10), out[STUDENT_FEATURE]
+
+
+def step_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    return (torch.arange(steps)[None, :] < lengths[:, None]).float()
+
+
+def feature_stats(items: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of the teacher's cached features (the feature term compares
+    standardised features, so its scale does not depend on the teacher's)."""
+    feats = torch.cat([it["feats"][:: 4].float() for it in items])
+    return feats.mean(0), feats.std(0).clamp_min(1e-3)
+
+
+def warm_loss(student: WarmStudent, batch: dict, weights: dict[str, float],
+              train_backbone_on_features: bool = True) -> tuple[torch.Tensor, dict]:
+    """The weighted loss and its parts. ``train_backbone_on_features`` False lets the feature
+    term train the adapter only (its first steps, while the adapter is still random)."""
+    logp, feats = student(batch["images"])
+    if not train_backbone_on_features:
+        feats = feats.detach()
+    n, steps, _ = logp.shape
+    lengths = batch["lengths"].clamp_max(steps)
+    mask = step_mask(lengths, steps)
+    parts = {}
+    ctc = F.ctc_loss(logp.transpose(0, 1), batch["labels"], lengths, batch["label_lengths"], blank=0,
+                     reduction="none", zero_infinity=True) / batch["label_lengths"].clamp_min(1)
+    readable = batch["readable"].float()
+    parts["ctc"] = (ctc * readable).sum() / readable.sum().clamp_min(1)
+    if weights.get("kd", 0) > 0:
+        t_steps = batch["top_idx"].shape[1]
+        s = logp[:, :t_steps].gather(-1, batch["top_idx"])
+        p = batch["top_p"]
+        kl = (p * (torch.log(p.clamp_min(1e-8)) - s)).sum(-1)
+        parts["kd"] = (kl * mask[:, :t_steps]).sum() / mask[:, :t_steps].sum().clamp_min(1)
+    if weights.get("feat", 0) > 0:
+        t_steps = batch["feats"].shape[1]
+        target = (batch["feats"] - student.feat_mean) / student.feat_std
+        diff = (student.adapter(feats[:, :t_steps]) - target).pow(2).mean(-1)
+        parts["feat"] = (diff * mask[:, :t_steps]).sum() / mask[:, :t_steps].sum().clamp_min(1)
+    total = sum(weights.get(k, 0) * v for k, v in parts.items())
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def teacher_reads(item: dict, max_error: float = 0.34) -> bool:
+    """Whether the teacher's best path (its top class per step, collapsed) reads the line's label
+    within ``max_error`` edits per character. A line degraded past reading teaches CTC to make
+    characters up; the KD term still learns the teacher's doubt on it."""
+    from .evaluate import edit_distance
+
+    best = item["top_idx"][:, 0].tolist()
+    path = [c for k, c in enumerate(best) if c != 0 and (k == 0 or c != best[k - 1])]
+    labels = item["labels"].tolist()
+    return edit_distance("".join(map(chr, path)), "".join(map(chr, labels))) <= max_error * max(1, len(labels))
+
+
+def collate(items: list[dict], spec: ModelSpec) -> dict:
+    """Pads lines to the widest with the model's pad pixel, and the teacher's targets to the
+    longest line's steps (padding steps are masked)."""
+    width = max(it["images"].shape[2] for it in items)
+    stride = spec.width_multiple
+    steps = width // stride
+    images = torch.full((len(items), spec.input_channels, spec.input_height, width), int(spec.pad_pixel),
+                        dtype=torch.uint8)
+    k = items[0]["top_idx"].shape[1]
+    top_idx = torch.zeros((len(items), steps, k), dtype=torch.long)
+    top_p = torch.zeros((len(items), steps, k))
+    top_p[:, :, 0] = 1.0
+    feats = torch.zeros((len(items), steps, items[0]["feats"].shape[1]))
+    lengths, readable = [], []
+    for j, it in enumerate(items):
+        w = it["images"].shape[2]
+        images[j, :, :, :w] = it["images"]
+        t = min(it["top_idx"].shape[0], steps)
+        top_idx[j, :t] = it["top_idx"][:t].long()
+        top_p[j, :t] = it["top_p"][:t].float()
+        feats[j, :t] = it["feats"][:t].float()
+        lengths.append(t)
+        readable.append(teacher_reads(it))
+    return {
+        "readable": torch.tensor(readable),
+        "images": normalise(images, spec), "lengths": torch.tensor(lengths), "top_idx": top_idx, "top_p": top_p,
+        "feats": feats, "labels": torch.cat([it["labels"].long() for it in items]),
+        "label_lengths": torch.tensor([len(it["labels"]) for it in items]),
+    }
+
+
+def batches(items: list[dict], batch_size: int, seed: int, epoch: int, bucket: int = 8):
+    """One epoch of batches: a shuffled order, regrouped by width inside runs of ``bucket`` batches
+    (little padding), the batches of a run in a shuffled order."""
+    rng = random.Random(seed * 1000 + epoch)
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    run = batch_size * bucket
+    for start in range(0, len(order) - batch_size + 1, run):
+        chunk = sorted(order[start:start + run], key=lambda i: items[i]["images"].shape[2])
+        groups = [chunk[i:i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size)]
+        rng.shuffle(groups)
+        yield from groups
+
+
+def lr_at(step: int, steps: int, lr: float, warmup: int = 100) -> float:
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
+
+
+def export(student: WarmStudent, source: str | Path, out: str | Path, lineage: dict | None = None,
+           values: dict[str, torch.Tensor] | None = None) -> Path:
+    """The student's package: ``source``'s graph with the trained weights and ``lineage`` in its
+    metadata (``distill.*`` keys), renamed ``<name>-warm``."""
+    spec = read_spec(source)
+    meta = {"ocr.name": f"{spec.name.removesuffix('-warm')}-warm"}
+    meta.update({f"distill.{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in (lineage or {}).items()})
+    return write_back(student.graph, source, out, meta, values)
+
+
+def score(model_path: str | Path, folders: list[str], per_set: int | None = None) -> dict[str, float]:
+    """Char accuracy of a package on each labels.tsv folder, through the serving path (``per_set``
+    lines spread over each folder, or all)."""
+    from .evaluate import evaluate
+
+    out = {}
+    for folder in folders:
+        out[Path(folder).name] = (evaluate(folder, model_path, threads=1)["char_accuracy"] if per_set is None
+                                  else _evaluate_sample(folder, model_path, per_set))
+    return out
+
+
+def _evaluate_sample(folder: str, model_path: str | Path, per_set: int) -> float:
+    import cv2
+
+    from .data import read_labels
+    from .evaluate import clean_for_scoring, edit_distance, load_recognizer, read_bgr
+
+    rec = load_recognizer(model_path)
+    items = read_labels(folder)
+    n = min(per_set, len(items))
+    errors = total = 0
+    for k in range(n):
+        rel, text = items[k * len(items) // n]
+        pred = read_bgr(rec, cv2.imread(str(Path(folder) / rel), cv2.IMREAD_COLOR))
+        gt = clean_for_scoring(text)
+        errors += edit_distance(gt, clean_for_scoring(pred))
+        total += len(gt)
+    return round(1.0 - errors / max(total, 1), 5)
+
+
+def train(cache: str | Path, out: str | Path, student: str | Path, steps: int, batch_size: int = 16,
+          lr: float = 1e-4, weights: dict[str, float] | None = None, seed: int = 0, threads: int = 1,
+          eval_data: list[str] = (), eval_lines: int = 100, eval_every: int = 500, checkpoint_seconds: float = 300,
+          adapter_warmup: int = 200, ema_decay: float = 0.998, log=print) -> Path:
+    """Refine ``student`` on the cached lines for ``steps`` steps; resumes from ``out/last.pt``.
+    Every ``eval_every`` steps the package is exported and scored on ``eval_data`` through the
+    serving path (``metrics.jsonl``); the last export is ``out/student.onnx``. For the first
+    ``adapter_warmup`` steps the feature term trains the adapter only. What is exported is the
+    exponential moving average of the weights (``ema_decay`` per step, from the starting model):
+    a refined model keeps what it knew better than its last step does."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    weights = weights or {"ctc": 1.0, "kd": 1.0, "feat": 0.1}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((Path(cache) / "cache.json").read_text())
+    spec = read_spec(student)
+    axis = CharAxis.build(spec, read_spec(meta["teacher"]))
+    items = load_cache(cache)
+    model = WarmStudent(student, axis, teacher_channels=items[0]["feats"].shape[1])
+    model.feat_mean, model.feat_std = feature_stats(items)
+    per_epoch = sum(1 for _ in batches(items, batch_size, seed, 0))
+    params = list(model.parameters())
+    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    step, epoch = 0, 0
+    ema = {key: p.detach().clone() for key, p in model.graph.params.items()}
+    ckpt = out / "last.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        ema = state["ema"]
+        step, epoch = state["step"], state["epoch"]
+        log(json.dumps({"resumed": str(ckpt), "step": step}))
+    lineage = {"student": str(student), "teacher": meta["teacher"], "cache_lines": len(items), "weights": weights,
+               "lr": lr, "batch_size": batch_size, "seed": seed}
+
+    def save():
+        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "epoch": epoch,
+                    "ema": ema},
+                   ckpt.with_suffix(".tmp"))
+        ckpt.with_suffix(".tmp").rename(ckpt)
+
+    def evaluate_now():
+        path = export(model, student, out / "student.onnx", {**lineage, "steps": step, "ema_decay": ema_decay}, ema)
+        record = {"step": step, "time": round(time.time(), 1)}
+        if eval_data:
+            scores = score(path, list(eval_data), eval_lines)
+            record.update({f"ood_{k}": v for k, v in scores.items()})
+            record["ood_char_accuracy"] = round(sum(scores.values()) / len(scores), 5)
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        log(json.dumps(record))
+
+    if step == 0 and eval_data:
+        evaluate_now()
+    model.train()
+    last_save, sums, count, t0 = time.time(), {}, 0, time.time()
+    while step < steps:
+        skip = step - epoch * per_epoch
+        for k, group in enumerate(batches(items, batch_size, seed, epoch)):
+            if k < skip:
+                continue
+            if step >= steps:
+                break
+            for g in optimiser.param_groups:
+                g["lr"] = lr_at(step, steps, lr)
+            loss, parts = warm_loss(model, collate([items[i] for i in group], spec), weights,
+                                    train_backbone_on_features=step >= adapter_warmup)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimiser.step()
+            with torch.no_grad():
+                for key, p in model.graph.params.items():
+                    ema[key].mul_(ema_decay).add_(p.detach(), alpha=1 - ema_decay)
+            step += 1
+            for key, v in parts.items():
+                sums[key] = sums.get(key, 0.0) + v
+            count += 1
+            if step % 50 == 0:
+                log(json.dumps({"step": step, "epoch": epoch, "lr": round(lr_at(step, steps, lr), 7),
+                                **{key: round(v / count, 4) for key, v in sums.items()},
+                                "s_per_step": round((time.time() - t0) / count, 3)}))
+                sums, count, t0 = {}, 0, time.time()
+            if time.time() - last_save > checkpoint_seconds:
+                save()
+                last_save = time.time()
+            if step % eval_every == 0:
+                save()
+                evaluate_now()
+        else:
+            epoch += 1
+    save()
+    evaluate_now()
+    return out / "student.onnx"
