@@ -137,3 +137,32 @@ def test_a_page_photographed_at_an_angle_keeps_its_reading_order(batcher, reader
     # the gutter between columns; the page is levelled before it is cut into rows and columns
     page = make_page(itertools.cycle(SENTENCES), faces, seed=11, capture="photo", layout=layout)
     assert page_accuracy(page, read(page.image, batcher, reader)) > 0.95
+
+
+def test_reading_order_keeps_a_ragged_column_top_to_bottom():
+    # one column of short lines: left-aligned, indented and right-aligned in turn, a clear empty band
+    # between the left-starting and the right-aligned ones
+    xs = [(100, 300), (700, 900), (100, 340), (160, 360), (680, 900), (100, 280), (720, 900)]
+    boxes = [(x0, 100 + 45 * i, x1, 130 + 45 * i) for i, (x0, x1) in enumerate(xs)]
+    order = reading_order(list(reversed(boxes)))
+    assert [list(reversed(boxes))[i] for i in order] == boxes
+
+
+def test_reading_order_keeps_a_letters_right_aligned_date_and_signature_in_place():
+    greeting = [(100, 100, 360, 130)]
+    date = [(760, 150, 1000, 180)]
+    body = [(100, 210 + 40 * i, 1000, 240 + 40 * i) for i in range(3)]
+    closing = [(100, 350, 220, 380), (100, 390, 220, 420)]
+    signature = [(780, 440, 1000, 470), (760, 480, 1000, 510)]
+    boxes = greeting + date + body + closing + signature
+    order = reading_order(boxes[::-1])
+    assert [boxes[::-1][i] for i in order] == boxes
+
+
+def test_reading_order_still_reads_two_columns_with_ragged_ends_column_after_column():
+    # two columns of prose whose baselines drift apart, each paragraph's last line short
+    left = [(100, 100 + 40 * i, 480 if i % 4 != 3 else 260, 130 + 40 * i) for i in range(8)]
+    right = [(540, 112 + 40 * i, 920 if i % 3 != 2 else 700, 142 + 40 * i) for i in range(8)]
+    boxes = right + left
+    order = reading_order(boxes)
+    assert [boxes[i] for i in order] == left + right

@@ -373,10 +373,27 @@ def _gaps(lo: np.ndarray, hi: np.ndarray) -> list[tuple[float, float]]:
     return gaps
 
 
+def _interleaved(side: np.ndarray, other: np.ndarray) -> int:
+    """How many lines of ``side`` sit in a gap of ``other``: a line of ``other`` above and one below,
+    none beside it (their heights do not overlap)."""
+    count = 0
+    for _, y0, _, y1 in side:
+        above = bool(np.any(other[:, 3] <= y0))
+        below = bool(np.any(other[:, 1] >= y1))
+        beside = bool(np.any((np.minimum(other[:, 3], y1) - np.maximum(other[:, 1], y0)) > 0))
+        count += above and below and not beside
+    return count
+
+
 def _are_columns(left: np.ndarray, right: np.ndarray, line_h: float) -> bool:
-    """Columns of prose: both sides hold long lines, or their lines do not pair up row by row
-    (a form's label and value share a row; two text columns rarely share every baseline)."""
-    if len(left) == 0 or len(right) == 0:
+    """Columns of prose: a gutter with several lines on both sides whose lines do not take turns
+    with the other side's (an indented, centred or right-aligned line of one column sits between
+    two lines of the rest, beside none), and both sides hold long lines or their lines do not pair
+    up row by row (a form's label and value share a row; two text columns rarely share every
+    baseline)."""
+    if len(left) < 2 or len(right) < 2:
+        return False
+    if _interleaved(left, right) + _interleaved(right, left) >= 0.3 * min(len(left), len(right)):
         return False
     widths = np.concatenate([left[:, 2] - left[:, 0], right[:, 2] - right[:, 0]])
     if np.median(left[:, 2] - left[:, 0]) >= 6 * line_h and np.median(right[:, 2] - right[:, 0]) >= 6 * line_h:
