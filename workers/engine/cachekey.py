@@ -8,7 +8,7 @@ import hashlib
 # bytes (3: confidence per character, doubled characters kept apart, full-width restoration;
 # 4: pages read by the learned detector, lines with polygons, upside-down pages turned;
 # 5: per-character confidences, the beam search with the language model for doubtful lines).
-PIPELINE_VERSION = "5"
+PIPELINE_VERSION = "6"
 
 
 def preprocessing_signature(binarize: bool, page_models: str = "") -> str:

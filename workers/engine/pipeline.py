@@ -1,9 +1,9 @@
 """Image in, lines of text out: decode, find lines, recognise through the batcher.
 
 Lines are found by the learned detector (``detect.PageReader``: quadrilaterals, reading order,
-upside-down and vertical lines) when the worker has one, except on an image that is a single
-line already (short and wide: ``is_single_line``), which the projection line finder cuts at a
-fraction of the detector's cost (docs/serving.md gives both figures).
+upside-down and vertical lines) when the worker has one, or else by the projection line finder.
+An image that looks like a single line (short and wide: ``is_single_line``) is read whole unless
+two or more rows of text are found in it (``_read_line_image``; docs/serving.md gives the figures).
 """
 
 from __future__ import annotations
@@ -74,17 +74,80 @@ def recognize_array(
     it is checked between stages and before every batch, and DeadlineExceeded is raised past it.
     ``hotwords`` (the request's) are favoured by the decoder."""
     deadline = _until(timeout, deadline)
-    if reader is not None and not is_single_line(rgb):
+    if is_single_line(rgb):
+        return _read_line_image(rgb, batcher, request_id, deadline, reader, hotwords)
+    if reader is not None:
         return _read_page(rgb, batcher, request_id, deadline, reader, hotwords)
     crops, boxes = _projection_lines(rgb, deadline)
     results = batcher.recognize(crops, request_id, deadline=deadline, hotwords=hotwords)
     return _outcome(rgb, [{"box": list(b)} for b in boxes], results)
 
 
+def rows_of(boxes: list, min_height: float) -> int:
+    """How many rows the boxes (x0, y0, x1, y1) at least ``min_height`` high stand in: boxes share a
+    row when their heights overlap by half the smaller one."""
+    return len(row_spans(boxes, min_height))
+
+
+def row_spans(boxes: list, min_height: float) -> list[tuple[float, float, float, float]]:
+    """(x0, y0, x1, y1) around the boxes of each row of ``rows_of``, top to bottom."""
+    rows: list[list[float]] = []
+    for x0, y0, x1, y1 in sorted((b for b in boxes if b[3] - b[1] >= min_height), key=lambda b: (b[1] + b[3]) / 2):
+        if rows and min(rows[-1][3], y1) - max(rows[-1][1], y0) > 0.5 * min(rows[-1][3] - rows[-1][1], y1 - y0):
+            row = rows[-1]
+            rows[-1] = [min(row[0], x0), min(row[1], y0), max(row[2], x1), max(row[3], y1)]
+        else:
+            rows.append([x0, y0, x1, y1])
+    return [tuple(r) for r in rows]
+
+
+def row_bands(rgb: np.ndarray, rows: list[tuple[float, float, float, float]]) -> list[tuple[int, int, int, int]]:
+    """A band around each of ``rows``: cut halfway between neighbouring rows, and from half the row's
+    height before its first ink to half after its last (the margin a line image is read with)."""
+    height, width = rgb.shape[:2]
+    cuts = [0] + [int(round((a[3] + b[1]) / 2)) for a, b in zip(rows, rows[1:])] + [height]
+    bands = []
+    for (x0, y0, x1, y1), top, bottom in zip(rows, cuts, cuts[1:]):
+        margin = 0.5 * (y1 - y0)
+        band = (max(0, int(x0 - margin)), max(0, top), min(width, int(np.ceil(x1 + margin))), min(height, bottom))
+        if band[3] - band[1] >= 4 and band[2] - band[0] >= 4:
+            bands.append(band)
+    return bands
+
+
+def _read_line_image(rgb, batcher: LineBatcher, request_id: str, deadline, reader: PageReader | None,
+                     hotwords: Hotwords | None) -> OcrOutcome:
+    """A short, wide image is read whole, as the recogniser was trained to read a line, unless the
+    detector (or, without one, the projection finder) sees two or more rows of text in it; then each
+    row is read as a full-width band cut halfway between rows (the detector's own crops when a line
+    stands vertical or upside down). Cutting a photographed line to its ink loses its first and last
+    characters; reading two rows as one loses both (bench/single_lines.py, docs/serving.md)."""
+    height, width = rgb.shape[:2]
+    min_height = 0.2 * height
+    if reader is not None:
+        regions = reader.regions(rgb)
+        check_deadline(deadline, "detect")
+        boxes = [r.box for r in regions]
+        if rows_of(boxes, min_height) >= 2 and any(r.vertical or r.turned for r in regions):
+            return _recognize_regions(rgb, regions, batcher, request_id, deadline, hotwords)
+    else:
+        boxes = _projection_lines(rgb, deadline)[1]
+    rows = row_spans(boxes, min_height)
+    bands = row_bands(rgb, rows) if len(rows) >= 2 else [(0, 0, width, height)]
+    crops = [rgb[y0:y1, x0:x1] for x0, y0, x1, y1 in bands]
+    results = batcher.recognize(crops, request_id, deadline=deadline, hotwords=hotwords)
+    return _outcome(rgb, [{"box": list(b)} for b in bands], results)
+
+
 def _read_page(rgb, batcher: LineBatcher, request_id: str, deadline, reader: PageReader,
                hotwords: Hotwords | None) -> OcrOutcome:
     regions = reader.regions(rgb)
     check_deadline(deadline, "detect")
+    return _recognize_regions(rgb, regions, batcher, request_id, deadline, hotwords)
+
+
+def _recognize_regions(rgb, regions, batcher: LineBatcher, request_id: str, deadline,
+                       hotwords: Hotwords | None) -> OcrOutcome:
     results = batcher.recognize([r.crop for r in regions], request_id, deadline=deadline, hotwords=hotwords)
     places = [
         {"box": list(r.box), "polygon": [[round(float(x), 1), round(float(y), 1)] for x, y in r.quad],
@@ -99,12 +162,12 @@ def _outcome(rgb: np.ndarray, places: list[dict], results) -> OcrOutcome:
     batches: dict[int, dict] = {}
     model_label = ""
     for place, res in zip(places, results):
-        model_label = res.model_label
+        model_label = model_label if res.reread else res.model_label
         batches[res.batch_id] = {"id": res.batch_id, "size": res.batch_size, "requests": res.batch_requests}
         if not res.text.strip():
             continue
         lines.append({"text": res.text, "confidence": round(res.confidence, 4), **place,
-                      "chars": res.chars_payload()})
+                      "chars": res.chars_payload(), "model": res.model_label})
     return OcrOutcome(
         lines=lines, model_label=model_label, width=rgb.shape[1], height=rgb.shape[0], batches=list(batches.values())
     )
