@@ -160,6 +160,10 @@ class LineSerializer(serializers.Serializer):
         help_text="the line's characters in order, each with its confidence (0..1): the highest probability "
                   "the recogniser gave it; low values mark the characters worth checking",
     )
+    model = serializers.CharField(
+        required=False, help_text="the recogniser that read this line (name@sha256 prefix); a line the served "
+                                  "model doubted and the cascade's stronger model read again names that one",
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

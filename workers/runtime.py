@@ -86,12 +86,32 @@ def pipeline_signature() -> str:
     pipeline version, binarisation, the first 8 hex digits of the detector's and the direction
     classifier's files, and the decoder's settings and LM file (files read once per process), so
     changing any of them never serves stale text."""
-    decoding = decoder_signature(decoder_config(), _lm_sha256())
+    decoding = decoder_signature(decoder_config(), _lm_sha256()) + cascade_signature()
     if not settings.OCR_DETECTOR_MODEL:
         return f"{preprocessing_signature(settings.OCR_BINARIZE)}-{decoding}"
     files = [p for p in (settings.OCR_DETECTOR_MODEL, settings.OCR_DIRECTION_MODEL) if p]
     page_models = "+".join(file_sha256(p)[:8] for p in files)
     return f"{preprocessing_signature(settings.OCR_BINARIZE, page_models)}-{decoding}"
+
+
+def cascade_on() -> bool:
+    path = settings.OCR_CASCADE_MODEL
+    return bool(path) and settings.OCR_CASCADE_BELOW > 0 and Path(path).is_file()
+
+
+@lru_cache(maxsize=1)
+def cascade_signature() -> str:
+    """The cascade's part of the pipeline signature: its model file (8 hex digits) and threshold."""
+    if not cascade_on():
+        return ""
+    return f"-c{file_sha256(settings.OCR_CASCADE_MODEL)[:8]}-{settings.OCR_CASCADE_BELOW:g}"
+
+
+@lru_cache(maxsize=1)
+def cascade_recognizer() -> Recognizer:
+    rec = Recognizer(settings.OCR_CASCADE_MODEL, threads=settings.OCR_ORT_THREADS)
+    log.info("cascade: lines below %.2f re-read by %s", settings.OCR_CASCADE_BELOW, rec.label)
+    return rec
 
 
 def result_cache() -> ResultCache:
@@ -161,4 +181,6 @@ def batcher() -> LineBatcher:
         max_width_ratio=settings.OCR_BATCH_MAX_WIDTH_RATIO,
         binarize=settings.OCR_BINARIZE,
         decoder=line_decoder(),
+        cascade=cascade_recognizer if cascade_on() else None,
+        cascade_below=settings.OCR_CASCADE_BELOW,
     )

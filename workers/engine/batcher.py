@@ -47,12 +47,14 @@ class BatchedLine:
     batch_requests: int
     chars: tuple[tuple[str, float], ...] = ()
     searched: bool = False
+    reread: bool = False  # read again by the cascade's recogniser (``model_label`` is that one's)
 
     @classmethod
     def of(cls, read: LineText, model_label: str, batch_id: int, batch_size: int = 1,
-           batch_requests: int = 1) -> BatchedLine:
+           batch_requests: int = 1, reread: bool = False) -> BatchedLine:
         return cls(text=read.text, confidence=read.confidence, model_label=model_label, batch_id=batch_id,
-                   batch_size=batch_size, batch_requests=batch_requests, chars=read.chars, searched=read.searched)
+                   batch_size=batch_size, batch_requests=batch_requests, chars=read.chars, searched=read.searched,
+                   reread=reread)
 
     def chars_payload(self) -> list[dict]:
         return chars_payload(self.chars)
@@ -103,9 +105,13 @@ class LineBatcher:
         max_width_ratio: float = 1.15,
         binarize: bool = False,
         decoder: LineDecoder | None = None,
+        cascade: Callable[[], Recognizer] | None = None,
+        cascade_below: float = 0.0,
     ) -> None:
         self._recognizer = recognizer
         self.decoder = decoder
+        self._cascade = cascade
+        self.cascade_below = cascade_below
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.max_width_ratio = max_width_ratio
@@ -134,7 +140,13 @@ class LineBatcher:
         if timeout is not None:
             deadline = min(deadline or float("inf"), time.monotonic() + timeout)
         if self.max_batch <= 1:
-            return self._recognize_here(crops, deadline, hotwords)
+            results = self._recognize_here(crops, deadline, hotwords)
+        else:
+            results = self._recognize_batched(crops, request_id, deadline, hotwords)
+        return self._reread(crops, results, deadline, hotwords)
+
+    def _recognize_batched(self, crops: list[np.ndarray], request_id: str, deadline: float | None,
+                           hotwords: Hotwords | None) -> list[BatchedLine]:
         futures = self.submit(crops, request_id, deadline, hotwords)
         results: list[BatchedLine] = []
         try:
@@ -145,6 +157,28 @@ class LineBatcher:
             for fut in futures:
                 fut.cancel()
             raise DeadlineExceeded(done=len(results), total=len(futures)) from None
+        return results
+
+    def _reread(self, crops: list[np.ndarray], results: list[BatchedLine], deadline: float | None,
+                hotwords: Hotwords | None) -> list[BatchedLine]:
+        """The cascade: lines read with a confidence below ``cascade_below`` are read again by the
+        cascade recogniser (a stronger, slower model), in runs of similar widths, and its answer
+        replaces the first one (each answer names the model that read it). Past the deadline the
+        first answers stand."""
+        doubtful = [i for i, r in enumerate(results) if r.confidence < self.cascade_below]
+        if self._cascade is None or not doubtful:
+            return results
+        model = self._cascade()
+        prepared = sorted(((prepare_line(crops[i], model.spec, self.binarize), i) for i in doubtful),
+                          key=lambda pair: pair[0].shape[2])
+        results = list(results)
+        for group in self._groups(prepared):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            reads = model.recognize([a for a, _ in group], self.decoder, [hotwords] * len(group) if hotwords else None)
+            batch_id = next(self._ids)
+            for (_, i), res in zip(group, reads):
+                results[i] = BatchedLine.of(res, model.label, batch_id, len(group), 1, reread=True)
         return results
 
     def _recognize_here(self, crops: list[np.ndarray], deadline: float | None,
