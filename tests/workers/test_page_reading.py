@@ -166,3 +166,16 @@ def test_reading_order_still_reads_two_columns_with_ragged_ends_column_after_col
     boxes = right + left
     order = reading_order(boxes)
     assert [boxes[i] for i in order] == left + right
+
+
+def test_reading_order_reads_columns_under_a_centred_title_whole_even_where_both_paragraphs_end_level():
+    # a centred title and a footer cross the gutter; both columns have a paragraph break at one height
+    title = [(400, 40, 700, 80)]
+    left = [(100, 120 + 40 * i, 500, 150 + 40 * i) for i in range(4)] + \
+           [(100, 320 + 40 * i, 500, 350 + 40 * i) for i in range(4)]
+    right = [(600, 126 + 40 * i, 1000, 156 + 40 * i) for i in range(4)] + \
+            [(600, 326 + 40 * i, 1000, 356 + 40 * i) for i in range(4)]
+    footer = [(450, 520, 650, 545)]
+    boxes = footer + right + left + title
+    order = reading_order(boxes)
+    assert [boxes[i] for i in order] == title + left + right + footer

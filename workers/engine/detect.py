@@ -373,38 +373,36 @@ def _gaps(lo: np.ndarray, hi: np.ndarray) -> list[tuple[float, float]]:
     return gaps
 
 
-def _interleaved(side: np.ndarray, other: np.ndarray) -> int:
-    """How many lines of ``side`` sit in a gap of ``other``: a line of ``other`` above and one below,
-    none beside it (their heights do not overlap)."""
-    count = 0
-    for _, y0, _, y1 in side:
-        above = bool(np.any(other[:, 3] <= y0))
-        below = bool(np.any(other[:, 1] >= y1))
-        beside = bool(np.any((np.minimum(other[:, 3], y1) - np.maximum(other[:, 1], y0)) > 0))
-        count += above and below and not beside
-    return count
+def _beside(side: np.ndarray, other: np.ndarray) -> float:
+    """The share of ``side``'s lines that stand beside a line of ``other`` (their heights overlap)."""
+    overlap = np.minimum(side[:, None, 3], other[None, :, 3]) - np.maximum(side[:, None, 1], other[None, :, 1])
+    return float(np.any(overlap > 0, axis=1).mean())
 
 
 def _are_columns(left: np.ndarray, right: np.ndarray, line_h: float) -> bool:
-    """Columns of prose: a gutter with several lines on both sides whose lines do not take turns
-    with the other side's (an indented, centred or right-aligned line of one column sits between
-    two lines of the rest, beside none), and both sides hold long lines or their lines do not pair
-    up row by row (a form's label and value share a row; two text columns rarely share every
-    baseline)."""
+    """Columns of prose: a gutter with several lines on both sides that run side by side (most lines
+    of the shorter side stand beside a line of the other: an indented, centred or right-aligned line
+    of one column, a letter's date or signature, sits above, below or between the others, beside
+    none), and both sides hold long lines or their lines do not pair up row by row (a form's label
+    and value share a row; two text columns rarely share every baseline)."""
     if len(left) < 2 or len(right) < 2:
         return False
-    if _interleaved(left, right) + _interleaved(right, left) >= 0.3 * min(len(left), len(right)):
+    small, big = (left, right) if len(left) <= len(right) else (right, left)
+    if _beside(small, big) < 0.5:
         return False
     widths = np.concatenate([left[:, 2] - left[:, 0], right[:, 2] - right[:, 0]])
     if np.median(left[:, 2] - left[:, 0]) >= 6 * line_h and np.median(right[:, 2] - right[:, 0]) >= 6 * line_h:
         return True
-    small, big = (left, right) if len(left) <= len(right) else (right, left)
-    # a line pairs with one across the gutter when their heights overlap by a third (a page
-    # photographed at an angle moves the two ends of a row apart by more than a fixed margin)
+    return _paired(small, big) < 0.5 * len(small) and float(np.median(widths)) >= 2 * line_h
+
+
+def _paired(small: np.ndarray, big: np.ndarray) -> int:
+    """How many of ``small``'s lines pair with one of ``big`` across the gutter: their heights overlap
+    by a third (a page photographed at an angle moves the two ends of a row apart by more than a
+    fixed margin)."""
     overlap = np.minimum(small[:, None, 3], big[None, :, 3]) - np.maximum(small[:, None, 1], big[None, :, 1])
     shorter = np.minimum((small[:, 3] - small[:, 1])[:, None], (big[:, 3] - big[:, 1])[None, :])
-    paired = int(np.any(overlap > shorter / 3, axis=1).sum())
-    return paired < 0.5 * len(small) and float(np.median(widths)) >= 2 * line_h
+    return int(np.any(overlap > shorter / 3, axis=1).sum())
 
 
 def _split(items: list[int], sub: np.ndarray, gaps: list[tuple[float, float]], axis: int) -> tuple[list[int], list[int]]:
@@ -412,6 +410,49 @@ def _split(items: list[int], sub: np.ndarray, gaps: list[tuple[float, float]], a
     cut = max(gaps, key=lambda g: g[1] - g[0])
     centre = (sub[:, axis] + sub[:, axis + 2]) / 2
     return ([i for i, c in zip(items, centre) if c < cut[1]], [i for i, c in zip(items, centre) if c >= cut[1]])
+
+
+def _spanned_columns(items: list[int], arr: np.ndarray, line_h: float) -> list[int] | None:
+    """Columns that a few lines running across the gutter (a centred title, a footer, a caption) hide
+    from the plain cut. The gutter is the vertical band, away from the region's edges, that the fewest
+    lines cross; when at most a few cross it and the others stand in columns on both sides of it, the
+    region is read top to bottom as those crossing lines and the column blocks between them. Without
+    this a band across both columns, where their paragraphs happen to end at one height, cuts the
+    columns in two and they are read half by half. None when there are no such columns."""
+    sub = arr[items]
+    x0, x1 = float(sub[:, 0].min()), float(sub[:, 2].max())
+    if len(items) < 5 or x1 - x0 < 4 * line_h:
+        return None
+    xs = np.linspace(x0 + 0.2 * (x1 - x0), x1 - 0.2 * (x1 - x0), 64)
+    crossing = (sub[:, 0, None] + 0.05 * line_h < xs[None, :]) & (xs[None, :] < sub[:, 2, None] - 0.05 * line_h)
+    counts = crossing.sum(axis=0)
+    best = int(np.argmin(counts))
+    if counts[best] == 0 or counts[best] > max(2, 0.1 * len(items)):
+        return None  # no gutter, or one the plain cut finds (0), or too many lines across it
+    # a line spans the gutter when it reaches a line height into both sides; one that only pokes
+    # into it (a photographed page's perspective) belongs to the side its centre is on
+    gutter = xs[best]
+    across = (sub[:, 0] < gutter - line_h) & (sub[:, 2] > gutter + line_h)
+    if not across.any():
+        return None  # nothing spans it: a gutter the lines only narrow, not one hidden by a title
+    narrow = [i for i, c in zip(items, across) if not c]
+    left = [i for i in narrow if (arr[i, 0] + arr[i, 2]) / 2 < gutter]
+    right = [i for i in narrow if (arr[i, 0] + arr[i, 2]) / 2 >= gutter]
+    if not _are_columns(arr[left], arr[right], line_h):
+        return None
+    spanning = sorted((i for i, c in zip(items, across) if c), key=lambda i: arr[i, 1])
+    centre = (arr[:, 1] + arr[:, 3]) / 2
+    order, placed = [], set()
+    for span in spanning + [None]:
+        limit = arr[span, 1] if span is not None else np.inf
+        block = [i for i in narrow if i not in placed and centre[i] < limit]
+        placed.update(block)
+        for side in ([i for i in left if i in block], [i for i in right if i in block]):
+            if side:
+                order += _xy_cut(side, arr, line_h)
+        if span is not None:
+            order.append(span)
+    return order
 
 
 def _xy_cut(items: list[int], arr: np.ndarray, line_h: float) -> list[int]:
@@ -430,6 +471,9 @@ def _xy_cut(items: list[int], arr: np.ndarray, line_h: float) -> list[int]:
         left, right = _split(items, sub, col_gaps, axis=0)
         if _are_columns(arr[left], arr[right], line_h):
             return _xy_cut(left, arr, line_h) + _xy_cut(right, arr, line_h)
+    zones = _spanned_columns(items, arr, line_h)
+    if zones is not None:
+        return zones
     if row_gaps:
         # the widest band across: what is above it is read first (a title over two columns is
         # cut off before the columns are)
@@ -439,11 +483,31 @@ def _xy_cut(items: list[int], arr: np.ndarray, line_h: float) -> list[int]:
     if col_gaps and best_col >= 0.3 * line_h:
         left, right = _split(items, sub, col_gaps, axis=0)
         if left and right:
+            small, big = (arr[left], arr[right]) if len(left) <= len(right) else (arr[right], arr[left])
+            if _paired(small, big) >= 0.5 * len(small):
+                # no band across, and most lines of one side share a row with the other's: a receipt's
+                # items and prices, a tight form; read row by row, each row left to right
+                return _by_rows(items, arr)
             return _xy_cut(left, arr, line_h) + _xy_cut(right, arr, line_h)
     # no empty band: overlapping lines, read by their tops, then left to right
     return sorted(items, key=lambda i: (round(arr[i, 1] / max(line_h * 0.5, 1.0)), arr[i, 0]))
 
 
+def _by_rows(items: list[int], arr: np.ndarray) -> list[int]:
+    """Lines grouped into rows (a line joins the nearest of the last rows when its centre lies within
+    half a line height of the row's mean centre), rows top to bottom, each left to right."""
+    centre = (arr[:, 1] + arr[:, 3]) / 2
+    rows: list[list[int]] = []
+    for i in sorted(items, key=lambda i: centre[i]):
+        h = arr[i, 3] - arr[i, 1]
+        near = [(abs(centre[i] - float(np.mean(centre[row]))), row) for row in rows[-3:]]
+        best = min(near, key=lambda pair: pair[0], default=None)
+        if best is not None and best[0] < 0.5 * min(h, float(np.median(arr[best[1], 3] - arr[best[1], 1]))):
+            best[1].append(i)
+        else:
+            rows.append([i])
+    rows.sort(key=lambda row: float(np.mean(centre[row])))
+    return [i for row in rows for i in sorted(row, key=lambda i: arr[i, 0])]
 # --------------------------------------------------------------------------- a page
 
 @dataclass
