@@ -10,7 +10,7 @@ REFERENCE_MODELS := models/reference/ppocrv6_tiny_rec.onnx models/reference/ppoc
 # The text detector and the 180° line classifier whole pages are read with (docs/serving.md).
 DETECTOR_MODELS := models/reference/ppocrv6_tiny_det.onnx models/reference/ppocr_mobile_cls.onnx
 
-.PHONY: run test install install-dev system-deps system-deps-test models train-fonts ood-suite test-random messages lint clean
+.PHONY: run test install install-dev system-deps system-deps-test models train-fonts ood-suite ood-pages test-random messages lint clean
 
 run: install system-deps models train-fonts
 	$(PY) scripts/run_platform.py
@@ -28,6 +28,7 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed-train: requirements/base.txt requirements/train.txt | $(VENV)/bin/python
 	$(PIP) install -r requirements/train.txt
+	$(PIP) install --no-deps augraphy==8.2.6
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-train requirements/dev.txt
@@ -74,6 +75,11 @@ train-fonts: | $(VENV)/.installed-train
 # The frozen out-of-distribution dev suite (distill/ood.py): fonts fetched, 1,300 lines rendered.
 ood-suite: | $(VENV)/.installed-train
 	$(PY) -m distill ood-suite --out data/ood
+
+# The frozen out-of-distribution page suite (distill/ood_pages.py): 40 pages in layouts our training
+# pages never have, laid out by Pango in the suite's fonts, degraded by augraphy.
+ood-pages: | $(VENV)/.installed-train
+	$(PY) -m distill ood-pages --out data/ood_pages
 
 # The portal's gettext catalogues (frontend/locale): extract the strings of the templates and the
 # scripts, then compile them. Both the .po sources and the compiled .mo files are committed.

@@ -1,6 +1,6 @@
 """``python -m distill <command>``: generate, train-teacher, train-student, distill,
 evaluate, calibrate, export, quantize, import-reference, plot, font-packages, train-fonts, ood-suite,
-ood-texts, lm, train-detector, export-detector, warm-cache, warm-distill."""
+ood-texts, ood-pages, lm, train-detector, export-detector, warm-cache, warm-distill."""
 
 from __future__ import annotations
 
@@ -462,7 +462,24 @@ def _cmd_warm_distill(args) -> int:
     return 0
 
 
+def _cmd_ood_pages(args) -> int:
+    from pathlib import Path
+
+    from .ood import fetch_fonts
+    from .ood_pages import render_pages
+
+    fetch_fonts(Path(args.fonts))
+    print(json.dumps(render_pages(Path(args.out), Path(args.fonts), args.per_layout)))
+    return 0
+
+
 def _warm_commands(sub) -> None:
+    p = sub.add_parser("ood-pages", help="render the frozen out-of-distribution page suite (distill/ood_pages.py)")
+    p.add_argument("--out", default="data/ood_pages")
+    p.add_argument("--fonts", default="var/fonts/ood")
+    p.add_argument("--per-layout", type=int, default=4)
+    p.set_defaults(func=_cmd_ood_pages)
+
     student, teacher = "models/reference/ppocrv6_tiny_rec.onnx", "models/reference/ppocrv6_small_rec.onnx"
     p = sub.add_parser("warm-cache", help="render lines and the teacher's targets (top-k, neck features) once "
                                           "for warm-started distillation (distill/warmstart.py); resumable")

@@ -1,0 +1,103 @@
+"""The platform on the frozen out-of-distribution page suite (distill/ood_pages.py: layouts our
+training pages never have, laid out by Pango, degraded by augraphy).
+
+Each page is read as a worker reads it (``pipeline.recognize_array`` with the detector, the
+direction classifier, the served recogniser, the worker's decoder with its language model, and the
+cascade when ``--cascade`` names a model), one page at a time, one ONNX Runtime thread. Page char
+accuracy in reading order (lines joined, NFKC, whitespace dropped, 1 - edits/chars) and order-free
+(the bag distance: the characters read, wherever they stand), per layout and capture, and seconds per page.
+
+    make ood-pages      # python -m distill ood-pages --out data/ood_pages
+    .venv/bin/python bench/ood_pages.py [--data data/ood_pages] [--cascade models/reference/ppocrv6_small_rec.onnx]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import cv2
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from distill.evaluate import clean_for_scoring, edit_distance  # noqa: E402
+from distill.ood_pages import read_pages  # noqa: E402
+from workers.engine.batcher import LineBatcher  # noqa: E402
+from workers.engine.beam import BeamSettings  # noqa: E402
+from workers.engine.decoder import DecoderConfig, LineDecoder  # noqa: E402
+from workers.engine.detect import DirectionClassifier, PageReader, TextDetector  # noqa: E402
+from workers.engine.inference import Recognizer  # noqa: E402
+from workers.engine.lm import CharLM  # noqa: E402
+from workers.engine.modelpkg import REFERENCE_FILES  # noqa: E402
+from workers.engine.pipeline import recognize_array  # noqa: E402
+
+MODELS = ROOT / "models"
+
+
+def page_scores(truth: list[str], read: list[str]) -> tuple[int, int, int]:
+    """(edits in reading order, errors order-free, characters) of one page. Order-free errors are
+    the bag distance: the larger text's length less the characters both texts hold (a lower bound of
+    the edit distance, equal to it when the order is right and errors are substitutions, drops and
+    insertions apart)."""
+    from collections import Counter
+
+    gt, pr = clean_for_scoring("".join(truth)), clean_for_scoring("".join(read))
+    common = sum((Counter(gt) & Counter(pr)).values())
+    return edit_distance(gt, pr), max(len(gt), len(pr)) - common, len(gt)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(ROOT / "data" / "ood_pages"))
+    parser.add_argument("--model", default=str(MODELS / REFERENCE_FILES["ppocrv6-tiny"]))
+    parser.add_argument("--cascade", default=None, help="a stronger recogniser re-reading lines below --below")
+    parser.add_argument("--below", type=float, default=0.7)
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args(argv)
+    rec = Recognizer(args.model, threads=1)
+    strong = Recognizer(args.cascade, threads=1) if args.cascade else None
+    decoder = LineDecoder(DecoderConfig("beam", BeamSettings(alpha=0.3, beta=2.5), 0.2),
+                          CharLM.load(str(MODELS / "lm" / "zh_char5.arpa.gz")))
+    batcher = LineBatcher(lambda: rec, decoder=decoder, cascade=(lambda: strong) if strong else None,
+                          cascade_below=args.below if strong else 0.0)
+    reader = PageReader(TextDetector(MODELS / REFERENCE_FILES["ppocrv6-tiny-det"], threads=1),
+                        DirectionClassifier(MODELS / REFERENCE_FILES["ppocr-mobile-cls"], threads=1))
+    pages = read_pages(Path(args.data))[: args.limit]
+    rows = []
+    for page in pages:
+        rgb = cv2.imread(str(Path(args.data) / page["image"]), cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+        t0 = time.perf_counter()
+        out = recognize_array(rgb, batcher, uuid.uuid4().hex, reader=reader)
+        seconds = time.perf_counter() - t0
+        ordered, free, chars = page_scores(page["lines"], out.text)
+        row = {"image": page["image"], "layout": page["layout"], "kind": page["kind"], "seconds": round(seconds, 3),
+               "in_order": round(1 - ordered / max(chars, 1), 4), "order_free": round(1 - free / max(chars, 1), 4),
+               "errors": ordered, "errors_free": free, "chars": chars}
+        rows.append(row)
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+
+    def acc(group, key):
+        return 100 * (1 - sum(r[key] for r in group) / max(1, sum(r["chars"] for r in group)))
+
+    print(f"\nmodel {rec.label}; cascade {strong.label + ' below ' + str(args.below) if strong else 'off'}\n")
+    print("| pages | count | in reading order | order-free | gap | s/page p50 |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    groups = [(f"{layout}", [r for r in rows if r["layout"] == layout]) for layout in dict.fromkeys(r["layout"] for r in rows)]
+    groups += [(f"all {kind}", [r for r in rows if r["kind"] == kind]) for kind in ("scan", "photo")]
+    groups.append(("all", rows))
+    for name, group in groups:
+        if group:
+            a, b = acc(group, "errors"), acc(group, "errors_free")
+            print(f"| {name} | {len(group)} | {a:.2f} % | {b:.2f} % | {b - a:.2f} | "
+                  f"{statistics.median(r['seconds'] for r in group):.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
