@@ -452,12 +452,18 @@ def _cmd_warm_cache(args) -> int:
 
 
 def _cmd_warm_distill(args) -> int:
-    from .warmstart import train
+    from pathlib import Path
 
+    from .warmstart import build_cache, train
+
+    if args.cache_lines and not any(Path(args.cache).glob("shard_*.pt")):
+        build_cache(args.cache, args.cache_lines, args.student, args.teacher, seed=args.seed + 1,
+                    threads=args.threads)
     weights = {"ctc": args.ctc_weight, "kd": args.kd_weight, "feat": args.feat_weight}
     path = train(args.cache, args.out, args.student, args.steps, batch_size=args.batch_size, lr=args.lr,
                  weights=weights, seed=args.seed, threads=args.threads, eval_data=args.eval_data or [],
-                 eval_lines=args.eval_lines, eval_every=args.eval_every, checkpoint_seconds=args.checkpoint_seconds)
+                 eval_lines=args.eval_lines, eval_every=args.eval_every, checkpoint_seconds=args.checkpoint_seconds,
+                 dev_data=args.dev_data, log=(lambda _: None) if args.quiet else print)
     print(json.dumps({"student": str(path)}))
     return 0
 
@@ -498,6 +504,11 @@ def _warm_commands(sub) -> None:
     p.add_argument("--cache", default="data/warm_cache")
     p.add_argument("--out", default="runs/warm")
     p.add_argument("--student", default=student, help="the package to start from")
+    p.add_argument("--teacher", default=teacher, help="the teacher package (for --cache-lines)")
+    p.add_argument("--cache-lines", type=int, default=0,
+                   help="build the line cache with this many lines first when --cache holds none")
+    p.add_argument("--dev-data", default=None, help="a labels.tsv folder scored as dev_char_accuracy")
+    p.add_argument("--quiet", action="store_true", help="progress only in metrics.jsonl")
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-5)

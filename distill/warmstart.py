@@ -441,15 +441,22 @@ def _evaluate_sample(folder: str, model_path: str | Path, per_set: int) -> float
 
 
 def train(cache: str | Path, out: str | Path, student: str | Path, steps: int, batch_size: int = 16,
-          lr: float = 1e-4, weights: dict[str, float] | None = None, seed: int = 0, threads: int = 1,
+          lr: float = 3e-5, weights: dict[str, float] | None = None, seed: int = 0, threads: int = 1,
           eval_data: list[str] = (), eval_lines: int = 100, eval_every: int = 500, checkpoint_seconds: float = 300,
-          adapter_warmup: int = 200, ema_decay: float = 0.998, log=print) -> Path:
+          adapter_warmup: int = 200, ema_decay: float = 0.998, dev_data: str | None = None, log=print) -> Path:
     """Refine ``student`` on the cached lines for ``steps`` steps; resumes from ``out/last.pt``.
-    Every ``eval_every`` steps the package is exported and scored on ``eval_data`` through the
-    serving path (``metrics.jsonl``); the last export is ``out/student.onnx``. For the first
-    ``adapter_warmup`` steps the feature term trains the adapter only. What is exported is the
-    exponential moving average of the weights (``ema_decay`` per step, from the starting model):
-    a refined model keeps what it knew better than its last step does."""
+    Every ``eval_every`` steps (and at the end) the package is exported and scored through the
+    serving path on ``dev_data`` (``dev_char_accuracy``) and on each ``eval_data`` folder
+    (``ood_<name>``, ``eval_lines`` lines each); ``metrics.jsonl`` holds the run's start, loss
+    and evaluation records in ``distill.report``'s format. The last export is
+    ``out/student.onnx``. For the first ``adapter_warmup`` steps the feature term trains the
+    adapter only. What is exported is the exponential moving average of the weights
+    (``ema_decay`` per step, from the starting model): a refined model keeps what it knew better
+    than its last step does. SIGTERM saves a checkpoint and stops."""
+    import signal
+
+    from .train import MetricsLog
+
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     weights = weights or {"ctc": 1.0, "kd": 1.0, "feat": 0.1}
@@ -476,25 +483,33 @@ def train(cache: str | Path, out: str | Path, student: str | Path, steps: int, b
         log(json.dumps({"resumed": str(ckpt), "step": step}))
     lineage = {"student": str(student), "teacher": meta["teacher"], "cache_lines": len(items), "weights": weights,
                "lr": lr, "batch_size": batch_size, "seed": seed}
+    metrics = MetricsLog(out / "metrics.jsonl")
+    metrics({"event": "start", "step": step, "steps": steps, "warm_start": True, **lineage})
 
     def save():
         torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "epoch": epoch,
-                    "ema": ema},
-                   ckpt.with_suffix(".tmp"))
+                    "ema": ema}, ckpt.with_suffix(".tmp"))
         ckpt.with_suffix(".tmp").rename(ckpt)
+
+    def on_term(signum, frame):
+        save()
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
 
     def evaluate_now():
         path = export(model, student, out / "student.onnx", {**lineage, "steps": step, "ema_decay": ema_decay}, ema)
-        record = {"step": step, "time": round(time.time(), 1)}
+        record = {"step": step}
+        if dev_data:
+            record["dev_char_accuracy"] = score(path, [dev_data], eval_lines)[Path(dev_data).name]
         if eval_data:
             scores = score(path, list(eval_data), eval_lines)
             record.update({f"ood_{k}": v for k, v in scores.items()})
             record["ood_char_accuracy"] = round(sum(scores.values()) / len(scores), 5)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        metrics(record)
         log(json.dumps(record))
 
-    if step == 0 and eval_data:
+    if step == 0 and (eval_data or dev_data):
         evaluate_now()
     model.train()
     last_save, sums, count, t0 = time.time(), {}, 0, time.time()
@@ -520,19 +535,21 @@ def train(cache: str | Path, out: str | Path, student: str | Path, steps: int, b
             for key, v in parts.items():
                 sums[key] = sums.get(key, 0.0) + v
             count += 1
-            if step % 50 == 0:
-                log(json.dumps({"step": step, "epoch": epoch, "lr": round(lr_at(step, steps, lr), 7),
-                                **{key: round(v / count, 4) for key, v in sums.items()},
-                                "s_per_step": round((time.time() - t0) / count, 3)}))
+            if step % 50 == 0 or step == steps:
+                record = {"step": step, "lr": round(lr_at(step, steps, lr), 8), "sec": round((time.time() - t0) / count, 3),
+                          **{key: round(v / count, 5) for key, v in sums.items()}}
+                metrics(record)
+                log(json.dumps({**record, "epoch": epoch}))
                 sums, count, t0 = {}, 0, time.time()
             if time.time() - last_save > checkpoint_seconds:
                 save()
                 last_save = time.time()
-            if step % eval_every == 0:
+            if step % eval_every == 0 and step < steps:
                 save()
                 evaluate_now()
         else:
             epoch += 1
     save()
     evaluate_now()
+    metrics({"event": "done", "step": steps})
     return out / "student.onnx"

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -119,9 +120,9 @@ def _claim(job_id: int) -> bool:
     return claimed == 1
 
 
-def _start_trainer(job: DistillJob, train_data: Path | None, log_path: Path) -> subprocess.Popen:
+def _start_trainer(job: DistillJob, train_data: Path | None, log_path: Path, dev: Path | None = None) -> subprocess.Popen:
     """The trainer in a session of its own (so it can be stopped as a group), logging to ``log_path``."""
-    cmd = train_command(job, train_data)
+    cmd = train_command(job, train_data, dev)
     log.info("training job %s: %s", job.pk, " ".join(cmd))
     with open(log_path, "ab") as log_file:
         log_file.write(("$ " + " ".join(cmd) + "\n").encode())
@@ -184,7 +185,7 @@ def run_training_job(job_id: int) -> str:
         return "failed"
 
     log_path = out_dir / "train.log"
-    proc = _start_trainer(job, train_data, log_path)
+    proc = _start_trainer(job, train_data, log_path, dev)
     cancelled = _follow(job, proc)
     tail = _keep_log_tail(job, log_path)
     checkpoint = out_dir / "last.pt"
@@ -207,8 +208,11 @@ def _export_and_register(job: DistillJob, checkpoint: Path, dev: Path) -> ModelV
     name = f"{'teacher' if job.kind == DistillJob.Kind.TEACHER else 'student'}-job{job.pk}"
     onnx_path = models_dir / f"{name}.onnx"
     run = dict(cwd=settings.BASE_DIR, check=True, capture_output=True, text=True)
-    subprocess.run([sys.executable, "-m", "distill", "export", "--checkpoint", str(checkpoint), "--out",
-                    str(onnx_path), "--name", name], **run)
+    if job.params.get("warm_start"):  # the trainer exported the package itself (distill/warmstart.py)
+        shutil.copyfile(checkpoint.parent / "student.onnx", onnx_path)
+    else:
+        subprocess.run([sys.executable, "-m", "distill", "export", "--checkpoint", str(checkpoint), "--out",
+                        str(onnx_path), "--name", name], **run)
     evaluated = subprocess.run([sys.executable, "-m", "distill", "evaluate", "--data", str(dev), "--model",
                                 str(onnx_path)], **run)
     metrics = json.loads(evaluated.stdout.strip().splitlines()[-1])

@@ -71,10 +71,14 @@ def run_dir(job: DistillJob) -> Path:
 def clean_params(kind: str, raw: dict) -> dict:
     """Validate an admin's parameters; unknown keys are refused rather than ignored."""
     allowed = {"steps", "batch_size", "lr", "alpha", "beta", "temperature", "kd_top_k", "seed", "data_source",
-               "dataset", "teacher", "threads", "arch"}
+               "dataset", "teacher", "threads", "arch", "warm_start", "student", "cache_lines"}
     unknown = set(raw) - allowed
     if unknown:
         raise ParamError(f"unknown parameters: {', '.join(sorted(unknown))}")
+    if raw.get("warm_start"):
+        return _warm_params(kind, raw)
+    if {"student", "cache_lines"} & set(raw):
+        raise ParamError("student and cache_lines are parameters of a warm-started job (warm_start: true)")
     params = dict(DEFAULTS[kind])
     params.update({k: v for k, v in raw.items() if v is not None})
 
@@ -116,6 +120,60 @@ def clean_params(kind: str, raw: dict) -> dict:
     return params
 
 
+# A warm-started distillation (distill/warmstart.py, docs/models.md): the served recogniser refined
+# with CTC + KD + feature mimicking from a stronger one, on lines cached with the teacher's targets.
+WARM_DEFAULTS = {"steps": 2000, "batch_size": 16, "lr": 3e-5, "student": "ppocrv6-tiny", "teacher": "ppocrv6-small",
+                 "cache_lines": 2000, "seed": 0, "data_source": "synthetic"}
+
+
+def _warm_params(kind: str, raw: dict) -> dict:
+    from .registry import RECOGNISERS
+
+    if kind != DistillJob.Kind.DISTILL:
+        raise ParamError("warm_start is a distillation job's parameter")
+    unknown = set(raw) - {"warm_start", "steps", "batch_size", "lr", "student", "teacher", "cache_lines", "seed",
+                          "threads", "data_source"}
+    if unknown:
+        raise ParamError(f"not parameters of a warm-started job: {', '.join(sorted(unknown))}")
+    params = {**WARM_DEFAULTS, **{k: v for k, v in raw.items() if v is not None}, "warm_start": True}
+    limits = {"steps": (int, 1, 10_000_000), "batch_size": (int, 1, 1024), "lr": (float, 1e-7, 1.0),
+              "cache_lines": (int, 8, 10_000_000), "seed": (int, 0, 2**31 - 1), "threads": (int, 1, 256)}
+    for key, (cast, lo, hi) in limits.items():
+        if key not in params:
+            continue
+        try:
+            params[key] = cast(params[key])
+        except (TypeError, ValueError):
+            raise ParamError(f"{key} must be a number") from None
+        if not lo <= params[key] <= hi:
+            raise ParamError(f"{key} must lie in [{lo}, {hi}]")
+    if params["data_source"] != "synthetic":
+        raise ParamError("a warm-started job trains on its cached synthetic lines: data_source must be synthetic")
+    for role in ("student", "teacher"):
+        if params[role] not in RECOGNISERS:
+            raise ParamError(f"{role} must be one of {', '.join(RECOGNISERS)}")
+        if not (settings.OCR_MODELS_DIR / RECOGNISERS[params[role]]).exists():
+            raise ParamError(f"no {role} recogniser at {settings.OCR_MODELS_DIR / RECOGNISERS[params[role]]} (make models)")
+    return params
+
+
+def warm_command(job: DistillJob, dev: Path | None = None) -> list[str]:
+    """``python -m distill warm-distill`` for a warm-started job: the line cache is built in the
+    run's folder first (resumable like the run), the package lands in ``<run>/student.onnx``."""
+    from .registry import RECOGNISERS
+
+    p, out = job.params, run_dir(job)
+    cmd = [sys.executable, "-m", "distill", "warm-distill", "--out", str(out), "--cache", str(out / "cache"),
+           "--cache-lines", str(p["cache_lines"]), "--student", str(settings.OCR_MODELS_DIR / RECOGNISERS[p["student"]]),
+           "--teacher", str(settings.OCR_MODELS_DIR / RECOGNISERS[p["teacher"]]), "--steps", str(p["steps"]),
+           "--batch-size", str(p["batch_size"]), "--lr", str(p["lr"]), "--seed", str(p.get("seed", 0)),
+           "--threads", str(p.get("threads", settings.OCR_TRAIN_THREADS)), "--eval-every",
+           str(max(50, p["steps"] // 10)), "--quiet"]
+    if dev is not None:
+        cmd += ["--dev-data", str(dev)]
+    return cmd
+
+
 def teacher_path(teacher) -> tuple[str, Path]:
     """("pt" | "onnx", path) for a teacher parameter: "shipped", "reference" (PP-OCRv6 tiny), a
     reference by name (ocr_api.registry.REFERENCE_FILES) or a teacher job's id."""
@@ -138,8 +196,10 @@ def teacher_path(teacher) -> tuple[str, Path]:
     return "pt", run_dir(job) / "last.pt"
 
 
-def train_command(job: DistillJob, train_data: Path | None) -> list[str]:
+def train_command(job: DistillJob, train_data: Path | None, dev: Path | None = None) -> list[str]:
     p = job.params
+    if p.get("warm_start"):
+        return warm_command(job, dev)
     sub = "train-teacher" if job.kind == DistillJob.Kind.TEACHER else "distill"
     cmd = [sys.executable, "-m", "distill", sub, "--run-dir", str(run_dir(job)), "--steps", str(p["steps"]),
            "--batch-size", str(p["batch_size"]), "--seed", str(p.get("seed", 0)), "--quiet",

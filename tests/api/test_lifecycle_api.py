@@ -84,6 +84,41 @@ def test_a_distillation_job_defaults_to_the_reference_teacher_and_top_k_kd(staff
     assert cmd[cmd.index("--teacher-onnx") + 1] == str(settings.OCR_MODELS_DIR / "reference" / "ppocrv4_mobile_rec.onnx")
 
 
+def test_a_warm_started_job_refines_the_served_recogniser_with_the_small_teacher(staff, settings, monkeypatch):
+    from ocr_api import tasks
+    from ocr_api.training import train_command
+
+    monkeypatch.setattr(tasks.run_training_job, "apply_async", lambda *a, **k: None)
+    response = staff.post("/ocr/v1/distill-jobs", {"kind": "distill", "params": {"warm_start": True, "steps": 50}},
+                          format="json")
+    assert response.status_code == 201, response.content
+    job = DistillJob.objects.get(pk=response.json()["id"])
+    assert job.params["student"] == "ppocrv6-tiny" and job.params["teacher"] == "ppocrv6-small"
+    assert job.params["lr"] == 3e-5 and job.params["cache_lines"] == 2000
+    cmd = train_command(job, None, Path("/dev-set"))
+    assert cmd[cmd.index("-m") + 2] == "warm-distill"
+    assert cmd[cmd.index("--student") + 1] == str(settings.OCR_MODELS_DIR / "reference" / "ppocrv6_tiny_rec.onnx")
+    assert cmd[cmd.index("--teacher") + 1] == str(settings.OCR_MODELS_DIR / "reference" / "ppocrv6_small_rec.onnx")
+    assert cmd[cmd.index("--steps") + 1] == "50" and cmd[cmd.index("--dev-data") + 1] == "/dev-set"
+
+
+@pytest.mark.parametrize(
+    "kind,params,message",
+    [
+        ("teacher", {"warm_start": True}, "distillation job"),
+        ("distill", {"warm_start": True, "alpha": 0.5}, "not parameters of a warm-started job: alpha"),
+        ("distill", {"warm_start": True, "student": "mine"}, "student must be one of"),
+        ("distill", {"warm_start": True, "cache_lines": 2}, "cache_lines must lie in"),
+        ("distill", {"warm_start": True, "data_source": "corrections"}, "data_source must be synthetic"),
+        ("distill", {"cache_lines": 100}, "warm_start: true"),
+    ],
+)
+def test_bad_warm_start_parameters_are_refused(staff, kind, params, message):
+    response = staff.post("/ocr/v1/distill-jobs", {"kind": kind, "params": params}, format="json")
+    assert response.status_code == 400 and message in response.json()["error"]["message"]
+    assert not DistillJob.objects.exists()
+
+
 def test_cancelling_a_queued_job_ends_it_at_once(staff, make_user):
     job = DistillJob.objects.create(kind="teacher", params={"steps": 5}, created_by=make_user("x", is_staff=True))
     response = staff.post(f"/ocr/v1/distill-jobs/{job.pk}/cancel")

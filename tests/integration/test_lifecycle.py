@@ -64,6 +64,21 @@ def test_a_tiny_teacher_then_distillation_run_end_to_end_and_register_models(sta
     assert {m["id"] for m in listed} >= {teacher_model.pk, model.pk}
 
 
+def test_a_warm_started_distillation_job_refines_the_served_recogniser_end_to_end(staff, training_worker):
+    params = {"warm_start": True, "steps": 2, "batch_size": 2, "cache_lines": 8}
+    response = staff.post("/ocr/v1/distill-jobs", {"kind": "distill", "params": params}, format="json")
+    assert response.status_code == 201, response.content
+    finished = wait_for(response.json()["id"], {"succeeded", "failed"}, 300, training_worker)
+    assert finished.status == "succeeded", finished.error_message
+    assert finished.progress["step"] == 2 and {"ctc", "kd", "feat"} <= set(finished.progress["losses"])
+    # warm-started from PP-OCRv6 tiny, two small steps later it still reads the dev lines
+    assert finished.progress["dev_char_accuracy"] > 0.8
+    model = finished.result_model
+    assert model.kind == "student" and model.lineage["params"]["warm_start"] is True
+    assert model.lineage["params"]["teacher"] == "ppocrv6-small" and model.metrics["char_accuracy"] > 0.8
+    assert model.params == 1_104_494 and Path(model.file_path).exists()
+
+
 def test_a_running_job_can_be_cancelled(staff, training_worker):
     job_id = staff.post("/ocr/v1/distill-jobs", {"kind": "teacher", "params": {"steps": 100000, "batch_size": 4}},
                         format="json").json()["id"]
