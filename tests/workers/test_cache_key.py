@@ -49,3 +49,21 @@ def test_hotwords_have_their_own_entry_whatever_their_order():
     base = cache_key("abc", "m@1", "p")
     assert cache_key("abc", "m@1", "p", ["华为", "票"]) == cache_key("abc", "m@1", "p", ["票", "华为"]) != base
     assert cache_key("abc", "m@1", "p", ["华为"]) != cache_key("abc", "m@1", "p", ["华为", "票"])
+
+
+def test_the_cascade_model_and_threshold_are_part_of_the_key(settings, tmp_path):
+    from workers.runtime import cascade_signature, pipeline_signature
+
+    model, other = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    model.write_bytes(b"one recogniser")
+    other.write_bytes(b"another recogniser")
+    signatures = []
+    for path, below in ((model, 0.7), (other, 0.7), (model, 0.8), ("", 0.7), (model, 0.0)):
+        settings.OCR_CASCADE_MODEL, settings.OCR_CASCADE_BELOW = str(path), below
+        cascade_signature.cache_clear()
+        pipeline_signature.cache_clear()
+        signatures.append(pipeline_signature())
+    cascade_signature.cache_clear()
+    pipeline_signature.cache_clear()
+    assert len(set(signatures[:4])) == 4  # another model or threshold never reads another's cached text
+    assert signatures[3] == signatures[4]  # off is off, whichever way
