@@ -65,6 +65,23 @@ def accuracy(rows) -> float:
     return 1 - sum(r["errors"] for r in rows) / max(1, sum(r["chars"] for r in rows))
 
 
+def print_table(names: list[str], base: dict, alone: dict, rows: list[dict]) -> None:
+    base_ms = statistics.mean(r["ms"] for v in base.values() for r in v)
+    strong_ms = statistics.mean(r["ms"] for v in alone.values() for r in v)
+    print(json.dumps({"default_alone": {n: round(100 * accuracy(v), 2) for n, v in base.items()},
+                      "default_ms_mean": round(base_ms, 2),
+                      "cascade_alone": {n: round(100 * accuracy(v), 2) for n, v in alone.items()},
+                      "cascade_ms_mean": round(strong_ms, 2)}))
+    print("\n| threshold | " + " | ".join(names) + " | lines re-read | ms/line (mean) | × default |")
+    print("| --- |" + " --- |" * (len(names) + 3))
+    print("| off | " + " | ".join(f"{100 * accuracy(base[n]):.2f}" for n in names) + f" | 0 | {base_ms:.1f} | 1.00 |")
+    for r in rows:
+        print(f"| {r['threshold']} | " + " | ".join(f"{r[n]:.2f}" for n in names)
+              + f" | {100 * r['reread_share']:.1f} % | {r['ms_mean']:.1f} | {r['ms_mean'] / base_ms:.2f} |")
+    print("| cascade model alone | " + " | ".join(f"{100 * accuracy(alone[n]):.2f}" for n in names)
+          + f" | 100 % | {strong_ms:.1f} | {strong_ms / base_ms:.2f} |")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", action="append", required=True)
@@ -103,21 +120,7 @@ def main(argv=None) -> int:
         row["ms_mean"] = round(statistics.mean(times), 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    base_ms = statistics.mean(r["ms"] for v in base.values() for r in v)
-    strong_ms = statistics.mean(r["ms"] for v in alone.values() for r in v)
-    print(json.dumps({"default_alone": {n: round(100 * accuracy(v), 2) for n, v in base.items()},
-                      "default_ms_mean": round(base_ms, 2),
-                      "cascade_alone": {n: round(100 * accuracy(v), 2) for n, v in alone.items()},
-                      "cascade_ms_mean": round(strong_ms, 2)}))
-    names = list(sets)
-    print("\n| threshold | " + " | ".join(names) + " | lines re-read | ms/line (mean) | × default |")
-    print("| --- |" + " --- |" * (len(names) + 3))
-    print("| off | " + " | ".join(f"{100 * accuracy(base[n]):.2f}" for n in names) + f" | 0 | {base_ms:.1f} | 1.00 |")
-    for r in rows:
-        print(f"| {r['threshold']} | " + " | ".join(f"{r[n]:.2f}" for n in names)
-              + f" | {100 * r['reread_share']:.1f} % | {r['ms_mean']:.1f} | {r['ms_mean'] / base_ms:.2f} |")
-    print("| cascade model alone | " + " | ".join(f"{100 * accuracy(alone[n]):.2f}" for n in names)
-          + f" | 100 % | {strong_ms:.1f} | {strong_ms / base_ms:.2f} |")
+    print_table(list(sets), base, alone, rows)
     if args.check is not None:
         batcher = LineBatcher(lambda: default, decoder=decoder, cascade=lambda: strong, cascade_below=args.check)
         real = {name: reads(batcher, cases) for name, cases in sets.items()}

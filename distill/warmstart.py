@@ -440,6 +440,86 @@ def _evaluate_sample(folder: str, model_path: str | Path, per_set: int) -> float
     return round(1.0 - errors / max(total, 1), 5)
 
 
+class WarmRun:
+    """One warm-started run's state: the student and its adapter, the optimiser, the moving average
+    of the weights, the step, the cached lines and the run's ``metrics.jsonl``."""
+
+    def __init__(self, cache: str | Path, out: str | Path, student: str | Path, batch_size: int, lr: float,
+                 weights: dict[str, float], seed: int, ema_decay: float, log):
+        from .train import MetricsLog
+
+        self.out, self.student, self.batch_size, self.lr = Path(out), student, batch_size, lr
+        self.weights, self.seed, self.ema_decay, self.log = weights, seed, ema_decay, log
+        self.out.mkdir(parents=True, exist_ok=True)
+        meta = json.loads((Path(cache) / "cache.json").read_text())
+        self.spec = read_spec(student)
+        axis = CharAxis.build(self.spec, read_spec(meta["teacher"]))
+        self.items = load_cache(cache)
+        self.model = WarmStudent(student, axis, teacher_channels=self.items[0]["feats"].shape[1])
+        self.model.feat_mean, self.model.feat_std = feature_stats(self.items)
+        self.per_epoch = sum(1 for _ in batches(self.items, batch_size, seed, 0))
+        self.params = list(self.model.parameters())
+        self.optimiser = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.0)
+        self.step, self.epoch = 0, 0
+        self.ema = {key: p.detach().clone() for key, p in self.model.graph.params.items()}
+        self.ckpt = self.out / "last.pt"
+        self.lineage = {"student": str(student), "teacher": meta["teacher"], "cache_lines": len(self.items),
+                        "weights": weights, "lr": lr, "batch_size": batch_size, "seed": seed}
+        self.metrics = MetricsLog(self.out / "metrics.jsonl")
+
+    def resume(self) -> None:
+        if self.ckpt.exists():
+            state = torch.load(self.ckpt, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            self.optimiser.load_state_dict(state["optimiser"])
+            self.ema, self.step, self.epoch = state["ema"], state["step"], state["epoch"]
+            self.log(json.dumps({"resumed": str(self.ckpt), "step": self.step}))
+
+    def save(self) -> None:
+        tmp = self.ckpt.with_suffix(".tmp")
+        torch.save({"model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(), "step": self.step,
+                    "epoch": self.epoch, "ema": self.ema}, tmp)
+        tmp.rename(self.ckpt)
+
+    def evaluate(self, dev_data: str | None, eval_data, eval_lines: int) -> None:
+        """Export the averaged weights and score them through the serving path."""
+        lineage = {**self.lineage, "steps": self.step, "ema_decay": self.ema_decay}
+        path = export(self.model, self.student, self.out / "student.onnx", lineage, self.ema)
+        record = {"step": self.step}
+        if dev_data:
+            record["dev_char_accuracy"] = score(path, [dev_data], eval_lines)[Path(dev_data).name]
+        if eval_data:
+            scores = score(path, list(eval_data), eval_lines)
+            record.update({f"ood_{k}": v for k, v in scores.items()})
+            record["ood_char_accuracy"] = round(sum(scores.values()) / len(scores), 5)
+        self.metrics(record)
+        self.log(json.dumps(record))
+
+    def train_step(self, group: list[int], steps: int, adapter_warmup: int) -> dict[str, float]:
+        for g in self.optimiser.param_groups:
+            g["lr"] = lr_at(self.step, steps, self.lr)
+        loss, parts = warm_loss(self.model, collate([self.items[i] for i in group], self.spec), self.weights,
+                                train_backbone_on_features=self.step >= adapter_warmup)
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 5.0)
+        self.optimiser.step()
+        with torch.no_grad():
+            for key, p in self.model.graph.params.items():
+                self.ema[key].mul_(self.ema_decay).add_(p.detach(), alpha=1 - self.ema_decay)
+        self.step += 1
+        return parts
+
+    def groups(self):
+        """The batches from the current step on, epoch after epoch (a resumed run skips what it did)."""
+        while True:
+            skip = self.step - self.epoch * self.per_epoch
+            for k, group in enumerate(batches(self.items, self.batch_size, self.seed, self.epoch)):
+                if k >= skip:
+                    yield group
+            self.epoch += 1
+
+
 def train(cache: str | Path, out: str | Path, student: str | Path, steps: int, batch_size: int = 16,
           lr: float = 3e-5, weights: dict[str, float] | None = None, seed: int = 0, threads: int = 1,
           eval_data: list[str] = (), eval_lines: int = 100, eval_every: int = 500, checkpoint_seconds: float = 300,
@@ -455,101 +535,40 @@ def train(cache: str | Path, out: str | Path, student: str | Path, steps: int, b
     than its last step does. SIGTERM saves a checkpoint and stops."""
     import signal
 
-    from .train import MetricsLog
-
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    weights = weights or {"ctc": 1.0, "kd": 1.0, "feat": 0.1}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    meta = json.loads((Path(cache) / "cache.json").read_text())
-    spec = read_spec(student)
-    axis = CharAxis.build(spec, read_spec(meta["teacher"]))
-    items = load_cache(cache)
-    model = WarmStudent(student, axis, teacher_channels=items[0]["feats"].shape[1])
-    model.feat_mean, model.feat_std = feature_stats(items)
-    per_epoch = sum(1 for _ in batches(items, batch_size, seed, 0))
-    params = list(model.parameters())
-    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    step, epoch = 0, 0
-    ema = {key: p.detach().clone() for key, p in model.graph.params.items()}
-    ckpt = out / "last.pt"
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        ema = state["ema"]
-        step, epoch = state["step"], state["epoch"]
-        log(json.dumps({"resumed": str(ckpt), "step": step}))
-    lineage = {"student": str(student), "teacher": meta["teacher"], "cache_lines": len(items), "weights": weights,
-               "lr": lr, "batch_size": batch_size, "seed": seed}
-    metrics = MetricsLog(out / "metrics.jsonl")
-    metrics({"event": "start", "step": step, "steps": steps, "warm_start": True, **lineage})
-
-    def save():
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "epoch": epoch,
-                    "ema": ema}, ckpt.with_suffix(".tmp"))
-        ckpt.with_suffix(".tmp").rename(ckpt)
+    run = WarmRun(cache, out, student, batch_size, lr, weights or {"ctc": 1.0, "kd": 1.0, "feat": 0.1}, seed,
+                  ema_decay, log)
+    run.resume()
+    run.metrics({"event": "start", "step": run.step, "steps": steps, "warm_start": True, **run.lineage})
 
     def on_term(signum, frame):
-        save()
+        run.save()
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_term)
-
-    def evaluate_now():
-        path = export(model, student, out / "student.onnx", {**lineage, "steps": step, "ema_decay": ema_decay}, ema)
-        record = {"step": step}
-        if dev_data:
-            record["dev_char_accuracy"] = score(path, [dev_data], eval_lines)[Path(dev_data).name]
-        if eval_data:
-            scores = score(path, list(eval_data), eval_lines)
-            record.update({f"ood_{k}": v for k, v in scores.items()})
-            record["ood_char_accuracy"] = round(sum(scores.values()) / len(scores), 5)
-        metrics(record)
-        log(json.dumps(record))
-
-    if step == 0 and (eval_data or dev_data):
-        evaluate_now()
-    model.train()
+    if run.step == 0 and (eval_data or dev_data):
+        run.evaluate(dev_data, eval_data, eval_lines)
+    run.model.train()
     last_save, sums, count, t0 = time.time(), {}, 0, time.time()
-    while step < steps:
-        skip = step - epoch * per_epoch
-        for k, group in enumerate(batches(items, batch_size, seed, epoch)):
-            if k < skip:
-                continue
-            if step >= steps:
-                break
-            for g in optimiser.param_groups:
-                g["lr"] = lr_at(step, steps, lr)
-            loss, parts = warm_loss(model, collate([items[i] for i in group], spec), weights,
-                                    train_backbone_on_features=step >= adapter_warmup)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            optimiser.step()
-            with torch.no_grad():
-                for key, p in model.graph.params.items():
-                    ema[key].mul_(ema_decay).add_(p.detach(), alpha=1 - ema_decay)
-            step += 1
-            for key, v in parts.items():
-                sums[key] = sums.get(key, 0.0) + v
-            count += 1
-            if step % 50 == 0 or step == steps:
-                record = {"step": step, "lr": round(lr_at(step, steps, lr), 8), "sec": round((time.time() - t0) / count, 3),
-                          **{key: round(v / count, 5) for key, v in sums.items()}}
-                metrics(record)
-                log(json.dumps({**record, "epoch": epoch}))
-                sums, count, t0 = {}, 0, time.time()
-            if time.time() - last_save > checkpoint_seconds:
-                save()
-                last_save = time.time()
-            if step % eval_every == 0 and step < steps:
-                save()
-                evaluate_now()
-        else:
-            epoch += 1
-    save()
-    evaluate_now()
-    metrics({"event": "done", "step": steps})
-    return out / "student.onnx"
+    for group in run.groups():
+        if run.step >= steps:
+            break
+        for key, v in run.train_step(group, steps, adapter_warmup).items():
+            sums[key] = sums.get(key, 0.0) + v
+        count += 1
+        if run.step % 50 == 0 or run.step == steps:
+            record = {"step": run.step, "lr": round(lr_at(run.step, steps, lr), 8),
+                      "sec": round((time.time() - t0) / count, 3), **{k: round(v / count, 5) for k, v in sums.items()}}
+            run.metrics(record)
+            log(json.dumps({**record, "epoch": run.epoch}))
+            sums, count, t0 = {}, 0, time.time()
+        if time.time() - last_save > checkpoint_seconds or (run.step % eval_every == 0 and run.step < steps):
+            run.save()
+            last_save = time.time()
+        if run.step % eval_every == 0 and run.step < steps:
+            run.evaluate(dev_data, eval_data, eval_lines)
+    run.save()
+    run.evaluate(dev_data, eval_data, eval_lines)
+    run.metrics({"event": "done", "step": steps})
+    return run.out / "student.onnx"
