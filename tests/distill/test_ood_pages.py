@@ -61,3 +61,6 @@ def test_pages_are_scored_in_reading_order_and_order_free(bench_script):
     assert ordered > 0 and free == 0 and chars == 10
     ordered, free, _ = bench.page_scores(truth, ["第一行文学", "第二行内容"])
     assert ordered == free == 1
+    # a line read in two pieces, the pieces out of place: order-free puts them back
+    ordered, free, _ = bench.page_scores(truth, ["第二行内容", "第一行", "文字"])
+    assert ordered > 0 and free == 0

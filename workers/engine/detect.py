@@ -527,14 +527,22 @@ class Region:
 
 
 def level(quads: list[np.ndarray], horizontal: list[bool]) -> list[np.ndarray]:
-    """The quads turned by the page's tilt (the median slope of its horizontal lines), so the
-    rows of a page photographed at an angle separate again for the reading order."""
-    # the slope of each top edge, whichever way its points run (a turned page reverses them)
-    slopes = [np.arctan(np.divide(q[1, 1] - q[0, 1], q[1, 0] - q[0, 0], out=np.zeros(()), where=q[1, 0] != q[0, 0]))
-              for q, hz in zip(quads, horizontal) if hz]
+    """The quads turned by the page's tilt, so the rows of a page photographed at an angle separate
+    again for the reading order. The tilt is the median slope of the horizontal lines' top edges,
+    each weighted by its length squared: a short line's box (a price, a two-character label) often
+    comes out axis-aligned whatever the page's tilt, a long line's slope is the page's."""
+    slopes, weights = [], []
+    for q, hz in zip(quads, horizontal):
+        if not hz:
+            continue
+        dx, dy = float(q[1, 0] - q[0, 0]), float(q[1, 1] - q[0, 1])  # a turned page reverses the points
+        slopes.append(np.arctan(dy / dx) if dx else 0.0)
+        weights.append(dx * dx + dy * dy)
     if not slopes:
         return quads
-    angle = float(np.median(slopes))
+    order = np.argsort(slopes)
+    cumulative = np.cumsum(np.asarray(weights)[order])
+    angle = float(np.asarray(slopes)[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
     if abs(angle) < np.deg2rad(0.3):
         return quads
     c, s = np.cos(-angle), np.sin(-angle)
