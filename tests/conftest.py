@@ -25,7 +25,7 @@ CJK_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 
 
 # --- Redis ----------------------------------------------------------------------------------------
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def redis_server():
     """A private redis-server on the port the test settings chose."""
     binary = shutil.which("redis-server")
@@ -55,9 +55,22 @@ def redis_server():
     shutil.rmtree(workdir, ignore_errors=True)
 
 
+# Tests of the engine and the training code that touch no database need no Redis either (they pass
+# on a machine without redis-server); every other test gets a private, emptied one.
+NO_REDIS = ("tests/workers/test_ctc.py", "tests/workers/test_lm_decoding.py", "tests/workers/test_preprocess.py",
+            "tests/workers/test_lines.py", "tests/workers/test_textforms.py", "tests/workers/test_modelpkg.py",
+            "tests/workers/test_decode.py", "tests/workers/test_decode_fuzz.py", "tests/workers/test_engine_imports.py",
+            "tests/workers/test_line_images.py", "tests/workers/test_page_reading.py", "tests/workers/test_pdf.py",
+            "tests/workers/test_inference.py", "tests/workers/test_batcher.py", "tests/distill/")
+
+
 @pytest.fixture(autouse=True)
-def _clean_redis(redis_server):
-    redis_server.flushall()
+def _clean_redis(request):
+    path = request.node.path.relative_to(Path(__file__).resolve().parent.parent).as_posix()
+    if path.startswith(NO_REDIS) and "db" not in request.fixturenames and "transactional_db" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("redis_server").flushall()
     yield
 
 
