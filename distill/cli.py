@@ -463,7 +463,9 @@ def _cmd_warm_distill(args) -> int:
     path = train(args.cache, args.out, args.student, args.steps, batch_size=args.batch_size, lr=args.lr,
                  weights=weights, seed=args.seed, threads=args.threads, eval_data=args.eval_data or [],
                  eval_lines=args.eval_lines, eval_every=args.eval_every, checkpoint_seconds=args.checkpoint_seconds,
-                 dev_data=args.dev_data, log=(lambda _: None) if args.quiet else print)
+                 dev_data=args.dev_data, log=(lambda _: None) if args.quiet else print, optimizer=args.optimizer,
+                 ema_decay=args.ema_decay, train_only=args.train_only,
+                 blank_offset=args.blank_offset)
     print(json.dumps({"student": str(path)}))
     return 0
 
@@ -509,6 +511,12 @@ def _warm_commands(sub) -> None:
                    help="build the line cache with this many lines first when --cache holds none")
     p.add_argument("--dev-data", default=None, help="a labels.tsv folder scored as dev_char_accuracy")
     p.add_argument("--quiet", action="store_true", help="progress only in metrics.jsonl")
+    p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
+    p.add_argument("--ema-decay", type=float, default=0.998)
+    p.add_argument("--blank-offset", type=float, default=0.0,
+                   help="lower the blank's logit by this much in the exported package (ocr.blank_penalty)")
+    p.add_argument("--train-only", default=None, metavar="PREFIX",
+                   help="train only the weights whose ONNX initialiser name starts with PREFIX (linear_: the head)")
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-5)

@@ -153,6 +153,17 @@ class OnnxModule(torch.nn.Module):
         # the last node any wanted tensor comes out of: the Softmax after the logits is skipped
         self._stop = max(k for k, (_, _, outs, _) in enumerate(self.nodes) if outs[0] in wanted)
 
+    @property
+    def logits_bias(self) -> str | None:
+        """The key in ``params`` of the bias added last before the logits (the classifier's), or None."""
+        producer = {outs[0]: (op, ins) for op, ins, outs, _ in self.nodes}
+        name = self.logits_name
+        while name in producer and producer[name][0] == "Identity":
+            name = producer[name][1][0]
+        op, ins = producer.get(name, (None, []))
+        keys = [self.param_of[n] for n in ins if n in self.param_of]
+        return keys[0] if op == "Add" and len(keys) == 1 else None
+
     def _last_use(self) -> dict[str, int]:
         wanted = {self.logits_name, *self.features}
         last = {}

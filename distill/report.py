@@ -61,8 +61,8 @@ def parse_metrics(lines) -> Metrics:
             m.step = max([step] + [r["step"] for r in m.losses + m.devs])
             continue
         m.step = max(m.step, step)
-        if "dev_char_accuracy" in rec:
-            m.devs.append({"step": step, "dev_char_accuracy": rec["dev_char_accuracy"],
+        if "dev_char_accuracy" in rec or "ood_char_accuracy" in rec:  # a run may score only one kind
+            m.devs.append({"step": step, "dev_char_accuracy": rec.get("dev_char_accuracy"),
                            "dev_line_accuracy": rec.get("dev_line_accuracy"),
                            **{k: v for k, v in rec.items() if k.startswith("ood_")}})
         terms = loss_terms(rec)
@@ -98,8 +98,9 @@ def plot_png(runs: dict[str, Metrics], terms: tuple[str, ...] | None = None, siz
         for term in m.terms if terms is None else [t for t in terms if t in m.terms]:
             pts = [(r["step"], r[term]) for r in m.losses if term in r]
             ax_loss.plot([p[0] for p in pts], [p[1] for p in pts], label=f"{label} {term}".strip())
-        if m.devs:
-            ax_acc.plot([r["step"] for r in m.devs], [100 * r["dev_char_accuracy"] for r in m.devs], "o-",
+        dev = [r for r in m.devs if r["dev_char_accuracy"] is not None]
+        if dev:
+            ax_acc.plot([r["step"] for r in dev], [100 * r["dev_char_accuracy"] for r in dev], "o-",
                         label=label or "dev")
         ood = [r for r in m.devs if "ood_char_accuracy" in r]
         if with_ood and ood:

@@ -326,7 +326,10 @@ def warm_loss(student: WarmStudent, batch: dict, weights: dict[str, float],
         s = logp[:, :t_steps].gather(-1, batch["top_idx"])
         p = batch["top_p"]
         kl = (p * (torch.log(p.clamp_min(1e-8)) - s)).sum(-1)
-        parts["kd"] = (kl * mask[:, :t_steps]).sum() / mask[:, :t_steps].sum().clamp_min(1)
+        # only where the teacher reads the line: its doubt on a line degraded past reading would
+        # teach the student doubt everywhere
+        kd_mask = mask[:, :t_steps] * readable[:, None]
+        parts["kd"] = (kl * kd_mask).sum() / kd_mask.sum().clamp_min(1)
     if weights.get("feat", 0) > 0:
         t_steps = batch["feats"].shape[1]
         target = (batch["feats"] - student.feat_mean) / student.feat_std
@@ -400,11 +403,22 @@ def lr_at(step: int, steps: int, lr: float, warmup: int = 100) -> float:
 
 
 def export(student: WarmStudent, source: str | Path, out: str | Path, lineage: dict | None = None,
-           values: dict[str, torch.Tensor] | None = None) -> Path:
+           values: dict[str, torch.Tensor] | None = None, blank_offset: float = 0.0) -> Path:
     """The student's package: ``source``'s graph with the trained weights and ``lineage`` in its
     metadata (``distill.*`` keys), renamed ``<name>-warm``."""
     spec = read_spec(source)
     meta = {"ocr.name": f"{spec.name.removesuffix('-warm')}-warm"}
+    if blank_offset:
+        # the blank's logit lowered inside the graph (a refined model's blank can win too often:
+        # characters dropped); the package says so, so decoders keep doubled characters apart
+        key = student.graph.logits_bias
+        if key is None:
+            raise ValueError(f"{source}: no classifier bias before the logits to lower the blank's")
+        values = dict(values if values is not None else student.graph.params.items())
+        bias = values[key].detach().clone()
+        bias[spec.blank_index] -= blank_offset
+        values[key] = bias
+        meta["ocr.blank_penalty"] = str(spec.blank_penalty + blank_offset)
     meta.update({f"distill.{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in (lineage or {}).items()})
     return write_back(student.graph, source, out, meta, values)
 
@@ -445,10 +459,12 @@ class WarmRun:
     of the weights, the step, the cached lines and the run's ``metrics.jsonl``."""
 
     def __init__(self, cache: str | Path, out: str | Path, student: str | Path, batch_size: int, lr: float,
-                 weights: dict[str, float], seed: int, ema_decay: float, log):
+                 weights: dict[str, float], seed: int, ema_decay: float, log, optimizer: str = "adamw",
+                 train_only: str | None = None, blank_offset: float = 0.0):
         from .train import MetricsLog
 
         self.out, self.student, self.batch_size, self.lr = Path(out), student, batch_size, lr
+        self.blank_offset = blank_offset
         self.weights, self.seed, self.ema_decay, self.log = weights, seed, ema_decay, log
         self.out.mkdir(parents=True, exist_ok=True)
         meta = json.loads((Path(cache) / "cache.json").read_text())
@@ -458,13 +474,19 @@ class WarmRun:
         self.model = WarmStudent(student, axis, teacher_channels=self.items[0]["feats"].shape[1])
         self.model.feat_mean, self.model.feat_std = feature_stats(self.items)
         self.per_epoch = sum(1 for _ in batches(self.items, batch_size, seed, 0))
-        self.params = list(self.model.parameters())
-        self.optimiser = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.0)
+        if train_only:  # e.g. "linear_": the classifier head alone, the features kept as they are
+            for onnx_name, key in self.model.graph.param_of.items():
+                self.model.graph.params[key].requires_grad_(onnx_name.startswith(train_only))
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        # SGD's steps follow the gradient's size; Adam moves every weight by about lr, which drifts
+        # the small ones of a converted graph (folded biases) far in relative terms
+        self.optimiser = (torch.optim.SGD(self.params, lr=lr, momentum=0.9) if optimizer == "sgd"
+                          else torch.optim.AdamW(self.params, lr=lr, weight_decay=0.0))
         self.step, self.epoch = 0, 0
         self.ema = {key: p.detach().clone() for key, p in self.model.graph.params.items()}
         self.ckpt = self.out / "last.pt"
         self.lineage = {"student": str(student), "teacher": meta["teacher"], "cache_lines": len(self.items),
-                        "weights": weights, "lr": lr, "batch_size": batch_size, "seed": seed}
+                        "weights": weights, "lr": lr, "batch_size": batch_size, "seed": seed, "optimizer": optimizer}
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
 
     def resume(self) -> None:
@@ -484,7 +506,7 @@ class WarmRun:
     def evaluate(self, dev_data: str | None, eval_data, eval_lines: int) -> None:
         """Export the averaged weights and score them through the serving path."""
         lineage = {**self.lineage, "steps": self.step, "ema_decay": self.ema_decay}
-        path = export(self.model, self.student, self.out / "student.onnx", lineage, self.ema)
+        path = export(self.model, self.student, self.out / "student.onnx", lineage, self.ema, self.blank_offset)
         record = {"step": self.step}
         if dev_data:
             record["dev_char_accuracy"] = score(path, [dev_data], eval_lines)[Path(dev_data).name]
@@ -523,7 +545,8 @@ class WarmRun:
 def train(cache: str | Path, out: str | Path, student: str | Path, steps: int, batch_size: int = 16,
           lr: float = 3e-5, weights: dict[str, float] | None = None, seed: int = 0, threads: int = 1,
           eval_data: list[str] = (), eval_lines: int = 100, eval_every: int = 500, checkpoint_seconds: float = 300,
-          adapter_warmup: int = 200, ema_decay: float = 0.998, dev_data: str | None = None, log=print) -> Path:
+          adapter_warmup: int = 200, ema_decay: float = 0.998, dev_data: str | None = None, log=print,
+          optimizer: str = "adamw", train_only: str | None = None, blank_offset: float = 0.0) -> Path:
     """Refine ``student`` on the cached lines for ``steps`` steps; resumes from ``out/last.pt``.
     Every ``eval_every`` steps (and at the end) the package is exported and scored through the
     serving path on ``dev_data`` (``dev_char_accuracy``) and on each ``eval_data`` folder
@@ -538,7 +561,7 @@ def train(cache: str | Path, out: str | Path, student: str | Path, steps: int, b
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     run = WarmRun(cache, out, student, batch_size, lr, weights or {"ctc": 1.0, "kd": 1.0, "feat": 0.1}, seed,
-                  ema_decay, log)
+                  ema_decay, log, optimizer, train_only, blank_offset)
     run.resume()
     run.metrics({"event": "start", "step": run.step, "steps": steps, "warm_start": True, **run.lineage})
 

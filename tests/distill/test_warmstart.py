@@ -119,3 +119,15 @@ def test_warm_distillation_steps_train_resume_and_export_a_serving_package(tmp_p
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 48, 160)).astype(np.float32)
     assert not np.allclose(rec.outputs(x), base.outputs(x), atol=1e-5)
     assert np.isfinite(rec.outputs(x)).all()
+
+
+def test_an_export_with_a_blank_offset_lowers_the_blanks_logit_and_says_so(tmp_path, line_rgb):
+    axis = warmstart.CharAxis.build(warmstart.read_spec(TINY), warmstart.read_spec(SMALL))
+    student = warmstart.WarmStudent(TINY, axis)
+    plain = Recognizer(warmstart.export(student, TINY, tmp_path / "plain.onnx"), threads=1)
+    lowered = Recognizer(warmstart.export(student, TINY, tmp_path / "low.onnx", blank_offset=1.5), threads=1)
+    assert lowered.spec.blank_penalty == 1.5 and plain.spec.blank_penalty == 0.0
+    line = prepare_line(line_rgb, plain.spec)[None]
+    blank = plain.spec.blank_index
+    assert (lowered.outputs(line)[0, :, blank] < plain.outputs(line)[0, :, blank]).all()
+    assert lowered.read_line(line[0]).text == plain.read_line(line[0]).text == "开票日期：2026年09月17日"
