@@ -508,6 +508,8 @@ def _by_rows(items: list[int], arr: np.ndarray) -> list[int]:
             rows.append([i])
     rows.sort(key=lambda row: float(np.mean(centre[row])))
     return [i for row in rows for i in sorted(row, key=lambda i: arr[i, 0])]
+
+
 # --------------------------------------------------------------------------- a page
 
 @dataclass

@@ -83,14 +83,9 @@ def recognize_array(
     return _outcome(rgb, [{"box": list(b)} for b in boxes], results)
 
 
-def rows_of(boxes: list, min_height: float) -> int:
-    """How many rows the boxes (x0, y0, x1, y1) at least ``min_height`` high stand in: boxes share a
-    row when their heights overlap by half the smaller one."""
-    return len(row_spans(boxes, min_height))
-
-
 def row_spans(boxes: list, min_height: float) -> list[tuple[float, float, float, float]]:
-    """(x0, y0, x1, y1) around the boxes of each row of ``rows_of``, top to bottom."""
+    """(x0, y0, x1, y1) around each row the boxes (x0, y0, x1, y1) at least ``min_height`` high stand
+    in, top to bottom: boxes share a row when their heights overlap by half the smaller one."""
     rows: list[list[float]] = []
     for x0, y0, x1, y1 in sorted((b for b in boxes if b[3] - b[1] >= min_height), key=lambda b: (b[1] + b[3]) / 2):
         if rows and min(rows[-1][3], y1) - max(rows[-1][1], y0) > 0.5 * min(rows[-1][3] - rows[-1][1], y1 - y0):
@@ -119,20 +114,19 @@ def _read_line_image(rgb, batcher: LineBatcher, request_id: str, deadline, reade
                      hotwords: Hotwords | None) -> OcrOutcome:
     """A short, wide image is read whole, as the recogniser was trained to read a line, unless the
     detector (or, without one, the projection finder) sees two or more rows of text in it; then each
-    row is read as a full-width band cut halfway between rows (the detector's own crops when a line
-    stands vertical or upside down). Cutting a photographed line to its ink loses its first and last
-    characters; reading two rows as one loses both (bench/single_lines.py, docs/serving.md)."""
+    row is read as a band cut halfway between rows (``row_bands``; the detector's own crops when a
+    line stands vertical or upside down). Cutting a photographed line to its ink loses its first and
+    last characters; reading two rows as one loses both (bench/single_lines.py, docs/serving.md)."""
     height, width = rgb.shape[:2]
-    min_height = 0.2 * height
     if reader is not None:
         regions = reader.regions(rgb)
         check_deadline(deadline, "detect")
         boxes = [r.box for r in regions]
-        if rows_of(boxes, min_height) >= 2 and any(r.vertical or r.turned for r in regions):
-            return _recognize_regions(rgb, regions, batcher, request_id, deadline, hotwords)
     else:
-        boxes = _projection_lines(rgb, deadline)[1]
-    rows = row_spans(boxes, min_height)
+        regions, boxes = [], _projection_lines(rgb, deadline)[1]
+    rows = row_spans(boxes, 0.2 * height)
+    if len(rows) >= 2 and any(r.vertical or r.turned for r in regions):
+        return _recognize_regions(rgb, regions, batcher, request_id, deadline, hotwords)
     bands = row_bands(rgb, rows) if len(rows) >= 2 else [(0, 0, width, height)]
     crops = [rgb[y0:y1, x0:x1] for x0, y0, x1, y1 in bands]
     results = batcher.recognize(crops, request_id, deadline=deadline, hotwords=hotwords)
