@@ -68,6 +68,19 @@ def run_dir(job: DistillJob) -> Path:
     return training_root() / f"job-{job.pk}"
 
 
+def _number(params: dict, key: str, cast, lo, hi) -> None:
+    """``params[key]`` cast and checked to lie in [lo, hi] (ParamError otherwise); absent or None: left."""
+    if params.get(key) is None:
+        return
+    try:
+        value = cast(params[key])
+    except (TypeError, ValueError):
+        raise ParamError(f"{key} must be a number") from None
+    if not lo <= value <= hi:
+        raise ParamError(f"{key} must lie in [{lo}, {hi}]")
+    params[key] = value
+
+
 def clean_params(kind: str, raw: dict) -> dict:
     """Validate an admin's parameters; unknown keys are refused rather than ignored."""
     allowed = {"steps", "batch_size", "lr", "alpha", "beta", "temperature", "kd_top_k", "seed", "data_source",
@@ -83,15 +96,7 @@ def clean_params(kind: str, raw: dict) -> dict:
     params.update({k: v for k, v in raw.items() if v is not None})
 
     def number(key, cast, lo, hi):
-        if params.get(key) is None:
-            return
-        try:
-            value = cast(params[key])
-        except (TypeError, ValueError):
-            raise ParamError(f"{key} must be a number") from None
-        if not lo <= value <= hi:
-            raise ParamError(f"{key} must lie in [{lo}, {hi}]")
-        params[key] = value
+        _number(params, key, cast, lo, hi)
 
     number("steps", int, 1, 10_000_000)
     number("batch_size", int, 1, 1024)
@@ -139,14 +144,7 @@ def _warm_params(kind: str, raw: dict) -> dict:
     limits = {"steps": (int, 1, 10_000_000), "batch_size": (int, 1, 1024), "lr": (float, 1e-7, 1.0),
               "cache_lines": (int, 8, 10_000_000), "seed": (int, 0, 2**31 - 1), "threads": (int, 1, 256)}
     for key, (cast, lo, hi) in limits.items():
-        if key not in params:
-            continue
-        try:
-            params[key] = cast(params[key])
-        except (TypeError, ValueError):
-            raise ParamError(f"{key} must be a number") from None
-        if not lo <= params[key] <= hi:
-            raise ParamError(f"{key} must lie in [{lo}, {hi}]")
+        _number(params, key, cast, lo, hi)
     if params["data_source"] != "synthetic":
         raise ParamError("a warm-started job trains on its cached synthetic lines: data_source must be synthetic")
     for role in ("student", "teacher"):
