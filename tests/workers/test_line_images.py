@@ -12,17 +12,10 @@ from PIL import Image, ImageDraw
 
 from distill.fonts import faces_for
 from workers.engine.batcher import LineBatcher
-from workers.engine.detect import DirectionClassifier, PageReader, TextDetector
 from workers.engine.inference import Recognizer
 from workers.engine.pipeline import recognize_array, row_bands, row_spans
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "reference"  # `make models` builds them
-
-
-@pytest.fixture(scope="module")
-def reader():
-    return PageReader(TextDetector(MODELS / "ppocrv6_tiny_det.onnx", threads=1),
-                      DirectionClassifier(MODELS / "ppocr_mobile_cls.onnx", threads=1))
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,7 @@ from distill.evaluate import clean_for_scoring, edit_distance
 from distill.fonts import faces_for
 from distill.pages import make_page
 from workers.engine.batcher import LineBatcher
-from workers.engine.detect import (DetectorPackageError, DetSpec, DirectionClassifier, PageReader, TextDetector,
-                                   reading_order)
+from workers.engine.detect import DetectorPackageError, DetSpec, reading_order
 from workers.engine.inference import Recognizer
 from workers.engine.pipeline import recognize_array
 
@@ -24,12 +23,6 @@ SENTENCES = (
     "货物或应税劳务名称及规格型号", "请在收到发票后十日内核对", "价税合计人民币壹万贰仟元整", "地址电话及开户银行账号",
     "销售方名称北京华信电子有限公司", "备注栏填写项目名称与地点", "检验合格后办理入库手续", "付款方式为银行转账",
 )
-
-
-@pytest.fixture(scope="module")
-def reader():
-    return PageReader(TextDetector(MODELS / "ppocrv6_tiny_det.onnx", threads=1),
-                      DirectionClassifier(MODELS / "ppocr_mobile_cls.onnx", threads=1))
 
 
 @pytest.fixture(scope="module")
