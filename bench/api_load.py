@@ -239,8 +239,8 @@ class _DirectLines:
         self.decoder = decoder
 
     def recognize(self, crops, request_id, timeout=None, deadline=None, hotwords=None):
-        from workers.engine.batcher import BatchedLine
-        from workers.engine.preprocess import prepare_line
+        from engine.batcher import BatchedLine
+        from engine.preprocess import prepare_line
 
         out = []
         for crop in crops:
@@ -262,12 +262,12 @@ def ceiling(images: list[bytes], var_dir: Path | None) -> dict[int, float]:
     from django.conf import settings
 
     from ocr_api.registry import active_model
-    from workers import runtime
-    from workers.engine.inference import Recognizer
-    from workers.engine.pipeline import recognize_bytes
+    from workers import config, runtime
+    from engine.inference import Recognizer
+    from engine.pipeline import recognize_bytes
 
     version = active_model()
-    limits = runtime.image_limits()
+    limits = config.image_limits()
     rates = {}
     for threads in (1, 0):
         settings.OCR_ORT_THREADS = threads

@@ -23,9 +23,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workers.engine.batcher import LineBatcher  # noqa: E402
-from workers.engine.inference import Recognizer  # noqa: E402
-from workers.engine.modelpkg import REFERENCE_FILES  # noqa: E402
+from engine.batcher import LineBatcher  # noqa: E402
+from engine.inference import Recognizer  # noqa: E402
+from engine.modelpkg import REFERENCE_FILES  # noqa: E402
 
 TEXTS = [
     "购买方名称：上海明远科技有限公司", "纳税人识别号：91310115MA1K4XYZ2Q", "开票日期：2026年11月26日",

@@ -1,6 +1,6 @@
 """Does adaptive binarisation before recognition help? Char accuracy with it off and on.
 
-Runs the serving path's own preprocessing (workers.engine.preprocess.prepare_line) and recogniser on
+Runs the serving path's own preprocessing (engine.preprocess.prepare_line) and recogniser on
 each line of one or more labels.tsv folders, once without and once with OCR_BINARIZE.
 
     .venv/bin/python -m distill generate --out var/bench/clean --count 300 --split dev --strength 0
@@ -19,10 +19,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from distill.evaluate import clean_for_scoring, edit_distance  # noqa: E402
-from workers.engine.inference import Recognizer  # noqa: E402
-from workers.engine.modelpkg import REFERENCE_FILES  # noqa: E402
-from workers.engine.preprocess import prepare_line  # noqa: E402
+from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance  # noqa: E402
+from engine.inference import Recognizer  # noqa: E402
+from engine.modelpkg import REFERENCE_FILES  # noqa: E402
+from engine.preprocess import prepare_line  # noqa: E402
 
 
 def char_accuracy(model: Recognizer, folder: Path, binarize: bool) -> float:
@@ -34,7 +34,7 @@ def char_accuracy(model: Recognizer, folder: Path, binarize: bool) -> float:
         gt = clean_for_scoring(truth)
         errors += edit_distance(clean_for_scoring(pred.text), gt)
         total += len(gt)
-    return 1 - errors / max(1, total)
+    return char_accuracy(errors, total)
 
 
 def main() -> None:

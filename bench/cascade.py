@@ -28,14 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from distill.data import read_labels  # noqa: E402
-from distill.evaluate import clean_for_scoring, edit_distance  # noqa: E402
-from workers.engine import pipeline  # noqa: E402
-from workers.engine.batcher import LineBatcher  # noqa: E402
-from workers.engine.beam import BeamSettings  # noqa: E402
-from workers.engine.decoder import DecoderConfig, LineDecoder  # noqa: E402
-from workers.engine.inference import Recognizer  # noqa: E402
-from workers.engine.lm import CharLM  # noqa: E402
-from workers.engine.modelpkg import REFERENCE_FILES  # noqa: E402
+from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance  # noqa: E402
+from engine import pipeline  # noqa: E402
+from engine.batcher import LineBatcher  # noqa: E402
+from engine.beam import BeamSettings  # noqa: E402
+from engine.decoder import DecoderConfig, LineDecoder  # noqa: E402
+from engine.inference import Recognizer  # noqa: E402
+from engine.lm import CharLM  # noqa: E402
+from engine.modelpkg import REFERENCE_FILES  # noqa: E402
 
 MODELS = ROOT / "models"
 THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 1.01)
@@ -62,7 +62,7 @@ def reads(batcher: LineBatcher, cases) -> list[dict]:
 
 
 def accuracy(rows) -> float:
-    return 1 - sum(r["errors"] for r in rows) / max(1, sum(r["chars"] for r in rows))
+    return char_accuracy(sum(r["errors"] for r in rows), sum(r["chars"] for r in rows))
 
 
 def print_table(names: list[str], base: dict, alone: dict, rows: list[dict]) -> None:

@@ -1,7 +1,7 @@
 """How well a line's confidence tells the lines a model reads right from those it misreads.
 
 Each model reads the lines of the given folders through the serving path's own recogniser
-(``workers.engine.inference.Recognizer``: preprocessing, decoding and confidence as a worker computes
+(``engine.inference.Recognizer``: preprocessing, decoding and confidence as a worker computes
 them, one line at a time). A line is right when it equals its label after NFKC without
 whitespace (as ``distill evaluate`` scores). Prints, per model, the AUC of the confidence
 for right against wrong lines, and for each threshold the share of wrong and of right lines
@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 
 from distill.data import read_labels  # noqa: E402
 from distill.evaluate import clean_for_scoring  # noqa: E402
-from workers.engine.inference import Recognizer  # noqa: E402
-from workers.engine.preprocess import prepare_line  # noqa: E402
+from engine.inference import Recognizer  # noqa: E402
+from engine.preprocess import prepare_line  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recognizers import parse_model  # noqa: E402
@@ -68,9 +68,9 @@ def char_confidences(model: str, datas: list[str], lm_path: str) -> tuple[np.nda
     """Per emitted character: the confidences of the right ones and of the wrong ones."""
     from rapidfuzz.distance import Levenshtein
 
-    from workers.engine.beam import BeamSettings
-    from workers.engine.decoder import DecoderConfig, LineDecoder
-    from workers.engine.lm import CharLM
+    from engine.beam import BeamSettings
+    from engine.decoder import DecoderConfig, LineDecoder
+    from engine.lm import CharLM
 
     rec = Recognizer(model, threads=1)
     decoder = LineDecoder(DecoderConfig("beam", BeamSettings(alpha=0.3, beta=2.5), 0.2), CharLM.load(lm_path))

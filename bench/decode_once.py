@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workers.engine.decode import ImageLimits, decode_image, inspect_image  # noqa: E402
+from engine.images import ImageLimits, decode_image, inspect_image  # noqa: E402
 
 FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 

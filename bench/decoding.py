@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from distill.data import read_labels  # noqa: E402
 from distill.evaluate import clean_for_scoring, edit_distance, load_recognizer, prepare_bgr  # noqa: E402
-from workers.engine.beam import BeamSettings, Hotwords  # noqa: E402
-from workers.engine.decoder import DecoderConfig, LineDecoder  # noqa: E402
-from workers.engine.lm import CharLM  # noqa: E402
+from engine.beam import BeamSettings, Hotwords  # noqa: E402
+from engine.decoder import DecoderConfig, LineDecoder  # noqa: E402
+from engine.lm import CharLM  # noqa: E402
 
 SUBSETS = ("clean", "scan", "photo", "kai")
 DEGRADED = ("scan", "photo")

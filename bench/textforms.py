@@ -2,12 +2,12 @@
 
 Draws training-split label texts (``distill.text.TextSource``, a seed no dev set uses), folds
 each to what an NFKC recogniser answers, and compares three answers with the label, one
-punctuation mark at a time (the marks ``workers.engine.textforms`` can restore: , : ; ! ? ( ) and
+punctuation mark at a time (the marks ``engine.textforms`` can restore: , : ; ! ? ( ) and
 their full-width forms):
 
 - ``half``: the NFKC answer as it is (what the student answered before);
 - ``full``: every such mark full width;
-- ``context``: ``workers.engine.textforms.restore_full_width``.
+- ``context``: ``engine.textforms.restore_full_width``.
 
 It also prints the share of lines whose every character matches exactly. Text only: no model
 runs, so this isolates the rule from recognition errors (``distill evaluate`` reports the
@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from distill.charset import load_charset, normalize  # noqa: E402
+from engine.charset import load_charset, normalize  # noqa: E402
 from distill.text import TextSource  # noqa: E402
-from workers.engine.textforms import FULL, restore_full_width  # noqa: E402
+from engine.textforms import FULL, restore_full_width  # noqa: E402
 
 ANSWERS = {
     "half": lambda s: s,

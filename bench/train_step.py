@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from distill.charset import load_charset  # noqa: E402
+from engine.charset import load_charset  # noqa: E402
 from distill.data import BucketCollate, Collate, SyntheticLines  # noqa: E402
 from distill.losses import DistillationLoss, Packed, ctc_loss, sparse_kd_loss, time_mask  # noqa: E402
 from distill.models import build  # noqa: E402

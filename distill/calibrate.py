@@ -18,10 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from workers.engine.ctc import path_text, separate_doubles, to_probs
+from engine.ctc import path_text, separate_doubles, to_probs
 
 from .data import read_labels
-from .evaluate import clean_for_scoring, edit_distance, load_recognizer, prepare_bgr, read_fonts
+from .evaluate import char_accuracy, clean_for_scoring, edit_distance, load_recognizer, prepare_bgr, read_fonts
 
 DEFAULT_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 
@@ -32,7 +32,7 @@ class CalibrationError(ValueError):
 
 def log_probs(out: np.ndarray, kind: str) -> np.ndarray:
     """A model's [T, C] output as log-probabilities, through the serving path's own
-    conversion (``workers.engine.ctc.to_probs``, which also refuses an unknown kind)."""
+    conversion (``engine.ctc.to_probs``, which also refuses an unknown kind)."""
     return np.log(np.maximum(to_probs(out.astype(np.float64), kind), 1e-300))
 
 
@@ -47,7 +47,7 @@ def best_paths(out: np.ndarray, blank: int) -> tuple[np.ndarray, np.ndarray, np.
 
 def decode_with_offset(paths, offset: float, classes, blank: int, penalty: float = 0.0) -> str:
     """Greedy decoding with the blank lowered by ``offset`` more, as the exported model with
-    ``ocr.blank_penalty = penalty + offset`` is decoded (``workers.engine.ctc.best_path``: doubled
+    ``ocr.blank_penalty = penalty + offset`` is decoded (``engine.ctc.best_path``: doubled
     characters stay apart where the blank would have won without the penalty)."""
     blank_lp, best, best_lp = paths
     path = np.where(blank_lp - offset >= best_lp, blank, best)
@@ -103,7 +103,7 @@ def sweep(model_path: str | Path, data_dirs, offsets=DEFAULT_OFFSETS, threads: i
                 exact[k] += gt == pred
         result["data"][str(data_dir)] = {
             "lines": len(items),
-            "char_accuracy": [round(1.0 - e / max(total, 1), 5) for e in errors],
+            "char_accuracy": [round(char_accuracy(e, total), 5) for e in errors],
             "line_accuracy": [round(x / len(items), 5) for x in exact],
         }
     mean = np.mean([d["char_accuracy"] for d in result["data"].values()], axis=0)

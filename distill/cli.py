@@ -50,7 +50,7 @@ def _cmd_train_fonts(args) -> int:
 def _cmd_ood_texts(args) -> int:
     from pathlib import Path
 
-    from .charset import load_charset
+    from engine.charset import load_charset
     from .ood import TEXTS_FILE, extract_texts, write_texts
 
     pairs = extract_texts(Path(args.locale_dir), set(load_charset().chars), args.count)
@@ -115,7 +115,7 @@ def _cmd_generate(args) -> int:
 
 
 def _train(args, arch: str, teacher=None) -> int:
-    from .charset import load_charset
+    from engine.charset import load_charset
     from .train import run_training
 
     _threads(args)
@@ -141,7 +141,7 @@ def _cmd_train_student(args) -> int:
 
 
 def _cmd_distill(args) -> int:
-    from .charset import load_charset
+    from engine.charset import load_charset
     from .teachers import CrnnTeacher, OnnxCtcTeacher
     from .train import load_model
 
@@ -157,7 +157,7 @@ def _cmd_distill(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .charset import load_charset
+    from engine.charset import load_charset
     from .export import crnn_spec, export_onnx, parity
     from .train import load_model
 
@@ -243,7 +243,7 @@ def _cmd_quantize(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from .report import plot_runs
+    from engine.report import plot_runs
 
     runs = dict(item.split("=", 1) for item in args.run)
     print(json.dumps({"out": str(plot_runs(runs, args.out))}))
@@ -349,7 +349,7 @@ def _training_commands(sub) -> None:
 
 def _detector_commands(sub) -> None:
     """train-detector, export-detector (their modules need torch: imported inside the commands)."""
-    from workers.engine.modelpkg import REFERENCE_FILES
+    from engine.modelpkg import REFERENCE_FILES
 
     p = sub.add_parser("train-detector", help="train the DB text detector on synthetic pages, distilled from "
                                               "the imported one (distill/detector.py)")

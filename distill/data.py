@@ -79,7 +79,7 @@ class SyntheticLines:
 
     def _setup(self):
         if self._source is None:
-            from .charset import load_charset
+            from engine.charset import load_charset
             from .fonts import faces_for
             from .text import TextSource
 

@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from workers.engine.detect import DetSpec, TextDetector, db_boxes, prepare_page
-from workers.engine.modelpkg import REFERENCE_FILES
+from engine.detect import DetSpec, TextDetector, db_boxes, prepare_page
+from engine.modelpkg import REFERENCE_FILES
 
+from .export import onnx_gap
 from .models.db import build_detector
 
 TRAIN_SEED_BASE = 1_000_000  # page seeds of training pages: TRAIN_SEED_BASE + seed * 10**7 + page index
@@ -107,7 +108,7 @@ class PagePool:
 
     def _setup(self):
         if self._ready is None:
-            from .charset import load_charset
+            from engine.charset import load_charset
             from .fonts import faces_for
             from .pages import PAGE_WEIGHTS, full_faces
             from .text import TextSource
@@ -385,21 +386,8 @@ def export_detector(model, out: str | Path, spec: DetSpec, extra: dict | None = 
 
 def detector_parity(model, path: str | Path, sizes=((320, 256), (416, 640)), seed: int = 0) -> float:
     """Largest |PyTorch - ONNX Runtime| over the probability map on random inputs."""
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(seed)
-    worst = 0.0
-    model = model.eval()
-    for h, w in sizes:
-        x = torch.randn(1, 3, h, w, generator=gen)
-        with torch.no_grad():
-            ref = model(x).numpy()
-        got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
-        if got.shape != ref.shape:
-            raise ValueError(f"shape mismatch at {h}x{w}: torch {ref.shape}, onnx {got.shape}")
-        worst = max(worst, float(np.abs(got - ref).max()))
-    return worst
+    return onnx_gap(model, path, [torch.randn(1, 3, h, w, generator=gen) for h, w in sizes])
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, name: str = "db-student", **settings) -> dict:

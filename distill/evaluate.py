@@ -13,9 +13,9 @@ import numpy as np
 import onnx
 from rapidfuzz.distance import Levenshtein
 
-from workers.engine.inference import Recognizer
-from workers.engine.modelpkg import ModelSpec
-from workers.engine.preprocess import prepare_line
+from engine.inference import Recognizer
+from engine.modelpkg import ModelSpec
+from engine.preprocess import prepare_line
 
 from .data import read_labels
 from .export import count_params
@@ -35,15 +35,21 @@ def edit_distance(a: str, b: str) -> int:
     return Levenshtein.distance(a, b)
 
 
+def char_accuracy(errors: int, total: int) -> float:
+    """1 - edits per reference character (0 characters: 1.0 less the edits), the one accuracy
+    every report, benchmark and training curve gives."""
+    return 1.0 - errors / max(total, 1)
+
+
 def load_recognizer(path: str | Path, threads: int = 1) -> Recognizer:
-    """The serving path's ONNX Runtime session (``workers.engine.inference.Recognizer``), one
+    """The serving path's ONNX Runtime session (``engine.inference.Recognizer``), one
     intra-op thread by default so timings compare across models."""
     return Recognizer(path, threads=threads)
 
 
 def prepare_bgr(bgr: np.ndarray, spec: ModelSpec) -> np.ndarray:
     """A BGR uint8 image (H, W, 3), as OpenCV reads it, to the [C, H', W'] float32 line an OCR
-    worker prepares (``workers.engine.preprocess.prepare_line``), so what is measured is what is served."""
+    worker prepares (``engine.preprocess.prepare_line``), so what is measured is what is served."""
     return prepare_line(np.ascontiguousarray(bgr[:, :, ::-1]), spec)
 
 
@@ -97,16 +103,16 @@ def evaluate(data_dir: str | Path, model_path: str | Path, predictions: str | Pa
         "name": rec.spec.name,
         "data": str(data_dir),
         "lines": len(items),
-        "char_accuracy": round(1.0 - errors / max(total, 1), 5),
+        "char_accuracy": round(char_accuracy(errors, total), 5),
         "line_accuracy": round(exact / len(items), 5),
-        "char_accuracy_exact": round(1.0 - exact_errors / max(exact_total, 1), 5),
+        "char_accuracy_exact": round(char_accuracy(exact_errors, exact_total), 5),
         "ms_per_line_p50": round(float(np.percentile(times, 50)), 3),
         "ms_per_line_mean": round(float(np.mean(times)), 3),
         "params": count_params(onnx.load(str(model_path))),
     }
     if by_font:
         result["by_font"] = {
-            face: {"lines": n, "char_accuracy": round(1.0 - e / max(c, 1), 5)}
+            face: {"lines": n, "char_accuracy": round(char_accuracy(e, c), 5)}
             for face, (n, e, c) in sorted(by_font.items())
         }
     return result

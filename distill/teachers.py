@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workers.engine.inference import Recognizer
+from engine.inference import Recognizer
 
-from .charset import Charset, normalize
+from engine.charset import Charset, normalize
 from .data import NORM_MEAN, NORM_STD
 
 

@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .charset import Charset, normalize
+from engine.charset import Charset, normalize
 
 DEV_PERCENT = 10
 

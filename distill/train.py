@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from workers.engine.ctc import path_text
+from engine.ctc import path_text
 
-from .charset import Charset
+from engine.charset import Charset
 from .data import BucketCollate, Collate, LabelledLines, MixedLines, SyntheticLines
-from .evaluate import clean_for_scoring, edit_distance
+from .evaluate import char_accuracy, clean_for_scoring, edit_distance
 from .losses import DistillationLoss
 from .models import build
 
@@ -129,7 +129,7 @@ def greedy_accuracy(model: torch.nn.Module, batches: list[dict], charset: Charse
             exact += gt == pr
             lines += 1
     model.train(was_training)
-    return {"char_accuracy": 1 - errors / max(total, 1), "line_accuracy": exact / max(lines, 1)}
+    return {"char_accuracy": char_accuracy(errors, total), "line_accuracy": exact / max(lines, 1)}
 
 
 def ctc_step(model, batch, loss_fn: DistillationLoss) -> dict:
@@ -258,7 +258,7 @@ def resume_from(ckpt: Path, model, optimizer, scheduler, loss_fn, lr: float, ste
 
 
 class MetricsLog:
-    """Appends one JSON record per line to a run's ``metrics.jsonl`` (read by ``distill.report``)."""
+    """Appends one JSON record per line to a run's ``metrics.jsonl`` (read by ``engine.report``)."""
 
     def __init__(self, path: Path):
         self.path = path

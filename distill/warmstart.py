@@ -39,8 +39,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workers.engine.modelpkg import ModelSpec
-from workers.engine.preprocess import prepare_line
+from engine.modelpkg import ModelSpec
+from engine.sessions import ort_session
+from engine.preprocess import prepare_line
 
 from .onnxgraph import OnnxModule, with_outputs, write_back
 
@@ -48,13 +49,6 @@ from .onnxgraph import OnnxModule, with_outputs, write_back
 STUDENT_FEATURE = "p2o.pd_op.transpose.2.0"  # PP-OCRv6 tiny, 160 channels
 TEACHER_FEATURE = "p2o.pd_op.transpose.8.0"  # PP-OCRv6 small, 120 channels
 SHARD = 256  # lines per cache file
-
-
-def read_spec(path: str | Path) -> ModelSpec:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return ModelSpec.from_metadata({p.key: p.value for p in model.metadata_props})
 
 
 @dataclass(frozen=True)
@@ -187,14 +181,9 @@ class OnnxTeacher:
     distribution summed onto the character axis and its neck features."""
 
     def __init__(self, path: str | Path, axis: CharAxis, threads: int = 1, feature: str | None = TEACHER_FEATURE):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.spec = read_spec(path)
+        self.spec = ModelSpec.from_file(path)
         graph = with_outputs(path, (feature,)) if feature else str(path)
-        self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        self.session = ort_session(graph, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.feature = feature
         self.axis = axis
@@ -224,7 +213,7 @@ def build_cache(out: str | Path, count: int, student: str | Path, teacher: str |
     each). Shards already written are kept, so an interrupted build resumes."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    s_spec, t_spec = read_spec(student), read_spec(teacher)
+    s_spec, t_spec = ModelSpec.from_file(student), ModelSpec.from_file(teacher)
     axis = CharAxis.build(s_spec, t_spec)
     (out / "cache.json").write_text(json.dumps({
         "student": str(student), "teacher": str(teacher), "seed": seed, "top_k": top_k, "count": count,
@@ -280,7 +269,7 @@ class WarmStudent(torch.nn.Module):
         self.graph = OnnxModule(path, features=(STUDENT_FEATURE,))
         self.register_buffer("char_of", torch.from_numpy(axis.student))
         self.num_chars = len(axis.chars)
-        spec = read_spec(path)
+        spec = ModelSpec.from_file(path)
         with torch.no_grad():
             probe = self.graph(torch.zeros(1, spec.input_channels, spec.input_height, 64))
         self.adapter = torch.nn.Linear(probe[STUDENT_FEATURE].shape[-1], teacher_channels)
@@ -406,7 +395,7 @@ def export(student: WarmStudent, source: str | Path, out: str | Path, lineage: d
            values: dict[str, torch.Tensor] | None = None, blank_offset: float = 0.0) -> Path:
     """The student's package: ``source``'s graph with the trained weights and ``lineage`` in its
     metadata (``distill.*`` keys), renamed ``<name>-warm``."""
-    spec = read_spec(source)
+    spec = ModelSpec.from_file(source)
     meta = {"ocr.name": f"{spec.name.removesuffix('-warm')}-warm"}
     if blank_offset:
         # the blank's logit lowered inside the graph (a refined model's blank can win too often:
@@ -439,7 +428,7 @@ def _evaluate_sample(folder: str, model_path: str | Path, per_set: int) -> float
     import cv2
 
     from .data import read_labels
-    from .evaluate import clean_for_scoring, edit_distance, load_recognizer, read_bgr
+    from .evaluate import char_accuracy, clean_for_scoring, edit_distance, load_recognizer, read_bgr
 
     rec = load_recognizer(model_path)
     items = read_labels(folder)
@@ -451,7 +440,7 @@ def _evaluate_sample(folder: str, model_path: str | Path, per_set: int) -> float
         gt = clean_for_scoring(text)
         errors += edit_distance(gt, clean_for_scoring(pred))
         total += len(gt)
-    return round(1.0 - errors / max(total, 1), 5)
+    return round(char_accuracy(errors, total), 5)
 
 
 class WarmRun:
@@ -468,8 +457,8 @@ class WarmRun:
         self.weights, self.seed, self.ema_decay, self.log = weights, seed, ema_decay, log
         self.out.mkdir(parents=True, exist_ok=True)
         meta = json.loads((Path(cache) / "cache.json").read_text())
-        self.spec = read_spec(student)
-        axis = CharAxis.build(self.spec, read_spec(meta["teacher"]))
+        self.spec = ModelSpec.from_file(student)
+        axis = CharAxis.build(self.spec, ModelSpec.from_file(meta["teacher"]))
         self.items = load_cache(cache)
         self.model = WarmStudent(student, axis, teacher_channels=self.items[0]["feats"].shape[1])
         self.model.feat_mean, self.model.feat_std = feature_stats(self.items)
@@ -551,7 +540,7 @@ def train(cache: str | Path, out: str | Path, student: str | Path, steps: int, b
     Every ``eval_every`` steps (and at the end) the package is exported and scored through the
     serving path on ``dev_data`` (``dev_char_accuracy``) and on each ``eval_data`` folder
     (``ood_<name>``, ``eval_lines`` lines each); ``metrics.jsonl`` holds the run's start, loss
-    and evaluation records in ``distill.report``'s format. The last export is
+    and evaluation records in ``engine.report``'s format. The last export is
     ``out/student.onnx``. For the first ``adapter_warmup`` steps the feature term trains the
     adapter only. What is exported is the exponential moving average of the weights
     (``ema_decay`` per step, from the starting model): a refined model keeps what it knew better

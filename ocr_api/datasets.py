@@ -17,8 +17,8 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from distill.charset import load_charset, normalize  # pure Python: the one reader of charset.txt
-from workers.engine.decode import ImageError, ImageLimits, decode_image
+from engine.charset import load_charset, normalize  # pure Python: the one reader of charset.txt
+from engine.images import ImageError, ImageLimits, decode_image
 
 from .images import read_image
 from .models import Dataset, LineCorrection

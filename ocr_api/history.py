@@ -198,7 +198,7 @@ def _write_after_response(**kwargs) -> None:
     _local.pending = False
     if writer_running():
         return
-    from workers.runtime import redis_client
+    from workers.config import redis_client
 
     try:
         drain(redis_client())

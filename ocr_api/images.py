@@ -23,6 +23,11 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.db import transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
+
+from .models import OcrJob
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +84,6 @@ def read_image(name: str) -> bytes:
 
 def release(names: Iterable[str]) -> int:
     """Delete the files that no job names any more. Returns how many were deleted."""
-    from .models import OcrJob
-
     storage = image_storage()
     deleted = 0
     for name in set(n for n in names if n):
@@ -97,8 +100,6 @@ def release(names: Iterable[str]) -> int:
 def purge_older_than(days: int, now=None, chunk: int = 500) -> tuple[int, int]:
     """Clear the image of finished jobs created more than ``days`` days ago (their text stays).
     Returns (jobs cleared, files deleted)."""
-    from .models import OcrJob
-
     cutoff = (now or timezone.now()) - timedelta(days=days)
     old = OcrJob.objects.filter(
         created_at__lt=cutoff, status__in=[OcrJob.Status.SUCCEEDED, OcrJob.Status.FAILED]
@@ -110,3 +111,11 @@ def purge_older_than(days: int, now=None, chunk: int = 500) -> tuple[int, int]:
             return jobs, files
         jobs += OcrJob.objects.filter(pk__in=[pk for pk, _ in batch]).update(image_name="")
         files += release(name for _, name in batch)
+
+
+@receiver(post_delete, sender=OcrJob)
+def _release_image(sender, instance: OcrJob, **kwargs) -> None:
+    """A deleted job gives up its image file once the deletion is committed (and no other job shares it)."""
+    if instance.image_name:
+        name = instance.image_name
+        transaction.on_commit(lambda: release([name]), robust=True)

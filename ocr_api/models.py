@@ -2,8 +2,6 @@ import uuid
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models.signals import post_delete
-from django.dispatch import receiver
 from django.utils import timezone
 
 
@@ -39,7 +37,7 @@ class OcrJob(models.Model):
     error_message = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # Who runs it: the worker incarnation ("hostname#instance") and a token of this claim, so that only
-    # the claim that holds the job can finish it (workers.tasks).
+    # the claim that holds the job can finish it (ocr_api.recognition).
     claimed_by = models.CharField(max_length=200, blank=True)
     claim_id = models.CharField(max_length=32, blank=True)
     # When the job was last put on the queue (at creation, and again by the recovery sweep).
@@ -186,13 +184,3 @@ class Vocabulary(models.Model):
 
     def __str__(self) -> str:
         return f"Vocabulary of {self.owner_id} ({len(self.words)} words)"
-
-
-@receiver(post_delete, sender=OcrJob)
-def _release_image(sender, instance: OcrJob, **kwargs) -> None:
-    """A deleted job gives up its image file once the deletion is committed (and no other job shares it)."""
-    from .images import release
-
-    if instance.image_name:
-        name = instance.image_name
-        transaction.on_commit(lambda: release([name]), robust=True)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import onnxruntime as ort
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from workers.engine.inference import file_sha256
-from workers.engine.modelpkg import REFERENCE_FILES, ModelSpec
+from engine.modelfile import file_sha256
+from engine.modelpkg import REFERENCE_FILES, ModelSpec
 
 from .models import ModelVersion
 
@@ -38,11 +37,6 @@ def default_model_path() -> Path:
     )
 
 
-def read_spec(path: Path) -> ModelSpec:
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return ModelSpec.from_metadata(session.get_modelmeta().custom_metadata_map)
-
-
 def register_model(
     path: Path,
     *,
@@ -54,7 +48,7 @@ def register_model(
 ) -> ModelVersion:
     """Register a model file (idempotent by sha256). The file must follow the model package contract."""
     path = Path(path).resolve()
-    spec = read_spec(path)
+    spec = ModelSpec.from_file(path)
     sha = file_sha256(path)
     existing = ModelVersion.objects.filter(sha256=sha).first()
     if existing:

@@ -29,11 +29,12 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from engine.report import read_metrics
+
 from .datasets import DatasetError, corrections_dataset
 from .models import Dataset, DistillJob, ModelVersion
+from .queues import TRAIN
 from .registry import active_model, register_model
-from distill.report import read_metrics
-
 from .training import curves_png, progress, run_dir, train_command
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def _end(job: DistillJob, status: str, checkpoint: Path, version: ModelVersion |
     return str(status)
 
 
-@shared_task(name="ocr_api.tasks.run_training_job", acks_late=False, soft_time_limit=None, time_limit=None)
+@shared_task(name=TRAIN, acks_late=False, soft_time_limit=None, time_limit=None)
 def run_training_job(job_id: int) -> str:
     if not _claim(job_id):
         return "skipped"

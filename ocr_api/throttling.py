@@ -29,7 +29,7 @@ class UserBurstThrottle(BaseThrottle):
         limit = settings.OCR_THROTTLE_PER_MINUTE
         if not limit:
             return True
-        from workers.runtime import redis_client
+        from workers.config import redis_client
 
         now = time.time()
         window, into = divmod(now, WINDOW_S)

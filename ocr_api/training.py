@@ -2,7 +2,7 @@
 
 The training worker runs ``python -m distill ...`` in a child process: PyTorch stays out of
 Django's processes, a crash of the trainer cannot take the worker down, and cancelling is a
-signal. Progress is read from the run's ``metrics.jsonl`` (``distill.report``, torch-free).
+signal. Progress is read from the run's ``metrics.jsonl`` (``engine.report``, torch-free).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from distill.report import Metrics, plot_png
+from engine.report import Metrics, plot_png
 
+from . import queues
 from .models import Dataset, DistillJob
 
 DEFAULTS = {
@@ -45,9 +46,7 @@ def start_job(job: DistillJob, user) -> DistillJob:
 
 
 def _enqueue(job_id: int) -> None:
-    from .tasks import run_training_job  # the tasks module imports this one
-
-    run_training_job.apply_async(args=[job_id], queue="training")
+    queues.send(queues.TRAIN, job_id)
 
 
 def cancel_jobs(jobs) -> int:
@@ -173,8 +172,8 @@ def warm_command(job: DistillJob, dev: Path | None = None) -> list[str]:
 
 
 def teacher_path(teacher) -> tuple[str, Path]:
-    """("pt" | "onnx", path) for a teacher parameter: "shipped", "reference" (PP-OCRv6 tiny), a
-    reference by name (ocr_api.registry.REFERENCE_FILES) or a teacher job's id."""
+    """("pt" | "onnx", path) for a teacher parameter: "reference" (PP-OCRv6 tiny), a reference by
+    name (ocr_api.registry.REFERENCE_FILES) or a teacher job's id."""
     from .registry import RECOGNISERS
 
     if teacher == "reference" or teacher in RECOGNISERS:
@@ -182,14 +181,9 @@ def teacher_path(teacher) -> tuple[str, Path]:
         if not path.exists():
             raise ParamError(f"no reference recogniser at {path} (make models)")
         return "onnx", path
-    if teacher == "shipped":
-        path = settings.OCR_MODELS_DIR / "teacher.pt"
-        if not path.exists():
-            raise ParamError(f"no shipped teacher at {path}")
-        return "pt", path
     job = DistillJob.objects.filter(pk=teacher, kind=DistillJob.Kind.TEACHER, status=DistillJob.Status.SUCCEEDED).first()
     if job is None:
-        raise ParamError(f"teacher must be 'shipped', 'reference', one of {', '.join(RECOGNISERS)} "
+        raise ParamError(f"teacher must be 'reference', one of {', '.join(RECOGNISERS)} "
                          "or the id of a finished teacher job")
     return "pt", run_dir(job) / "last.pt"
 

@@ -23,12 +23,12 @@ from rest_framework.response import Response
 from PIL import Image
 from rest_framework.views import APIView
 
-from workers.engine.cachekey import cache_key
-from workers.engine.decode import ImageError, inspect_image
+from engine.cachekey import cache_key
+from engine.images import ImageError, inspect_image
 from workers.presence import wait_done
-from workers.runtime import image_limits, pipeline_signature, redis_client
+from workers.config import image_limits, pipeline_signature, redis_client
 
-from . import history
+from . import history, queues
 from .errors import ApiError, error_response
 from .images import ensure_stored, image_name, image_storage, sha256_of
 from .models import ModelVersion, OcrJob
@@ -243,10 +243,8 @@ class RecognizeView(APIView):
             model_label=up.label,  # the worker records the version that actually ran
         )
         _store_or_forget(job, up.data)
-        from workers.tasks import recognize
-
         try:
-            recognize.apply_async(args=[str(job.id)], retry=False)
+            queues.send(queues.RECOGNIZE, job.id)
         except Exception:
             job.delete()
             raise

@@ -61,6 +61,6 @@ limit_request_fields = 100
 def post_worker_init(worker) -> None:
     """Django is loaded in this worker process now: start its writer of cache-hit history rows."""
     from ocr_api.history import HistoryWriter
-    from workers.runtime import redis_client
+    from workers.config import redis_client
 
     HistoryWriter(redis_client()).start()

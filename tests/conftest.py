@@ -59,7 +59,7 @@ def redis_server():
 # on a machine without redis-server); every other test gets a private, emptied one.
 NO_REDIS = ("tests/workers/test_ctc.py", "tests/workers/test_lm_decoding.py", "tests/workers/test_preprocess.py",
             "tests/workers/test_lines.py", "tests/workers/test_textforms.py", "tests/workers/test_modelpkg.py",
-            "tests/workers/test_decode.py", "tests/workers/test_decode_fuzz.py", "tests/workers/test_engine_imports.py",
+            "tests/workers/test_decode.py", "tests/workers/test_decode_fuzz.py", "tests/test_layers.py",
             "tests/workers/test_line_images.py", "tests/workers/test_page_reading.py", "tests/workers/test_pdf.py",
             "tests/workers/test_inference.py", "tests/workers/test_batcher.py", "tests/distill/")
 

@@ -1,4 +1,4 @@
-"""The result cache in Redis, under the keys of ``workers.engine.cachekey``."""
+"""The result cache in Redis, under the keys of ``engine.cachekey``."""
 
 from __future__ import annotations
 

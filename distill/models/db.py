@@ -1,6 +1,6 @@
 """A small DB-style text detector: ShuffleNetV2 units down to stride 32, a light FPN, and a
 head that gives one text probability map at the input's resolution (the ``prob_map`` output
-kind of ``workers.engine.detect``, as PP-OCR's DB detectors give it). The head predicts each
+kind of ``engine.detect``, as PP-OCR's DB detectors give it). The head predicts each
 stride-4 cell's 4 x 4 pixels as 16 channels and lays them out (pixel shuffle): the same map size
 as a bilinear upsampling for less time (58 against 70 ms a 1344 x 928 page, one ONNX Runtime
 thread; a sigmoid over every pixel cost more than all the stride-4 layers together).

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from workers.engine.modelpkg import REFERENCE_FILES
+from engine.modelpkg import REFERENCE_FILES
 
 from .env import env_bool, env_float, env_int, env_list, env_str
 
@@ -153,7 +153,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # An unacknowledged message (its worker died) goes back to the queue after this long. Short is safe:
-    # a redelivered copy of a job still running under a live worker is refused by the claim (workers.tasks).
+    # a redelivered copy of a job still running under a live worker is refused by the claim (ocr_api.recognition).
     "visibility_timeout": env_int("OCR_VISIBILITY_TIMEOUT_S", 30, minimum=1),
     # How often a worker sweeps for such messages (kombu's default is every ~100 s).
     "unacked_restore_interval": env_int("OCR_UNACKED_RESTORE_INTERVAL_S", 10, minimum=1),
@@ -161,11 +161,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_DEFAULT_QUEUE = "ocr"
 CELERY_TASK_ROUTES = {
-    "workers.tasks.*": {"queue": "ocr"},
+    "ocr_api.recognition.*": {"queue": "ocr"},
     "ocr_api.tasks.*": {"queue": "training"},
 }
 # The threads pool of the OCR worker enforces neither limit; the soft one is also the recognition deadline
-# that workers.tasks enforces itself (checked between stages and batches). See docs/serving.md.
+# that ocr_api.recognition enforces itself (checked between stages and batches). See docs/serving.md.
 CELERY_TASK_SOFT_TIME_LIMIT = env_float("OCR_TASK_SOFT_TIME_LIMIT_S", 60.0, minimum=0.05)
 CELERY_TASK_TIME_LIMIT = env_int("OCR_TASK_TIME_LIMIT_S", 90, minimum=1)
 CELERY_WORKER_SEND_TASK_EVENTS = True
@@ -209,7 +209,7 @@ OCR_MIN_SIDE = env_int("OCR_MIN_SIDE", 8, minimum=1)
 # A PDF's pages are rendered at 150 dpi; more pages than this are refused (413 too_many_pages).
 OCR_MAX_PDF_PAGES = env_int("OCR_MAX_PDF_PAGES", 20, minimum=1)
 # Hotwords: a request's (or a portal user's) words and phrases that the beam search favours
-# (workers.engine.beam); more words, or longer ones, are refused with 400 bad_hotwords.
+# (engine.beam); more words, or longer ones, are refused with 400 bad_hotwords.
 OCR_MAX_HOTWORDS = env_int("OCR_MAX_HOTWORDS", 200, minimum=0)
 OCR_HOTWORD_MAX_CHARS = env_int("OCR_HOTWORD_MAX_CHARS", 50, minimum=1)
 # Base64 inflates by 4/3; leave room for the JSON around it.
@@ -219,7 +219,7 @@ OCR_CACHE_TTL_S = env_int("OCR_CACHE_TTL_S", 7 * 24 * 3600, minimum=0)
 OCR_BINARIZE = env_bool("OCR_BINARIZE", False)
 # The dynamic batcher inside each OCR worker process: off by default (1 line per run, in the task's
 # own thread), which measured faster on CPUs than any batching setting (docs/serving.md). These are
-# the batcher's only defaults (workers.engine.batcher.LineBatcher repeats them; a test holds them equal).
+# the batcher's only defaults (engine.batcher.LineBatcher repeats them; a test holds them equal).
 OCR_BATCH_MAX_SIZE = env_int("OCR_BATCH_MAX_SIZE", 1, minimum=1)
 OCR_BATCH_MAX_WAIT_MS = env_float("OCR_BATCH_MAX_WAIT_MS", 0.0, minimum=0.0)
 OCR_BATCH_MAX_WIDTH_RATIO = env_float("OCR_BATCH_MAX_WIDTH_RATIO", 1.15, minimum=1.0)
@@ -239,7 +239,7 @@ OCR_DIRECTION_MODEL = env_str("OCR_DIRECTION_MODEL", str(OCR_MODELS_DIR / REFERE
 # worker (empty: off). 0.7 was chosen on the out-of-distribution suite's photographed lines.
 OCR_CASCADE_MODEL = env_str("OCR_CASCADE_MODEL", str(OCR_MODELS_DIR / REFERENCE_FILES["ppocrv6-small"]))
 OCR_CASCADE_BELOW = env_float("OCR_CASCADE_BELOW", 0.7, minimum=0.0)
-# Decoding (workers.engine.decoder, docs/serving.md "Language-aware decoding"): "beam" sends the lines
+# Decoding (engine.decoder, docs/serving.md "Language-aware decoding"): "beam" sends the lines
 # where some step was in doubt (a winner below 1 - OCR_BEAM_DOUBT) through the CTC prefix beam search
 # with the character language model; "greedy" reads every line greedily. Lines of a request with
 # hotwords always go through the beam. The weights were tuned on the out-of-distribution suite.

@@ -66,10 +66,10 @@ def test_bad_parameters_are_refused_before_anything_is_queued(staff, params, mes
 
 
 def test_a_distillation_job_defaults_to_the_reference_teacher_and_top_k_kd(staff, settings, monkeypatch):
-    from ocr_api import tasks
+    from ocr_api import queues
     from ocr_api.training import train_command
 
-    monkeypatch.setattr(tasks.run_training_job, "apply_async", lambda *a, **k: None)
+    monkeypatch.setattr(queues, "send", lambda task, job_id: None)
 
     response = staff.post("/ocr/v1/distill-jobs", {"kind": "distill", "params": {"steps": 5}}, format="json")
     assert response.status_code == 201, response.content
@@ -85,10 +85,10 @@ def test_a_distillation_job_defaults_to_the_reference_teacher_and_top_k_kd(staff
 
 
 def test_a_warm_started_job_refines_the_served_recogniser_with_the_small_teacher(staff, settings, monkeypatch):
-    from ocr_api import tasks
+    from ocr_api import queues
     from ocr_api.training import train_command
 
-    monkeypatch.setattr(tasks.run_training_job, "apply_async", lambda *a, **k: None)
+    monkeypatch.setattr(queues, "send", lambda task, job_id: None)
     response = staff.post("/ocr/v1/distill-jobs", {"kind": "distill", "params": {"warm_start": True, "steps": 50}},
                           format="json")
     assert response.status_code == 201, response.content
@@ -252,17 +252,17 @@ def test_only_one_model_is_ever_active(tmp_path):
 
 def test_the_admin_starts_a_job_and_shows_its_progress(client, admin_user, monkeypatch,
                                                        django_capture_on_commit_callbacks):
-    from ocr_api import tasks
+    from ocr_api import queues
 
     sent = []
-    monkeypatch.setattr(tasks.run_training_job, "apply_async", lambda *a, **k: sent.append((a, k)))
+    monkeypatch.setattr(queues, "send", lambda task, job_id: sent.append((task, job_id)))
     client.force_login(admin_user)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/admin/ocr_api/distilljob/add/", {"kind": "teacher", "params": '{"steps": 5}'})
     assert response.status_code == 302
     job = DistillJob.objects.get()
     assert job.params["steps"] == 5 and job.created_by == admin_user
-    assert sent == [((), {"args": [job.pk], "queue": "training"})]
+    assert sent == [(queues.TRAIN, job.pk)]
     job.progress = {"step": 2, "steps": 5, "losses": {"ctc": 3.5}, "dev_char_accuracy": 0.1, "eta_s": 12}
     job.save()
     page = client.get(f"/admin/ocr_api/distilljob/{job.pk}/change/").content.decode()

@@ -115,12 +115,12 @@ def test_it_answers_503_when_no_worker_is_alive(client, invoice_png):
 
 
 def test_it_answers_503_when_the_broker_refuses_and_keeps_no_orphan(client, invoice_png, fake_worker_heartbeat, monkeypatch):
-    from workers import tasks
+    from celery import current_app
 
     def refuse(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(tasks.recognize, "apply_async", refuse)
+    monkeypatch.setattr(current_app, "send_task", refuse)
     assert_error(client.post(URL, {"image_base64": b64(invoice_png)}, format="json"), 503, "unavailable")
     assert not OcrJob.objects.exists()
 
@@ -145,8 +145,8 @@ def test_wait_false_answers_at_once(client, invoice_png, fake_worker_heartbeat):
 def test_it_answers_from_the_cache_without_a_worker(client, user, invoice_png):
     """A cached result is served even with no worker alive."""
     from ocr_api.registry import active_model
-    from workers.engine.cachekey import cache_key
-    from workers.runtime import pipeline_signature, result_cache
+    from engine.cachekey import cache_key
+    from workers.config import pipeline_signature, result_cache
     import hashlib
 
     lines = [{"text": "购买方名称：上海明远科技有限公司", "confidence": 0.99, "box": [1, 2, 3, 4]}]
@@ -333,8 +333,8 @@ def _prime_cache(image: bytes, lines: list[dict], **extra) -> str:
     import hashlib
 
     from ocr_api.registry import active_model
-    from workers.engine.cachekey import cache_key
-    from workers.runtime import pipeline_signature, result_cache
+    from engine.cachekey import cache_key
+    from workers.config import pipeline_signature, result_cache
 
     label = active_model().label
     key = cache_key(hashlib.sha256(image).hexdigest(), label, pipeline_signature())

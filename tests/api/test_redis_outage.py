@@ -52,7 +52,7 @@ class PrivateRedis:
 @pytest.fixture
 def private_redis(settings):
     """Point the web side (cache, throttling, result cache, health) at a Redis the test controls."""
-    from workers.runtime import redis_client
+    from workers.config import redis_client
 
     server = PrivateRedis()
     server.start()

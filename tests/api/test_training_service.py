@@ -21,10 +21,10 @@ def _job(user, status=DistillJob.Status.QUEUED):
 
 @pytest.fixture
 def queued_calls(monkeypatch):
-    from ocr_api import tasks
+    from ocr_api import queues
 
     sent = []
-    monkeypatch.setattr(tasks.run_training_job, "apply_async", lambda *a, **k: sent.append(k["args"][0]))
+    monkeypatch.setattr(queues, "send", lambda task, job_id: sent.append(job_id))
     return sent
 
 
@@ -104,3 +104,15 @@ def test_a_stale_job_is_failed_once_and_a_finished_one_is_left_alone(admin):
     stale.refresh_from_db()
     assert stale.status == "failed" and "heartbeat" in stale.error_message and stale.finished_at is not None
     assert stale.cancel_requested  # the end touches only its own fields
+
+
+def test_each_task_the_web_sends_by_name_goes_to_its_queue():
+    """The web sends tasks by name (ocr_api.queues); the routes put them on the workers' queues."""
+    from ocr_api import queues
+    from ocr_api.recognition import recognize
+    from ocr_api.tasks import run_training_job
+    from ocrsite.celery import app
+
+    assert (recognize.name, run_training_job.name) == (queues.RECOGNIZE, queues.TRAIN)
+    assert app.amqp.router.route({}, queues.RECOGNIZE)["queue"].name == "ocr"
+    assert app.amqp.router.route({}, queues.TRAIN)["queue"].name == "training"

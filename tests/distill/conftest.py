@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from distill.charset import load_charset
+from engine.charset import load_charset
 
 
 @pytest.fixture(autouse=True)

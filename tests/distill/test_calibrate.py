@@ -8,8 +8,9 @@ import pytest
 from distill.calibrate import apply_blank_offset, best_paths, decode_with_offset, log_probs, sweep
 from distill.cli import main
 from distill.evaluate import evaluate
-from distill.export import crnn_spec, export_onnx, parity, read_spec
+from distill.export import crnn_spec, export_onnx, parity
 from distill.models import build
+from engine.modelpkg import ModelSpec
 
 
 def test_an_offset_turns_a_runner_up_into_its_character():
@@ -108,7 +109,7 @@ def test_export_records_the_offset_in_the_metadata(tmp_path, capsys):
     out = tmp_path / "s.onnx"
     assert main(["export", "--untrained", "student", "--out", str(out), "--blank-offset", "1.5"]) == 0
     assert json.loads(capsys.readouterr().out)["max_abs_diff"] < 1e-3
-    spec = read_spec(out)
+    spec = ModelSpec.from_file(out)
     assert spec.blank_penalty == 1.5 and spec.text_forms == "nfkc"
     assert main(["export", "--untrained", "student", "--out", str(out), "--blank-offset", "-1"]) == 2
 

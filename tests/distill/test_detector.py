@@ -19,7 +19,7 @@ from distill.export import count_params
 from distill.models.db import build_detector, db_student
 from distill.pages import make_page
 from distill.train import save_checkpoint
-from workers.engine.detect import DetSpec, PageReader, TextDetector
+from engine.detect import DetSpec, PageReader, TextDetector
 
 TEACHER = Path(__file__).resolve().parents[2] / "models" / "reference" / "ppocrv6_tiny_det.onnx"  # `make models`
 

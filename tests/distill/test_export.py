@@ -7,10 +7,10 @@ import numpy as np
 import onnx
 import pytest
 
-from workers.engine.modelpkg import ModelSpec
+from engine.modelpkg import ModelSpec
 
 from distill.cli import main
-from distill.export import count_params, crnn_spec, export_onnx, parity, quantize_int8, read_spec
+from distill.export import count_params, crnn_spec, export_onnx, parity, quantize_int8
 from distill.fonts import faces_for
 from distill.models import build
 
@@ -52,7 +52,7 @@ def test_int8_model_keeps_the_metadata_and_runs(exported, tmp_path):
 
     _, path = exported
     q = quantize_int8(path, tmp_path / "student-int8.onnx")
-    assert read_spec(q).classes == read_spec(path).classes
+    assert ModelSpec.from_file(q).classes == ModelSpec.from_file(path).classes
     sess = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"])
     out = sess.run(None, {"images": np.zeros((1, 1, 32, 64), np.float32)})[0]
     assert out.shape[:2] == (1, 16)
@@ -84,7 +84,7 @@ def test_the_reference_model_is_packaged_and_reads_a_chinese_line(tmp_path):
 
     out = tmp_path / "ref.onnx"
     assert main(["import-reference", "--out", str(out)]) == 0
-    spec = read_spec(out)
+    spec = ModelSpec.from_file(out)
     assert spec.classes[0] == "" and spec.classes[-1] == " " and spec.num_classes == 6625
     assert (spec.input_height, spec.color_order, spec.output_kind) == (48, "BGR", "probs")
     assert int(spec.extra["params"]) == count_params(onnx.load(str(out))) > 2_000_000
@@ -127,7 +127,7 @@ def test_pp_ocrv6_tiny_is_packaged_with_folded_classes_and_reads_a_chinese_line(
 
     out = tmp_path / "tiny.onnx"
     assert main(["import-reference", "--model", "ppocrv6-tiny", "--out", str(out)]) == 0
-    spec = read_spec(out)
+    spec = ModelSpec.from_file(out)
     assert spec.name == "ppocrv6-tiny-rec" and spec.num_classes == 6906
     assert (spec.input_height, spec.width_multiple, spec.output_kind) == (48, 8, "probs")
     assert int(spec.extra["reference.folded_traditional"]) > 100

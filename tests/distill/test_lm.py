@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from distill.charset import normalize
+from engine.charset import normalize
 from distill.lm import build, corpus_lines, default_min_count
 from distill.ood import read_texts
-from workers.engine.lm import CharLM
+from engine.lm import CharLM
 
 
 def test_the_corpus_holds_prose_and_generated_lines_and_none_of_the_suite():

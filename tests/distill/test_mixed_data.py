@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from distill.charset import load_charset
+from engine.charset import load_charset
 from distill.data import LabelledLines, MixedLines, write_labels
 
 

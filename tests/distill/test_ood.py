@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from distill import ood, pangorender
-from distill.charset import load_charset
+from engine.charset import load_charset
 
 
 def write_mo(path: Path, catalog: dict[str, str]) -> Path:

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from distill.report import parse_metrics, plot_png, plot_runs, read_metrics
+from engine.report import parse_metrics, plot_png, plot_runs, read_metrics
 from tests.conftest import ROOT
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -63,7 +63,7 @@ def test_the_job_progress_shows_the_latest_terms_and_accuracy(tmp_path):
 
 
 def test_the_reader_loads_without_torch():
-    code = "import sys; sys.modules['torch'] = None; import distill.report"  # the web process has no torch
+    code = "import sys; sys.modules['torch'] = None; import engine.report"  # the web process has no torch
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 

@@ -1,6 +1,6 @@
 import torch
 
-from distill.charset import load_charset
+from engine.charset import load_charset
 from distill.models import build
 from distill.teachers import CrnnTeacher, class_mapping
 

@@ -13,9 +13,9 @@ from PIL import Image, ImageDraw
 
 from distill import warmstart
 from distill.onnxgraph import OnnxModule, write_back
-from workers.engine.inference import Recognizer
-from workers.engine.modelpkg import REFERENCE_FILES
-from workers.engine.preprocess import prepare_line
+from engine.inference import Recognizer
+from engine.modelpkg import REFERENCE_FILES, ModelSpec
+from engine.preprocess import prepare_line
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 TINY = MODELS / REFERENCE_FILES["ppocrv6-tiny"]
@@ -74,7 +74,7 @@ def test_weights_written_back_keep_the_package_and_read_the_same_text(tiny, tmp_
 
 
 def test_the_character_axis_joins_both_class_lists():
-    tiny, small = warmstart.read_spec(TINY), warmstart.read_spec(SMALL)
+    tiny, small = ModelSpec.from_file(TINY), ModelSpec.from_file(SMALL)
     axis = warmstart.CharAxis.build(tiny, small)
     assert axis.chars[0] == "" and len(set(axis.chars)) == len(axis.chars)
     # every class of the student lands on its own character; the folded traditional forms share one
@@ -122,7 +122,7 @@ def test_warm_distillation_steps_train_resume_and_export_a_serving_package(tmp_p
 
 
 def test_an_export_with_a_blank_offset_lowers_the_blanks_logit_and_says_so(tmp_path, line_rgb):
-    axis = warmstart.CharAxis.build(warmstart.read_spec(TINY), warmstart.read_spec(SMALL))
+    axis = warmstart.CharAxis.build(ModelSpec.from_file(TINY), ModelSpec.from_file(SMALL))
     student = warmstart.WarmStudent(TINY, axis)
     plain = Recognizer(warmstart.export(student, TINY, tmp_path / "plain.onnx"), threads=1)
     lowered = Recognizer(warmstart.export(student, TINY, tmp_path / "low.onnx", blank_offset=1.5), threads=1)

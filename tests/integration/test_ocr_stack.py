@@ -116,7 +116,7 @@ def test_a_worker_killed_mid_job_loses_no_job(client, worker_factory, invoice_pn
 
 
 def test_a_job_run_twice_is_done_once(client, ocr_worker, invoice_png):
-    from workers.tasks import recognize
+    from ocr_api.recognition import recognize
 
     body = client.post(URL, {"image_base64": b64(invoice_png)}, format="json").json()
     job = OcrJob.objects.get(pk=body["job_id"])
@@ -127,7 +127,7 @@ def test_a_job_run_twice_is_done_once(client, ocr_worker, invoice_png):
 
 def test_a_job_whose_stored_image_is_corrupt_ends_as_failed(client, ocr_worker, invoice_png):
     """The worker decodes again; a bad image found there ends the job with its error code."""
-    from workers.tasks import recognize
+    from ocr_api.recognition import recognize
 
     job = OcrJob.objects.create(
         owner=OcrJob._meta.get_field("owner").related_model.objects.get(username="erp"),
@@ -297,7 +297,7 @@ COMPANY_LINE = "收款单位：碑绥垛实业有限责任公司"
 def test_hotwords_fix_a_company_name_the_decoder_gets_wrong(client, worker_factory, settings):
     from pathlib import Path
 
-    from workers.runtime import cascade_signature, pipeline_signature
+    from workers.config import cascade_signature, pipeline_signature
 
     # the served model alone misreads the name; the cascade reads it right (tests/workers/test_line_images.py
     # holds that), so it is off here, in the worker and in the web's cache keys

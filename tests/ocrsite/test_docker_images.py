@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import ROOT
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile.web"
-LOCAL_PACKAGES = {"ocrsite", "ocr_api", "workers", "frontend", "distill", "tests", "bench", "scripts", "manage"}
+LOCAL_PACKAGES = {"engine", "ocrsite", "ocr_api", "workers", "frontend", "distill", "tests", "bench", "scripts", "manage"}
 
 
 def instructions(dockerfile: Path) -> list[list[str]]:
@@ -181,7 +181,7 @@ def test_the_reference_build_stage_copies_what_import_reference_imports():
 def _reached_by_import_reference(rel: str) -> bool:
     # cli.py imports each command's module inside that command; import-reference needs export.py only
     # (and what it imports). The other commands' modules need torch and are not in this stage.
-    return rel.startswith("workers/") or rel in {"distill/__init__.py", "distill/export.py", "distill/charset.py"}
+    return rel.startswith("workers/") or rel in {"distill/__init__.py", "distill/export.py", "engine/charset.py"}
 
 
 LOADER = r"""
@@ -196,7 +196,7 @@ from django.urls import get_resolver
 get_resolver().url_patterns  # every view the web process serves
 from ocrsite.celery import app
 app.loader.import_default_modules()  # what a Celery worker imports at start: the tasks modules
-import ocrsite.wsgi, workers.tasks
+import ocrsite.wsgi, ocr_api.recognition
 for path in sorted(sys.argv[1:]):
     if path.endswith(".py") and "/migrations/" not in path and path != "manage.py":
         module = path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")

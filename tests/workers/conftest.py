@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.engine.detect import DirectionClassifier, PageReader, TextDetector
+from engine.detect import DirectionClassifier, PageReader, TextDetector
 
 REFERENCE = Path(__file__).resolve().parents[2] / "models" / "reference"  # `make models` builds them
 

@@ -4,9 +4,9 @@ import time
 import numpy as np
 import pytest
 
-from workers.engine.batcher import DeadlineExceeded, LineBatcher
-from workers.engine.inference import LineText
-from workers.engine.modelpkg import ModelSpec
+from engine.batcher import DeadlineExceeded, LineBatcher
+from engine.inference import LineText
+from engine.modelpkg import ModelSpec
 
 SPEC = ModelSpec(
     name="fake", classes=("", "x"), blank_index=0, input_height=16, input_channels=1, color_order="GRAY",
@@ -111,7 +111,7 @@ def test_lines_whose_deadline_passed_while_queued_are_dropped_before_the_recogni
 
 
 def test_the_pipeline_checks_its_deadline_before_recognising(invoice_like_image):
-    from workers.engine.pipeline import recognize_array
+    from engine.pipeline import recognize_array
 
     fake = FakeRecognizer()
     batcher = LineBatcher(lambda: fake, max_wait_ms=1)

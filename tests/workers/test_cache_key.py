@@ -1,4 +1,4 @@
-from workers.engine.cachekey import cache_key, preprocessing_signature
+from engine.cachekey import cache_key, preprocessing_signature
 
 
 def test_same_image_model_and_settings_share_a_key():
@@ -13,7 +13,7 @@ def test_the_key_changes_with_the_image_the_model_and_the_preprocessing():
 
 
 def test_the_page_models_are_part_of_the_key(settings, tmp_path):
-    from workers.runtime import pipeline_signature
+    from workers.config import pipeline_signature
 
     det, other = tmp_path / "det.onnx", tmp_path / "det2.onnx"
     det.write_bytes(b"one detector")
@@ -29,7 +29,7 @@ def test_the_page_models_are_part_of_the_key(settings, tmp_path):
 
 
 def test_the_decoder_and_its_language_model_are_part_of_the_key(settings, tmp_path):
-    from workers.runtime import _lm_sha256, pipeline_signature
+    from workers.config import lm_sha256, pipeline_signature
 
     lm, other = tmp_path / "a.arpa", tmp_path / "b.arpa"
     lm.write_text("one model")
@@ -37,10 +37,10 @@ def test_the_decoder_and_its_language_model_are_part_of_the_key(settings, tmp_pa
     signatures = []
     for path, mode, alpha in ((lm, "beam", 0.4), (other, "beam", 0.4), (lm, "greedy", 0.4), (lm, "beam", 0.5)):
         settings.OCR_LM_MODEL, settings.OCR_DECODER, settings.OCR_LM_ALPHA = str(path), mode, alpha
-        _lm_sha256.cache_clear()
+        lm_sha256.cache_clear()
         pipeline_signature.cache_clear()
         signatures.append(pipeline_signature())
-    _lm_sha256.cache_clear()
+    lm_sha256.cache_clear()
     pipeline_signature.cache_clear()
     assert len(set(signatures)) == 4
 
@@ -52,7 +52,7 @@ def test_hotwords_have_their_own_entry_whatever_their_order():
 
 
 def test_the_cascade_model_and_threshold_are_part_of_the_key(settings, tmp_path):
-    from workers.runtime import cascade_signature, pipeline_signature
+    from workers.config import cascade_signature, pipeline_signature
 
     model, other = tmp_path / "a.onnx", tmp_path / "b.onnx"
     model.write_bytes(b"one recogniser")

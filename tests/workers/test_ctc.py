@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from workers.engine.ctc import best_path, greedy_decode, path_text, to_probs
+from engine.ctc import best_path, greedy_decode, path_text, to_probs
 
 CLASSES = ("", "a", "b", "c")
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import png_bytes
-from workers.engine.decode import ImageError, ImageLimits, decode_image, inspect_image
+from engine.images import ImageError, ImageLimits, decode_image, inspect_image
 
 LIMITS = ImageLimits(max_bytes=2_000_000, max_pixels=4_000_000, min_side=8)
 
@@ -109,7 +109,7 @@ def test_it_reads_grayscale_and_palette_images():
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_the_web_checks_a_png_or_jpeg_without_decoding_its_pixels(monkeypatch, fmt):
     """Only the worker decodes (issue: decode once); a whole file passes on its structure alone."""
-    from workers.engine import decode
+    from engine import images as decode
 
     def no_decoding(img):
         raise AssertionError("pixels decoded")

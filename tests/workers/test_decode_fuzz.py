@@ -1,4 +1,4 @@
-"""Property-based checks of the one place untrusted image bytes are decoded (workers/engine/decode.py):
+"""Property-based checks of the one place untrusted image bytes are decoded (engine/images.py):
 whatever the bytes, the answer is a valid 8-bit RGB image or an ImageError with a 4xx status, never
 another exception. Seeded images of every supported format and many modes are mutated in their
 headers and bodies, truncated, and given huge claimed sizes.
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from workers.engine.decode import ImageError, ImageLimits, decode_image, inspect_image
+from engine.images import ImageError, ImageLimits, decode_image, inspect_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's notes on the corrupt files
 LIMITS = ImageLimits(max_bytes=2 * 1024 * 1024, max_pixels=4_000_000, min_side=8, max_pages=3)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import render_lines
-from workers.engine.batcher import LineBatcher
-from workers.engine.inference import Recognizer
-from workers.engine.pipeline import recognize_array
+from engine.batcher import LineBatcher
+from engine.inference import Recognizer
+from engine.pipeline import recognize_array
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "reference" / "ppocrv4_mobile_rec.onnx"
 
@@ -37,7 +37,7 @@ def test_it_recognises_a_multi_line_invoice(recognizer):
 
 
 def test_it_reads_a_tilted_photo_of_a_form(recognizer):
-    from workers.engine.lines import rotate_upright
+    from engine.lines import rotate_upright
 
     lines = ["购买方名称：上海明远科技有限公司", "地址电话：上海市浦东新区 021-68881234", "价税合计（大写）壹仟贰佰捌拾元整"]
     tilted, _ = rotate_upright(np.asarray(render_lines(lines, size=26)), -4)
@@ -62,7 +62,7 @@ def test_the_shipped_student_answers_the_printed_punctuation():
 def test_one_line_read_alone_matches_the_batched_answer(recognizer):
     """``read_line`` (what distill evaluate and the benchmarks use) decodes the model's own output
     kind; the batched path decodes probabilities: for one line both give the same answer."""
-    from workers.engine.preprocess import prepare_line
+    from engine.preprocess import prepare_line
 
     line = prepare_line(np.asarray(render_lines(["价税合计（大写）壹仟贰佰捌拾元整"])), recognizer.spec)
     alone, (batched,) = recognizer.read_line(line), recognizer.recognize([line])

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from distill.fonts import faces_for
-from workers.engine.batcher import LineBatcher
-from workers.engine.inference import Recognizer
-from workers.engine.pipeline import recognize_array, row_bands, row_spans
+from engine.batcher import LineBatcher
+from engine.inference import Recognizer
+from engine.pipeline import recognize_array, row_bands, row_spans
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "reference"  # `make models` builds them
 

@@ -1,8 +1,8 @@
 import numpy as np
 
 from tests.conftest import render_lines
-from workers.engine.lines import find_lines
-from workers.engine.preprocess import to_gray
+from engine.lines import find_lines
+from engine.preprocess import to_gray
 
 
 def gray_of(img):
@@ -44,7 +44,7 @@ def test_widely_separated_columns_become_separate_segments():
 def test_it_measures_the_skew_that_levels_a_tilted_page():
     import pytest
 
-    from workers.engine.lines import estimate_skew, rotate_upright
+    from engine.lines import estimate_skew, rotate_upright
 
     page = np.asarray(render_lines(["购买方名称：上海明远科技有限公司", "纳税人识别号：91310115MA1K4XYZ2Q"]))
     for tilt in (-6, -2.5, 0, 4):
@@ -53,7 +53,7 @@ def test_it_measures_the_skew_that_levels_a_tilted_page():
 
 
 def test_boxes_found_upright_map_back_inside_the_original_image():
-    from workers.engine.lines import box_in_original, rotate_upright
+    from engine.lines import box_in_original, rotate_upright
 
     page = np.asarray(render_lines(["第一行", "第二行"]))
     h, w = page.shape[:2]

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from distill.lm import count_ngrams, estimate
-from workers.engine.beam import BeamSettings, Hotwords, prefix_beam_search
-from workers.engine.ctc import aligned_peaks, greedy_labels
-from workers.engine.decoder import DecoderConfig, LineDecoder
-from workers.engine.lm import BOS, EOS, CharLM, write_arpa
-from workers.engine.modelpkg import ModelSpec
+from engine.beam import BeamSettings, Hotwords, prefix_beam_search
+from engine.ctc import aligned_peaks, greedy_labels
+from engine.decoder import DecoderConfig, LineDecoder
+from engine.lm import BOS, EOS, CharLM, write_arpa
+from engine.modelpkg import ModelSpec
 
 CORPUS = ["发票号码", "发票代码", "开票日期", "发票专用章", "增值税专用发票", "购买方名称", "销售方名称",
           "invoice no", "tax id", "发票号码 12345", "开票人", "收款人"] * 3 + ["栗子"]
@@ -154,7 +154,7 @@ def test_aligned_peaks_give_each_character_its_steps():
 
 def test_a_prefix_scores_whatever_order_its_parents_were_seen_in(lm):
     """A prefix's LM score is computed with those of its prefixes the search never scored."""
-    from workers.engine.beam import _Search
+    from engine.beam import _Search
 
     tokens = ("", "发", "票", "号", "码")
     search = _Search(np.zeros((1, 5)), 0, tokens, lm, BeamSettings(alpha=1.0, beta=0.5), None)

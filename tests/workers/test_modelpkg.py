@@ -1,6 +1,6 @@
 import pytest
 
-from workers.engine.modelpkg import ModelPackageError, ModelSpec
+from engine.modelpkg import ModelPackageError, ModelSpec
 
 
 def good(**kw):

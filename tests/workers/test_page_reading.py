@@ -12,10 +12,10 @@ import pytest
 from distill.evaluate import clean_for_scoring, edit_distance
 from distill.fonts import faces_for
 from distill.pages import make_page
-from workers.engine.batcher import LineBatcher
-from workers.engine.detect import DetectorPackageError, DetSpec, reading_order
-from workers.engine.inference import Recognizer
-from workers.engine.pipeline import recognize_array
+from engine.batcher import LineBatcher
+from engine.detect import DetectorPackageError, DetSpec, reading_order
+from engine.inference import Recognizer
+from engine.pipeline import recognize_array
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "reference"  # `make models` builds them
 SENTENCES = (

@@ -9,12 +9,12 @@ import pytest
 from PIL import Image, ImageDraw
 
 from distill.fonts import faces_for
-from workers.engine.batcher import LineBatcher
-from workers.engine.decode import ImageError, ImageLimits, inspect_image
-from workers.engine.detect import DirectionClassifier, PageReader, TextDetector
-from workers.engine.inference import Recognizer
-from workers.engine.pdf import is_pdf, trusted
-from workers.engine.pipeline import recognize_bytes
+from engine.batcher import LineBatcher
+from engine.images import ImageError, ImageLimits, inspect_image
+from engine.detect import DirectionClassifier, PageReader, TextDetector
+from engine.inference import Recognizer
+from engine.pdf import is_pdf, trusted
+from engine.pipeline import recognize_bytes
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "reference"
 LIMITS = ImageLimits(max_pages=5)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from workers.engine.modelpkg import ModelSpec
-from workers.engine.preprocess import binarize, pad_batch, prepare_line, target_width
+from engine.modelpkg import ModelSpec
+from engine.preprocess import binarize, pad_batch, prepare_line, target_width
 
 
 def spec(**kw) -> ModelSpec:

@@ -11,8 +11,8 @@ from django.utils import timezone
 from ocr_api.images import image_storage, store
 from ocr_api.models import OcrJob
 from tests.conftest import png_bytes, render_lines
-from workers import tasks
-from workers.engine.batcher import BatchedLine, DeadlineExceeded
+from ocr_api import recognition as tasks
+from engine.batcher import BatchedLine, DeadlineExceeded
 from workers.presence import INSTANCES_KEY
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@ import unicodedata
 import numpy as np
 import pytest
 
-from workers.engine.textforms import TEXT_FORMS_AS_IS, TEXT_FORMS_NFKC, finish_text, restore_full_width
+from engine.textforms import TEXT_FORMS_AS_IS, TEXT_FORMS_NFKC, finish_text, restore_full_width
 
 
 @pytest.mark.parametrize(

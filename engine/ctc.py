@@ -114,7 +114,7 @@ def greedy_decode(
 ) -> tuple[str, float]:
     """Best path (``best_path``) of a [T, C] output of ``kind`` (``ocr.output_kind``): argmax
     per step, merge repeats, drop blanks. The text and line confidence alone; workers read lines
-    through ``workers.engine.decoder``, which adds per-character confidences and the beam.
+    through ``engine.decoder``, which adds per-character confidences and the beam.
 
     The confidence is the geometric mean, over the characters read, of each character's
     peak probability (the highest over the steps of its run): one doubtful character pulls

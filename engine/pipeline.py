@@ -15,7 +15,7 @@ import numpy as np
 
 from .batcher import DeadlineExceeded, LineBatcher
 from .beam import Hotwords
-from .decode import ImageLimits, decode_image
+from .images import ImageLimits, decode_image
 from .detect import PageReader
 from .pdf import is_pdf, pdf_pages
 from .lines import box_in_original, estimate_skew, find_lines, rotate_upright

@@ -13,7 +13,7 @@ PIPELINE_VERSION = "6"
 
 def preprocessing_signature(binarize: bool, page_models: str = "") -> str:
     """The pipeline's version, its settings and ``page_models`` (what identifies the detector and
-    direction classifier that read pages: ``workers.runtime.pipeline_signature``)."""
+    direction classifier that read pages: ``workers.config.pipeline_signature``)."""
     base = f"p{PIPELINE_VERSION}-bin{int(binarize)}"
     return f"{base}-{page_models}" if page_models else base
 

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 
 from .lines import runs_over
+from .modelfile import read_metadata
+from .sessions import ort_session
 
 DET_FORMAT = "ocr-det/1"
 CLS_FORMAT = "ocr-cls/1"
@@ -152,16 +154,6 @@ class DirectionSpec:
             raise DetectorPackageError(f"classifier metadata is malformed: {exc}") from None
 
 
-def _session(path: str | Path, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 # --------------------------------------------------------------------------- detection
 
 def input_size(height: int, width: int, spec: DetSpec) -> tuple[int, int]:
@@ -237,8 +229,8 @@ class TextDetector:
 
     def __init__(self, path: str | Path, threads: int = 0) -> None:
         self.path = str(path)
-        self.session = _session(path, threads)
-        self.spec = DetSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map)
+        self.spec = DetSpec.from_metadata(read_metadata(path))
+        self.session = ort_session(path, threads)
         self.input_name = self.session.get_inputs()[0].name
 
     def probability_map(self, rgb: np.ndarray) -> np.ndarray:
@@ -322,8 +314,8 @@ class DirectionClassifier:
     """Tells lines that read upside down (180°) from upright ones."""
 
     def __init__(self, path: str | Path, threads: int = 0) -> None:
-        self.session = _session(path, threads)
-        self.spec = DirectionSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map)
+        self.spec = DirectionSpec.from_metadata(read_metadata(path))
+        self.session = ort_session(path, threads)
         self.input_name = self.session.get_inputs()[0].name
 
     def _prepare(self, crop: np.ndarray) -> np.ndarray:

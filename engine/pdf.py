@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .decode import ImageError, ImageInfo, ImageLimits
+from .limits import ImageError, ImageInfo, ImageLimits
 
 DPI = 150  # pages are read at 150 dpi: an A4 page is 1240 x 1754 pixels
 MIN_TEXT_CHARS = 8

@@ -23,11 +23,11 @@ Keys (all values are strings in the ONNX ``metadata_props``):
 ``ocr.output_kind``   ``"log_probs"``, ``"logits"`` or ``"probs"``
 ``ocr.blank_penalty`` optional, default 0: how much the blank's logit was lowered inside the
                       graph; decoders keep doubled characters apart where the blank would
-                      have won without it (``workers.engine.ctc.best_path``)
+                      have won without it (``engine.ctc.best_path``)
 ``ocr.text_forms``    optional: ``"as_is"`` (default) when the classes are the printed forms,
                       ``"nfkc"`` when the model was trained on NFKC labels and answers ``:``
                       for ``：``; workers then restore full-width punctuation in Chinese
-                      context (``workers.engine.textforms``)
+                      context (``engine.textforms``)
 
 Other keys are kept in ``ModelSpec.extra``: ``distill`` writes ``params`` (the
 graph's weight count, recorded by the model registry) and ``distill.*`` lineage.
@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from .modelfile import read_metadata
 from .textforms import TEXT_FORMS, TEXT_FORMS_AS_IS, finish_text
 
 FORMAT = "ocr-ctc/1"
@@ -145,6 +146,11 @@ class ModelSpec:
         }
         meta.update(self.extra)
         return meta
+
+    @classmethod
+    def from_file(cls, path) -> "ModelSpec":
+        """The package description of an ONNX file, read without opening a session."""
+        return cls.from_metadata(read_metadata(path))
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str]) -> "ModelSpec":

@@ -1,4 +1,4 @@
-"""Celery tasks of the OCR queue. Tasks take a job id, re-read the row, and are safe to run twice.
+"""Celery tasks of the OCR queue (routed by name, ``queues.RECOGNIZE``). Tasks take a job id, re-read the row, and are safe to run twice.
 
 A job moves queued -> running -> succeeded/failed by conditional UPDATEs only:
 
@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from functools import lru_cache
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -33,17 +34,20 @@ from django.db import close_old_connections
 from django.db.models import F
 from django.utils import timezone
 
-from ocr_api.images import purge_older_than, read_image
-from ocr_api.models import ModelVersion, OcrJob
+from engine.batcher import DeadlineExceeded, LineBatcher
+from engine.beam import Hotwords
+from engine.cachekey import cache_key
+from engine.images import ImageError
+from engine.pipeline import recognize_bytes
+from workers.cache import ResultCache
+from workers.config import image_limits, pipeline_signature, redis_client
+from workers.presence import Heartbeat, instance_alive, live_instances, new_instance_name, notify_done
+from workers.runtime import ModelHolder, line_batcher, page_reader
 
-from .cache import ResultCache
-from .engine.batcher import DeadlineExceeded
-from .engine.beam import Hotwords
-from .engine.cachekey import cache_key
-from .engine.decode import ImageError
-from .engine.pipeline import recognize_bytes
-from .presence import Heartbeat, instance_alive, live_instances, new_instance_name, notify_done
-from .runtime import batcher, image_limits, model_holder, page_reader, pipeline_signature, redis_client
+from .images import purge_older_than, read_image
+from .models import ModelVersion, OcrJob
+from .queues import RECOGNIZE
+from .registry import active_model
 
 log = logging.getLogger(__name__)
 _heartbeat: Heartbeat | None = None
@@ -58,6 +62,23 @@ PURGE_EVERY_S = 3600
 
 def instance() -> str:
     return _instance
+
+
+def active_model_file() -> tuple[str, str]:
+    """The registry's active model as the worker's model holder wants it: (label, file path)."""
+    close_old_connections()
+    version = active_model()
+    return version.label, version.file_path
+
+
+@lru_cache(maxsize=1)
+def model_holder() -> ModelHolder:
+    return ModelHolder(active_model_file, poll_s=settings.OCR_MODEL_POLL_S, threads=settings.OCR_ORT_THREADS)
+
+
+@lru_cache(maxsize=1)
+def batcher() -> LineBatcher:
+    return line_batcher(model_holder().current)
 
 
 def claim_job(job_id: str) -> str | None:
@@ -80,7 +101,7 @@ def claim_job(job_id: str) -> str | None:
     return token if jobs.filter(status=Status.RUNNING, claimed_by=holder).update(**claim) == 1 else None
 
 
-@shared_task(name="workers.tasks.recognize", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=RECOGNIZE, acks_late=True, reject_on_worker_lost=True)
 def recognize(job_id: str) -> str:
     began = time.perf_counter()
     token = claim_job(job_id)

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from .beam import Hotwords
 from .ctc import to_probs
 from .decoder import GREEDY, LineDecoder, LineText
+from .modelfile import file_sha256
 from .modelpkg import ModelSpec
 from .preprocess import pad_batch
+from .sessions import ort_session
 
-__all__ = ["LineText", "Recognizer", "decode_line", "file_sha256"]
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = ["LineText", "Recognizer", "decode_line"]
 
 
 def decode_line(scores: np.ndarray, spec: ModelSpec, kind: str | None = None, decoder: LineDecoder | None = None,
@@ -39,12 +31,8 @@ class Recognizer:
 
     def __init__(self, path: str | Path, threads: int = 0, label: str | None = None) -> None:
         self.path = Path(path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        self.spec = ModelSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map)
+        self.spec = ModelSpec.from_file(self.path)
+        self.session = ort_session(self.path, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.sha256 = file_sha256(self.path)
         self.label = label or f"{self.spec.name}@{self.sha256[:12]}"

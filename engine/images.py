@@ -1,4 +1,5 @@
-"""Safe decoding of untrusted image bytes into an 8-bit RGB array (PDFs: ``pdf.py``).
+"""Safe decoding of untrusted image bytes into an 8-bit RGB array (PDFs: ``pdf.py``; the error and
+limit types both use: ``limits.py``).
 
 Limits are checked before pixels are decoded (the header gives the size), so a
 small file that claims a huge canvas never gets allocated.
@@ -9,38 +10,15 @@ from __future__ import annotations
 import io
 import struct
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .limits import ImageError, ImageInfo, ImageLimits
+
+__all__ = ["ImageError", "ImageInfo", "ImageLimits", "decode_image", "inspect_image"]
+
 SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
-
-
-class ImageError(ValueError):
-    """Bad input: carries a stable error code and the HTTP status it maps to."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
-
-@dataclass(frozen=True)
-class ImageLimits:
-    max_bytes: int = 10 * 1024 * 1024
-    max_pixels: int = 40_000_000  # per image, and per PDF page at the rendering resolution
-    min_side: int = 8
-    max_pages: int = 20  # of a PDF
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    format: str
-    width: int
-    height: int
-    pages: int = 1
 
 
 # What Pillow raises on corrupt data besides OSError (found by tests/workers/test_decode_fuzz.py):

@@ -1,7 +1,7 @@
 """How a line's recogniser output becomes text: greedy, or the beam with the language model.
 
 ``LineDecoder`` reads every line greedily first. A line goes on to the prefix beam search
-(``workers.engine.beam``) only where the beam can change it: when the request brought
+(``engine.beam``) only where the beam can change it: when the request brought
 hotwords, or, with ``mode="beam"``, when some step's winner had less than ``1 - doubt`` of the
 probability (a sure line reads the same either way and costs no more than greedy decoding).
 The beam works on the classes that reach its floor somewhere in the line (plus the blank and
