@@ -15,8 +15,13 @@ DETECTOR_MODELS := models/reference/ppocrv6_tiny_det.onnx models/reference/ppocr
 run: install system-deps models train-fonts
 	$(PY) scripts/run_platform.py
 
-test: install-dev system-deps-test models
+test: install-dev system-deps-test models lint
 	$(PY) -m pytest -p no:randomly
+
+# Lint and format check (ruff; its rules are in pyproject.toml). `make test` runs it first.
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # The same suite in a shuffled order (pytest-randomly prints its seed; `pytest --randomly-seed=N`
 # repeats an order), to catch tests that depend on what ran before them.

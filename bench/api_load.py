@@ -1,8 +1,8 @@
 """Latency and throughput of POST /ocr/v1/recognize on the running platform, against a plain
 ONNX Runtime loop over the same images (the ceiling).
 
-    .venv/bin/python bench/api_load.py --start            # starts a `make run` stack of its own
-    .venv/bin/python bench/api_load.py --url http://127.0.0.1:8000 --token TOKEN
+    .venv/bin/python -m bench.api_load --start            # starts a `make run` stack of its own
+    .venv/bin/python -m bench.api_load --url http://127.0.0.1:8000 --token TOKEN
 
 For single lines (one rendered invoice field) and for pages (eight fields), at 1, 8 and 32
 concurrent clients (one keep-alive HTTP connection each), it sends images that no earlier run
@@ -30,7 +30,6 @@ import os
 import random
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,9 +43,16 @@ from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parent.parent
 FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
-FIELDS = ["发票号码：{:08d}", "金额合计：¥{:,}.00", "纳税人识别号：9131{:014d}", "订单编号 {:010d}",
-          "开票日期：2026年11月30日 第{:06d}号", "购买方名称：上海明远科技有限公司 {:04d}", "税额：{:,}.00 元",
-          "备注：合同编号 HT-{:06d}"]
+FIELDS = [
+    "发票号码：{:08d}",
+    "金额合计：¥{:,}.00",
+    "纳税人识别号：9131{:014d}",
+    "订单编号 {:010d}",
+    "开票日期：2026年11月30日 第{:06d}号",
+    "购买方名称：上海明远科技有限公司 {:04d}",
+    "税额：{:,}.00 元",
+    "备注：合同编号 HT-{:06d}",
+]
 PAGE_LINES = 8
 
 
@@ -117,11 +123,16 @@ def start_stack(extra_env: dict[str, str] | None = None, timeout: float = 240) -
     env.setdefault("OCR_THROTTLE_PER_MINUTE", "0")
     env.update(extra_env or {})
     web = free_port()
-    env.update(OCR_VAR_DIR=str(var_dir), OCR_WEB_PORT=str(web), OCR_FLOWER_PORT=str(free_port()),
-               OCR_REDIS_PORT=str(free_port()))
+    env.update(
+        OCR_VAR_DIR=str(var_dir),
+        OCR_WEB_PORT=str(web),
+        OCR_FLOWER_PORT=str(free_port()),
+        OCR_REDIS_PORT=str(free_port()),
+    )
     log = open(var_dir / "platform.out", "w+b")
-    proc = subprocess.Popen([sys.executable, "scripts/run_platform.py"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "scripts/run_platform.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = (var_dir / "platform.out").read_text(errors="replace")
@@ -255,16 +266,15 @@ def ceiling(images: list[bytes], var_dir: Path | None) -> dict[int, float]:
     if var_dir is not None:
         os.environ["OCR_VAR_DIR"] = str(var_dir)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrsite.settings.local")
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
     from django.conf import settings
 
-    from ocr_api.registry import active_model
-    from workers import config, runtime
     from engine.inference import Recognizer
     from engine.pipeline import recognize_bytes
+    from ocr_api.registry import active_model
+    from workers import config, runtime
 
     version = active_model()
     limits = config.image_limits()
@@ -288,8 +298,10 @@ def ceiling(images: list[bytes], var_dir: Path | None) -> dict[int, float]:
 
 # --- the report --------------------------------------------------------------------------------------
 def row(kind: str, clients: int, mode: str, res: Result) -> str:
-    return (f"| {kind} | {clients} | {mode} | {res.quantile(0.5) * 1000:.1f} | {res.quantile(0.95) * 1000:.1f} | "
-            f"{res.rate:.1f} | {res.errors} |")
+    return (
+        f"| {kind} | {clients} | {mode} | {res.quantile(0.5) * 1000:.1f} | {res.quantile(0.95) * 1000:.1f} | "
+        f"{res.rate:.1f} | {res.errors} |"
+    )
 
 
 def requests_for(kind: str, clients: int, scale: float) -> int:
@@ -310,14 +322,19 @@ def main() -> int:
     if not args.start and not args.token:
         parser.error("give --token (and --url) of a running platform, or --start")
 
-    stack = start_stack() if args.start else Stack(args.url, args.token, Path(os.environ.get("OCR_VAR_DIR", ROOT / "var")))
+    stack = (
+        start_stack() if args.start else Stack(args.url, args.token, Path(os.environ.get("OCR_VAR_DIR", ROOT / "var")))
+    )
     try:
         rng = random.Random(time.time_ns())
         make = {"lines": line_image, "pages": page_image}
         clients = [int(c) for c in args.clients.split(",")]
         kinds = args.kinds.split(",")
-        settings_line = {k: os.environ[k] for k in sorted(os.environ) if k.startswith(("OCR_BATCH", "OCR_WORKER_C",
-                                                                                       "OCR_ORT", "OCR_WEB"))}
+        settings_line = {
+            k: os.environ[k]
+            for k in sorted(os.environ)
+            if k.startswith(("OCR_BATCH", "OCR_WORKER_C", "OCR_ORT", "OCR_WEB"))
+        }
         print(f"platform {stack.url}; settings from the environment: {settings_line or 'defaults'}")
         for warm in range(4):  # model sessions, connections, first-request work
             run(stack.url, stack.token, [body_of(make[kinds[0]](warm, rng))], 1)
@@ -342,9 +359,11 @@ def main() -> int:
                 rate = max(rates.values())
                 best = max(clients)
                 platform = uncached_at[(kind, best)].rate
-                print(f"ceiling, {kind}: one process, no platform: {rates[1]:.1f} images/s with 1 ONNX Runtime "
-                      f"thread, {rates[0]:.1f} with all cores; platform uncached at {best} clients: "
-                      f"{platform:.1f} requests/s = {platform / rate:.0%} of the better one")
+                print(
+                    f"ceiling, {kind}: one process, no platform: {rates[1]:.1f} images/s with 1 ONNX Runtime "
+                    f"thread, {rates[0]:.1f} with all cores; platform uncached at {best} clients: "
+                    f"{platform:.1f} requests/s = {platform / rate:.0%} of the better one"
+                )
     finally:
         stack.stop()
     return 0

@@ -5,7 +5,7 @@ single-line images one after another through a LineBatcher, with batching off (m
 and on (the defaults), in the same process on the same lines. Prints lines/s medians over
 repeats and the ratio.
 
-    .venv/bin/python bench/batching.py [--model models/reference/ppocrv4_mobile_rec.onnx]
+    .venv/bin/python -m bench.batching [--model models/reference/ppocrv4_mobile_rec.onnx]
         [--threads-ort 2] [--tasks 8] [--lines 96] [--repeats 3]
 """
 
@@ -13,24 +13,27 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from engine.batcher import LineBatcher  # noqa: E402
-from engine.inference import Recognizer  # noqa: E402
-from engine.modelpkg import REFERENCE_FILES  # noqa: E402
+from engine.batcher import LineBatcher
+from engine.inference import Recognizer
+from engine.modelpkg import REFERENCE_FILES
 
 TEXTS = [
-    "购买方名称：上海明远科技有限公司", "纳税人识别号：91310115MA1K4XYZ2Q", "开票日期：2026年11月26日",
-    "价税合计（大写）壹仟贰佰捌拾元整", "金额 1,132.74 税额 147.26", "地址：北京市朝阳区建国路88号",
-    "Invoice No. 04452317", "电话 021-68881234", "备注：含运费", "单价 ¥56.00",
+    "购买方名称：上海明远科技有限公司",
+    "纳税人识别号：91310115MA1K4XYZ2Q",
+    "开票日期：2026年11月26日",
+    "价税合计（大写）壹仟贰佰捌拾元整",
+    "金额 1,132.74 税额 147.26",
+    "地址：北京市朝阳区建国路88号",
+    "Invoice No. 04452317",
+    "电话 021-68881234",
+    "备注：含运费",
+    "单价 ¥56.00",
 ]
 
 
@@ -78,7 +81,9 @@ def main() -> None:
     u, b = statistics.median(unbatched), statistics.median(batched)
     print(f"model {model.label}, ORT threads {args.threads_ort}, {args.tasks} concurrent tasks, {args.lines} lines")
     print(f"unbatched (max batch 1):        {u:7.1f} lines/s (median of {args.repeats})")
-    print(f"batched (max 32, wait {args.wait_ms:g} ms, width ratio {args.ratio:g}): {b:7.1f} lines/s (median of {args.repeats})")
+    print(
+        f"batched (max 32, wait {args.wait_ms:g} ms, width ratio {args.ratio:g}): {b:7.1f} lines/s (median of {args.repeats})"
+    )
     print(f"ratio batched/unbatched:        {b / u:7.2f}")
 
 

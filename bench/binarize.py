@@ -5,27 +5,24 @@ each line of one or more labels.tsv folders, once without and once with OCR_BINA
 
     .venv/bin/python -m distill generate --out var/bench/clean --count 300 --split dev --strength 0
     .venv/bin/python -m distill generate --out var/bench/rough --count 300 --split dev --strength 0.8
-    .venv/bin/python bench/binarize.py var/bench/clean var/bench/rough [--model MODEL.onnx]
+    .venv/bin/python -m bench.binarize var/bench/clean var/bench/rough [--model MODEL.onnx]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance  # noqa: E402
-from engine.inference import Recognizer  # noqa: E402
-from engine.modelpkg import REFERENCE_FILES  # noqa: E402
-from engine.preprocess import prepare_line  # noqa: E402
+from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance
+from engine.inference import Recognizer
+from engine.modelpkg import REFERENCE_FILES
+from engine.preprocess import prepare_line
 
 
-def char_accuracy(model: Recognizer, folder: Path, binarize: bool) -> float:
+def read_accuracy(model: Recognizer, folder: Path, binarize: bool) -> float:
     errors = total = 0
     for raw in (folder / "labels.tsv").read_text(encoding="utf-8").splitlines():
         rel, _, truth = raw.partition("\t")
@@ -45,8 +42,8 @@ def main() -> None:
     model = Recognizer(args.model, threads=1)
     print(f"model {model.label}")
     for folder in map(Path, args.folders):
-        off = char_accuracy(model, folder, False)
-        on = char_accuracy(model, folder, True)
+        off = read_accuracy(model, folder, False)
+        on = read_accuracy(model, folder, True)
         print(f"{folder}: char accuracy binarize off {off:.4f}, on {on:.4f}")
 
 

@@ -8,7 +8,7 @@ cascade's answer replaces the default's on the lines whose confidence is below i
 is the default's plus the cascade's on the lines re-read. Then the chosen threshold is run for
 real through a LineBatcher with the cascade on, to check the simulation.
 
-    .venv/bin/python bench/cascade.py --data data/ood/clean --data data/ood/scan --data data/ood/photo \\
+    .venv/bin/python -m bench.cascade --data data/ood/clean --data data/ood/scan --data data/ood/photo \\
         --data data/ood/kai [--limit 200] [--threshold 0.9 ...] [--check 0.9]
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +24,6 @@ from pathlib import Path
 import cv2
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from distill.data import read_labels  # noqa: E402
 from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance  # noqa: E402
@@ -43,8 +41,10 @@ THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 1.01)
 
 def served_decoder() -> LineDecoder:
     """The worker's default decoder (OCR_DECODER=beam with the LM, OCR_LM_ALPHA/BETA, OCR_BEAM_DOUBT)."""
-    return LineDecoder(DecoderConfig("beam", BeamSettings(alpha=0.3, beta=2.5), 0.2),
-                       CharLM.load(str(MODELS / "lm" / "zh_char5.arpa.gz")))
+    return LineDecoder(
+        DecoderConfig("beam", BeamSettings(alpha=0.3, beta=2.5), 0.2),
+        CharLM.load(str(MODELS / "lm" / "zh_char5.arpa.gz")),
+    )
 
 
 def reads(batcher: LineBatcher, cases) -> list[dict]:
@@ -56,8 +56,15 @@ def reads(batcher: LineBatcher, cases) -> list[dict]:
         pred = "".join(res.text)
         gt = clean_for_scoring(text)
         conf = min((line["confidence"] for line in res.lines), default=0.0)
-        out.append({"ms": ms, "errors": edit_distance(gt, clean_for_scoring(pred)), "chars": len(gt), "conf": conf,
-                    "models": [line["model"] for line in res.lines]})
+        out.append(
+            {
+                "ms": ms,
+                "errors": edit_distance(gt, clean_for_scoring(pred)),
+                "chars": len(gt),
+                "conf": conf,
+                "models": [line["model"] for line in res.lines],
+            }
+        )
     return out
 
 
@@ -68,18 +75,30 @@ def accuracy(rows) -> float:
 def print_table(names: list[str], base: dict, alone: dict, rows: list[dict]) -> None:
     base_ms = statistics.mean(r["ms"] for v in base.values() for r in v)
     strong_ms = statistics.mean(r["ms"] for v in alone.values() for r in v)
-    print(json.dumps({"default_alone": {n: round(100 * accuracy(v), 2) for n, v in base.items()},
-                      "default_ms_mean": round(base_ms, 2),
-                      "cascade_alone": {n: round(100 * accuracy(v), 2) for n, v in alone.items()},
-                      "cascade_ms_mean": round(strong_ms, 2)}))
+    print(
+        json.dumps(
+            {
+                "default_alone": {n: round(100 * accuracy(v), 2) for n, v in base.items()},
+                "default_ms_mean": round(base_ms, 2),
+                "cascade_alone": {n: round(100 * accuracy(v), 2) for n, v in alone.items()},
+                "cascade_ms_mean": round(strong_ms, 2),
+            }
+        )
+    )
     print("\n| threshold | " + " | ".join(names) + " | lines re-read | ms/line (mean) | × default |")
     print("| --- |" + " --- |" * (len(names) + 3))
     print("| off | " + " | ".join(f"{100 * accuracy(base[n]):.2f}" for n in names) + f" | 0 | {base_ms:.1f} | 1.00 |")
     for r in rows:
-        print(f"| {r['threshold']} | " + " | ".join(f"{r[n]:.2f}" for n in names)
-              + f" | {100 * r['reread_share']:.1f} % | {r['ms_mean']:.1f} | {r['ms_mean'] / base_ms:.2f} |")
-    print("| cascade model alone | " + " | ".join(f"{100 * accuracy(alone[n]):.2f}" for n in names)
-          + f" | 100 % | {strong_ms:.1f} | {strong_ms / base_ms:.2f} |")
+        print(
+            f"| {r['threshold']} | "
+            + " | ".join(f"{r[n]:.2f}" for n in names)
+            + f" | {100 * r['reread_share']:.1f} % | {r['ms_mean']:.1f} | {r['ms_mean'] / base_ms:.2f} |"
+        )
+    print(
+        "| cascade model alone | "
+        + " | ".join(f"{100 * accuracy(alone[n]):.2f}" for n in names)
+        + f" | 100 % | {strong_ms:.1f} | {strong_ms / base_ms:.2f} |"
+    )
 
 
 def main(argv=None) -> int:
@@ -98,8 +117,9 @@ def main(argv=None) -> int:
         items = read_labels(folder)
         if args.limit:
             items = [items[k * len(items) // args.limit] for k in range(min(args.limit, len(items)))]
-        sets[Path(folder).name] = [(cv2.imread(str(Path(folder) / rel), cv2.IMREAD_COLOR)[:, :, ::-1].copy(), text)
-                                   for rel, text in items]
+        sets[Path(folder).name] = [
+            (cv2.imread(str(Path(folder) / rel), cv2.IMREAD_COLOR)[:, :, ::-1].copy(), text) for rel, text in items
+        ]
     base = {name: reads(LineBatcher(lambda: default, decoder=decoder), cases) for name, cases in sets.items()}
     alone = {name: reads(LineBatcher(lambda: strong, decoder=decoder), cases) for name, cases in sets.items()}
     rows = []
@@ -124,12 +144,21 @@ def main(argv=None) -> int:
     if args.check is not None:
         batcher = LineBatcher(lambda: default, decoder=decoder, cascade=lambda: strong, cascade_below=args.check)
         real = {name: reads(batcher, cases) for name, cases in sets.items()}
-        print(json.dumps({"check_threshold": args.check,
-                          **{n: round(100 * accuracy(v), 2) for n, v in real.items()},
-                          "ms_mean": round(statistics.mean(r["ms"] for v in real.values() for r in v), 2),
-                          "reread_share": round(statistics.mean(
-                              any(m.startswith(strong.spec.name) for m in r["models"]) for v in real.values()
-                              for r in v), 3)}))
+        print(
+            json.dumps(
+                {
+                    "check_threshold": args.check,
+                    **{n: round(100 * accuracy(v), 2) for n, v in real.items()},
+                    "ms_mean": round(statistics.mean(r["ms"] for v in real.values() for r in v), 2),
+                    "reread_share": round(
+                        statistics.mean(
+                            any(m.startswith(strong.spec.name) for m in r["models"]) for v in real.values() for r in v
+                        ),
+                        3,
+                    ),
+                }
+            )
+        )
     return 0
 
 

@@ -9,7 +9,7 @@ under it (what the portal's ``LOW_CONFIDENCE`` flag would catch and what it woul
 nothing). Use training-split folders (``data/val_clean``, ``data/val_scan``) to choose a
 threshold, never the dev sets.
 
-    .venv/bin/python bench/confidence.py --data data/val_clean --data data/val_scan \\
+    .venv/bin/python -m bench.confidence --data data/val_clean --data data/val_scan \\
         --model "student=models/student.onnx" --model "PP-OCRv4-mobile=models/reference/ppocrv4_mobile_rec.onnx"
 
 With ``--chars`` it judges the per-character confidences (the answer's ``chars``) instead,
@@ -24,21 +24,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from distill.data import read_labels  # noqa: E402
-from distill.evaluate import clean_for_scoring  # noqa: E402
-from engine.inference import Recognizer  # noqa: E402
-from engine.preprocess import prepare_line  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recognizers import parse_model  # noqa: E402
+from bench.recognizers import parse_model
+from distill.data import read_labels
+from distill.evaluate import clean_for_scoring
+from engine.inference import Recognizer
+from engine.preprocess import prepare_line
 
 THRESHOLDS = (0.8, 0.85, 0.9, 0.92, 0.94)
 CHAR_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -83,8 +78,11 @@ def char_confidences(model: str, datas: list[str], lm_path: str) -> tuple[np.nda
             pred = clean_for_scoring("".join(c for c, _ in chars))
             if len(pred) != len(chars):  # NFKC changed the count (rare): judge the line's characters as is
                 pred = "".join(c for c, _ in chars)
-            bad = {op.dest_pos for op in Levenshtein.editops(clean_for_scoring(text), pred)
-                   if op.tag in ("replace", "insert")}
+            bad = {
+                op.dest_pos
+                for op in Levenshtein.editops(clean_for_scoring(text), pred)
+                if op.tag in ("replace", "insert")
+            }
             for i, (_, p) in enumerate(chars):
                 (wrong if i in bad else right).append(p)
     return np.asarray(right), np.asarray(wrong)
@@ -103,9 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     for label, path in args.model:
         right, wrong = char_confidences(path, args.data, args.lm) if args.chars else confidences(path, args.data)
         result = {
-            "label": label, "right": len(right), "wrong": len(wrong), "auc": round(auc(right, wrong), 3),
-            "flagged": {str(t): {"wrong": round(float((wrong < t).mean()), 3), "right": round(float((right < t).mean()), 3)}
-                        for t in thresholds},
+            "label": label,
+            "right": len(right),
+            "wrong": len(wrong),
+            "auc": round(auc(right, wrong), 3),
+            "flagged": {
+                str(t): {"wrong": round(float((wrong < t).mean()), 3), "right": round(float((right < t).mean()), 3)}
+                for t in thresholds
+            },
         }
         print(json.dumps(result))
         print(f"{label}: {len(right)} right, {len(wrong)} wrong {unit}, AUC {result['auc']:.3f}")

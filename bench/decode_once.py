@@ -3,23 +3,19 @@ before (``decode_image``, what the worker does again) against the structural che
 (``inspect_image``: a PNG's chunks, a JPEG's end marker). Medians over repeated runs,
 in one process.
 
-    .venv/bin/python bench/decode_once.py
+    .venv/bin/python -m bench.decode_once
 """
 
 from __future__ import annotations
 
 import io
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from engine.images import ImageLimits, decode_image, inspect_image  # noqa: E402
+from engine.images import ImageLimits, decode_image, inspect_image
 
 FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 
@@ -31,7 +27,9 @@ def page(width: int, height: int, seed: int = 0) -> Image.Image:
     img = Image.fromarray(paper).convert("RGB")
     draw, font = ImageDraw.Draw(img), ImageFont.truetype(FONT, max(12, width // 50))
     for y in range(height // 20, height - height // 20, max(20, height // 30)):
-        draw.text((width // 12, y), "购买方名称：上海明远科技有限公司 金额 ¥1,280.00 税率 13%", fill=(20, 20, 20), font=font)
+        draw.text(
+            (width // 12, y), "购买方名称：上海明远科技有限公司 金额 ¥1,280.00 税率 13%", fill=(20, 20, 20), font=font
+        )
     return img
 
 

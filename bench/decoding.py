@@ -12,7 +12,7 @@ lines (Pango, held-out faces). A name is two or three common characters drawn at
 level 1), a trade and a legal form, so no language model can guess it, as with a customer's own
 suppliers; the hotwords are the set's names plus as many other names as distractors.
 
-    .venv/bin/python bench/decoding.py --lm models/lm/zh_char5.arpa.gz \\
+    .venv/bin/python -m bench.decoding --lm models/lm/zh_char5.arpa.gz \\
         --model "PP-OCRv6-tiny=models/reference/ppocrv6_tiny_rec.onnx" --model "student=models/student.onnx"
 """
 
@@ -21,20 +21,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from distill.data import read_labels  # noqa: E402
-from distill.evaluate import clean_for_scoring, edit_distance, load_recognizer, prepare_bgr  # noqa: E402
-from engine.beam import BeamSettings, Hotwords  # noqa: E402
-from engine.decoder import DecoderConfig, LineDecoder  # noqa: E402
-from engine.lm import CharLM  # noqa: E402
+from distill.data import read_labels
+from distill.evaluate import clean_for_scoring, edit_distance, load_recognizer, prepare_bgr
+from engine.beam import BeamSettings, Hotwords
+from engine.decoder import DecoderConfig, LineDecoder
+from engine.lm import CharLM
 
 SUBSETS = ("clean", "scan", "photo", "kai")
 DEGRADED = ("scan", "photo")
@@ -47,8 +44,12 @@ FORMS = ("有限公司", "股份有限公司", "有限责任公司")
 
 
 def company_names(count: int, rng: np.random.Generator) -> list[str]:
-    common = [bytes([hi, lo]).decode("gb2312") for hi in range(0xB0, 0xD8) for lo in range(0xA1, 0xFF)
-              if not (hi == 0xD7 and lo > 0xF9)]
+    common = [
+        bytes([hi, lo]).decode("gb2312")
+        for hi in range(0xB0, 0xD8)
+        for lo in range(0xA1, 0xFF)
+        if not (hi == 0xD7 and lo > 0xF9)
+    ]
     names: dict[str, None] = {}
     while len(names) < count:
         core = "".join(rng.choice(common, size=int(rng.integers(2, 4))))
@@ -60,7 +61,7 @@ def company_set(out: Path, font_dir: Path, lines: int = 200) -> list[str]:
     """Render the hotword set (once; it is kept in ``out``) and return its hotword list."""
     rng = np.random.default_rng(COMPANY_SEED)
     names = company_names(lines, rng)
-    used, distractors = names[:lines // 2], names[lines // 2:]
+    used, distractors = names[: lines // 2], names[lines // 2 :]
     if not (out / "scan" / "labels.tsv").exists():
         from distill.ood import render_suite
 
@@ -93,11 +94,13 @@ def score(rec, decoder: LineDecoder, items, hotwords: Hotwords | None = None) ->
         chars += len(gt)
         exact += gt == pr
     return {
-        "lines": len(items), "cer": round(100.0 * errors / max(chars, 1), 3),
+        "lines": len(items),
+        "cer": round(100.0 * errors / max(chars, 1), 3),
         "char_accuracy": round(100.0 - 100.0 * errors / max(chars, 1), 3),
         "line_accuracy": round(100.0 * exact / max(len(items), 1), 2),
         "searched": round(searched / max(len(items), 1), 3),
-        "ms_p50": round(float(np.median(times)), 3), "ms_mean": round(float(np.mean(times)), 3),
+        "ms_p50": round(float(np.median(times)), 3),
+        "ms_mean": round(float(np.mean(times)), 3),
         "ms_p50_searched": round(float(np.median(searched_times)), 3) if searched_times else 0.0,
     }
 
@@ -113,13 +116,23 @@ def tune(rec, lm: CharLM, items, alphas, betas, width: int, doubt: float) -> tup
     return best[1], best[2], grid
 
 
-def tune_bonus(rec, lm: CharLM, items, hotwords: Hotwords, alpha: float, beta: float, width: int,
-               doubt: float, bonuses=(1.0, 2.0, 3.0, 4.0)) -> float:
+def tune_bonus(
+    rec,
+    lm: CharLM,
+    items,
+    hotwords: Hotwords,
+    alpha: float,
+    beta: float,
+    width: int,
+    doubt: float,
+    bonuses=(1.0, 2.0, 3.0, 4.0),
+) -> float:
     """The hotword bonus with the lowest CER on ``items`` (the scanned half of the hotword set)."""
     grid = []
     for bonus in bonuses:
-        decoder = LineDecoder(DecoderConfig("beam", BeamSettings(width=width, alpha=alpha, beta=beta, bonus=bonus),
-                                            doubt), lm)
+        decoder = LineDecoder(
+            DecoderConfig("beam", BeamSettings(width=width, alpha=alpha, beta=beta, bonus=bonus), doubt), lm
+        )
         grid.append((score(rec, decoder, items, hotwords)["cer"], bonus))
         print(json.dumps({"tune": {"bonus": bonus, "cer": grid[-1][0]}}), flush=True)
     return min(grid)[1]
@@ -129,8 +142,9 @@ def decoders(lm: CharLM, alpha: float, beta: float, bonus: float, width: int, do
     return {
         "greedy": LineDecoder(),
         "beam": LineDecoder(DecoderConfig("beam", BeamSettings(width=width, bonus=bonus), doubt)),
-        "beam+LM": LineDecoder(DecoderConfig(
-            "beam", BeamSettings(width=width, alpha=alpha, beta=beta, bonus=bonus), doubt), lm),
+        "beam+LM": LineDecoder(
+            DecoderConfig("beam", BeamSettings(width=width, alpha=alpha, beta=beta, bonus=bonus), doubt), lm
+        ),
     }
 
 
@@ -164,10 +178,18 @@ def main(argv: list[str] | None = None) -> int:
         even = [item for n in DEGRADED for item in outputs[n][0::2]]
         odd = [item for n in DEGRADED for item in outputs[n][1::2]]
         if tuned is None:
-            alpha, beta, _ = tune(rec, lm, even, [float(a) for a in args.alphas.split(",")],
-                                  [float(b) for b in args.betas.split(",")], args.width, doubts[0])
-            bonus = tune_bonus(rec, lm, outputs["companies-scan"], Hotwords(hot_list), alpha, beta, args.width,
-                               doubts[0])
+            alpha, beta, _ = tune(
+                rec,
+                lm,
+                even,
+                [float(a) for a in args.alphas.split(",")],
+                [float(b) for b in args.betas.split(",")],
+                args.width,
+                doubts[0],
+            )
+            bonus = tune_bonus(
+                rec, lm, outputs["companies-scan"], Hotwords(hot_list), alpha, beta, args.width, doubts[0]
+            )
             tuned = (alpha, beta, bonus)
         alpha, beta, bonus = tuned
         for doubt in doubts:
@@ -185,10 +207,16 @@ def report(label, name, doubt, alpha, beta, rec, decoder, outputs, even, odd, ho
     if name != "greedy":
         for n in DEGRADED:
             rows[f"companies-{n}+hotwords"] = score(rec, decoder, outputs[f"companies-{n}"], hotwords)
-    line = {"model": label, "decoder": name, "doubt": doubt if name != "greedy" else None,
-            "alpha": alpha if name == "beam+LM" else 0.0, "beta": beta if name == "beam+LM" else 0.0,
-            "bonus": decoder.config.beam.bonus if name != "greedy" else None,
-            "lm": decoder.lm.sha256[:12] if decoder.lm else None, "sets": rows}
+    line = {
+        "model": label,
+        "decoder": name,
+        "doubt": doubt if name != "greedy" else None,
+        "alpha": alpha if name == "beam+LM" else 0.0,
+        "beta": beta if name == "beam+LM" else 0.0,
+        "bonus": decoder.config.beam.bonus if name != "greedy" else None,
+        "lm": decoder.lm.sha256[:12] if decoder.lm else None,
+        "sets": rows,
+    }
     text = json.dumps(line, ensure_ascii=False)
     print(text, flush=True)
     if out:

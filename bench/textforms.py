@@ -13,30 +13,22 @@ It also prints the share of lines whose every character matches exactly. Text on
 runs, so this isolates the rule from recognition errors (``distill evaluate`` reports the
 same with a model as ``char_accuracy_exact``).
 
-    .venv/bin/python bench/textforms.py [--count 20000] [--seed 606]
+    .venv/bin/python -m bench.textforms [--count 20000] [--seed 606]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import Counter
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from distill.text import TextSource
+from engine.charset import load_charset, normalize
+from engine.textforms import FULL, restore_full_width
 
-from engine.charset import load_charset, normalize  # noqa: E402
-from distill.text import TextSource  # noqa: E402
-from engine.textforms import FULL, restore_full_width  # noqa: E402
-
-ANSWERS = {
-    "half": lambda s: s,
-    "full": lambda s: "".join(FULL.get(c, c) for c in s),
-    "context": restore_full_width,
-}
+ANSWERS = {"half": lambda s: s, "full": lambda s: "".join(FULL.get(c, c) for c in s), "context": restore_full_width}
 
 
 def score(texts: list[str]) -> dict:

@@ -10,7 +10,7 @@ top-k targets are fixed inputs here, as they arrive from the data workers in tra
   CTC and KD on valid timesteps only, CTC over each line's own labels);
 * ``packed+bucket``: the same, on batches regrouped by width (``BucketCollate``, 4 batches).
 
-    .venv/bin/python bench/train_step.py [--groups 4] [--batch-size 32] [--repeat 2]
+    .venv/bin/python -m bench.train_step [--groups 4] [--batch-size 32] [--repeat 2]
 
 It prints one JSON object per variant (median ms per step, padding share) and each
 variant's ratio against ``padded``.
@@ -21,19 +21,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from engine.charset import load_charset  # noqa: E402
-from distill.data import BucketCollate, Collate, SyntheticLines  # noqa: E402
-from distill.losses import DistillationLoss, Packed, ctc_loss, sparse_kd_loss, time_mask  # noqa: E402
-from distill.models import build  # noqa: E402
+from distill.data import BucketCollate, Collate, SyntheticLines
+from distill.losses import DistillationLoss, Packed, ctc_loss, sparse_kd_loss, time_mask
+from distill.models import build
+from engine.charset import load_charset
 
 
 def fake_top_k(batch: dict, classes: int, k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,16 +43,23 @@ def fake_top_k(batch: dict, classes: int, k: int = 8) -> tuple[torch.Tensor, tor
 def padded_step(model, batch, top_k) -> torch.Tensor:
     logits = model(batch["images"])
     log_probs = logits.float().log_softmax(-1).permute(1, 0, 2)
-    ctc = F.ctc_loss(log_probs, batch["targets"], batch["input_lengths"], batch["target_lengths"],
-                     reduction="mean", zero_infinity=True)
+    ctc = F.ctc_loss(
+        log_probs,
+        batch["targets"],
+        batch["input_lengths"],
+        batch["target_lengths"],
+        reduction="mean",
+        zero_infinity=True,
+    )
     kd = sparse_kd_loss(logits, *top_k, batch["input_lengths"])
     return 0.6 * kd + 0.4 * ctc
 
 
 def packed_step(model, batch, top_k, loss_fn) -> torch.Tensor:
     logits = model.forward_head_packed(model.forward_features(batch["images"]), batch["input_lengths"])
-    return loss_fn(logits, batch["targets"], batch["input_lengths"], batch["target_lengths"],
-                   teacher_top_k=top_k)["total"]
+    return loss_fn(logits, batch["targets"], batch["input_lengths"], batch["target_lengths"], teacher_top_k=top_k)[
+        "total"
+    ]
 
 
 def padding(batches) -> float:
@@ -77,11 +80,11 @@ def main(argv=None) -> int:
     ds = SyntheticLines(count, split="train", seed=11)
     lines = [ds[i] for i in range(count)]
     collate = Collate(charset)
-    plain = [collate(lines[i:i + args.batch_size]) for i in range(0, count, args.batch_size)]
+    plain = [collate(lines[i : i + args.batch_size]) for i in range(0, count, args.batch_size)]
     bucketed = []
     group = args.groups * args.batch_size
     for i in range(0, count, group):
-        bucketed.extend(BucketCollate(collate, args.batch_size)(lines[i:i + group]))
+        bucketed.extend(BucketCollate(collate, args.batch_size)(lines[i : i + group]))
     model = build("student", len(charset)).train()
     loss_fn = DistillationLoss(alpha=0.6, top_k=8)
     variants = {
@@ -91,7 +94,7 @@ def main(argv=None) -> int:
     }
     targets = {id(b): fake_top_k(b, len(charset)) for b in plain + bucketed}
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for name, (batches, fn) in variants.items():  # warm-up
+    for batches, fn in variants.values():  # warm-up
         fn(batches[0], targets[id(batches[0])]).backward()
     for _ in range(args.repeat):
         for name, (batches, fn) in variants.items():  # interleaved, so load drifts hit all alike
@@ -103,17 +106,35 @@ def main(argv=None) -> int:
     base = statistics.median(times["padded"])
     for name, (batches, _) in variants.items():
         med = statistics.median(times[name])
-        print(json.dumps({"variant": name, "ms_per_step_p50": round(med * 1000, 1), "steps": len(times[name]),
-                          "padding_share": round(padding(batches), 3), "ratio_vs_padded": round(med / base, 3)}))
-    # the two CTC implementations agree on these batches
-    b = plain[0]
+        print(
+            json.dumps(
+                {
+                    "variant": name,
+                    "ms_per_step_p50": round(med * 1000, 1),
+                    "steps": len(times[name]),
+                    "padding_share": round(padding(batches), 3),
+                    "ratio_vs_padded": round(med / base, 3),
+                }
+            )
+        )
+    print(json.dumps(ctc_agreement(model, plain[0])))
+    return 0
+
+
+def ctc_agreement(model, b: dict) -> dict:
+    """PyTorch's CTC loss and ours on the packed steps, for one batch: the two must agree."""
     logits = model(b["images"]).detach()
-    ref = F.ctc_loss(logits.log_softmax(-1).permute(1, 0, 2), b["targets"], b["input_lengths"], b["target_lengths"],
-                     reduction="mean", zero_infinity=True)
+    ref = F.ctc_loss(
+        logits.log_softmax(-1).permute(1, 0, 2),
+        b["targets"],
+        b["input_lengths"],
+        b["target_lengths"],
+        reduction="mean",
+        zero_infinity=True,
+    )
     mask = time_mask(b["input_lengths"], logits.shape[1])
     ours = ctc_loss(Packed(logits[mask], mask), b["targets"], b["input_lengths"], b["target_lengths"])
-    print(json.dumps({"ctc_reference": round(float(ref), 5), "ctc_packed": round(float(ours), 5)}))
-    return 0
+    return {"ctc_reference": round(float(ref), 5), "ctc_packed": round(float(ours), 5)}
 
 
 if __name__ == "__main__":

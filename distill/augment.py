@@ -140,17 +140,34 @@ def strong_jpeg(img, rng):
 
 # (function, probability at full strength); geometric ones first, JPEG last
 PIPELINE = (
-    (rotate, 0.35), (perspective, 0.35), (ruling_lines, 0.15), (uneven_light, 0.3), (shadow, 0.2),
-    (contrast_brightness, 0.5), (gaussian_blur, 0.35), (motion_blur, 0.1), (low_resolution, 0.3),
-    (gaussian_noise, 0.25), (salt_pepper, 0.15), (jpeg, 0.35),
+    (rotate, 0.35),
+    (perspective, 0.35),
+    (ruling_lines, 0.15),
+    (uneven_light, 0.3),
+    (shadow, 0.2),
+    (contrast_brightness, 0.5),
+    (gaussian_blur, 0.35),
+    (motion_blur, 0.1),
+    (low_resolution, 0.3),
+    (gaussian_noise, 0.25),
+    (salt_pepper, 0.15),
+    (jpeg, 0.35),
 )
 
 # Photographed lines at full severity (the "wide" training mix sends a share of its degraded lines
 # through this instead of PIPELINE): uneven light, perspective, bending, defocus, the camera's
 # resolution and strong JPEG, more often and harder than PIPELINE's print-and-scan steps.
 PHOTO_PIPELINE = (
-    (perspective, 0.6), (curvature, 0.35), (uneven_light, 0.6), (shadow, 0.25), (contrast_brightness, 0.5),
-    (defocus, 0.35), (motion_blur, 0.2), (camera_resolution, 0.5), (gaussian_noise, 0.4), (strong_jpeg, 0.6),
+    (perspective, 0.6),
+    (curvature, 0.35),
+    (uneven_light, 0.6),
+    (shadow, 0.25),
+    (contrast_brightness, 0.5),
+    (defocus, 0.35),
+    (motion_blur, 0.2),
+    (camera_resolution, 0.5),
+    (gaussian_noise, 0.4),
+    (strong_jpeg, 0.6),
 )
 
 

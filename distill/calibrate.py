@@ -91,8 +91,9 @@ def sweep(model_path: str | Path, data_dirs, offsets=DEFAULT_OFFSETS, threads: i
             img = cv2.imread(str(data_dir / rel), cv2.IMREAD_COLOR)
             if img is None:
                 raise CalibrationError(f"cannot read image {data_dir / rel}")
-            paths = best_paths(log_probs(rec.outputs(prepare_bgr(img, spec)[None])[0], spec.output_kind),
-                               spec.blank_index)
+            paths = best_paths(
+                log_probs(rec.outputs(prepare_bgr(img, spec)[None])[0], spec.output_kind), spec.blank_index
+            )
             gt = clean_for_scoring(text)
             total += len(gt)
             for k, offset in enumerate(offsets):

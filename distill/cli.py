@@ -13,13 +13,23 @@ def _cmd_import_reference(args) -> int:
     from .export import REFERENCES, ExportError, import_reference
 
     try:
-        spec = import_reference(args.out or REFERENCES[args.model].path, args.source, name=args.model,
-                                fold=not args.no_fold)
+        spec = import_reference(
+            args.out or REFERENCES[args.model].path, args.source, name=args.model, fold=not args.no_fold
+        )
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"out": args.out or REFERENCES[args.model].path, "name": spec.name, "classes": spec.num_classes,
-                      **spec.extra}, ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "out": args.out or REFERENCES[args.model].path,
+                "name": spec.name,
+                "classes": spec.num_classes,
+                **spec.extra,
+            },
+            ensure_ascii=False,
+        )
+    )
     return 0
 
 
@@ -51,6 +61,7 @@ def _cmd_ood_texts(args) -> int:
     from pathlib import Path
 
     from engine.charset import load_charset
+
     from .ood import TEXTS_FILE, extract_texts, write_texts
 
     pairs = extract_texts(Path(args.locale_dir), set(load_charset().chars), args.count)
@@ -108,25 +119,47 @@ def _cmd_generate(args) -> int:
     from .data import write_dataset
 
     strength = None if args.strength < 0 else args.strength
-    path = write_dataset(args.out, args.count, split=args.split, seed=args.seed, strength=strength,
-                         progress=not args.quiet)
+    path = write_dataset(
+        args.out, args.count, split=args.split, seed=args.seed, strength=strength, progress=not args.quiet
+    )
     print(json.dumps({"labels": str(path), "lines": args.count, "split": args.split}))
     return 0
 
 
 def _train(args, arch: str, teacher=None) -> int:
     from engine.charset import load_charset
+
     from .train import run_training
 
     _threads(args)
     ckpt = run_training(
-        arch=arch, run_dir=args.run_dir, charset=load_charset(), steps=args.steps, batch_size=args.batch_size,
-        lr=args.lr, seed=args.seed, workers=args.workers, teacher=teacher, alpha=args.alpha, beta=args.beta,
-        temperature=args.temperature, eval_every=args.eval_every, checkpoint_seconds=args.checkpoint_seconds,
-        resume=not args.no_resume, init=args.init, max_strength=args.max_strength, progress=not args.quiet,
-        train_data=args.train_data, train_data_share=args.train_data_share, device=_device(args.device),
-        kd_top_k=args.kd_top_k, bucket=args.bucket, ramp=not args.no_ramp, mix=args.data_mix,
-        eval_data=args.eval_data, eval_lines=args.eval_lines,
+        arch=arch,
+        run_dir=args.run_dir,
+        charset=load_charset(),
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        workers=args.workers,
+        teacher=teacher,
+        alpha=args.alpha,
+        beta=args.beta,
+        temperature=args.temperature,
+        eval_every=args.eval_every,
+        checkpoint_seconds=args.checkpoint_seconds,
+        resume=not args.no_resume,
+        init=args.init,
+        max_strength=args.max_strength,
+        progress=not args.quiet,
+        train_data=args.train_data,
+        train_data_share=args.train_data_share,
+        device=_device(args.device),
+        kd_top_k=args.kd_top_k,
+        bucket=args.bucket,
+        ramp=not args.no_ramp,
+        mix=args.data_mix,
+        eval_data=args.eval_data,
+        eval_lines=args.eval_lines,
     )
     print(json.dumps({"checkpoint": str(ckpt)}))
     return 0
@@ -142,6 +175,7 @@ def _cmd_train_student(args) -> int:
 
 def _cmd_distill(args) -> int:
     from engine.charset import load_charset
+
     from .teachers import CrnnTeacher, OnnxCtcTeacher
     from .train import load_model
 
@@ -158,6 +192,7 @@ def _cmd_distill(args) -> int:
 
 def _cmd_export(args) -> int:
     from engine.charset import load_charset
+
     from .export import crnn_spec, export_onnx, parity
     from .train import load_model
 
@@ -192,11 +227,24 @@ def _cmd_train_detector(args) -> int:
 
     _threads(args)
     ckpt = run_detector_training(
-        run_dir=args.run_dir, steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
-        teacher=args.teacher or None, kd_weight=args.kd_weight, gt_weight=args.gt_weight, workers=args.workers,
-        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, dev_count=args.dev_pages,
-        crops_per_page=args.crops_per_page, device=_device(args.device), resume=not args.no_resume,
-        progress=not args.quiet)
+        run_dir=args.run_dir,
+        steps=args.steps,
+        batch_size=args.batch,
+        crop=args.crop,
+        lr=args.lr,
+        seed=args.seed,
+        teacher=args.teacher or None,
+        kd_weight=args.kd_weight,
+        gt_weight=args.gt_weight,
+        workers=args.workers,
+        checkpoint_every=args.checkpoint_every,
+        eval_every=args.eval_every,
+        dev_count=args.dev_pages,
+        crops_per_page=args.crops_per_page,
+        device=_device(args.device),
+        resume=not args.no_resume,
+        progress=not args.quiet,
+    )
     print(json.dumps({"checkpoint": str(ckpt)}))
     return 0
 
@@ -206,8 +254,14 @@ def _cmd_export_detector(args) -> int:
 
     _threads(args)
     try:
-        result = export_checkpoint(args.checkpoint, args.out, name=args.name, thresh=args.thresh,
-                                   box_thresh=args.box_thresh, unclip_ratio=args.unclip_ratio)
+        result = export_checkpoint(
+            args.checkpoint,
+            args.out,
+            name=args.name,
+            thresh=args.thresh,
+            box_thresh=args.box_thresh,
+            unclip_ratio=args.unclip_ratio,
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -259,32 +313,51 @@ def _training_args(p, steps: int, lr: float, batch_size: int) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
-    p.add_argument("--train-data", default=None, help="a labels.tsv folder of real lines to mix into the synthetic ones")
+    p.add_argument(
+        "--train-data", default=None, help="a labels.tsv folder of real lines to mix into the synthetic ones"
+    )
     p.add_argument("--train-data-share", type=float, default=0.3, help="share of each batch taken from --train-data")
     p.add_argument("--workers", type=int, default=1, help="data rendering processes")
-    p.add_argument("--bucket", type=int, default=4,
-                   help="regroup the lines of this many batches by width, to cut padding (1: off)")
+    p.add_argument(
+        "--bucket", type=int, default=4, help="regroup the lines of this many batches by width, to cut padding (1: off)"
+    )
     p.add_argument("--eval-every", type=int, default=200)
-    p.add_argument("--eval-data", action="append", default=[], metavar="DIR",
-                   help="a labels.tsv folder (an out-of-distribution subset, e.g. data/ood/photo) scored at every "
-                        "evaluation beside the generator's dev lines; repeatable. For curves and model selection "
-                        "only: never training data")
+    p.add_argument(
+        "--eval-data",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a labels.tsv folder (an out-of-distribution subset, e.g. data/ood/photo) scored at every "
+        "evaluation beside the generator's dev lines; repeatable. For curves and model selection "
+        "only: never training data",
+    )
     p.add_argument("--eval-lines", type=int, default=100, help="lines taken from each --eval-data folder")
     p.add_argument("--checkpoint-seconds", type=float, default=240.0)
     p.add_argument("--max-strength", type=float, default=1.0, help="augmentation strength at the end of the curriculum")
-    p.add_argument("--data-mix", choices=("v1", "wide"), default="wide",
-                   help="synthetic data: wide (prose, two renderers, small sizes, any margin, photo "
-                        "degradations) or v1 (what the student up to step 51,000 trained on)")
-    p.add_argument("--no-ramp", action="store_true",
-                   help="augment at full strength from the first step (for a run that continues a trained model)")
+    p.add_argument(
+        "--data-mix",
+        choices=("v1", "wide"),
+        default="wide",
+        help="synthetic data: wide (prose, two renderers, small sizes, any margin, photo "
+        "degradations) or v1 (what the student up to step 51,000 trained on)",
+    )
+    p.add_argument(
+        "--no-ramp",
+        action="store_true",
+        help="augment at full strength from the first step (for a run that continues a trained model)",
+    )
     p.add_argument("--init", default=None, help="start from this checkpoint's weights")
     p.add_argument("--no-resume", action="store_true", help="ignore RUN_DIR/last.pt")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--alpha", type=float, default=0.6, help="weight of the KD term (distill only)")
     p.add_argument("--beta", type=float, default=0.0, help="weight of the feature term (distill only)")
     p.add_argument("--temperature", type=float, default=2.0)
-    p.add_argument("--kd-top-k", type=int, default=8,
-                   help="KD against the teacher's top-k classes per timestep, softened within them (0: dense)")
+    p.add_argument(
+        "--kd-top-k",
+        type=int,
+        default=8,
+        help="KD against the teacher's top-k classes per timestep, softened within them (0: dense)",
+    )
 
 
 def _packaging_commands(sub) -> None:
@@ -292,8 +365,12 @@ def _packaging_commands(sub) -> None:
     from .export import DEFAULT_REFERENCE, REFERENCES
 
     p = sub.add_parser("import-reference", help="package a PP-OCR recogniser from its wheel with our metadata")
-    p.add_argument("--model", default=DEFAULT_REFERENCE, choices=sorted(REFERENCES),
-                   help="which wheel's recogniser (docs/models.md)")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_REFERENCE,
+        choices=sorted(REFERENCES),
+        help="which wheel's recogniser (docs/models.md)",
+    )
     p.add_argument("--out", default=None, help="default: models/reference/<model>_rec.onnx")
     p.add_argument("--source", default=None, help="a rec ONNX file (default: the one in the model's wheel)")
     p.add_argument("--no-fold", action="store_true", help="keep traditional classes as they are")
@@ -301,19 +378,23 @@ def _packaging_commands(sub) -> None:
 
     from .export import DETECTORS
 
-    p = sub.add_parser("import-detector", help="package a PP-OCR text detector or direction classifier "
-                                               "from its wheel with our metadata")
+    p = sub.add_parser(
+        "import-detector",
+        help="package a PP-OCR text detector or direction classifier from its wheel with our metadata",
+    )
     p.add_argument("--model", required=True, choices=sorted(DETECTORS))
     p.add_argument("--out", default=None, help="default: models/reference/<model>.onnx")
-    p.add_argument("--limit-side", type=int, default=None,
-                   help="the size rule's pixels (default: the model's own, see DETECTORS)")
+    p.add_argument(
+        "--limit-side", type=int, default=None, help="the size rule's pixels (default: the model's own, see DETECTORS)"
+    )
     p.set_defaults(func=_cmd_import_detector)
 
     p = sub.add_parser("generate", help="render a labels.tsv line dataset")
     p.add_argument("--out", required=True)
     p.add_argument("--count", type=int, default=1000)
-    p.add_argument("--split", choices=("train", "dev"), default="dev",
-                   help="dev uses held-out fonts and held-out texts")
+    p.add_argument(
+        "--split", choices=("train", "dev"), default="dev", help="dev uses held-out fonts and held-out texts"
+    )
     p.add_argument("--strength", type=float, default=0.0, help="augmentation 0..1; negative = training curriculum")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
@@ -342,8 +423,12 @@ def _training_commands(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--name", default=None)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--blank-offset", type=float, default=0.0,
-                   help="lower the blank logit by this much (the value `calibrate` chose)")
+    p.add_argument(
+        "--blank-offset",
+        type=float,
+        default=0.0,
+        help="lower the blank logit by this much (the value `calibrate` chose)",
+    )
     p.set_defaults(func=_cmd_export)
 
 
@@ -351,8 +436,10 @@ def _detector_commands(sub) -> None:
     """train-detector, export-detector (their modules need torch: imported inside the commands)."""
     from engine.modelpkg import REFERENCE_FILES
 
-    p = sub.add_parser("train-detector", help="train the DB text detector on synthetic pages, distilled from "
-                                              "the imported one (distill/detector.py)")
+    p = sub.add_parser(
+        "train-detector",
+        help="train the DB text detector on synthetic pages, distilled from the imported one (distill/detector.py)",
+    )
     p.add_argument("--run-dir", required=True, help="checkpoints (last.pt) and metrics.jsonl go here")
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch", type=int, default=4, help="crops per step")
@@ -360,13 +447,24 @@ def _detector_commands(sub) -> None:
     p.add_argument("--crops-per-page", type=int, default=2, help="crops cut from each rendered page")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1; 2 only on free cores: "
-                                                         "OpenMP threads spin against other jobs)")
-    p.add_argument("--workers", type=int, default=1, help="processes rendering pages and running the teacher "
-                                                          "(0: in the training process)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1; 2 only on free cores: OpenMP threads spin against other jobs)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes rendering pages and running the teacher (0: in the training process)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
-    p.add_argument("--teacher", default=f"models/{REFERENCE_FILES['ppocrv6-tiny-det']}",
-                   help="the detector to distil ('': the boxes alone)")
+    p.add_argument(
+        "--teacher",
+        default=f"models/{REFERENCE_FILES['ppocrv6-tiny-det']}",
+        help="the detector to distil ('': the boxes alone)",
+    )
     p.add_argument("--kd-weight", type=float, default=1.0, help="weight of the teacher's map term")
     p.add_argument("--gt-weight", type=float, default=1.0, help="weight of the renderer's line boxes term")
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
@@ -429,8 +527,11 @@ def _data_commands(sub) -> None:
     p = sub.add_parser("train-fonts", help="fetch the npm training faces into var/fonts/train (distill/fonts.py)")
     p.set_defaults(func=_cmd_train_fonts)
 
-    p = sub.add_parser("ood-texts", help="extract the suite's texts anew into distill/ood_texts.tsv "
-                                         "(changes the frozen suite: say so in docs/models.md)")
+    p = sub.add_parser(
+        "ood-texts",
+        help="extract the suite's texts anew into distill/ood_texts.tsv "
+        "(changes the frozen suite: say so in docs/models.md)",
+    )
     p.add_argument("--locale-dir", default="/usr/share/locale/zh_CN/LC_MESSAGES")
     p.add_argument("--count", type=int, default=1800)
     p.set_defaults(func=_cmd_ood_texts)
@@ -446,8 +547,16 @@ def _data_commands(sub) -> None:
 def _cmd_warm_cache(args) -> int:
     from .warmstart import build_cache
 
-    build_cache(args.out, args.count, args.student, args.teacher, seed=args.seed, top_k=args.top_k,
-                augraphy_share=args.augraphy_share, threads=args.threads)
+    build_cache(
+        args.out,
+        args.count,
+        args.student,
+        args.teacher,
+        seed=args.seed,
+        top_k=args.top_k,
+        augraphy_share=args.augraphy_share,
+        threads=args.threads,
+    )
     return 0
 
 
@@ -456,16 +565,34 @@ def _cmd_warm_distill(args) -> int:
 
     from .warmstart import build_cache, train
 
+    if not 0.0 <= args.interpolate <= 1.0:
+        print("error: --interpolate is a share of the way from the start to the average: 0 to 1", file=sys.stderr)
+        return 2
     if args.cache_lines and not any(Path(args.cache).glob("shard_*.pt")):
-        build_cache(args.cache, args.cache_lines, args.student, args.teacher, seed=args.seed + 1,
-                    threads=args.threads)
+        build_cache(args.cache, args.cache_lines, args.student, args.teacher, seed=args.seed + 1, threads=args.threads)
     weights = {"ctc": args.ctc_weight, "kd": args.kd_weight, "feat": args.feat_weight}
-    path = train(args.cache, args.out, args.student, args.steps, batch_size=args.batch_size, lr=args.lr,
-                 weights=weights, seed=args.seed, threads=args.threads, eval_data=args.eval_data or [],
-                 eval_lines=args.eval_lines, eval_every=args.eval_every, checkpoint_seconds=args.checkpoint_seconds,
-                 dev_data=args.dev_data, log=(lambda _: None) if args.quiet else print, optimizer=args.optimizer,
-                 ema_decay=args.ema_decay, train_only=args.train_only,
-                 blank_offset=args.blank_offset)
+    path = train(
+        args.cache,
+        args.out,
+        args.student,
+        args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weights=weights,
+        seed=args.seed,
+        threads=args.threads,
+        eval_data=args.eval_data or [],
+        eval_lines=args.eval_lines,
+        eval_every=args.eval_every,
+        checkpoint_seconds=args.checkpoint_seconds,
+        dev_data=args.dev_data,
+        log=(lambda _: None) if args.quiet else print,
+        optimizer=args.optimizer,
+        ema_decay=args.ema_decay,
+        train_only=args.train_only,
+        blank_offset=args.blank_offset,
+        interpolate=args.interpolate,
+    )
     print(json.dumps({"student": str(path)}))
     return 0
 
@@ -481,42 +608,77 @@ def _cmd_ood_pages(args) -> int:
     return 0
 
 
-def _warm_commands(sub) -> None:
+_WARM_STUDENT = "models/reference/ppocrv6_tiny_rec.onnx"
+_WARM_TEACHER = "models/reference/ppocrv6_small_rec.onnx"
+
+
+def _ood_pages_command(sub) -> None:
+    """The ``ood-pages`` subcommand."""
     p = sub.add_parser("ood-pages", help="render the frozen out-of-distribution page suite (distill/ood_pages.py)")
     p.add_argument("--out", default="data/ood_pages")
     p.add_argument("--fonts", default="var/fonts/ood")
     p.add_argument("--per-layout", type=int, default=4)
     p.set_defaults(func=_cmd_ood_pages)
 
-    student, teacher = "models/reference/ppocrv6_tiny_rec.onnx", "models/reference/ppocrv6_small_rec.onnx"
-    p = sub.add_parser("warm-cache", help="render lines and the teacher's targets (top-k, neck features) once "
-                                          "for warm-started distillation (distill/warmstart.py); resumable")
+
+def _warm_cache_command(sub) -> None:
+    """The ``warm-cache`` subcommand: the resumable teacher-target cache."""
+    p = sub.add_parser(
+        "warm-cache",
+        help="render lines and the teacher's targets (top-k, neck features) once "
+        "for warm-started distillation (distill/warmstart.py); resumable",
+    )
     p.add_argument("--out", default="data/warm_cache")
     p.add_argument("--count", type=int, default=24_000)
-    p.add_argument("--student", default=student, help="the package whose classes the targets are mapped onto")
-    p.add_argument("--teacher", default=teacher)
+    p.add_argument("--student", default=_WARM_STUDENT, help="the package whose classes the targets are mapped onto")
+    p.add_argument("--teacher", default=_WARM_TEACHER)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--top-k", type=int, default=8)
     p.add_argument("--augraphy-share", type=float, default=0.4)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=_cmd_warm_cache)
 
-    p = sub.add_parser("warm-distill", help="refine a served recogniser (warm start) with CTC + KD + feature "
-                                            "mimicking from the cached teacher targets; resumable")
+
+def _warm_distill_command(sub) -> None:
+    """The ``warm-distill`` subcommand: warm-started refinement from the cache."""
+    p = sub.add_parser(
+        "warm-distill",
+        help="refine a served recogniser (warm start) with CTC + KD + feature "
+        "mimicking from the cached teacher targets; resumable",
+    )
     p.add_argument("--cache", default="data/warm_cache")
     p.add_argument("--out", default="runs/warm")
-    p.add_argument("--student", default=student, help="the package to start from")
-    p.add_argument("--teacher", default=teacher, help="the teacher package (for --cache-lines)")
-    p.add_argument("--cache-lines", type=int, default=0,
-                   help="build the line cache with this many lines first when --cache holds none")
+    p.add_argument("--student", default=_WARM_STUDENT, help="the package to start from")
+    p.add_argument("--teacher", default=_WARM_TEACHER, help="the teacher package (for --cache-lines)")
+    p.add_argument(
+        "--cache-lines",
+        type=int,
+        default=0,
+        help="build the line cache with this many lines first when --cache holds none",
+    )
     p.add_argument("--dev-data", default=None, help="a labels.tsv folder scored as dev_char_accuracy")
     p.add_argument("--quiet", action="store_true", help="progress only in metrics.jsonl")
     p.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
     p.add_argument("--ema-decay", type=float, default=0.998)
-    p.add_argument("--blank-offset", type=float, default=0.0,
-                   help="lower the blank's logit by this much in the exported package (ocr.blank_penalty)")
-    p.add_argument("--train-only", default=None, metavar="PREFIX",
-                   help="train only the weights whose ONNX initialiser name starts with PREFIX (linear_: the head)")
+    p.add_argument(
+        "--blank-offset",
+        type=float,
+        default=0.0,
+        help="lower the blank's logit by this much in the exported package (ocr.blank_penalty)",
+    )
+    p.add_argument(
+        "--interpolate",
+        type=float,
+        default=1.0,
+        help="export the weights this share of the way from the student's start to the trained average "
+        "(1: the average itself; the shipped student: 0.5)",
+    )
+    p.add_argument(
+        "--train-only",
+        default=None,
+        metavar="PREFIX",
+        help="train only the weights whose ONNX initialiser name starts with PREFIX (linear_: the head)",
+    )
     p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-5)
@@ -532,11 +694,24 @@ def _warm_commands(sub) -> None:
     p.set_defaults(func=_cmd_warm_distill)
 
 
+def _warm_commands(sub) -> None:
+    """The out-of-distribution page and warm-start subcommands."""
+    _ood_pages_command(sub)
+    _warm_cache_command(sub)
+    _warm_distill_command(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m distill", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_packaging_commands, _training_commands, _detector_commands, _measuring_commands, _data_commands,
-                _warm_commands):
+    for add in (
+        _packaging_commands,
+        _training_commands,
+        _detector_commands,
+        _measuring_commands,
+        _data_commands,
+        _warm_commands,
+    ):
         add(sub)
     return parser
 

@@ -43,8 +43,9 @@ NORM_STD = 0.5
 MIXES = ("v1", "wide")
 
 
-def curriculum_strength(progress: float, rng, clean_share: float = 0.25, max_strength: float = 1.0,
-                        ramp: bool = True) -> float:
+def curriculum_strength(
+    progress: float, rng, clean_share: float = 0.25, max_strength: float = 1.0, ramp: bool = True
+) -> float:
     """Augmentation strength for a sample drawn at ``progress`` (0..1) through training:
     a quarter of the lines stay clean, the cap on the rest grows from 0.3 to full by mid-run
     (``ramp``), or is full from the start (for a run that continues a trained model)."""
@@ -61,9 +62,19 @@ class SyntheticLines:
     ``strength`` None means the training curriculum (by i / length); a number fixes it.
     """
 
-    def __init__(self, length: int, split: str = "train", seed: int = 0, strength: float | None = None,
-                 min_len: int = 2, max_len: int = 12, height: int = 32, max_strength: float = 1.0,
-                 ramp: bool = True, mix: str = "v1"):
+    def __init__(
+        self,
+        length: int,
+        split: str = "train",
+        seed: int = 0,
+        strength: float | None = None,
+        min_len: int = 2,
+        max_len: int = 12,
+        height: int = 32,
+        max_strength: float = 1.0,
+        ramp: bool = True,
+        mix: str = "v1",
+    ):
         if mix not in MIXES:
             raise ValueError(f"mix must be one of {', '.join(MIXES)}")
         self.length, self.split, self.seed, self.strength = length, split, seed, strength
@@ -80,12 +91,14 @@ class SyntheticLines:
     def _setup(self):
         if self._source is None:
             from engine.charset import load_charset
+
             from .fonts import faces_for
             from .text import TextSource
 
             weights = TextSource.WIDE_WEIGHTS if self.mix == "wide" else None
-            self._source = TextSource(load_charset(), self.split, self.min_len, self.max_len, seed=self.seed,
-                                      weights=weights)
+            self._source = TextSource(
+                load_charset(), self.split, self.min_len, self.max_len, seed=self.seed, weights=weights
+            )
             self._faces = faces_for(self.split)
             if self.mix == "wide":
                 from .pangorender import PangoLine, use_only_fonts_in
@@ -103,8 +116,7 @@ class SyntheticLines:
         rng = np.random.default_rng([self.seed, i, 0 if self.split == "train" else 1])
         text, face = draw_text_and_face(self._source, self._faces, rng)
         if self.strength is None:
-            strength = curriculum_strength(i / max(self.length, 1), rng, max_strength=self.max_strength,
-                                           ramp=self.ramp)
+            strength = curriculum_strength(i / max(self.length, 1), rng, max_strength=self.max_strength, ramp=self.ramp)
         else:
             strength = self.strength
         if self.mix == "wide":
@@ -223,14 +235,20 @@ class BucketCollate:
         import numpy as np
 
         order = sorted(range(len(lines)), key=lambda i: lines[i][0].shape[1])
-        chunks = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        chunks = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         # narrow-to-wide steps in a fixed cycle would be a pattern the optimiser sees; shuffle them
         rng = np.random.default_rng(sum(img.shape[1] for img, _ in lines))
         return [self.collate([lines[i] for i in chunks[k]]) for k in rng.permutation(len(chunks))]
 
 
-def write_dataset(out_dir: str | Path, count: int, split: str = "dev", seed: int = 0,
-                  strength: float | None = 0.0, progress: bool = True) -> Path:
+def write_dataset(
+    out_dir: str | Path,
+    count: int,
+    split: str = "dev",
+    seed: int = 0,
+    strength: float | None = 0.0,
+    progress: bool = True,
+) -> Path:
     """Render ``count`` lines to ``out_dir/images/*.png`` and write ``labels.tsv``
     (plus ``fonts.tsv`` naming the face of every line)."""
     import cv2

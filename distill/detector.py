@@ -61,6 +61,7 @@ def detector_spec(teacher: str | Path | None = None, name: str = "db-student") -
 
 # --------------------------------------------------------------------------- targets
 
+
 def shrink_quad(quad: np.ndarray, ratio: float = GT_SHRINK, margin: float = 0.0) -> np.ndarray:
     """A near-rectangular quad (tl, tr, br, bl) moved inwards on every side by DB's offset
     area * (1 - ratio^2) / perimeter (under half its shorter side), plus ``margin``; at most
@@ -73,7 +74,7 @@ def shrink_quad(quad: np.ndarray, ratio: float = GT_SHRINK, margin: float = 0.0)
         return q.astype(np.float32)
     u = (q[1] - q[0]) + (q[2] - q[3])
     v = (q[3] - q[0]) + (q[2] - q[1])
-    d = min(area * (1 - ratio ** 2) / perimeter + margin, 0.25 * min(np.linalg.norm(u), np.linalg.norm(v)))
+    d = min(area * (1 - ratio**2) / perimeter + margin, 0.25 * min(np.linalg.norm(u), np.linalg.norm(v)))
     u, v = u / max(np.linalg.norm(u), 1e-9), v / max(np.linalg.norm(v), 1e-9)
     moves = np.array([u + v, -u + v, -u - v, u - v])
     return (q + d * moves).astype(np.float32)
@@ -109,6 +110,7 @@ class PagePool:
     def _setup(self):
         if self._ready is None:
             from engine.charset import load_charset
+
             from .fonts import faces_for
             from .pages import PAGE_WEIGHTS, full_faces
             from .text import TextSource
@@ -131,8 +133,9 @@ class PagePool:
         spec = replace(self.spec, limit_side=max(self.spec.size_multiple, int(self.spec.limit_side * limit_scale)))
         x = prepare_page(page.image, spec)[0]
         h, w = page.image.shape[:2]
-        gt = text_map([q * np.float32([x.shape[2] / w, x.shape[1] / h]) for q in page.quads], x.shape[1:],
-                      self.gt_shrink)
+        gt = text_map(
+            [q * np.float32([x.shape[2] / w, x.shape[1] / h]) for q in page.quads], x.shape[1:], self.gt_shrink
+        )
         x = np.ascontiguousarray(np.rot90(x, quarter_turns, axes=(1, 2)))
         gt = np.ascontiguousarray(np.rot90(gt, quarter_turns))
         teacher = self._setup()[2]
@@ -148,7 +151,7 @@ def random_crop(arrays, size: int, rng: np.random.Generator):
     x = int(rng.integers(0, max(w - size, 0) + 1))
     out = []
     for a in arrays:
-        cut = a[..., y:y + size, x:x + size]
+        cut = a[..., y : y + size, x : x + size]
         pad = [(0, 0)] * (a.ndim - 2) + [(0, size - cut.shape[-2]), (0, size - cut.shape[-1])]
         out.append(np.pad(cut, pad))
     return out
@@ -159,8 +162,17 @@ class PageCrops(Dataset):
     run draws what the first would have): ``images`` [B, 3, crop, crop], ``teacher`` and ``gt``
     [B, 1, crop, crop], from ``ceil(B / crops_per_page)`` pages."""
 
-    def __init__(self, pool: PagePool, steps: int, batch_size: int, crop: int, seed: int = 0,
-                 crops_per_page: int = 2, scale: tuple[float, float] = (0.8, 1.25), turn: float = 0.15):
+    def __init__(
+        self,
+        pool: PagePool,
+        steps: int,
+        batch_size: int,
+        crop: int,
+        seed: int = 0,
+        crops_per_page: int = 2,
+        scale: tuple[float, float] = (0.8, 1.25),
+        turn: float = 0.15,
+    ):
         if crop % 32:
             raise ValueError("crop must be a multiple of 32")
         self.pool, self.steps, self.batch_size, self.crop, self.seed = pool, steps, batch_size, crop, seed
@@ -177,19 +189,24 @@ class PageCrops(Dataset):
             rng = np.random.default_rng((self.seed, index))
             capture = CAPTURES[int(rng.integers(len(CAPTURES)))]
             turns = int(rng.integers(1, 4)) if rng.random() < self.turn else 0
-            x, t, g, _ = self.pool.prepared(TRAIN_SEED_BASE + self.seed * 10**7 + index, capture,
-                                            float(rng.uniform(*self.scale)), turns)
+            x, t, g, _ = self.pool.prepared(
+                TRAIN_SEED_BASE + self.seed * 10**7 + index, capture, float(rng.uniform(*self.scale)), turns
+            )
             t = np.zeros_like(g) if t is None else t
             for _ in range(min(self.crops_per_page, self.batch_size - len(images))):
                 cx, ct, cg = random_crop([x, t, g], self.crop, rng)
                 images.append(cx)
                 soft.append(ct[None])
                 gt.append(cg[None])
-        return {"images": torch.from_numpy(np.stack(images)), "teacher": torch.from_numpy(np.stack(soft)),
-                "gt": torch.from_numpy(np.stack(gt))}
+        return {
+            "images": torch.from_numpy(np.stack(images)),
+            "teacher": torch.from_numpy(np.stack(soft)),
+            "gt": torch.from_numpy(np.stack(gt)),
+        }
 
 
 # --------------------------------------------------------------------------- loss
+
 
 def dice_loss(prob: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     inter = (prob * target).sum()
@@ -225,6 +242,7 @@ def detector_step(model, batch: dict, loss_fn: DetectorLoss) -> dict:
 
 # --------------------------------------------------------------------------- dev: whole pages
 
+
 def quad_iou(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float32).reshape(4, 2), np.asarray(b, np.float32).reshape(4, 2)
     inter = float(cv2.intersectConvexConvex(a, b)[0])
@@ -247,8 +265,7 @@ def match_counts(found, truth, iou: float = 0.5) -> tuple[int, int, int]:
 def f_scores(counts) -> dict:
     matched, found, true = (sum(c[k] for c in counts) for k in range(3))
     precision, recall = matched / max(found, 1), matched / max(true, 1)
-    return {"precision": precision, "recall": recall,
-            "f1": 2 * precision * recall / max(precision + recall, 1e-9)}
+    return {"precision": precision, "recall": recall, "f1": 2 * precision * recall / max(precision + recall, 1e-9)}
 
 
 def dev_pages(pool: PagePool, count: int) -> list:
@@ -281,12 +298,17 @@ def evaluate_pages(model, pages, spec: DetSpec) -> dict:
 
 def teacher_scores(pool: PagePool, pages) -> dict:
     teacher = pool._setup()[2]
-    counts = [match_counts(page_quads(teacher.session.run(None, {teacher.input_name: x[None]})[0][0, 0],
-                                      pool.spec, page), page.quads) for x, page in pages]
+    counts = [
+        match_counts(
+            page_quads(teacher.session.run(None, {teacher.input_name: x[None]})[0][0, 0], pool.spec, page), page.quads
+        )
+        for x, page in pages
+    ]
     return f_scores(counts)
 
 
 # --------------------------------------------------------------------------- the run
+
 
 def load_detector(path: str | Path):
     state = torch.load(path, map_location="cpu", weights_only=False)
@@ -303,10 +325,15 @@ def _worker_init(_):
 def crop_loader(data: PageCrops, start: int, workers: int) -> DataLoader:
     """The batches of steps ``start``.. in order; page rendering and the teacher run in
     ``workers`` spawned processes (0: in this one)."""
-    return DataLoader(Subset(data, range(start, data.steps)), batch_size=None, shuffle=False, num_workers=workers,
-                      worker_init_fn=_worker_init if workers else None,
-                      multiprocessing_context="spawn" if workers else None,
-                      prefetch_factor=2 if workers else None)
+    return DataLoader(
+        Subset(data, range(start, data.steps)),
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        worker_init_fn=_worker_init if workers else None,
+        multiprocessing_context="spawn" if workers else None,
+        prefetch_factor=2 if workers else None,
+    )
 
 
 def _start(run_dir: Path, model, optimizer, scheduler, lr: float, steps: int, resume: bool):
@@ -319,15 +346,97 @@ def _start(run_dir: Path, model, optimizer, scheduler, lr: float, steps: int, re
     return 0, scheduler
 
 
-def run_detector_training(*, run_dir: str | Path, steps: int, batch_size: int = 4, crop: int = 640,
-                          lr: float = 2e-3, seed: int = 0, teacher: str | Path | None = DEFAULT_TEACHER,
-                          kd_weight: float = 1.0, gt_weight: float = 1.0, arch: str = "db_student",
-                          workers: int = 1, checkpoint_every: int = 200, eval_every: int = 500, dev_count: int = 8,
-                          crops_per_page: int = 2, weight_decay: float = 0.01, device: str = "cpu",
-                          resume: bool = True, progress: bool = True) -> Path:
+def _detector_config(
+    arch, steps, batch_size, crop, lr, seed, teacher, kd_weight, gt_weight, crops_per_page, device, spec
+) -> dict:
+    """The run's settings, as logged at the start and kept in the checkpoint."""
+    return {
+        "arch": arch,
+        "steps": steps,
+        "batch_size": batch_size,
+        "crop": crop,
+        "lr": lr,
+        "seed": seed,
+        "teacher": str(teacher) if teacher else None,
+        "kd_weight": kd_weight if teacher else 0.0,
+        "gt_weight": gt_weight,
+        "crops_per_page": crops_per_page,
+        "device": device,
+        "spec": spec.to_metadata(),
+    }
+
+
+def _detector_hooks(
+    run_dir: Path, config: dict, model, optimizer, scheduler, dev, spec, log, start, eval_every, checkpoint_every
+):
+    """Step hooks that checkpoint to ``run_dir/last.pt`` and score the dev pages."""
+    from .train import StepHooks, save_checkpoint
+
+    return StepHooks(
+        lambda step: save_checkpoint(
+            run_dir / "last.pt",
+            arch=config["arch"],
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            step=step,
+            config=config,
+        ),
+        lambda: {f"dev_det_{k}": round(v, 5) for k, v in evaluate_pages(model, dev, spec).items()},
+        log,
+        start=start,
+        steps=config["steps"],
+        eval_every=eval_every if dev else 0,
+        checkpoint_every=checkpoint_every,
+    )
+
+
+def _train_on_crops(model, pool, optimizer, scheduler, log, hooks, config: dict, *, start, workers, progress) -> None:
+    """Run the steps from ``start`` to the end on fresh page crops."""
+    from .train import train_steps
+
+    steps = config["steps"]
+    data = PageCrops(pool, steps, config["batch_size"], config["crop"], config["seed"], config["crops_per_page"])
+    loss_fn = DetectorLoss(config["kd_weight"], config["gt_weight"])
+    train_steps(
+        model,
+        crop_loader(data, start, workers),
+        optimizer,
+        scheduler,
+        lambda batch: detector_step(model, batch, loss_fn),
+        start_step=start,
+        total_steps=steps,
+        log=log,
+        on_step=hooks.on_step,
+        progress=progress,
+    )
+
+
+def run_detector_training(
+    *,
+    run_dir: str | Path,
+    steps: int,
+    batch_size: int = 4,
+    crop: int = 640,
+    lr: float = 2e-3,
+    seed: int = 0,
+    teacher: str | Path | None = DEFAULT_TEACHER,
+    kd_weight: float = 1.0,
+    gt_weight: float = 1.0,
+    arch: str = "db_student",
+    workers: int = 1,
+    checkpoint_every: int = 200,
+    eval_every: int = 500,
+    dev_count: int = 8,
+    crops_per_page: int = 2,
+    weight_decay: float = 0.01,
+    device: str = "cpu",
+    resume: bool = True,
+    progress: bool = True,
+) -> Path:
     """Train ``arch`` on synthetic page crops against the teacher's maps and the renderer's
     boxes. Writes ``run_dir/last.pt`` (resumable) and ``run_dir/metrics.jsonl``."""
-    from .train import MetricsLog, StepHooks, optimizer_for, save_checkpoint, set_seed, train_steps
+    from .train import MetricsLog, optimizer_for, set_seed
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -335,10 +444,9 @@ def run_detector_training(*, run_dir: str | Path, steps: int, batch_size: int = 
     spec = detector_spec(teacher)
     model = build_detector(arch).to(torch.device(device))
     optimizer, scheduler = optimizer_for(model.parameters(), lr, weight_decay, steps)
-    config = {"arch": arch, "steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr, "seed": seed,
-              "teacher": str(teacher) if teacher else None, "kd_weight": kd_weight if teacher else 0.0,
-              "gt_weight": gt_weight, "crops_per_page": crops_per_page, "device": device,
-              "spec": spec.to_metadata()}
+    config = _detector_config(
+        arch, steps, batch_size, crop, lr, seed, teacher, kd_weight, gt_weight, crops_per_page, device, spec
+    )
     start, scheduler = _start(run_dir, model, optimizer, scheduler, lr, steps, resume)
     log = MetricsLog(run_dir / "metrics.jsonl")
     log({"event": "start", "step": start, **{k: v for k, v in config.items() if k != "spec"}})
@@ -346,23 +454,20 @@ def run_detector_training(*, run_dir: str | Path, steps: int, batch_size: int = 
     dev = dev_pages(pool, dev_count) if eval_every and dev_count else []
     if dev and teacher and start == 0:
         log({"step": 0, **{f"dev_det_{k}_teacher": round(v, 5) for k, v in teacher_scores(pool, dev).items()}})
-    hooks = StepHooks(
-        lambda step: save_checkpoint(run_dir / "last.pt", arch=arch, model=model, optimizer=optimizer,
-                                     scheduler=scheduler, step=step, config=config),
-        lambda: {f"dev_det_{k}": round(v, 5) for k, v in evaluate_pages(model, dev, spec).items()}, log,
-        start=start, steps=steps, eval_every=eval_every if dev else 0, checkpoint_every=checkpoint_every)
+    hooks = _detector_hooks(
+        run_dir, config, model, optimizer, scheduler, dev, spec, log, start, eval_every, checkpoint_every
+    )
     signal.signal(signal.SIGTERM, hooks.on_term)
     if start < steps:
-        data = PageCrops(pool, steps, batch_size, crop, seed, crops_per_page)
-        loss_fn = DetectorLoss(kd_weight if teacher else 0.0, gt_weight)
-        train_steps(model, crop_loader(data, start, workers), optimizer, scheduler,
-                    lambda batch: detector_step(model, batch, loss_fn), start_step=start, total_steps=steps,
-                    log=log, on_step=hooks.on_step, progress=progress)
+        _train_on_crops(
+            model, pool, optimizer, scheduler, log, hooks, config, start=start, workers=workers, progress=progress
+        )
     log({"event": "done", "step": steps})
     return run_dir / "last.pt"
 
 
 # --------------------------------------------------------------------------- export
+
 
 def export_detector(model, out: str | Path, spec: DetSpec, extra: dict | None = None, opset: int = 17) -> Path:
     """The probability map graph ([N, 3, H, W] -> [N, 1, H, W], dynamic N, H, W) with the
@@ -374,9 +479,16 @@ def export_detector(model, out: str | Path, spec: DetSpec, extra: dict | None = 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     dims = {0: "batch", 2: "height", 3: "width"}
-    torch.onnx.export(model.eval(), (torch.zeros(1, 3, 320, 320),), str(out), input_names=["images"],
-                      output_names=["prob"], dynamic_axes={"images": dims, "prob": dims}, opset_version=opset,
-                      dynamo=False)
+    torch.onnx.export(
+        model.eval(),
+        (torch.zeros(1, 3, 320, 320),),
+        str(out),
+        input_names=["images"],
+        output_names=["prob"],
+        dynamic_axes={"images": dims, "prob": dims},
+        opset_version=opset,
+        dynamo=False,
+    )
     proto = onnx.load(str(out))
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, {**spec.to_metadata(), **(extra or {}), "params": str(count_params(proto))})

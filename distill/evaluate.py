@@ -3,7 +3,6 @@ line dataset. Preprocessing is driven by the model's metadata only."""
 
 from __future__ import annotations
 
-import json
 import time
 import unicodedata
 from pathlib import Path
@@ -58,23 +57,10 @@ def read_bgr(rec: Recognizer, bgr: np.ndarray) -> str:
     return rec.read_line(prepare_bgr(bgr, rec.spec)).text
 
 
-def evaluate(data_dir: str | Path, model_path: str | Path, predictions: str | Path | None = None,
-             threads: int = 1, limit: int | None = None) -> dict:
-    data_dir = Path(data_dir)
-    rec = load_recognizer(model_path, threads=threads)
-    items = read_labels(data_dir)
-    if limit:
-        items = items[:limit]
-    if not items:
-        raise ValueError(f"{data_dir}/labels.tsv has no lines")
-    # warm-up so the first line does not pay for lazy initialisation
-    read_bgr(rec, cv2.imread(str(data_dir / items[0][0]), cv2.IMREAD_COLOR))
-    fonts = read_fonts(data_dir)
-    by_font: dict[str, list[int]] = {}  # face -> [lines, errors, characters]
+def _read_lines(rec: Recognizer, data_dir: Path, items) -> tuple[list[tuple[str, str]], list[float]]:
+    """The (image, prediction) pairs of ``items`` and the milliseconds each read took."""
     times, preds = [], []
-    errors = total = exact = 0
-    exact_errors = exact_total = 0  # on code points, without NFKC
-    for rel, text in items:
+    for rel, _text in items:
         img = cv2.imread(str(data_dir / rel), cv2.IMREAD_COLOR)
         if img is None:
             raise ValueError(f"cannot read image {data_dir / rel}")
@@ -82,6 +68,15 @@ def evaluate(data_dir: str | Path, model_path: str | Path, predictions: str | Pa
         pred = read_bgr(rec, img)
         times.append((time.perf_counter() - t0) * 1000.0)
         preds.append((rel, pred))
+    return preds, times
+
+
+def _score_lines(items, preds, fonts: dict[str, str]) -> tuple[dict, dict]:
+    """(char, line and exact char accuracy; per-font lines and char accuracy) of the predictions."""
+    by_font: dict[str, list[int]] = {}  # face -> [lines, errors, characters]
+    errors = total = exact = 0
+    exact_errors = exact_total = 0  # on code points, without NFKC
+    for (rel, text), (_rel, pred) in zip(items, preds):
         gt, pr = clean_for_scoring(text), clean_for_scoring(pred)
         dist = edit_distance(gt, pr)
         errors += dist
@@ -93,28 +88,61 @@ def evaluate(data_dir: str | Path, model_path: str | Path, predictions: str | Pa
         if rel in fonts:
             row = by_font.setdefault(fonts[rel], [0, 0, 0])
             row[0], row[1], row[2] = row[0] + 1, row[1] + dist, row[2] + len(gt)
+    scores = {
+        "char_accuracy": round(char_accuracy(errors, total), 5),
+        "line_accuracy": round(exact / len(items), 5),
+        "char_accuracy_exact": round(char_accuracy(exact_errors, exact_total), 5),
+    }
+    per_font = {
+        face: {"lines": n, "char_accuracy": round(char_accuracy(e, c), 5)}
+        for face, (n, e, c) in sorted(by_font.items())
+    }
+    return scores, per_font
+
+
+def _write_predictions(predictions: str | Path, preds) -> None:
+    """One ``image<TAB>prediction`` line per read, in the dataset's order."""
+    Path(predictions).parent.mkdir(parents=True, exist_ok=True)
+    with open(predictions, "w", encoding="utf-8") as f:
+        for rel, pred in preds:
+            f.write(f"{rel}\t{pred}\n")
+
+
+def evaluate(
+    data_dir: str | Path,
+    model_path: str | Path,
+    predictions: str | Path | None = None,
+    threads: int = 1,
+    limit: int | None = None,
+) -> dict:
+    """Read every line of ``data_dir`` (the first ``limit``) with the package at ``model_path``
+    and score it; the predictions go to ``predictions`` when given."""
+    data_dir = Path(data_dir)
+    rec = load_recognizer(model_path, threads=threads)
+    items = read_labels(data_dir)
+    if limit:
+        items = items[:limit]
+    if not items:
+        raise ValueError(f"{data_dir}/labels.tsv has no lines")
+    # warm-up so the first line does not pay for lazy initialisation
+    read_bgr(rec, cv2.imread(str(data_dir / items[0][0]), cv2.IMREAD_COLOR))
+    fonts = read_fonts(data_dir)
+    preds, times = _read_lines(rec, data_dir, items)
+    scores, by_font = _score_lines(items, preds, fonts)
     if predictions:
-        Path(predictions).parent.mkdir(parents=True, exist_ok=True)
-        with open(predictions, "w", encoding="utf-8") as f:
-            for rel, pred in preds:
-                f.write(f"{rel}\t{pred}\n")
+        _write_predictions(predictions, preds)
     result = {
         "model": str(model_path),
         "name": rec.spec.name,
         "data": str(data_dir),
         "lines": len(items),
-        "char_accuracy": round(char_accuracy(errors, total), 5),
-        "line_accuracy": round(exact / len(items), 5),
-        "char_accuracy_exact": round(char_accuracy(exact_errors, exact_total), 5),
+        **scores,
         "ms_per_line_p50": round(float(np.percentile(times, 50)), 3),
         "ms_per_line_mean": round(float(np.mean(times)), 3),
         "params": count_params(onnx.load(str(model_path))),
     }
     if by_font:
-        result["by_font"] = {
-            face: {"lines": n, "char_accuracy": round(char_accuracy(e, c), 5)}
-            for face, (n, e, c) in sorted(by_font.items())
-        }
+        result["by_font"] = by_font
     return result
 
 

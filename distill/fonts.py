@@ -17,7 +17,9 @@ from PIL import ImageFont
 
 # Faces that npm packages carry (fetched by `python -m distill train-fonts`, `make run` does it)
 # land in TRAIN_FONTS_DIR, beside what Debian packages install.
-TRAIN_FONTS_DIR = Path(os.environ.get("OCR_TRAIN_FONTS_DIR", Path(__file__).resolve().parent.parent / "var/fonts/train"))
+TRAIN_FONTS_DIR = Path(
+    os.environ.get("OCR_TRAIN_FONTS_DIR", Path(__file__).resolve().parent.parent / "var/fonts/train")
+)
 FONT_ROOTS = (Path("/usr/share/fonts"), TRAIN_FONTS_DIR)
 # OFL Chinese faces on npm, as unicode-range subsets merged back into one file each
 TRAIN_FONTSOURCE = {
@@ -35,8 +37,18 @@ TRAIN_FONTSOURCE = {
 # BabelStone Han (its Han glyphs are Arphic's; its Debian copyright names Arphic
 # Technology) and Klee One (the design LXGW WenKai is built on).
 RESERVED_NAME_PARTS = (
-    "ar pl", "sungti", "kaiti", "ukai", "uming", "lxgw", "wenkai",
-    "droid sans fallback", "microhei", "micro hei", "babelstone", "klee",
+    "ar pl",
+    "sungti",
+    "kaiti",
+    "ukai",
+    "uming",
+    "lxgw",
+    "wenkai",
+    "droid sans fallback",
+    "microhei",
+    "micro hei",
+    "babelstone",
+    "klee",
 )
 
 # (debian package, file name, face name wanted inside the file, split)
@@ -88,7 +100,6 @@ FACES = (
     ("fonts-noto-cjk-extra", "NotoSerifCJK-Medium.ttc", "Noto Serif CJK SC", "dev"),
     ("fonts-liberation2", "LiberationSans-Bold.ttf", "Liberation Sans", "dev"),
 )
-
 
 
 def debian_packages() -> list[str]:

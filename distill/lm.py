@@ -39,13 +39,21 @@ def corpus_lines(generated: int, seed: int = 0) -> list[str]:
     """The model's text: every prose line and ``generated`` generator lines, in ``lm_text`` form,
     without any of the out-of-distribution suite's texts."""
     from engine.charset import load_charset, normalize
+
     from .ood import read_texts
     from .text import TextSource, _prose_lines
 
     held_out = {normalize(text).replace(" ", "") for _, text in read_texts()}
     # jieba's words by their real frequency (freq_power 1), not flattened as for training lines
-    source = TextSource(load_charset(), "train", min_len=4, max_len=24, seed=seed, freq_power=1.0,
-                        weights=_weights_for(TextSource.KINDS))
+    source = TextSource(
+        load_charset(),
+        "train",
+        min_len=4,
+        max_len=24,
+        seed=seed,
+        freq_power=1.0,
+        weights=_weights_for(TextSource.KINDS),
+    )
     rng = np.random.default_rng(seed)
     lines = list(_prose_lines()) + [source.sample(rng) for _ in range(generated)]
     out = [lm_text(line) for line in lines]
@@ -63,7 +71,7 @@ def count_ngrams(lines: Iterable[str], order: int) -> list[Counter]:
     for line in lines:
         s = BOS + line + EOS
         for n in range(1, order + 1):
-            counts[n - 1].update(s[i:i + n] for i in range(len(s) - n + 1))
+            counts[n - 1].update(s[i : i + n] for i in range(len(s) - n + 1))
     counts[0].pop(BOS, None)
     return counts
 
@@ -112,8 +120,9 @@ def estimate(raw: list[Counter], min_count: tuple[int, ...]) -> list[dict[str, t
         for context, members in _by_context(table).items():
             counts = [table[g] for g in members]
             total = float(sum(counts))
-            gamma = (d1 * sum(c == 1 for c in counts) + d2 * sum(c == 2 for c in counts)
-                     + d3 * sum(c >= 3 for c in counts)) / total
+            gamma = (
+                d1 * sum(c == 1 for c in counts) + d2 * sum(c == 2 for c in counts) + d3 * sum(c >= 3 for c in counts)
+            ) / total
             for gram, c in zip(members, counts):
                 below = lower.logp(context[1:], gram[-1]) if lower else -math.log(vocab)
                 d = d1 if c == 1 else d2 if c == 2 else d3
@@ -157,8 +166,9 @@ def default_min_count(order: int) -> tuple[int, ...]:
     return tuple(1 if n == 1 else 2 if n <= 3 else 3 for n in range(1, order + 1))
 
 
-def build(out: Path, order: int = 5, generated: int = 300_000, min_count: tuple[int, ...] | None = None,
-          seed: int = 0) -> dict:
+def build(
+    out: Path, order: int = 5, generated: int = 300_000, min_count: tuple[int, ...] | None = None, seed: int = 0
+) -> dict:
     """Count, estimate, prune and write the model; returns what it did, for the command to print."""
     started = time.monotonic()
     lines = corpus_lines(generated, seed)
@@ -167,5 +177,11 @@ def build(out: Path, order: int = 5, generated: int = 300_000, min_count: tuple[
     grams = estimate(raw, min_count or default_min_count(order))
     out.parent.mkdir(parents=True, exist_ok=True)
     write_arpa(out, grams)
-    return {"lines": len(lines), "chars": chars, "order": order, "ngrams": [len(g) for g in grams],
-            "bytes": out.stat().st_size, "seconds": round(time.monotonic() - started, 1)}
+    return {
+        "lines": len(lines),
+        "chars": chars,
+        "order": order,
+        "ngrams": [len(g) for g in grams],
+        "bytes": out.stat().st_size,
+        "seconds": round(time.monotonic() - started, 1),
+    }

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 def time_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
@@ -46,8 +46,13 @@ def _masked_mean(per_step: torch.Tensor, lengths: torch.Tensor, steps: int, pack
 NEG = -1e30  # log(0) that keeps gradients finite where a path is impossible
 
 
-def ctc_loss(logits: torch.Tensor | Packed, targets: torch.Tensor, input_lengths: torch.Tensor,
-             target_lengths: torch.Tensor, blank: int = 0) -> torch.Tensor:
+def ctc_loss(
+    logits: torch.Tensor | Packed,
+    targets: torch.Tensor,
+    input_lengths: torch.Tensor,
+    target_lengths: torch.Tensor,
+    blank: int = 0,
+) -> torch.Tensor:
     """CTC on [N, T, C] (or packed) logits; mean over the batch of per-line loss / label length,
     lines whose label cannot fit counting 0 (as ``F.ctc_loss(reduction="mean", zero_infinity=True)``).
 
@@ -98,8 +103,9 @@ def ctc_loss(logits: torch.Tensor | Packed, targets: torch.Tensor, input_lengths
     return per_line.mean()
 
 
-def ctc_kd_loss(student_logits: torch.Tensor | Packed, teacher_logits: torch.Tensor, lengths: torch.Tensor,
-                temperature: float = 2.0) -> torch.Tensor:
+def ctc_kd_loss(
+    student_logits: torch.Tensor | Packed, teacher_logits: torch.Tensor, lengths: torch.Tensor, temperature: float = 2.0
+) -> torch.Tensor:
     """Per-timestep KL(teacher || student) at ``temperature``, masked by sequence
     length and normalised by the total number of valid timesteps (times T^2 so the
     gradient scale does not depend on the temperature).
@@ -127,8 +133,13 @@ def top_k_targets(teacher_logits: torch.Tensor, k: int) -> tuple[torch.Tensor, t
     return indices, values
 
 
-def sparse_kd_loss(student_logits: torch.Tensor | Packed, teacher_indices: torch.Tensor, teacher_log_probs: torch.Tensor,
-                   lengths: torch.Tensor, temperature: float = 2.0) -> torch.Tensor:
+def sparse_kd_loss(
+    student_logits: torch.Tensor | Packed,
+    teacher_indices: torch.Tensor,
+    teacher_log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    temperature: float = 2.0,
+) -> torch.Tensor:
     """KL(teacher || student) with the teacher truncated to its top-k classes per timestep.
 
     The temperature softens the teacher *within* its top-k only. Over a 6,900-class charset
@@ -164,8 +175,9 @@ class FeatureAdapter(nn.Module):
         return out
 
 
-def feature_mimic_loss(student_features: torch.Tensor, teacher_features: torch.Tensor, adapter: FeatureAdapter,
-                       lengths: torch.Tensor) -> torch.Tensor:
+def feature_mimic_loss(
+    student_features: torch.Tensor, teacher_features: torch.Tensor, adapter: FeatureAdapter, lengths: torch.Tensor
+) -> torch.Tensor:
     """Masked MSE between adapted student features and (fixed) teacher features, [N, C, 1, T]."""
     pred = adapter(student_features, teacher_features.shape[-2:])
     diff = (pred - teacher_features.detach()).pow(2).mean(dim=(1, 2))  # [N, T]
@@ -174,8 +186,15 @@ def feature_mimic_loss(student_features: torch.Tensor, teacher_features: torch.T
 
 
 class DistillationLoss(nn.Module):
-    def __init__(self, alpha: float = 0.6, beta: float = 0.0, temperature: float = 2.0,
-                 student_channels: int | None = None, teacher_channels: int | None = None, top_k: int = 8):
+    def __init__(
+        self,
+        alpha: float = 0.6,
+        beta: float = 0.0,
+        temperature: float = 2.0,
+        student_channels: int | None = None,
+        teacher_channels: int | None = None,
+        top_k: int = 8,
+    ):
         super().__init__()
         self.top_k = top_k  # 0: KL against the full (dense) teacher distribution
         if not 0.0 <= alpha <= 1.0:
@@ -187,9 +206,18 @@ class DistillationLoss(nn.Module):
                 raise ValueError("feature mimicking (beta > 0) needs both feature channel counts")
             self.adapter = FeatureAdapter(student_channels, teacher_channels)
 
-    def forward(self, student_logits, targets, input_lengths, target_lengths, teacher_logits=None,
-                student_features=None, teacher_features=None, kd_lengths=None,
-                teacher_top_k=None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        student_logits,
+        targets,
+        input_lengths,
+        target_lengths,
+        teacher_logits=None,
+        student_features=None,
+        teacher_features=None,
+        kd_lengths=None,
+        teacher_top_k=None,
+    ) -> dict[str, torch.Tensor]:
         """``kd_lengths`` (default ``input_lengths``) may be 0 for lines the teacher cannot read.
         The teacher comes dense (``teacher_logits``) or already truncated
         (``teacher_top_k`` = (indices, log-probabilities), see ``top_k_targets``)."""

@@ -31,8 +31,9 @@ def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _conv(x, w, b=None, *, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1, auto_pad=b"NOTSET",
-          kernel_shape=None):
+def _conv(
+    x, w, b=None, *, strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group=1, auto_pad=b"NOTSET", kernel_shape=None
+):
     if auto_pad not in (b"NOTSET", "NOTSET"):
         raise ValueError(f"Conv auto_pad={auto_pad!r} is not supported")
     top, left, bottom, right = pads
@@ -51,8 +52,9 @@ def _avgpool(x, *, kernel_shape, strides=None, pads=(0, 0, 0, 0), ceil_mode=0, c
     top, left, bottom, right = pads
     if top != bottom or left != right:
         raise ValueError("AveragePool with asymmetric pads is not supported")
-    return F.avg_pool2d(x, tuple(kernel_shape), tuple(strides or kernel_shape), (top, left), bool(ceil_mode),
-                        bool(count_include_pad))
+    return F.avg_pool2d(
+        x, tuple(kernel_shape), tuple(strides or kernel_shape), (top, left), bool(ceil_mode), bool(count_include_pad)
+    )
 
 
 def _maxpool(x, *, kernel_shape, strides=None, pads=(0, 0, 0, 0), ceil_mode=0, auto_pad=b"NOTSET", **_):
@@ -192,8 +194,13 @@ class OnnxModule(torch.nn.Module):
         return out
 
 
-def write_back(module: OnnxModule, source: str | Path, out: str | Path, metadata: dict[str, str] | None = None,
-               values: dict[str, torch.Tensor] | None = None) -> Path:
+def write_back(
+    module: OnnxModule,
+    source: str | Path,
+    out: str | Path,
+    metadata: dict[str, str] | None = None,
+    values: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """Write ``source``'s graph to ``out`` with ``module``'s trained parameters (or ``values``, by
     the same keys: an average of them) in place of its initialisers, and ``metadata`` merged over
     its metadata_props."""

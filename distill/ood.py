@@ -49,13 +49,41 @@ GROUPS = ("Song", "Hei", "Kai", "Fang", "Brush")
 # --------------------------------------------------------------------------- texts
 
 FIELD_LABELS = (
-    "订单编号", "客户名称", "联系人", "交货日期", "商品编码", "结算方式", "付款期限", "含税单价", "不含税金额",
-    "收货地址", "经办人", "审核人", "合同编号", "项目名称", "供应商", "采购数量", "运费", "折扣", "应收账款",
-    "币种", "出库单号", "物料编码", "批次号", "有效期至", "凭证号", "摘要", "借方金额", "贷方金额", "余额",
+    "订单编号",
+    "客户名称",
+    "联系人",
+    "交货日期",
+    "商品编码",
+    "结算方式",
+    "付款期限",
+    "含税单价",
+    "不含税金额",
+    "收货地址",
+    "经办人",
+    "审核人",
+    "合同编号",
+    "项目名称",
+    "供应商",
+    "采购数量",
+    "运费",
+    "折扣",
+    "应收账款",
+    "币种",
+    "出库单号",
+    "物料编码",
+    "批次号",
+    "有效期至",
+    "凭证号",
+    "摘要",
+    "借方金额",
+    "贷方金额",
+    "余额",
 )
 FIELD_UNITS = ("盒", "包", "卷", "桶", "瓶", "支", "组", "袋", "只", "把")
-_FORMAT_SPEC = re.compile(r"%(\d+\$)?[-#0 +']*(\d+|\*)?(\.(\d+|\*))?(hh|h|ll|l|L|q|j|z|t)?[diouxXeEfgGcspn%]"
-                          r"|\{[^}]*\}|\$\{[^}]*\}|<[^>]*>|\\[nt]")
+_FORMAT_SPEC = re.compile(
+    r"%(\d+\$)?[-#0 +']*(\d+|\*)?(\.(\d+|\*))?(hh|h|ll|l|L|q|j|z|t)?[diouxXeEfgGcspn%]"
+    r"|\{[^}]*\}|\$\{[^}]*\}|<[^>]*>|\\[nt]"
+)
 _ACCEL = re.compile(r"\(_[A-Za-z0-9]\)|\(&[A-Za-z0-9]\)|_(?=[A-Za-z0-9])|&(?=[A-Za-z0-9])")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 # what a removed placeholder leaves behind: empty quotes or brackets, a bare 0x, stray % or backslash
@@ -105,8 +133,9 @@ def field_line(rng: np.random.Generator) -> str:
     return f"{label}{sep}{value}"
 
 
-def extract_texts(locale_dir: Path, allowed: set[str], count: int, field_share: float = 0.3,
-                  seed: int = SEED) -> list[tuple[str, str]]:
+def extract_texts(
+    locale_dir: Path, allowed: set[str], count: int, field_share: float = 0.3, seed: int = SEED
+) -> list[tuple[str, str]]:
     """(source, text) pairs: prose from the bucket-1 catalogues under ``locale_dir`` and form
     fields, every character in ``allowed``, 4-26 characters long, no text twice."""
     rng = np.random.default_rng(seed)
@@ -149,6 +178,7 @@ def read_texts(path: Path = TEXTS_FILE) -> list[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- fonts and Pango
 
+
 @dataclass(frozen=True)
 class OodFace:
     path: str
@@ -183,6 +213,7 @@ def ood_faces(font_dir: Path) -> tuple[OodFace, ...]:
 
 # --------------------------------------------------------------------------- capture conditions
 
+
 def crop_to_ink(gray: np.ndarray, rng: np.random.Generator, loose: bool) -> np.ndarray:
     """Cut to the ink plus a margin: tight (1-2 px) or loose (as a line finder pads a band, or
     more), each side drawn on its own."""
@@ -198,7 +229,7 @@ def crop_to_ink(gray: np.ndarray, rng: np.random.Generator, loose: bool) -> np.n
         top, bot, left, right = (int(rng.integers(1, 3)) for _ in range(4))
     pad = max(top, bot, left, right) + 2
     padded = np.pad(gray, pad, constant_values=255)
-    return padded[y0 + pad - top: y1 + pad + bot, x0 + pad - left: x1 + pad + right]
+    return padded[y0 + pad - top : y1 + pad + bot, x0 + pad - left : x1 + pad + right]
 
 
 def tone(gray: np.ndarray, rng: np.random.Generator, paper=(215, 252), ink=(0, 70)) -> np.ndarray:
@@ -259,7 +290,7 @@ def photographed(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     elif blur < 0.7:
         length = int(rng.integers(1, 3))
         kernel = np.zeros((2 * length + 1, 2 * length + 1), np.float32)
-        kernel[length, length // 2: length // 2 + length + 1] = 1.0
+        kernel[length, length // 2 : length // 2 + length + 1] = 1.0
         rot = cv2.getRotationMatrix2D((float(length), float(length)), float(rng.uniform(0, 180)), 1.0)
         kernel = cv2.warpAffine(kernel, rot, kernel.shape[::-1])
         img = cv2.filter2D(img, -1, kernel / max(float(kernel.sum()), 1e-6))  # motion
@@ -269,13 +300,19 @@ def photographed(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # --------------------------------------------------------------------------- the suite
 
+
 def _face_for(text: str, faces: tuple[OodFace, ...], group: str, rng) -> OodFace | None:
     fits = [f for f in faces if f.group == group and f.covers(text)]
     return fits[int(rng.integers(len(fits)))] if fits else None
 
 
-def render_suite(out: Path, font_dir: Path, texts: list[tuple[str, str]] | None = None,
-                 sizes: dict[str, int] | None = None, seed: int = SEED) -> dict:
+def render_suite(
+    out: Path,
+    font_dir: Path,
+    texts: list[tuple[str, str]] | None = None,
+    sizes: dict[str, int] | None = None,
+    seed: int = SEED,
+) -> dict:
     """Write ``out/<subset>/`` (labels.tsv, fonts.tsv, lines) for every subset, and a manifest."""
     import cv2
 
@@ -317,8 +354,14 @@ def render_suite(out: Path, font_dir: Path, texts: list[tuple[str, str]] | None 
 def render_one(pango: PangoLine, text: str, face: OodFace, subset: str, rng: np.random.Generator) -> np.ndarray:
     if subset == "clean" or (subset == "kai" and rng.random() < 0.5):
         em = float(rng.uniform(12, 40)) if rng.random() < 0.6 else float(rng.uniform(12, 20))
-        return np.ascontiguousarray(tone(crop_to_ink(pango.draw(text, face, em, rng), rng, rng.random() < 0.5),
-                                         rng, paper=(235, 255), ink=(0, 40)).astype(np.uint8))
+        return np.ascontiguousarray(
+            tone(
+                crop_to_ink(pango.draw(text, face, em, rng), rng, rng.random() < 0.5),
+                rng,
+                paper=(235, 255),
+                ink=(0, 40),
+            ).astype(np.uint8)
+        )
     if subset in ("scan", "kai"):
         gray = crop_to_ink(pango.draw(text, face, float(rng.uniform(14, 36)), rng), rng, rng.random() < 0.5)
         return scanned(gray, rng)

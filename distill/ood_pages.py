@@ -64,8 +64,15 @@ class Canvas:
         self.ctx.paint()
         self.ctx.set_source_rgb(0.05, 0.05, 0.05)
 
-    def layout(self, text: str, em: float, width: float | None = None, align: str = "left", bold: bool = False,
-               indent: float = 0.0):
+    def layout(
+        self,
+        text: str,
+        em: float,
+        width: float | None = None,
+        align: str = "left",
+        bold: bool = False,
+        indent: float = 0.0,
+    ):
         pango = self.pango
         layout = self.pc.create_layout(self.ctx)
         desc = pango.FontDescription()
@@ -76,8 +83,11 @@ class Canvas:
         if width is not None:
             layout.width = pango.units_from_double(width)
             layout.wrap = pango.WrapMode.WORD_CHAR
-        layout.alignment = {"left": pango.Alignment.LEFT, "center": pango.Alignment.CENTER,
-                            "right": pango.Alignment.RIGHT}[align]
+        layout.alignment = {
+            "left": pango.Alignment.LEFT,
+            "center": pango.Alignment.CENTER,
+            "right": pango.Alignment.RIGHT,
+        }[align]
         if indent:
             from pangocffi import pango as lib
 
@@ -97,8 +107,17 @@ class Canvas:
         self.lines.extend(t for t in texts if t.strip())
         return self.size(layout)[1]
 
-    def text(self, text: str, em: float, x: float, y: float, width: float | None = None, align: str = "left",
-             bold: bool = False, indent: float = 0.0) -> float:
+    def text(
+        self,
+        text: str,
+        em: float,
+        x: float,
+        y: float,
+        width: float | None = None,
+        align: str = "left",
+        bold: bool = False,
+        indent: float = 0.0,
+    ) -> float:
         layout = self.layout(text, em, width, align, bold, indent)
         return self.draw(layout, x, y, line_texts(layout, text))
 
@@ -123,7 +142,7 @@ def line_texts(layout, text: str) -> list[str]:
     for k in range(layout.get_line_count()):
         line = lib.pango_layout_get_line_readonly(layout.pointer, k)
         start, length = lib.pango_layout_line_get_start_index(line), lib.pango_layout_line_get_length(line)
-        out.append(raw[start: start + length].decode("utf-8"))
+        out.append(raw[start : start + length].decode("utf-8"))
     return out
 
 
@@ -152,7 +171,7 @@ class Texts:
         text = self.sentence()
         n = int(self.rng.integers(low, high + 1))
         start = int(self.rng.integers(0, max(1, len(text) - n)))
-        return text[start: start + n].strip(" ，。、：；")
+        return text[start : start + n].strip(" ，。、：；")
 
 
 def article(c: Canvas, t: Texts) -> None:
@@ -175,8 +194,14 @@ def article(c: Canvas, t: Texts) -> None:
                 break
         y += c.draw(layout, x, y, line_texts(layout, layout.text)) + em * 0.8
     c.rule(MARGIN, c.height - MARGIN - 50, c.width - MARGIN, c.height - MARGIN - 50, 1.0)
-    c.text(f"{t.short(4, 10)}  第{int(rng.integers(1, 40))}页", 18, MARGIN, c.height - MARGIN - 40,
-           c.width - 2 * MARGIN, "center")
+    c.text(
+        f"{t.short(4, 10)}  第{int(rng.integers(1, 40))}页",
+        18,
+        MARGIN,
+        c.height - MARGIN - 40,
+        c.width - 2 * MARGIN,
+        "center",
+    )
 
 
 def table(c: Canvas, t: Texts) -> None:
@@ -202,8 +227,13 @@ def table(c: Canvas, t: Texts) -> None:
             elif k == 0:
                 cell = t.short(3, 8)
             else:
-                cell = t.field() if rng.random() < 0.3 else f"{rng.uniform(1, 9999):.2f}" if rng.random() < 0.5 else \
-                    t.short(2, 6)
+                cell = (
+                    t.field()
+                    if rng.random() < 0.3
+                    else f"{rng.uniform(1, 9999):.2f}"
+                    if rng.random() < 0.5
+                    else t.short(2, 6)
+                )
             layout = c.layout(cell, em, widths[k] - 16)
             if len(line_texts(layout, cell)) > 1:  # a cell keeps one line
                 cell = cell[: max(2, int((widths[k] - 16) / em) - 1)]
@@ -225,8 +255,14 @@ def letter(c: Canvas, t: Texts) -> None:
     y += c.text("此致", em, MARGIN + 2 * em, y + em) + em
     y += c.text("敬礼", em, MARGIN, y + em * 0.4) + em * 2.5
     y += c.text(t.short(4, 10), em, MARGIN, y, width, "right") + em * 0.4
-    c.text(f"{int(rng.integers(2019, 2027))}年{int(rng.integers(1, 13))}月{int(rng.integers(1, 29))}日", em, MARGIN, y,
-           width, "right")
+    c.text(
+        f"{int(rng.integers(2019, 2027))}年{int(rng.integers(1, 13))}月{int(rng.integers(1, 29))}日",
+        em,
+        MARGIN,
+        y,
+        width,
+        "right",
+    )
 
 
 def form(c: Canvas, t: Texts) -> None:
@@ -287,8 +323,12 @@ def scanned(gray: np.ndarray, rng: np.random.Generator, seed: int) -> np.ndarray
     random.seed(seed)
     np.random.seed(seed % (2**32))
     img = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-    steps = [ag.InkBleed(), ag.NoiseTexturize(), ag.LowInkRandomLines() if rng.random() < 0.5 else ag.LowInkPeriodicLines(),
-             ag.SubtleNoise()]
+    steps = [
+        ag.InkBleed(),
+        ag.NoiseTexturize(),
+        ag.LowInkRandomLines() if rng.random() < 0.5 else ag.LowInkPeriodicLines(),
+        ag.SubtleNoise(),
+    ]
     for step in steps:
         out = step(img, force=True)
         img = out[0] if isinstance(out, tuple) else out
@@ -353,10 +393,14 @@ def render_pages(out: Path, font_dir: Path, per_layout: int = 4) -> dict:
             gray = canvas.gray()
             for kind, degrade in (("scan", scanned), ("photo", photographed)):
                 name = f"{layout}_{i:02d}_{kind}.jpg"
-                cv2.imwrite(str(out / name), degrade(gray, np.random.default_rng([seed, len(kind)]), seed),
-                            [cv2.IMWRITE_JPEG_QUALITY, 95])
-                records.append({"image": name, "layout": layout, "kind": kind, "face": face.label,
-                                "lines": canvas.lines})
+                cv2.imwrite(
+                    str(out / name),
+                    degrade(gray, np.random.default_rng([seed, len(kind)]), seed),
+                    [cv2.IMWRITE_JPEG_QUALITY, 95],
+                )
+                records.append(
+                    {"image": name, "layout": layout, "kind": kind, "face": face.label, "lines": canvas.lines}
+                )
     with open(out / "pages.jsonl", "w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")

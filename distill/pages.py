@@ -35,6 +35,7 @@ class Page:
 def full_faces(faces) -> list:
     """Faces that cover practically all of the charset, so a page never needs a fallback."""
     from engine.charset import load_charset
+
     from .fonts import coverage
 
     chars = load_charset().chars
@@ -65,8 +66,7 @@ def _draw(draw, xy, text, font, ink) -> np.ndarray:
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
 
 
-def layout_page(texts, faces, rng: np.random.Generator,
-                layout: str) -> tuple[Image.Image, list[str], list[np.ndarray]]:
+def layout_page(texts, faces, rng: np.random.Generator, layout: str) -> tuple[Image.Image, list[str], list[np.ndarray]]:
     """Draw ``texts`` (an iterator of strings) on a white page; the lines drawn, in reading order,
     and each one's ink box (``_draw``)."""
     page = Image.new("RGB", (PAGE_W, PAGE_H), "white")
@@ -129,7 +129,9 @@ def scanned_with_transform(rgb: np.ndarray, rng: np.random.Generator) -> tuple[n
     img = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
     img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.3, 0.8)))
     img = img + rng.normal(0, float(rng.uniform(2, 6)), img.shape)
-    ok, buf = cv2.imencode(".jpg", np.clip(img, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(50, 90))])
+    ok, buf = cv2.imencode(
+        ".jpg", np.clip(img, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(50, 90))]
+    )
     return cv2.imdecode(buf, cv2.IMREAD_COLOR), np.vstack([m, [0.0, 0.0, 1.0]])
 
 
@@ -145,8 +147,14 @@ def photographed_with_transform(rgb: np.ndarray, rng: np.random.Generator) -> tu
     out_w, out_h = int(w * 1.08), int(h * 1.08)
     j = 0.05 * w
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    base = np.float32([[0.04 * w, 0.04 * h], [out_w - 0.04 * w, 0.04 * h], [out_w - 0.04 * w, out_h - 0.04 * h],
-                       [0.04 * w, out_h - 0.04 * h]])
+    base = np.float32(
+        [
+            [0.04 * w, 0.04 * h],
+            [out_w - 0.04 * w, 0.04 * h],
+            [out_w - 0.04 * w, out_h - 0.04 * h],
+            [0.04 * w, out_h - 0.04 * h],
+        ]
+    )
     dst = (base + rng.uniform(-j, j, (4, 2))).astype(np.float32)
     bg = tuple(int(v) for v in rng.integers(40, 120, 3))
     warp = cv2.getPerspectiveTransform(src, dst)
@@ -158,7 +166,9 @@ def photographed_with_transform(rgb: np.ndarray, rng: np.random.Generator) -> tu
     img = img.astype(np.float32) * light[:, :, None] * float(rng.uniform(0.85, 1.0))
     img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 1.1)))
     img = img + rng.normal(0, float(rng.uniform(2, 5)), img.shape)
-    ok, buf = cv2.imencode(".jpg", np.clip(img, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(55, 85))])
+    ok, buf = cv2.imencode(
+        ".jpg", np.clip(img, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(55, 85))]
+    )
     return cv2.imdecode(buf, cv2.IMREAD_COLOR), warp
 
 

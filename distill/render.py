@@ -37,8 +37,9 @@ def draw_text_and_face(source, faces: tuple[Face, ...], rng: np.random.Generator
             return text, face
 
 
-def render_line(text: str, face: Face, rng: np.random.Generator, height: int = HEIGHT,
-                strength: float = 0.0, pipeline=PIPELINE) -> np.ndarray:
+def render_line(
+    text: str, face: Face, rng: np.random.Generator, height: int = HEIGHT, strength: float = 0.0, pipeline=PIPELINE
+) -> np.ndarray:
     """A grayscale uint8 image of ``text``, ``height`` pixels high, degraded by ``strength``
     through ``pipeline`` (``augment.degrade``)."""
     size = int(rng.integers(28, 45))
@@ -68,7 +69,7 @@ def render_line(text: str, face: Face, rng: np.random.Generator, height: int = H
         rows = np.where((img < bg - 10).any(axis=1))[0]
         if len(rows):
             m = int(rng.integers(1, max(2, size // 8)))
-            img = img[max(0, rows[0] - m): rows[-1] + 1 + m]
+            img = img[max(0, rows[0] - m) : rows[-1] + 1 + m]
     if strength > 0:
         img = degrade(np.ascontiguousarray(img), rng, strength, pipeline)
     return resize_to_height(img, height)
@@ -119,11 +120,12 @@ def wide_margins(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         left, right = (int(rng.uniform(0.0, 1.5) * h) for _ in range(2))
     pad = max(top, bot, left, right) + 1
     padded = np.pad(img, pad, mode="edge")
-    return padded[y0 + pad - top: y1 + pad + bot, x0 + pad - left: x1 + pad + right]
+    return padded[y0 + pad - top : y1 + pad + bot, x0 + pad - left : x1 + pad + right]
 
 
-def render_line_wide(text: str, face: Face, rng: np.random.Generator, height: int = HEIGHT,
-                     strength: float = 0.0, pango=None) -> np.ndarray:
+def render_line_wide(
+    text: str, face: Face, rng: np.random.Generator, height: int = HEIGHT, strength: float = 0.0, pango=None
+) -> np.ndarray:
     """Like ``render_line`` but over a wider space: two renderers, natively small sizes (12-20 px
     em on a third of the lines), synthetic bold, Latin runs from a Latin family, any crop
     margin, and photo-severity degradations on a share of the degraded lines."""

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.charset import Charset, normalize
 from engine.inference import Recognizer
 
-from engine.charset import Charset, normalize
 from .data import NORM_MEAN, NORM_STD
 
 
@@ -37,7 +37,7 @@ class CrnnTeacher:
             p.requires_grad_(False)
         self.feature_channels = model.feature_channels
 
-    def to(self, device) -> "CrnnTeacher":
+    def to(self, device) -> CrnnTeacher:
         self.model.to(device)
         return self
 
@@ -127,7 +127,7 @@ class OnnxCtcTeacher:
         images = images.cpu()  # ONNX Runtime runs on the CPU here
         for k in range(images.shape[0]):
             t = int(input_lengths[k])
-            yield k, t, self._distribution(images[k:k + 1, :, :, : 4 * t], t)
+            yield k, t, self._distribution(images[k : k + 1, :, :, : 4 * t], t)
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, input_lengths: torch.Tensor | None = None):

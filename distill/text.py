@@ -23,10 +23,42 @@ from engine.charset import Charset, normalize
 DEV_PERCENT = 10
 
 INVOICE_LABELS = (
-    "发票代码", "发票号码", "开票日期", "校验码", "机器编号", "名称", "纳税人识别号", "地址、电话",
-    "开户行及账号", "金额", "税率", "税额", "价税合计（大写）", "价税合计（小写）", "合计", "备注",
-    "收款人", "复核", "开票人", "销售方", "购买方", "规格型号", "单位", "数量", "单价", "货物或应税劳务名称",
-    "统一社会信用代码", "电话", "账号", "开户银行", "日期", "总计", "小计", "应付金额", "实收", "找零",
+    "发票代码",
+    "发票号码",
+    "开票日期",
+    "校验码",
+    "机器编号",
+    "名称",
+    "纳税人识别号",
+    "地址、电话",
+    "开户行及账号",
+    "金额",
+    "税率",
+    "税额",
+    "价税合计（大写）",
+    "价税合计（小写）",
+    "合计",
+    "备注",
+    "收款人",
+    "复核",
+    "开票人",
+    "销售方",
+    "购买方",
+    "规格型号",
+    "单位",
+    "数量",
+    "单价",
+    "货物或应税劳务名称",
+    "统一社会信用代码",
+    "电话",
+    "账号",
+    "开户银行",
+    "日期",
+    "总计",
+    "小计",
+    "应付金额",
+    "实收",
+    "找零",
 )
 UNITS = ("件", "个", "台", "套", "箱", "吨", "千克", "米", "次", "项", "批", "张", "kg", "m", "pcs")
 RATES = ("0%", "1%", "3%", "6%", "9%", "13%", "免税", "不征税")
@@ -82,8 +114,16 @@ class TextSource:
     # the "wide" training mix: real sentences (technical prose) take a share from jieba's words
     WIDE_WEIGHTS = (0.26, 0.22, 0.1, 0.1, 0.08, 0.06, 0.18)
 
-    def __init__(self, charset: Charset, split: str = "train", min_len: int = 2, max_len: int = 12,
-                 seed: int = 0, freq_power: float = 0.5, weights: tuple[float, ...] | None = None):
+    def __init__(
+        self,
+        charset: Charset,
+        split: str = "train",
+        min_len: int = 2,
+        max_len: int = 12,
+        seed: int = 0,
+        freq_power: float = 0.5,
+        weights: tuple[float, ...] | None = None,
+    ):
         if split not in ("train", "dev"):
             raise ValueError("split must be 'train' or 'dev'")
         self.weights = weights or self.WEIGHTS
@@ -117,7 +157,7 @@ class TextSource:
             return text
         n = int(rng.integers(self.min_len, limit + 1))
         start = int(rng.integers(0, len(text) - n + 1))
-        return text[start:start + n].strip()
+        return text[start : start + n].strip()
 
     def _amount(self, rng) -> str:
         value = float(np.exp(rng.uniform(0, 13)))
@@ -149,9 +189,16 @@ class TextSource:
         zh, _ = self._faker(rng)
         kind = rng.integers(0, 11)
         value = [
-            zh.name, zh.company, zh.address, lambda: zh.date(pattern=str(rng.choice(["%Y-%m-%d", "%Y年%m月%d日", "%Y/%m/%d"]))),
-            lambda: self._amount(rng), lambda: self._tax_id(rng), zh.phone_number, lambda: zh.bban()[:19],
-            lambda: self._upper_amount(rng), lambda: str(rng.choice(RATES)),
+            zh.name,
+            zh.company,
+            zh.address,
+            lambda: zh.date(pattern=str(rng.choice(["%Y-%m-%d", "%Y年%m月%d日", "%Y/%m/%d"]))),
+            lambda: self._amount(rng),
+            lambda: self._tax_id(rng),
+            zh.phone_number,
+            lambda: zh.bban()[:19],
+            lambda: self._upper_amount(rng),
+            lambda: str(rng.choice(RATES)),
             lambda: str(rng.integers(10**7, 10**8)),
         ][kind]()
         if rng.random() < 0.45:
@@ -165,17 +212,27 @@ class TextSource:
     def _english(self, rng) -> str:
         _, en = self._faker(rng)
         kind = rng.integers(0, 6)
-        text = [en.name, en.company, en.street_address, lambda: en.sentence(nb_words=4),
-                lambda: en.word().capitalize() + " " + en.word(), en.email][kind]()
+        text = [
+            en.name,
+            en.company,
+            en.street_address,
+            lambda: en.sentence(nb_words=4),
+            lambda: en.word().capitalize() + " " + en.word(),
+            en.email,
+        ][kind]()
         return self._fit(text, rng, 2 * self.max_len)
 
     def _digits(self, rng) -> str:
         zh, _ = self._faker(rng)
         kind = rng.integers(0, 6)
-        text = [lambda: self._amount(rng), zh.phone_number, lambda: zh.date(pattern="%Y-%m-%d"),
-                lambda: "".join(map(str, rng.integers(0, 10, size=int(rng.integers(self.min_len, 2 * self.max_len))))),
-                lambda: f"{rng.integers(0, 1000)}.{rng.integers(0, 100):02d}%",
-                lambda: f"No.{rng.integers(10**5, 10**9)}"][kind]()
+        text = [
+            lambda: self._amount(rng),
+            zh.phone_number,
+            lambda: zh.date(pattern="%Y-%m-%d"),
+            lambda: "".join(map(str, rng.integers(0, 10, size=int(rng.integers(self.min_len, 2 * self.max_len))))),
+            lambda: f"{rng.integers(0, 1000)}.{rng.integers(0, 100):02d}%",
+            lambda: f"No.{rng.integers(10**5, 10**9)}",
+        ][kind]()
         return self._fit(text, rng, 2 * self.max_len)
 
     def _mixed(self, rng) -> str:

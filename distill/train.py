@@ -9,14 +9,15 @@ import random
 import signal
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from engine.charset import Charset
 from engine.ctc import path_text
 
-from engine.charset import Charset
 from .data import BucketCollate, Collate, LabelledLines, MixedLines, SyntheticLines
 from .evaluate import char_accuracy, clean_for_scoring, edit_distance
 from .losses import DistillationLoss
@@ -47,10 +48,22 @@ class _Batches:
             yield from batches
 
 
-def train_loader(charset: Charset, batch_size: int, total_steps: int, start_step: int = 0, seed: int = 0,
-                 workers: int = 1, max_strength: float = 1.0, train_data: str | Path | None = None,
-                 train_data_share: float = 0.3, teacher=None, top_k: int = 0, bucket: int = 4,
-                 ramp: bool = True, mix: str = "v1") -> _Batches:
+def train_loader(
+    charset: Charset,
+    batch_size: int,
+    total_steps: int,
+    start_step: int = 0,
+    seed: int = 0,
+    workers: int = 1,
+    max_strength: float = 1.0,
+    train_data: str | Path | None = None,
+    train_data_share: float = 0.3,
+    teacher=None,
+    top_k: int = 0,
+    bucket: int = 4,
+    ramp: bool = True,
+    mix: str = "v1",
+) -> _Batches:
     """Deterministic on-the-fly training batches for steps start_step..total_steps-1, with the lines
     of a labels.tsv folder mixed in when ``train_data`` is given. The lines of ``bucket``
     consecutive batches are regrouped by width (``BucketCollate``; 1 = off): a batch of random
@@ -58,16 +71,26 @@ def train_loader(charset: Charset, batch_size: int, total_steps: int, start_step
     only) runs in the data workers and adds its targets (``top_k`` classes per timestep, or dense
     with 0) to every batch. ``ramp`` False starts the augmentation at full strength; ``mix`` is the
     synthetic data's (``data.MIXES``)."""
-    ds = SyntheticLines(total_steps * batch_size, split="train", seed=seed, max_strength=max_strength, ramp=ramp,
-                        mix=mix)
+    ds = SyntheticLines(
+        total_steps * batch_size, split="train", seed=seed, max_strength=max_strength, ramp=ramp, mix=mix
+    )
     if train_data is not None:
         ds = MixedLines(ds, LabelledLines(train_data), charset, train_data_share)
     subset = Subset(ds, range(start_step * batch_size, total_steps * batch_size))
     collate = BucketCollate(Collate(charset, teacher=teacher, top_k=top_k), batch_size)
-    return _Batches(DataLoader(subset, batch_size=batch_size * max(bucket, 1), shuffle=False, num_workers=workers,
-                               collate_fn=collate, worker_init_fn=_worker_init if workers else None,
-                               multiprocessing_context="spawn" if workers else None,
-                               persistent_workers=False, prefetch_factor=2 if workers else None))
+    return _Batches(
+        DataLoader(
+            subset,
+            batch_size=batch_size * max(bucket, 1),
+            shuffle=False,
+            num_workers=workers,
+            collate_fn=collate,
+            worker_init_fn=_worker_init if workers else None,
+            multiprocessing_context="spawn" if workers else None,
+            persistent_workers=False,
+            prefetch_factor=2 if workers else None,
+        )
+    )
 
 
 def dev_batches(charset: Charset, count: int = 200, batch_size: int = 50, seed: int = 777) -> list[dict]:
@@ -76,7 +99,7 @@ def dev_batches(charset: Charset, count: int = 200, batch_size: int = 50, seed: 
     rough = SyntheticLines(count - count // 2, split="dev", seed=seed + 1, strength=0.8)
     items = [clean[i] for i in range(len(clean))] + [rough[i] for i in range(len(rough))]
     collate = Collate(charset)
-    return [collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
+    return [collate(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
 
 
 def eval_sets(charset: Charset, folders, per_set: int = 100, batch_size: int = 50) -> dict[str, list[dict]]:
@@ -96,7 +119,7 @@ def eval_sets(charset: Charset, folders, per_set: int = 100, batch_size: int = 5
             raise ValueError(f"{folder}: no line the charset covers")
         n = min(per_set, len(keep))
         items = sorted((lines[keep[k * len(keep) // n]] for k in range(n)), key=lambda item: item[0].shape[1])
-        out[name] = [collate(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
+        out[name] = [collate(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
     return out
 
 
@@ -148,20 +171,39 @@ def distill_step(student, teacher, batch, loss_fn: DistillationLoss) -> dict:
         teacher_logits, teacher_features = teacher(batch["images"], batch["input_lengths"])
     features = student.forward_features(batch["images"])
     logits = student.forward_head_packed(features, batch["input_lengths"])
-    return loss_fn(logits, batch["targets"], batch["input_lengths"], batch["target_lengths"],
-                   teacher_logits=teacher_logits, student_features=features, teacher_features=teacher_features,
-                   kd_lengths=teacher.kd_lengths(batch), teacher_top_k=top_k)
+    return loss_fn(
+        logits,
+        batch["targets"],
+        batch["input_lengths"],
+        batch["target_lengths"],
+        teacher_logits=teacher_logits,
+        student_features=features,
+        teacher_features=teacher_features,
+        kd_lengths=teacher.kd_lengths(batch),
+        teacher_top_k=top_k,
+    )
 
 
 def optimizer_for(params, lr: float, weight_decay: float, total_steps: int):
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(total_steps, 2),
-                                                    pct_start=0.08, div_factor=10.0, final_div_factor=50.0)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=max(total_steps, 2), pct_start=0.08, div_factor=10.0, final_div_factor=50.0
+    )
     return optimizer, scheduler
 
 
-def save_checkpoint(path: Path, *, arch: str, model, optimizer=None, scheduler=None, loss_fn=None, step: int = 0,
-                    config: dict | None = None, metrics: dict | None = None) -> None:
+def save_checkpoint(
+    path: Path,
+    *,
+    arch: str,
+    model,
+    optimizer=None,
+    scheduler=None,
+    loss_fn=None,
+    step: int = 0,
+    config: dict | None = None,
+    metrics: dict | None = None,
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"arch": arch, "model": model.state_dict(), "step": step, "config": config or {}, "metrics": metrics or {}}
     if hasattr(model, "num_classes"):  # a recogniser; a detector has no class axis
@@ -188,8 +230,20 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def train_steps(model, loader, optimizer, scheduler, step_fn, *, start_step: int, total_steps: int,
-                log, on_step=None, clip: float = 5.0, progress: bool = True) -> int:
+def train_steps(
+    model,
+    loader,
+    optimizer,
+    scheduler,
+    step_fn,
+    *,
+    start_step: int,
+    total_steps: int,
+    log,
+    on_step=None,
+    clip: float = 5.0,
+    progress: bool = True,
+) -> int:
     """Run optimisation steps from ``start_step``; ``step_fn(batch) -> dict of loss terms``.
     ``on_step(step)`` runs after each step (checkpoints, evaluation). Returns the last step + 1."""
     from tqdm import tqdm
@@ -220,8 +274,9 @@ def train_steps(model, loader, optimizer, scheduler, step_fn, *, start_step: int
     return step
 
 
-def _model_and_loss(arch: str, charset: Charset, teacher, init: str | None, alpha: float, beta: float,
-                    temperature: float, kd_top_k: int) -> tuple[torch.nn.Module, DistillationLoss]:
+def _model_and_loss(
+    arch: str, charset: Charset, teacher, init: str | None, alpha: float, beta: float, temperature: float, kd_top_k: int
+) -> tuple[torch.nn.Module, DistillationLoss]:
     """The model to train (from ``init``'s weights when given) and its loss: CTC alone without a
     teacher, CTC plus distillation terms with one."""
     model = build(arch, len(charset))
@@ -229,7 +284,10 @@ def _model_and_loss(arch: str, charset: Charset, teacher, init: str | None, alph
         model.load_state_dict(load_model(init)[0].state_dict())
     use_kd = teacher is not None
     loss_fn = DistillationLoss(
-        alpha=alpha if use_kd else 0.0, beta=beta if use_kd else 0.0, temperature=temperature, top_k=kd_top_k,
+        alpha=alpha if use_kd else 0.0,
+        beta=beta if use_kd else 0.0,
+        temperature=temperature,
+        top_k=kd_top_k,
         student_channels=model.feature_channels,
         teacher_channels=getattr(teacher, "feature_channels", None) if use_kd else None,
     )
@@ -252,8 +310,14 @@ def resume_from(ckpt: Path, model, optimizer, scheduler, loss_fn, lr: float, ste
         for group in optimizer.param_groups:
             group.update(initial_lr=lr / 10.0, max_lr=lr, min_lr=lr / 10.0 / 50.0)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=max(steps, start + 2), pct_start=0.08, div_factor=10.0,
-            final_div_factor=50.0, last_epoch=start - 1)
+            optimizer,
+            max_lr=lr,
+            total_steps=max(steps, start + 2),
+            pct_start=0.08,
+            div_factor=10.0,
+            final_div_factor=50.0,
+            last_epoch=start - 1,
+        )
     return start, scheduler
 
 
@@ -275,9 +339,21 @@ class StepHooks:
     ``checkpoint_every`` steps (whichever is given) and on the last step, and one on SIGTERM
     (``on_term``) at the last step done."""
 
-    def __init__(self, save, evaluate, log, *, start: int, steps: int, eval_every: int,
-                 checkpoint_seconds: float | None = None, checkpoint_every: int | None = None):
-        if (checkpoint_seconds is None) == (checkpoint_every is None) or (checkpoint_every is not None and checkpoint_every < 1):
+    def __init__(
+        self,
+        save,
+        evaluate,
+        log,
+        *,
+        start: int,
+        steps: int,
+        eval_every: int,
+        checkpoint_seconds: float | None = None,
+        checkpoint_every: int | None = None,
+    ):
+        if (checkpoint_seconds is None) == (checkpoint_every is None) or (
+            checkpoint_every is not None and checkpoint_every < 1
+        ):
             raise ValueError("give checkpoint_seconds, or checkpoint_every of at least one step")
         self.save, self.evaluate, self.log = save, evaluate, log
         self.steps, self.eval_every = steps, eval_every
@@ -305,13 +381,130 @@ class StepHooks:
         raise SystemExit(128 + signum)
 
 
-def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int, batch_size: int, lr: float,
-                 seed: int = 0, workers: int = 1, teacher=None, alpha: float = 0.6, beta: float = 0.0,
-                 temperature: float = 2.0, weight_decay: float = 0.01, eval_every: int = 200,
-                 checkpoint_seconds: float = 240.0, resume: bool = True, init: str | None = None,
-                 max_strength: float = 1.0, progress: bool = True, train_data: str | Path | None = None,
-                 train_data_share: float = 0.3, device: str = "cpu", kd_top_k: int = 8, bucket: int = 4,
-                 ramp: bool = True, mix: str = "v1", eval_data=(), eval_lines: int = 100) -> Path:
+class _Parts(NamedTuple):
+    """What a run trains and checkpoints: the model, its loss, and their optimizer and schedule."""
+
+    model: torch.nn.Module
+    loss_fn: DistillationLoss
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+
+def _model_on(device: torch.device, arch, charset, teacher, init, alpha, beta, temperature, kd_top_k, lr, wd, steps):
+    """The model and its loss on ``device`` (a movable teacher too), with their optimizer and schedule."""
+    model, loss_fn = _model_and_loss(arch, charset, teacher, init, alpha, beta, temperature, kd_top_k)
+    model.to(device)
+    loss_fn.to(device)
+    if teacher is not None and hasattr(teacher, "to"):
+        teacher.to(device)
+    optimizer, scheduler = optimizer_for(list(model.parameters()) + list(loss_fn.parameters()), lr, wd, steps)
+    return _Parts(model, loss_fn, optimizer, scheduler)
+
+
+def _resumed(ckpt: Path, resume: bool, parts: _Parts, lr: float, steps: int) -> tuple[_Parts, int]:
+    """(the parts, the start step): loaded from ``ckpt`` when resuming and it exists, else as they are at step 0."""
+    if not (resume and ckpt.exists()):
+        return parts, 0
+    start, scheduler = resume_from(ckpt, parts.model, parts.optimizer, parts.scheduler, parts.loss_fn, lr, steps)
+    return parts._replace(scheduler=scheduler), start
+
+
+def _training_hooks(ckpt: Path, parts: _Parts, config: dict, log, dev, ood, charset, start, every, secs) -> StepHooks:
+    """Step hooks that checkpoint the run to ``ckpt`` and score the dev lines and eval sets."""
+    return StepHooks(
+        lambda step: save_checkpoint(
+            ckpt,
+            arch=config["arch"],
+            model=parts.model,
+            optimizer=parts.optimizer,
+            scheduler=parts.scheduler,
+            loss_fn=parts.loss_fn,
+            step=step,
+            config=config,
+        ),
+        lambda: dev_metrics(parts.model, dev, ood, charset),
+        log,
+        start=start,
+        steps=config["steps"],
+        eval_every=every,
+        checkpoint_seconds=secs,
+    )
+
+
+def _run_loader(charset: Charset, config: dict, start: int, workers: int, train_data, train_data_share, teacher):
+    """The run's training batches from ``start`` on, with the settings in ``config``."""
+    # a per-line (ONNX, CPU) teacher runs in the data workers, beside the student's step
+    loader_teacher = teacher if teacher is not None and workers > 0 and getattr(teacher, "per_line", False) else None
+    return train_loader(
+        charset,
+        config["batch_size"],
+        config["steps"],
+        start,
+        config["seed"],
+        workers,
+        config["max_strength"],
+        train_data,
+        train_data_share,
+        teacher=loader_teacher,
+        top_k=config["kd_top_k"],
+        bucket=config["bucket"],
+        ramp=config["ramp"],
+        mix=config["mix"],
+    )
+
+
+def _train_from(parts: _Parts, teacher, loader, log, hooks: StepHooks, start: int, steps: int, progress: bool) -> None:
+    """The optimisation steps from ``start``: distillation with a teacher, CTC alone without."""
+    model, loss_fn = parts.model, parts.loss_fn
+    if teacher is not None:
+        step_fn = lambda batch: distill_step(model, teacher, batch, loss_fn)  # noqa: E731
+    else:
+        step_fn = lambda batch: ctc_step(model, batch, loss_fn)  # noqa: E731
+    train_steps(
+        model,
+        loader,
+        parts.optimizer,
+        parts.scheduler,
+        step_fn,
+        start_step=start,
+        total_steps=steps,
+        log=log,
+        on_step=hooks.on_step,
+        progress=progress,
+    )
+
+
+def run_training(
+    *,
+    arch: str,
+    run_dir: str | Path,
+    charset: Charset,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int = 0,
+    workers: int = 1,
+    teacher=None,
+    alpha: float = 0.6,
+    beta: float = 0.0,
+    temperature: float = 2.0,
+    weight_decay: float = 0.01,
+    eval_every: int = 200,
+    checkpoint_seconds: float = 240.0,
+    resume: bool = True,
+    init: str | None = None,
+    max_strength: float = 1.0,
+    progress: bool = True,
+    train_data: str | Path | None = None,
+    train_data_share: float = 0.3,
+    device: str = "cpu",
+    kd_top_k: int = 8,
+    bucket: int = 4,
+    ramp: bool = True,
+    mix: str = "v1",
+    eval_data=(),
+    eval_lines: int = 100,
+) -> Path:
     """Train ``arch`` with CTC (teacher None) or distil it from ``teacher``.
     Writes ``run_dir/last.pt`` (resumable) and ``run_dir/metrics.jsonl``. Every evaluation
     scores the generator's dev lines and ``eval_lines`` lines of each ``eval_data`` folder."""
@@ -319,41 +512,21 @@ def run_training(*, arch: str, run_dir: str | Path, charset: Charset, steps: int
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = run_dir / "last.pt"
     set_seed(seed)
-    model, loss_fn = _model_and_loss(arch, charset, teacher, init, alpha, beta, temperature, kd_top_k)
     use_kd = teacher is not None
     device = torch.device(device)
-    model.to(device)
-    loss_fn.to(device)
-    if use_kd and hasattr(teacher, "to"):
-        teacher.to(device)
-    optimizer, scheduler = optimizer_for(list(model.parameters()) + list(loss_fn.parameters()), lr, weight_decay, steps)
-    config = {"arch": arch, "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "kd": use_kd,
-              "device": str(device), "alpha": alpha, "beta": beta, "temperature": temperature,
-              "kd_top_k": kd_top_k, "max_strength": max_strength, "ramp": ramp, "bucket": bucket, "mix": mix}
-    start = 0
-    if resume and ckpt.exists():
-        start, scheduler = resume_from(ckpt, model, optimizer, scheduler, loss_fn, lr, steps)
+    parts = _model_on(device, arch, charset, teacher, init, alpha, beta, temperature, kd_top_k, lr, weight_decay, steps)
+    config = dict(arch=arch, steps=steps, batch_size=batch_size, lr=lr, seed=seed, kd=use_kd, device=str(device))
+    config.update(alpha=alpha, beta=beta, temperature=temperature, kd_top_k=kd_top_k)  # the loss
+    config.update(max_strength=max_strength, ramp=ramp, bucket=bucket, mix=mix)  # the data
+    parts, start = _resumed(ckpt, resume, parts, lr, steps)
     log = MetricsLog(run_dir / "metrics.jsonl")
     log({"event": "start", "step": start, **config})
     dev = dev_batches(charset)
     ood = eval_sets(charset, eval_data, eval_lines)
-    hooks = StepHooks(
-        lambda step: save_checkpoint(ckpt, arch=arch, model=model, optimizer=optimizer, scheduler=scheduler,
-                                     loss_fn=loss_fn, step=step, config=config),
-        lambda: dev_metrics(model, dev, ood, charset), log,
-        start=start, steps=steps, eval_every=eval_every, checkpoint_seconds=checkpoint_seconds)
+    hooks = _training_hooks(ckpt, parts, config, log, dev, ood, charset, start, eval_every, checkpoint_seconds)
     signal.signal(signal.SIGTERM, hooks.on_term)
     if start < steps:
-        # a per-line (ONNX, CPU) teacher runs in the data workers, beside the student's step
-        loader_teacher = teacher if use_kd and workers > 0 and getattr(teacher, "per_line", False) else None
-        loader = train_loader(charset, batch_size, steps, start, seed, workers, max_strength, train_data,
-                              train_data_share, teacher=loader_teacher, top_k=kd_top_k, bucket=bucket, ramp=ramp,
-                              mix=mix)
-        if use_kd:
-            step_fn = lambda batch: distill_step(model, teacher, batch, loss_fn)  # noqa: E731
-        else:
-            step_fn = lambda batch: ctc_step(model, batch, loss_fn)  # noqa: E731
-        train_steps(model, loader, optimizer, scheduler, step_fn, start_step=start, total_steps=steps, log=log,
-                    on_step=hooks.on_step, progress=progress)
+        loader = _run_loader(charset, config, start, workers, train_data, train_data_share, teacher)
+        _train_from(parts, teacher, loader, log, hooks, start, steps, progress)
     log({"event": "done", "step": steps})
     return ckpt

@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from engine.modelpkg import ModelSpec
-from engine.sessions import ort_session
 from engine.preprocess import prepare_line
+from engine.sessions import ort_session
 
 from .onnxgraph import OnnxModule, with_outputs, write_back
 
@@ -62,7 +62,7 @@ class CharAxis:
     teacher: np.ndarray
 
     @classmethod
-    def build(cls, student: ModelSpec, teacher: ModelSpec | None = None) -> "CharAxis":
+    def build(cls, student: ModelSpec, teacher: ModelSpec | None = None) -> CharAxis:
         chars = [""]
         index = {"": 0}
         s = np.zeros(student.num_classes, np.int64)
@@ -107,6 +107,7 @@ def _nfkc(text: str) -> str:
 
 # --------------------------------------------------------------------------- the lines
 
+
 def augraphy_degrade(rgb: np.ndarray, seed: int) -> np.ndarray:
     """A print, scan or camera degradation drawn by augraphy (its own code, seeded here):
     ink (bleed, low ink, mottling, bleed-through), paper (tint, texture, stains) and capture
@@ -118,11 +119,23 @@ def augraphy_degrade(rgb: np.ndarray, seed: int) -> np.ndarray:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     steps = [
-        (ag.InkBleed(), 0.35), (ag.LowInkRandomLines(), 0.25), (ag.LowInkPeriodicLines(), 0.2),
-        (ag.InkMottling(), 0.25), (ag.BleedThrough(), 0.15), (ag.ColorPaper(), 0.35), (ag.NoiseTexturize(), 0.35),
-        (ag.Stains(), 0.1), (ag.LightingGradient(), 0.4), (ag.DirtyDrum(), 0.15), (ag.SubtleNoise(), 0.4),
-        (ag.LowLightNoise(), 0.2), (ag.DepthSimulatedBlur(), 0.15), (ag.Brightness(), 0.35), (ag.Gamma(), 0.3),
-        (ag.ColorShift(), 0.2), (ag.Jpeg(), 0.5),
+        (ag.InkBleed(), 0.35),
+        (ag.LowInkRandomLines(), 0.25),
+        (ag.LowInkPeriodicLines(), 0.2),
+        (ag.InkMottling(), 0.25),
+        (ag.BleedThrough(), 0.15),
+        (ag.ColorPaper(), 0.35),
+        (ag.NoiseTexturize(), 0.35),
+        (ag.Stains(), 0.1),
+        (ag.LightingGradient(), 0.4),
+        (ag.DirtyDrum(), 0.15),
+        (ag.SubtleNoise(), 0.4),
+        (ag.LowLightNoise(), 0.2),
+        (ag.DepthSimulatedBlur(), 0.15),
+        (ag.Brightness(), 0.35),
+        (ag.Gamma(), 0.3),
+        (ag.ColorShift(), 0.2),
+        (ag.Jpeg(), 0.5),
     ]
     img = np.ascontiguousarray(rgb)
     for aug, p in steps:
@@ -207,17 +220,63 @@ class OnnxTeacher:
         return indices.numpy().astype(np.int32), values.numpy().astype(np.float16), feats
 
 
-def build_cache(out: str | Path, count: int, student: str | Path, teacher: str | Path, seed: int = 0,
-                top_k: int = 8, augraphy_share: float = 0.4, threads: int = 1, log=print) -> Path:
+def _render_shard(lines: range, draws: LineDraws, axis: CharAxis, s_spec: ModelSpec, teach: OnnxTeacher, top_k: int):
+    """The cache entries of ``lines``: the line as the student reads it, its text, kind and labels
+    and the teacher's targets; a line the axis cannot encode or CTC cannot align is left out."""
+    shard = {"images": [], "texts": [], "labels": [], "top_idx": [], "top_p": [], "feats": [], "kinds": []}
+    for i in lines:
+        rgb, text, kind = draws(i)
+        labels = axis.encode(text)
+        if labels is None:
+            continue
+        line = to_input(rgb, s_spec)
+        idx, p, feats = teach(line, top_k)
+        if len(labels) > idx.shape[0]:
+            continue  # more characters than time steps: CTC cannot align it
+        for key, value in (
+            ("images", torch.from_numpy(line)),
+            ("texts", text),
+            ("kinds", kind),
+            ("labels", torch.tensor(labels, dtype=torch.int32)),
+            ("top_idx", torch.from_numpy(idx)),
+            ("top_p", torch.from_numpy(p)),
+            ("feats", torch.from_numpy(feats)),
+        ):
+            shard[key].append(value)
+    return shard
+
+
+def build_cache(
+    out: str | Path,
+    count: int,
+    student: str | Path,
+    teacher: str | Path,
+    seed: int = 0,
+    top_k: int = 8,
+    augraphy_share: float = 0.4,
+    threads: int = 1,
+    log=print,
+) -> Path:
     """Render ``count`` lines and the teacher's targets into ``out/shard_*.pt`` (``SHARD`` lines
     each). Shards already written are kept, so an interrupted build resumes."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     s_spec, t_spec = ModelSpec.from_file(student), ModelSpec.from_file(teacher)
     axis = CharAxis.build(s_spec, t_spec)
-    (out / "cache.json").write_text(json.dumps({
-        "student": str(student), "teacher": str(teacher), "seed": seed, "top_k": top_k, "count": count,
-        "augraphy_share": augraphy_share, "chars": len(axis.chars)}, indent=1))
+    (out / "cache.json").write_text(
+        json.dumps(
+            {
+                "student": str(student),
+                "teacher": str(teacher),
+                "seed": seed,
+                "top_k": top_k,
+                "count": count,
+                "augraphy_share": augraphy_share,
+                "chars": len(axis.chars),
+            },
+            indent=1,
+        )
+    )
     teach = OnnxTeacher(teacher, axis, threads=threads)
     draws = LineDraws(seed, augraphy_share)
     t0 = time.time()
@@ -225,24 +284,11 @@ def build_cache(out: str | Path, count: int, student: str | Path, teacher: str |
         path = out / f"shard_{first // SHARD:05d}.pt"
         if path.exists():
             continue
-        shard = {"images": [], "texts": [], "labels": [], "top_idx": [], "top_p": [], "feats": [], "kinds": []}
-        i = first
-        for i in range(first, min(count, first + SHARD)):
-            rgb, text, kind = draws(i)
-            labels = axis.encode(text)
-            if labels is None:
-                continue
-            line = to_input(rgb, s_spec)
-            idx, p, feats = teach(line, top_k)
-            if len(labels) > idx.shape[0]:
-                continue  # more characters than time steps: CTC cannot align it
-            for key, value in (("images", torch.from_numpy(line)), ("texts", text), ("kinds", kind),
-                               ("labels", torch.tensor(labels, dtype=torch.int32)), ("top_idx", torch.from_numpy(idx)),
-                               ("top_p", torch.from_numpy(p)), ("feats", torch.from_numpy(feats))):
-                shard[key].append(value)
+        end = min(count, first + SHARD)
+        shard = _render_shard(range(first, end), draws, axis, s_spec, teach, top_k)
         torch.save(shard, path.with_suffix(".tmp"))
         path.with_suffix(".tmp").rename(path)
-        log(json.dumps({"cache": str(path), "lines": i + 1, "seconds": round(time.time() - t0, 1)}))
+        log(json.dumps({"cache": str(path), "lines": end, "seconds": round(time.time() - t0, 1)}))
     return out
 
 
@@ -259,6 +305,7 @@ def load_cache(folder: str | Path) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- the loss and the loop
+
 
 class WarmStudent(torch.nn.Module):
     """The student graph plus what training adds: the summing of its classes onto the character
@@ -291,12 +338,13 @@ def step_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
 def feature_stats(items: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std of the teacher's cached features (the feature term compares
     standardised features, so its scale does not depend on the teacher's)."""
-    feats = torch.cat([it["feats"][:: 4].float() for it in items])
+    feats = torch.cat([it["feats"][::4].float() for it in items])
     return feats.mean(0), feats.std(0).clamp_min(1e-3)
 
 
-def warm_loss(student: WarmStudent, batch: dict, weights: dict[str, float],
-              train_backbone_on_features: bool = True) -> tuple[torch.Tensor, dict]:
+def warm_loss(
+    student: WarmStudent, batch: dict, weights: dict[str, float], train_backbone_on_features: bool = True
+) -> tuple[torch.Tensor, dict]:
     """The weighted loss and its parts. ``train_backbone_on_features`` False lets the feature
     term train the adapter only (its first steps, while the adapter is still random)."""
     logp, feats = student(batch["images"])
@@ -306,8 +354,15 @@ def warm_loss(student: WarmStudent, batch: dict, weights: dict[str, float],
     lengths = batch["lengths"].clamp_max(steps)
     mask = step_mask(lengths, steps)
     parts = {}
-    ctc = F.ctc_loss(logp.transpose(0, 1), batch["labels"], lengths, batch["label_lengths"], blank=0,
-                     reduction="none", zero_infinity=True) / batch["label_lengths"].clamp_min(1)
+    ctc = F.ctc_loss(
+        logp.transpose(0, 1),
+        batch["labels"],
+        lengths,
+        batch["label_lengths"],
+        blank=0,
+        reduction="none",
+        zero_infinity=True,
+    ) / batch["label_lengths"].clamp_min(1)
     readable = batch["readable"].float()
     parts["ctc"] = (ctc * readable).sum() / readable.sum().clamp_min(1)
     if weights.get("kd", 0) > 0:
@@ -346,8 +401,9 @@ def collate(items: list[dict], spec: ModelSpec) -> dict:
     width = max(it["images"].shape[2] for it in items)
     stride = spec.width_multiple
     steps = width // stride
-    images = torch.full((len(items), spec.input_channels, spec.input_height, width), int(spec.pad_pixel),
-                        dtype=torch.uint8)
+    images = torch.full(
+        (len(items), spec.input_channels, spec.input_height, width), int(spec.pad_pixel), dtype=torch.uint8
+    )
     k = items[0]["top_idx"].shape[1]
     top_idx = torch.zeros((len(items), steps, k), dtype=torch.long)
     top_p = torch.zeros((len(items), steps, k))
@@ -365,8 +421,12 @@ def collate(items: list[dict], spec: ModelSpec) -> dict:
         readable.append(teacher_reads(it))
     return {
         "readable": torch.tensor(readable),
-        "images": normalise(images, spec), "lengths": torch.tensor(lengths), "top_idx": top_idx, "top_p": top_p,
-        "feats": feats, "labels": torch.cat([it["labels"].long() for it in items]),
+        "images": normalise(images, spec),
+        "lengths": torch.tensor(lengths),
+        "top_idx": top_idx,
+        "top_p": top_p,
+        "feats": feats,
+        "labels": torch.cat([it["labels"].long() for it in items]),
         "label_lengths": torch.tensor([len(it["labels"]) for it in items]),
     }
 
@@ -379,8 +439,8 @@ def batches(items: list[dict], batch_size: int, seed: int, epoch: int, bucket: i
     rng.shuffle(order)
     run = batch_size * bucket
     for start in range(0, len(order) - batch_size + 1, run):
-        chunk = sorted(order[start:start + run], key=lambda i: items[i]["images"].shape[2])
-        groups = [chunk[i:i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size)]
+        chunk = sorted(order[start : start + run], key=lambda i: items[i]["images"].shape[2])
+        groups = [chunk[i : i + batch_size] for i in range(0, len(chunk) - batch_size + 1, batch_size)]
         rng.shuffle(groups)
         yield from groups
 
@@ -391,8 +451,14 @@ def lr_at(step: int, steps: int, lr: float, warmup: int = 100) -> float:
     return lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
 
 
-def export(student: WarmStudent, source: str | Path, out: str | Path, lineage: dict | None = None,
-           values: dict[str, torch.Tensor] | None = None, blank_offset: float = 0.0) -> Path:
+def export(
+    student: WarmStudent,
+    source: str | Path,
+    out: str | Path,
+    lineage: dict | None = None,
+    values: dict[str, torch.Tensor] | None = None,
+    blank_offset: float = 0.0,
+) -> Path:
     """The student's package: ``source``'s graph with the trained weights and ``lineage`` in its
     metadata (``distill.*`` keys), renamed ``<name>-warm``."""
     spec = ModelSpec.from_file(source)
@@ -419,8 +485,11 @@ def score(model_path: str | Path, folders: list[str], per_set: int | None = None
 
     out = {}
     for folder in folders:
-        out[Path(folder).name] = (evaluate(folder, model_path, threads=1)["char_accuracy"] if per_set is None
-                                  else _evaluate_sample(folder, model_path, per_set))
+        out[Path(folder).name] = (
+            evaluate(folder, model_path, threads=1)["char_accuracy"]
+            if per_set is None
+            else _evaluate_sample(folder, model_path, per_set)
+        )
     return out
 
 
@@ -447,13 +516,26 @@ class WarmRun:
     """One warm-started run's state: the student and its adapter, the optimiser, the moving average
     of the weights, the step, the cached lines and the run's ``metrics.jsonl``."""
 
-    def __init__(self, cache: str | Path, out: str | Path, student: str | Path, batch_size: int, lr: float,
-                 weights: dict[str, float], seed: int, ema_decay: float, log, optimizer: str = "adamw",
-                 train_only: str | None = None, blank_offset: float = 0.0):
+    def __init__(
+        self,
+        cache: str | Path,
+        out: str | Path,
+        student: str | Path,
+        batch_size: int,
+        lr: float,
+        weights: dict[str, float],
+        seed: int,
+        ema_decay: float,
+        log,
+        optimizer: str = "adamw",
+        train_only: str | None = None,
+        blank_offset: float = 0.0,
+        interpolate: float = 1.0,
+    ):
         from .train import MetricsLog
 
         self.out, self.student, self.batch_size, self.lr = Path(out), student, batch_size, lr
-        self.blank_offset = blank_offset
+        self.blank_offset, self.interpolate = blank_offset, interpolate
         self.weights, self.seed, self.ema_decay, self.log = weights, seed, ema_decay, log
         self.out.mkdir(parents=True, exist_ok=True)
         meta = json.loads((Path(cache) / "cache.json").read_text())
@@ -469,13 +551,25 @@ class WarmRun:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         # SGD's steps follow the gradient's size; Adam moves every weight by about lr, which drifts
         # the small ones of a converted graph (folded biases) far in relative terms
-        self.optimiser = (torch.optim.SGD(self.params, lr=lr, momentum=0.9) if optimizer == "sgd"
-                          else torch.optim.AdamW(self.params, lr=lr, weight_decay=0.0))
+        self.optimiser = (
+            torch.optim.SGD(self.params, lr=lr, momentum=0.9)
+            if optimizer == "sgd"
+            else torch.optim.AdamW(self.params, lr=lr, weight_decay=0.0)
+        )
         self.step, self.epoch = 0, 0
         self.ema = {key: p.detach().clone() for key, p in self.model.graph.params.items()}
+        self.start = {key: p.clone() for key, p in self.ema.items()}
         self.ckpt = self.out / "last.pt"
-        self.lineage = {"student": str(student), "teacher": meta["teacher"], "cache_lines": len(self.items),
-                        "weights": weights, "lr": lr, "batch_size": batch_size, "seed": seed, "optimizer": optimizer}
+        self.lineage = {
+            "student": str(student),
+            "teacher": meta["teacher"],
+            "cache_lines": len(self.items),
+            "weights": weights,
+            "lr": lr,
+            "batch_size": batch_size,
+            "seed": seed,
+            "optimizer": optimizer,
+        }
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
 
     def resume(self) -> None:
@@ -488,14 +582,31 @@ class WarmRun:
 
     def save(self) -> None:
         tmp = self.ckpt.with_suffix(".tmp")
-        torch.save({"model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(), "step": self.step,
-                    "epoch": self.epoch, "ema": self.ema}, tmp)
+        torch.save(
+            {
+                "model": self.model.state_dict(),
+                "optimiser": self.optimiser.state_dict(),
+                "step": self.step,
+                "epoch": self.epoch,
+                "ema": self.ema,
+            },
+            tmp,
+        )
         tmp.rename(self.ckpt)
+
+    def exported(self) -> dict[str, torch.Tensor]:
+        """The weights the package gets: the moving average or, with ``interpolate`` < 1, the point
+        that share of the way from the starting weights to it (an average of the fine-tuned and the
+        starting model keeps what the start read well, where the fine-tuned one forgets some)."""
+        if self.interpolate >= 1.0:
+            return self.ema
+        a = self.interpolate
+        return {key: self.start[key] + a * (self.ema[key] - self.start[key]) for key in self.ema}
 
     def evaluate(self, dev_data: str | None, eval_data, eval_lines: int) -> None:
         """Export the averaged weights and score them through the serving path."""
-        lineage = {**self.lineage, "steps": self.step, "ema_decay": self.ema_decay}
-        path = export(self.model, self.student, self.out / "student.onnx", lineage, self.ema, self.blank_offset)
+        lineage = {**self.lineage, "steps": self.step, "ema_decay": self.ema_decay, "interpolate": self.interpolate}
+        path = export(self.model, self.student, self.out / "student.onnx", lineage, self.exported(), self.blank_offset)
         record = {"step": self.step}
         if dev_data:
             record["dev_char_accuracy"] = score(path, [dev_data], eval_lines)[Path(dev_data).name]
@@ -509,8 +620,12 @@ class WarmRun:
     def train_step(self, group: list[int], steps: int, adapter_warmup: int) -> dict[str, float]:
         for g in self.optimiser.param_groups:
             g["lr"] = lr_at(self.step, steps, self.lr)
-        loss, parts = warm_loss(self.model, collate([self.items[i] for i in group], self.spec), self.weights,
-                                train_backbone_on_features=self.step >= adapter_warmup)
+        loss, parts = warm_loss(
+            self.model,
+            collate([self.items[i] for i in group], self.spec),
+            self.weights,
+            train_backbone_on_features=self.step >= adapter_warmup,
+        )
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, 5.0)
@@ -531,11 +646,62 @@ class WarmRun:
             self.epoch += 1
 
 
-def train(cache: str | Path, out: str | Path, student: str | Path, steps: int, batch_size: int = 16,
-          lr: float = 3e-5, weights: dict[str, float] | None = None, seed: int = 0, threads: int = 1,
-          eval_data: list[str] = (), eval_lines: int = 100, eval_every: int = 500, checkpoint_seconds: float = 300,
-          adapter_warmup: int = 200, ema_decay: float = 0.998, dev_data: str | None = None, log=print,
-          optimizer: str = "adamw", train_only: str | None = None, blank_offset: float = 0.0) -> Path:
+def _log_losses(run: WarmRun, steps: int, sums: dict[str, float], count: int, t0: float) -> None:
+    """Record the loss terms averaged over the last ``count`` steps, in ``metrics.jsonl`` and the log."""
+    record = {
+        "step": run.step,
+        "lr": round(lr_at(run.step, steps, run.lr), 8),
+        "sec": round((time.time() - t0) / count, 3),
+        **{k: round(v / count, 5) for k, v in sums.items()},
+    }
+    run.metrics(record)
+    run.log(json.dumps({**record, "epoch": run.epoch}))
+
+
+def _train_until(run: WarmRun, steps, adapter_warmup, eval_every, checkpoint_seconds, dev_data, eval_data, eval_lines):
+    """Train from the run's step up to ``steps``: the loss every 50 steps, a checkpoint every
+    ``checkpoint_seconds`` and before each evaluation, which comes every ``eval_every`` steps."""
+    run.model.train()
+    last_save, sums, count, t0 = time.time(), {}, 0, time.time()
+    for group in run.groups():
+        if run.step >= steps:
+            break
+        for key, v in run.train_step(group, steps, adapter_warmup).items():
+            sums[key] = sums.get(key, 0.0) + v
+        count += 1
+        if run.step % 50 == 0 or run.step == steps:
+            _log_losses(run, steps, sums, count, t0)
+            sums, count, t0 = {}, 0, time.time()
+        if time.time() - last_save > checkpoint_seconds or (run.step % eval_every == 0 and run.step < steps):
+            run.save()
+            last_save = time.time()
+        if run.step % eval_every == 0 and run.step < steps:
+            run.evaluate(dev_data, eval_data, eval_lines)
+
+
+def train(
+    cache: str | Path,
+    out: str | Path,
+    student: str | Path,
+    steps: int,
+    batch_size: int = 16,
+    lr: float = 3e-5,
+    weights: dict[str, float] | None = None,
+    seed: int = 0,
+    threads: int = 1,
+    eval_data: list[str] = (),
+    eval_lines: int = 100,
+    eval_every: int = 500,
+    checkpoint_seconds: float = 300,
+    adapter_warmup: int = 200,
+    ema_decay: float = 0.998,
+    dev_data: str | None = None,
+    log=print,
+    optimizer: str = "adamw",
+    train_only: str | None = None,
+    blank_offset: float = 0.0,
+    interpolate: float = 1.0,
+) -> Path:
     """Refine ``student`` on the cached lines for ``steps`` steps; resumes from ``out/last.pt``.
     Every ``eval_every`` steps (and at the end) the package is exported and scored through the
     serving path on ``dev_data`` (``dev_char_accuracy``) and on each ``eval_data`` folder
@@ -544,13 +710,15 @@ def train(cache: str | Path, out: str | Path, student: str | Path, steps: int, b
     ``out/student.onnx``. For the first ``adapter_warmup`` steps the feature term trains the
     adapter only. What is exported is the exponential moving average of the weights
     (``ema_decay`` per step, from the starting model): a refined model keeps what it knew better
-    than its last step does. SIGTERM saves a checkpoint and stops."""
+    than its last step does (``interpolate`` < 1: that share of the way from the start to it; a
+    finished run given again only exports again). SIGTERM saves a checkpoint and stops."""
     import signal
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    run = WarmRun(cache, out, student, batch_size, lr, weights or {"ctc": 1.0, "kd": 1.0, "feat": 0.1}, seed,
-                  ema_decay, log, optimizer, train_only, blank_offset)
+    weights = weights or {"ctc": 1.0, "kd": 1.0, "feat": 0.1}
+    args = (cache, out, student, batch_size, lr, weights, seed, ema_decay, log, optimizer, train_only, blank_offset)
+    run = WarmRun(*args, interpolate=interpolate)
     run.resume()
     run.metrics({"event": "start", "step": run.step, "steps": steps, "warm_start": True, **run.lineage})
 
@@ -561,25 +729,7 @@ def train(cache: str | Path, out: str | Path, student: str | Path, steps: int, b
     signal.signal(signal.SIGTERM, on_term)
     if run.step == 0 and (eval_data or dev_data):
         run.evaluate(dev_data, eval_data, eval_lines)
-    run.model.train()
-    last_save, sums, count, t0 = time.time(), {}, 0, time.time()
-    for group in run.groups():
-        if run.step >= steps:
-            break
-        for key, v in run.train_step(group, steps, adapter_warmup).items():
-            sums[key] = sums.get(key, 0.0) + v
-        count += 1
-        if run.step % 50 == 0 or run.step == steps:
-            record = {"step": run.step, "lr": round(lr_at(run.step, steps, lr), 8),
-                      "sec": round((time.time() - t0) / count, 3), **{k: round(v / count, 5) for k, v in sums.items()}}
-            run.metrics(record)
-            log(json.dumps({**record, "epoch": run.epoch}))
-            sums, count, t0 = {}, 0, time.time()
-        if time.time() - last_save > checkpoint_seconds or (run.step % eval_every == 0 and run.step < steps):
-            run.save()
-            last_save = time.time()
-        if run.step % eval_every == 0 and run.step < steps:
-            run.evaluate(dev_data, eval_data, eval_lines)
+    _train_until(run, steps, adapter_warmup, eval_every, checkpoint_seconds, dev_data, eval_data, eval_lines)
     run.save()
     run.evaluate(dev_data, eval_data, eval_lines)
     run.metrics({"event": "done", "step": steps})

@@ -50,11 +50,26 @@ class BatchedLine:
     reread: bool = False  # read again by the cascade's recogniser (``model_label`` is that one's)
 
     @classmethod
-    def of(cls, read: LineText, model_label: str, batch_id: int, batch_size: int = 1,
-           batch_requests: int = 1, reread: bool = False) -> BatchedLine:
-        return cls(text=read.text, confidence=read.confidence, model_label=model_label, batch_id=batch_id,
-                   batch_size=batch_size, batch_requests=batch_requests, chars=read.chars, searched=read.searched,
-                   reread=reread)
+    def of(
+        cls,
+        read: LineText,
+        model_label: str,
+        batch_id: int,
+        batch_size: int = 1,
+        batch_requests: int = 1,
+        reread: bool = False,
+    ) -> BatchedLine:
+        return cls(
+            text=read.text,
+            confidence=read.confidence,
+            model_label=model_label,
+            batch_id=batch_id,
+            batch_size=batch_size,
+            batch_requests=batch_requests,
+            chars=read.chars,
+            searched=read.searched,
+            reread=reread,
+        )
 
     def chars_payload(self) -> list[dict]:
         return chars_payload(self.chars)
@@ -121,8 +136,9 @@ class LineBatcher:
         self._thread = threading.Thread(target=self._loop, name="line-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, crops: list[np.ndarray], request_id: str, deadline: float | None = None,
-               hotwords: Hotwords | None = None) -> list[Future]:
+    def submit(
+        self, crops: list[np.ndarray], request_id: str, deadline: float | None = None, hotwords: Hotwords | None = None
+    ) -> list[Future]:
         futures = []
         for crop in crops:
             fut: Future = Future()
@@ -131,7 +147,11 @@ class LineBatcher:
         return futures
 
     def recognize(
-        self, crops: list[np.ndarray], request_id: str, timeout: float | None = None, deadline: float | None = None,
+        self,
+        crops: list[np.ndarray],
+        request_id: str,
+        timeout: float | None = None,
+        deadline: float | None = None,
         hotwords: Hotwords | None = None,
     ) -> list[BatchedLine]:
         """The lines' texts in order. ``timeout`` (seconds from now) or ``deadline`` (a monotonic time)
@@ -145,8 +165,9 @@ class LineBatcher:
             results = self._recognize_batched(crops, request_id, deadline, hotwords)
         return self._reread(crops, results, deadline, hotwords)
 
-    def _recognize_batched(self, crops: list[np.ndarray], request_id: str, deadline: float | None,
-                           hotwords: Hotwords | None) -> list[BatchedLine]:
+    def _recognize_batched(
+        self, crops: list[np.ndarray], request_id: str, deadline: float | None, hotwords: Hotwords | None
+    ) -> list[BatchedLine]:
         futures = self.submit(crops, request_id, deadline, hotwords)
         results: list[BatchedLine] = []
         try:
@@ -159,8 +180,9 @@ class LineBatcher:
             raise DeadlineExceeded(done=len(results), total=len(futures)) from None
         return results
 
-    def _reread(self, crops: list[np.ndarray], results: list[BatchedLine], deadline: float | None,
-                hotwords: Hotwords | None) -> list[BatchedLine]:
+    def _reread(
+        self, crops: list[np.ndarray], results: list[BatchedLine], deadline: float | None, hotwords: Hotwords | None
+    ) -> list[BatchedLine]:
         """The cascade: lines read with a confidence below ``cascade_below`` are read again by the
         cascade recogniser (a stronger, slower model), in runs of similar widths, and its answer
         replaces the first one (each answer names the model that read it). Past the deadline the
@@ -169,8 +191,10 @@ class LineBatcher:
         if self._cascade is None or not doubtful:
             return results
         model = self._cascade()
-        prepared = sorted(((prepare_line(crops[i], model.spec, self.binarize), i) for i in doubtful),
-                          key=lambda pair: pair[0].shape[2])
+        prepared = sorted(
+            ((prepare_line(crops[i], model.spec, self.binarize), i) for i in doubtful),
+            key=lambda pair: pair[0].shape[2],
+        )
         results = list(results)
         for group in self._groups(prepared):
             if deadline is not None and time.monotonic() >= deadline:
@@ -181,8 +205,9 @@ class LineBatcher:
                 results[i] = BatchedLine.of(res, model.label, batch_id, len(group), 1, reread=True)
         return results
 
-    def _recognize_here(self, crops: list[np.ndarray], deadline: float | None,
-                        hotwords: Hotwords | None = None) -> list[BatchedLine]:
+    def _recognize_here(
+        self, crops: list[np.ndarray], deadline: float | None, hotwords: Hotwords | None = None
+    ) -> list[BatchedLine]:
         """Batching off: each line straight through the recogniser in the calling thread, so the
         requests of several task threads run side by side (ONNX Runtime releases the GIL) and no
         hand-over to the batching thread is paid."""
@@ -191,8 +216,9 @@ class LineBatcher:
         for crop in crops:
             if deadline is not None and time.monotonic() >= deadline:
                 raise DeadlineExceeded(done=len(results), total=len(crops))
-            (res,) = model.recognize([prepare_line(crop, model.spec, self.binarize)], self.decoder,
-                                     [hotwords] if hotwords else None)
+            (res,) = model.recognize(
+                [prepare_line(crop, model.spec, self.binarize)], self.decoder, [hotwords] if hotwords else None
+            )
             results.append(BatchedLine.of(res, model.label, next(self._ids)))
         return results
 
@@ -213,7 +239,7 @@ class LineBatcher:
             items = self._collect()
             try:
                 self._run(items)
-            except BaseException as exc:  # noqa: BLE001 - every waiter must hear about it
+            except BaseException as exc:
                 for item in items:
                     if not item.future.done():
                         _settle(item.future, exc=exc)
@@ -237,7 +263,7 @@ class LineBatcher:
         for item in items:
             try:
                 prepared.append((prepare_line(item.crop, model.spec, self.binarize), item))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 _settle(item.future, exc=exc)
         prepared.sort(key=lambda pair: pair[0].shape[2])
         for group in self._groups(prepared):

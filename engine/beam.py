@@ -132,7 +132,7 @@ class _Search:
             while key[:known] not in self.info:
                 known -= 1
             for n in range(known + 1, len(key) + 1):
-                found = self.info[key[:n]] = self._extend(self.info[key[:n - 1]], key[n - 1])
+                found = self.info[key[:n]] = self._extend(self.info[key[: n - 1]], key[n - 1])
         return found
 
     def extra(self, key: tuple[int, ...]) -> float:
@@ -146,7 +146,7 @@ class _Search:
         for c in self.tokens[cls]:
             if self.lm is not None and s.alpha:
                 extra += s.alpha * self.lm.logp(context, c)
-                context = (context + c)[-(self.lm.order - 1):]
+                context = (context + c)[-(self.lm.order - 1) :]
             if self.hotwords:
                 hw = self.hotwords
                 new = hw.step(node, c)
@@ -167,13 +167,25 @@ class _Search:
 
 
 def prefix_beam_search(
-    logp: np.ndarray, blank: int, tokens: tuple[str, ...], settings: BeamSettings,
-    lm: CharLM | None = None, hotwords: Hotwords | None = None, hot_classes: np.ndarray | None = None,
+    logp: np.ndarray,
+    blank: int,
+    tokens: tuple[str, ...],
+    settings: BeamSettings,
+    lm: CharLM | None = None,
+    hotwords: Hotwords | None = None,
+    hot_classes: np.ndarray | None = None,
 ) -> list[int]:
     """The best label sequence (class ids, blanks and repeats collapsed) of a [T, C] array of log
     probabilities."""
-    search = _Search(logp, blank, tokens, lm, settings, hotwords if hotwords else None,
-                     hot_classes if hot_classes is not None and hotwords else np.zeros(0, dtype=np.int64))
+    search = _Search(
+        logp,
+        blank,
+        tokens,
+        lm,
+        settings,
+        hotwords if hotwords else None,
+        hot_classes if hot_classes is not None and hotwords else np.zeros(0, dtype=np.int64),
+    )
     beams: dict[tuple[int, ...], list[float]] = {(): [0.0, NEG]}
     rows = logp.tolist()
     for t, cands in enumerate(search.candidates()):
@@ -185,18 +197,17 @@ def prefix_beam_search(
 def _step(search: _Search, beams: dict, row: list[float], cands: list[int]) -> dict:
     blank_lp = row[search.blank]
     if not cands:  # only the blank is likely here: every prefix moves on, none is born
-        return {key: [_logadd(b, l) + blank_lp, l + row[key[-1]] if key else NEG]
-                for key, (b, l) in beams.items()}
+        return {key: [_logadd(b, nb) + blank_lp, nb + row[key[-1]] if key else NEG] for key, (b, nb) in beams.items()}
     nxt: dict[tuple[int, ...], list[float]] = {}
-    for key, (b, l) in beams.items():
-        total = _logadd(b, l)
+    for key, (b, nb) in beams.items():
+        total = _logadd(b, nb)
         same = nxt.get(key)
         if same is None:
-            nxt[key] = [total + blank_lp, l + row[key[-1]] if key else NEG]
+            nxt[key] = [total + blank_lp, nb + row[key[-1]] if key else NEG]
         else:
             same[0] = _logadd(same[0], total + blank_lp)
             if key:
-                same[1] = _logadd(same[1], l + row[key[-1]])
+                same[1] = _logadd(same[1], nb + row[key[-1]])
         last = key[-1] if key else -1
         for c in cands:
             # after the same class, only a path through a blank starts a new character

@@ -81,4 +81,3 @@ def read_charset_file(path: Path) -> tuple[str, ...]:
 @lru_cache(maxsize=1)
 def load_charset() -> Charset:
     return Charset(classes=(BLANK, *read_charset_file(CHARSET_FILE)))
-

@@ -109,7 +109,10 @@ def line_confidence(peaks: np.ndarray, empty: float = 0.0) -> float:
 
 
 def greedy_decode(
-    scores: np.ndarray, classes: tuple[str, ...] | list[str], blank: int, blank_penalty: float = 0.0,
+    scores: np.ndarray,
+    classes: tuple[str, ...] | list[str],
+    blank: int,
+    blank_penalty: float = 0.0,
     kind: str = "probs",
 ) -> tuple[str, float]:
     """Best path (``best_path``) of a [T, C] output of ``kind`` (``ocr.output_kind``): argmax

@@ -58,8 +58,10 @@ def decoder_signature(config: DecoderConfig, lm_sha256: str) -> str:
     """What the cache key needs to know of a decoder: its mode, the search's settings and the LM's
     file (its sha256), so that the web can name a worker's answers without loading the LM."""
     b = config.beam
-    return (f"{config.mode}-w{b.width}-a{b.alpha:g}-b{b.beta:g}-f{b.floor:g}-d{config.doubt:g}-h{b.bonus:g}"
-            f"-hf{b.hotword_floor:g}-lm{lm_sha256[:8] or 'none'}")
+    return (
+        f"{config.mode}-w{b.width}-a{b.alpha:g}-b{b.beta:g}-f{b.floor:g}-d{config.doubt:g}-h{b.bonus:g}"
+        f"-hf{b.hotword_floor:g}-lm{lm_sha256[:8] or 'none'}"
+    )
 
 
 class _ClassTables:
@@ -92,8 +94,9 @@ class LineDecoder:
             known = self._tables[id(spec.classes)] = (spec.classes, _ClassTables(spec))
         return known[1]
 
-    def decode(self, scores: np.ndarray, spec: ModelSpec, kind: str | None = None,
-               hotwords: Hotwords | None = None) -> LineText:
+    def decode(
+        self, scores: np.ndarray, spec: ModelSpec, kind: str | None = None, hotwords: Hotwords | None = None
+    ) -> LineText:
         """One line's [T, C] output of ``kind`` (by default the model's ``ocr.output_kind``)."""
         kind = kind or spec.output_kind
         read = greedy_labels(scores, spec.blank_index, spec.blank_penalty, kind)

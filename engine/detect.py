@@ -87,7 +87,7 @@ class DetSpec:
         return meta
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, str]) -> "DetSpec":
+    def from_metadata(cls, meta: dict[str, str]) -> DetSpec:
         if meta.get("ocr.format") != DET_FORMAT:
             raise DetectorPackageError(f"not a detector package: ocr.format is {meta.get('ocr.format')!r}")
         if meta.get("ocr.output_kind", "prob_map") != "prob_map":
@@ -132,29 +132,38 @@ class DirectionSpec:
 
     def to_metadata(self) -> dict[str, str]:
         return {
-            "ocr.format": CLS_FORMAT, "ocr.name": self.name, "ocr.input_height": str(self.input_height),
-            "ocr.input_width": str(self.input_width), "ocr.color_order": self.color_order,
-            "ocr.norm_mean": json.dumps(list(self.norm_mean)), "ocr.norm_std": json.dumps(list(self.norm_std)),
-            "ocr.labels": json.dumps(list(self.labels)), "ocr.turn_threshold": str(self.turn_threshold),
+            "ocr.format": CLS_FORMAT,
+            "ocr.name": self.name,
+            "ocr.input_height": str(self.input_height),
+            "ocr.input_width": str(self.input_width),
+            "ocr.color_order": self.color_order,
+            "ocr.norm_mean": json.dumps(list(self.norm_mean)),
+            "ocr.norm_std": json.dumps(list(self.norm_std)),
+            "ocr.labels": json.dumps(list(self.labels)),
+            "ocr.turn_threshold": str(self.turn_threshold),
         }
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, str]) -> "DirectionSpec":
+    def from_metadata(cls, meta: dict[str, str]) -> DirectionSpec:
         if meta.get("ocr.format") != CLS_FORMAT:
             raise DetectorPackageError(f"not a direction classifier: ocr.format is {meta.get('ocr.format')!r}")
         try:
             return cls(
-                name=meta["ocr.name"], input_height=int(meta["ocr.input_height"]),
-                input_width=int(meta["ocr.input_width"]), color_order=meta["ocr.color_order"],
+                name=meta["ocr.name"],
+                input_height=int(meta["ocr.input_height"]),
+                input_width=int(meta["ocr.input_width"]),
+                color_order=meta["ocr.color_order"],
                 norm_mean=tuple(float(v) for v in json.loads(meta["ocr.norm_mean"])),
                 norm_std=tuple(float(v) for v in json.loads(meta["ocr.norm_std"])),
-                labels=tuple(json.loads(meta["ocr.labels"])), turn_threshold=float(meta["ocr.turn_threshold"]),
+                labels=tuple(json.loads(meta["ocr.labels"])),
+                turn_threshold=float(meta["ocr.turn_threshold"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DetectorPackageError(f"classifier metadata is malformed: {exc}") from None
 
 
 # --------------------------------------------------------------------------- detection
+
 
 def input_size(height: int, width: int, spec: DetSpec) -> tuple[int, int]:
     """The model's input size for an image: scaled by the limit rule, capped at ``max_side``,
@@ -175,7 +184,9 @@ def prepare_page(rgb: np.ndarray, spec: DetSpec) -> np.ndarray:
     img = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if h < rgb.shape[0] else cv2.INTER_LINEAR)
     if spec.color_order == "BGR":
         img = img[:, :, ::-1]
-    x = (img.astype(np.float32) / 255.0 - np.asarray(spec.norm_mean, np.float32)) / np.asarray(spec.norm_std, np.float32)
+    x = (img.astype(np.float32) / 255.0 - np.asarray(spec.norm_mean, np.float32)) / np.asarray(
+        spec.norm_std, np.float32
+    )
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
@@ -195,11 +206,12 @@ def _box_score(prob: np.ndarray, quad: np.ndarray) -> float:
     x1, y1 = np.clip(np.ceil(quad.max(axis=0)).astype(int), 0, [w - 1, h - 1])
     mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
     cv2.fillPoly(mask, [np.round(quad - [x0, y0]).astype(np.int32)], 1)
-    return float(cv2.mean(prob[y0:y1 + 1, x0:x1 + 1], mask)[0])
+    return float(cv2.mean(prob[y0 : y1 + 1, x0 : x1 + 1], mask)[0])
 
 
-def db_boxes(prob: np.ndarray, spec: DetSpec, scale_x: float, scale_y: float,
-             image_w: int, image_h: int) -> list[tuple[np.ndarray, float]]:
+def db_boxes(
+    prob: np.ndarray, spec: DetSpec, scale_x: float, scale_y: float, image_w: int, image_h: int
+) -> list[tuple[np.ndarray, float]]:
     """(quad in image coordinates, score) for each text region of a DB probability map."""
     bitmap = (prob > spec.thresh).astype(np.uint8)
     contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
@@ -246,6 +258,7 @@ class TextDetector:
 
 # --------------------------------------------------------------------------- crops and direction
 
+
 def quad_size(quad: np.ndarray) -> tuple[int, int]:
     tl, tr, br, bl = quad
     width = max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl))
@@ -291,7 +304,7 @@ def lay_flat(column: np.ndarray) -> np.ndarray:
         n = max(1, round(h / w))
         glyphs = [[i * h // n, (i + 1) * h // n] for i in range(n)]
     pad = max(1, w // 8)
-    pieces = [column[max(0, a - pad // 2): min(h, b + pad // 2)] for a, b in glyphs]
+    pieces = [column[max(0, a - pad // 2) : min(h, b + pad // 2)] for a, b in glyphs]
     side = max(p.shape[0] for p in pieces)
     fill = np.median(column.reshape(-1, column.shape[2]) if column.ndim == 3 else column.reshape(-1), axis=0)
     tiles = []
@@ -299,7 +312,7 @@ def lay_flat(column: np.ndarray) -> np.ndarray:
         tile = np.empty((side, w) + column.shape[2:], column.dtype)
         tile[...] = fill.astype(column.dtype)
         top = (side - p.shape[0]) // 2
-        tile[top: top + p.shape[0]] = p
+        tile[top : top + p.shape[0]] = p
         tiles.append(tile)
     return np.ascontiguousarray(np.concatenate(tiles, axis=1))
 
@@ -339,6 +352,7 @@ class DirectionClassifier:
 
 
 # --------------------------------------------------------------------------- reading order
+
 
 def reading_order(boxes: list[tuple[float, float, float, float]]) -> list[int]:
     """Indices of axis-aligned boxes (x0, y0, x1, y1) in reading order, by recursive XY-cut: a
@@ -397,7 +411,9 @@ def _paired(small: np.ndarray, big: np.ndarray) -> int:
     return int(np.any(overlap > shorter / 3, axis=1).sum())
 
 
-def _split(items: list[int], sub: np.ndarray, gaps: list[tuple[float, float]], axis: int) -> tuple[list[int], list[int]]:
+def _split(
+    items: list[int], sub: np.ndarray, gaps: list[tuple[float, float]], axis: int
+) -> tuple[list[int], list[int]]:
     """The items before and after the widest of ``gaps`` along ``axis`` (0: x, 1: y), by their centres."""
     cut = max(gaps, key=lambda g: g[1] - g[0])
     centre = (sub[:, axis] + sub[:, axis + 2]) / 2
@@ -455,7 +471,6 @@ def _xy_cut(items: list[int], arr: np.ndarray, line_h: float) -> list[int]:
     pad_y, pad_x = 0.15 * (sub[:, 3] - sub[:, 1]), 0.05 * line_h
     row_gaps = _gaps(sub[:, 1] + pad_y, sub[:, 3] - pad_y)
     col_gaps = _gaps(sub[:, 0] + pad_x, sub[:, 2] - pad_x)
-    best_row = max((g[1] - g[0] for g in row_gaps), default=0.0)
     best_col = max((g[1] - g[0] for g in col_gaps), default=0.0)
     # a gutter (wider than a word space, narrow where a photo's perspective squeezes it) between two
     # sides that look like columns of prose, not like the labels and values of a form's rows
@@ -503,6 +518,7 @@ def _by_rows(items: list[int], arr: np.ndarray) -> list[int]:
 
 
 # --------------------------------------------------------------------------- a page
+
 
 @dataclass
 class Region:

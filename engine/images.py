@@ -24,8 +24,16 @@ SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF")
 # What Pillow raises on corrupt data besides OSError (found by tests/workers/test_decode_fuzz.py):
 # ValueError for a PNG whose header chunk is cut short, TypeError for a TIFF without its size tags;
 # broken tables and short headers can also raise KeyError, IndexError or struct.error.
-CORRUPT_DATA_ERRORS = (OSError, ValueError, SyntaxError, TypeError, LookupError, struct.error, EOFError,
-                       ArithmeticError)
+CORRUPT_DATA_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    TypeError,
+    LookupError,
+    struct.error,
+    EOFError,
+    ArithmeticError,
+)
 
 
 def _open(data: bytes, limits: ImageLimits) -> Image.Image:
@@ -111,8 +119,8 @@ def _png_chunk_kinds(data: bytes) -> set[bytes]:
     the worker's to find)."""
     kinds, pos = set(), 8
     while pos + 12 <= len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
         pos += 12 + length
         if pos > len(data):
             break

@@ -17,8 +17,13 @@ from .sessions import ort_session
 __all__ = ["LineText", "Recognizer", "decode_line"]
 
 
-def decode_line(scores: np.ndarray, spec: ModelSpec, kind: str | None = None, decoder: LineDecoder | None = None,
-                hotwords: Hotwords | None = None) -> LineText:
+def decode_line(
+    scores: np.ndarray,
+    spec: ModelSpec,
+    kind: str | None = None,
+    decoder: LineDecoder | None = None,
+    hotwords: Hotwords | None = None,
+) -> LineText:
     """One line's [T, C] output (of ``kind``, by default the model's ``ocr.output_kind``) as an
     answer carries it: decoded by ``decoder`` (greedy with the model's blank penalty unless it says
     otherwise), the confidences, and the text in the forms the model's ``ocr.text_forms`` asks for.
@@ -46,15 +51,17 @@ class Recognizer:
         """NxCxHxW float32 in, NxTxC probabilities out."""
         return to_probs(self.outputs(batch), self.spec.output_kind)
 
-    def read_line(self, line: np.ndarray, decoder: LineDecoder | None = None,
-                  hotwords: Hotwords | None = None) -> LineText:
+    def read_line(
+        self, line: np.ndarray, decoder: LineDecoder | None = None, hotwords: Hotwords | None = None
+    ) -> LineText:
         """One prepared line (an output of preprocess.prepare_line) run alone, its output decoded
         in the model's own kind (no padding, every step is the line's). ``distill evaluate``,
         calibration and the benchmarks read lines this way."""
         return decode_line(self.outputs(line[None])[0], self.spec, decoder=decoder, hotwords=hotwords)
 
-    def recognize(self, lines: list[np.ndarray], decoder: LineDecoder | None = None,
-                  hotwords: list[Hotwords | None] | None = None) -> list[LineText]:
+    def recognize(
+        self, lines: list[np.ndarray], decoder: LineDecoder | None = None, hotwords: list[Hotwords | None] | None = None
+    ) -> list[LineText]:
         """Recognise prepared lines (outputs of preprocess.prepare_line) in one session run;
         ``hotwords`` gives each line its request's hotwords."""
         if not lines:
@@ -66,5 +73,7 @@ class Recognizer:
         for i, arr in enumerate(lines):
             # Only the steps that cover this line's own pixels, not the padding.
             valid = max(1, min(steps_total, round(steps_total * arr.shape[2] / width_total)))
-            results.append(decode_line(probs[i, :valid], self.spec, "probs", decoder, hotwords[i] if hotwords else None))
+            results.append(
+                decode_line(probs[i, :valid], self.spec, "probs", decoder, hotwords[i] if hotwords else None)
+            )
         return results

@@ -119,7 +119,9 @@ def _best_angle(mask: np.ndarray, angles) -> float:
         rows = cv2.warpAffine(mask, rotation, (w, h), flags=cv2.INTER_NEAREST).sum(axis=1)
         score = float(np.var(rows))
         # Prefer level when scores tie (a single short word, a blank page).
-        if score > best_score * 1.0001 or (abs(score - best_score) <= best_score * 1e-4 and abs(angle) < abs(best_angle)):
+        if score > best_score * 1.0001 or (
+            abs(score - best_score) <= best_score * 1e-4 and abs(angle) < abs(best_angle)
+        ):
             best_angle, best_score = float(angle), score
     return best_angle
 
@@ -144,6 +146,8 @@ def box_in_original(box: Box, rotation: np.ndarray, width: int, height: int) -> 
     corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], dtype=np.float64)
     pts = corners @ inverse.T
     return (
-        max(0, int(np.floor(pts[:, 0].min()))), max(0, int(np.floor(pts[:, 1].min()))),
-        min(width, int(np.ceil(pts[:, 0].max()))), min(height, int(np.ceil(pts[:, 1].max()))),
+        max(0, int(np.floor(pts[:, 0].min()))),
+        max(0, int(np.floor(pts[:, 1].min()))),
+        min(width, int(np.ceil(pts[:, 0].max()))),
+        min(height, int(np.ceil(pts[:, 1].max()))),
     )

@@ -33,8 +33,9 @@ class CharLM:
     """``logp(context, char)``: the natural log probability of ``char`` after ``context`` (a string
     of at most ``order - 1`` characters, starting with ``BOS`` at the line's start)."""
 
-    def __init__(self, logp: dict[str, float], backoff: dict[str, float], order: int, unk: float,
-                 sha256: str = "") -> None:
+    def __init__(
+        self, logp: dict[str, float], backoff: dict[str, float], order: int, unk: float, sha256: str = ""
+    ) -> None:
         self._logp = logp
         self._backoff = backoff
         self.order = order
@@ -52,7 +53,7 @@ class CharLM:
         return cls(logp, backoff, order, unk, sha256=hashlib.sha256(raw).hexdigest())
 
     def logp(self, context: str, char: str) -> float:
-        context = context[len(context) - self.order + 1:] if len(context) >= self.order else context
+        context = context[len(context) - self.order + 1 :] if len(context) >= self.order else context
         penalty = 0.0
         while True:
             found = self._logp.get(context + char)
@@ -68,7 +69,7 @@ class CharLM:
         context, total = BOS if bos else "", 0.0
         for c in text:
             total += self.logp(context, c)
-            context = (context + c)[-(self.order - 1):]
+            context = (context + c)[-(self.order - 1) :]
         return total + (self.logp(context, EOS) if eos else 0.0)
 
 
@@ -84,13 +85,13 @@ def _parse_arpa(text: str) -> tuple[dict[str, float], dict[str, float], int]:
         if not line or line.startswith("ngram ") or line in ("\\data\\", "\\end\\"):
             continue
         if line.startswith("\\") and line.endswith("-grams:"):
-            n = int(line[1:line.index("-")])
+            n = int(line[1 : line.index("-")])
             order = max(order, n)
             continue
         parts = line.split()
         if n == 0 or len(parts) < n + 1:
             continue
-        tokens = parts[1:n + 1]
+        tokens = parts[1 : n + 1]
         key = "<unk>" if tokens == ["<unk>"] else _gram(tokens)
         logp[key] = float(parts[0]) * LN10
         if len(parts) > n + 1:

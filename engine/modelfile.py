@@ -59,7 +59,7 @@ def _entry(data: bytes) -> tuple[str, str]:
         if tag & 7 != _BYTES:
             raise ModelFileError("a metadata entry holds a field that is not a string")
         length, pos = _varint_at(data, pos)
-        fields[tag >> 3] = data[pos:pos + length].decode("utf-8")
+        fields[tag >> 3] = data[pos : pos + length].decode("utf-8")
         pos += length
     return fields.get(_KEY, ""), fields.get(_VALUE, "")
 

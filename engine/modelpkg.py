@@ -148,12 +148,12 @@ class ModelSpec:
         return meta
 
     @classmethod
-    def from_file(cls, path) -> "ModelSpec":
+    def from_file(cls, path) -> ModelSpec:
         """The package description of an ONNX file, read without opening a session."""
         return cls.from_metadata(read_metadata(path))
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, str]) -> "ModelSpec":
+    def from_metadata(cls, meta: dict[str, str]) -> ModelSpec:
         if meta.get("ocr.format") != FORMAT:
             raise ModelPackageError(
                 f"not an OCR model package: ocr.format is {meta.get('ocr.format')!r}, expected {FORMAT!r}"

@@ -54,8 +54,11 @@ def _page_size(page, limits: ImageLimits, number: int) -> tuple[int, int]:
     w_pt, h_pt = page.get_size()
     width, height = int(round(w_pt * DPI / 72)), int(round(h_pt * DPI / 72))
     if width * height > limits.max_pixels:
-        raise ImageError("image_too_large", f"Page {number} is {width}x{height} pixels at {DPI} dpi; "
-                                            f"the limit is {limits.max_pixels} pixels.", 413)
+        raise ImageError(
+            "image_too_large",
+            f"Page {number} is {width}x{height} pixels at {DPI} dpi; the limit is {limits.max_pixels} pixels.",
+            413,
+        )
     if min(width, height) < limits.min_side:
         raise ImageError("image_too_small", f"Page {number} is {width}x{height} pixels.")
     return width, height
@@ -84,8 +87,12 @@ def _text_lines(page, textpage, scale: float) -> list[dict]:
         left, bottom, right, top = textpage.get_rect(i)
         text = textpage.get_text_bounded(left, bottom, right, top).strip()
         if text:
-            box = [int(left * scale), int((h_pt - top) * scale), int(np.ceil(right * scale)),
-                   int(np.ceil((h_pt - bottom) * scale))]
+            box = [
+                int(left * scale),
+                int((h_pt - top) * scale),
+                int(np.ceil(right * scale)),
+                int(np.ceil((h_pt - bottom) * scale)),
+            ]
             lines.append({"text": " ".join(text.split()), "box": box})
     return lines
 

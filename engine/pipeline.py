@@ -15,10 +15,10 @@ import numpy as np
 
 from .batcher import DeadlineExceeded, LineBatcher
 from .beam import Hotwords
-from .images import ImageLimits, decode_image
 from .detect import PageReader
-from .pdf import is_pdf, pdf_pages
+from .images import ImageLimits, decode_image
 from .lines import box_in_original, estimate_skew, find_lines, rotate_upright
+from .pdf import is_pdf, pdf_pages
 from .preprocess import to_gray
 
 # Smaller skews do not disturb the line finder; levelling them would only cost time.
@@ -110,8 +110,9 @@ def row_bands(rgb: np.ndarray, rows: list[tuple[float, float, float, float]]) ->
     return bands
 
 
-def _read_line_image(rgb, batcher: LineBatcher, request_id: str, deadline, reader: PageReader | None,
-                     hotwords: Hotwords | None) -> OcrOutcome:
+def _read_line_image(
+    rgb, batcher: LineBatcher, request_id: str, deadline, reader: PageReader | None, hotwords: Hotwords | None
+) -> OcrOutcome:
     """A short, wide image is read whole, as the recogniser was trained to read a line, unless the
     detector (or, without one, the projection finder) sees two or more rows of text in it; then each
     row is read as a band cut halfway between rows (``row_bands``; the detector's own crops when a
@@ -133,19 +134,24 @@ def _read_line_image(rgb, batcher: LineBatcher, request_id: str, deadline, reade
     return _outcome(rgb, [{"box": list(b)} for b in bands], results)
 
 
-def _read_page(rgb, batcher: LineBatcher, request_id: str, deadline, reader: PageReader,
-               hotwords: Hotwords | None) -> OcrOutcome:
+def _read_page(
+    rgb, batcher: LineBatcher, request_id: str, deadline, reader: PageReader, hotwords: Hotwords | None
+) -> OcrOutcome:
     regions = reader.regions(rgb)
     check_deadline(deadline, "detect")
     return _recognize_regions(rgb, regions, batcher, request_id, deadline, hotwords)
 
 
-def _recognize_regions(rgb, regions, batcher: LineBatcher, request_id: str, deadline,
-                       hotwords: Hotwords | None) -> OcrOutcome:
+def _recognize_regions(
+    rgb, regions, batcher: LineBatcher, request_id: str, deadline, hotwords: Hotwords | None
+) -> OcrOutcome:
     results = batcher.recognize([r.crop for r in regions], request_id, deadline=deadline, hotwords=hotwords)
     places = [
-        {"box": list(r.box), "polygon": [[round(float(x), 1), round(float(y), 1)] for x, y in r.quad],
-         **({"vertical": True} if r.vertical else {})}
+        {
+            "box": list(r.box),
+            "polygon": [[round(float(x), 1), round(float(y), 1)] for x, y in r.quad],
+            **({"vertical": True} if r.vertical else {}),
+        }
         for r in regions
     ]
     return _outcome(rgb, places, results)
@@ -160,8 +166,15 @@ def _outcome(rgb: np.ndarray, places: list[dict], results) -> OcrOutcome:
         batches[res.batch_id] = {"id": res.batch_id, "size": res.batch_size, "requests": res.batch_requests}
         if not res.text.strip():
             continue
-        lines.append({"text": res.text, "confidence": round(res.confidence, 4), **place,
-                      "chars": res.chars_payload(), "model": res.model_label})
+        lines.append(
+            {
+                "text": res.text,
+                "confidence": round(res.confidence, 4),
+                **place,
+                "chars": res.chars_payload(),
+                "model": res.model_label,
+            }
+        )
     return OcrOutcome(
         lines=lines, model_label=model_label, width=rgb.shape[1], height=rgb.shape[0], batches=list(batches.values())
     )
@@ -202,8 +215,15 @@ def recognize_bytes(
     return recognize_array(rgb, batcher, request_id, deadline=deadline, reader=reader, hotwords=hotwords)
 
 
-def _read_pdf(data: bytes, limits: ImageLimits, batcher: LineBatcher, request_id: str, deadline,
-              reader: PageReader | None, hotwords: Hotwords | None = None) -> OcrOutcome:
+def _read_pdf(
+    data: bytes,
+    limits: ImageLimits,
+    batcher: LineBatcher,
+    request_id: str,
+    deadline,
+    reader: PageReader | None,
+    hotwords: Hotwords | None = None,
+) -> OcrOutcome:
     """Every page's lines, each marked with its page number; a page with a trusted text layer
     is taken from it (``"source": "text_layer"``), the others are rendered and read."""
     lines, batches, pages, label = [], [], [], ""
@@ -216,7 +236,14 @@ def _read_pdf(data: bytes, limits: ImageLimits, batcher: LineBatcher, request_id
             found, label = read.lines, read.model_label or label
             batches += read.batches
         lines += [{**line, "page": page.number} for line in found]
-        pages.append({"page": page.number, "width": page.width, "height": page.height,
-                      "source": "ocr" if page.text_lines is None else "text_layer"})
-    return OcrOutcome(lines=lines, model_label=label, width=pages[0]["width"], height=pages[0]["height"],
-                      batches=batches, pages=pages)
+        pages.append(
+            {
+                "page": page.number,
+                "width": page.width,
+                "height": page.height,
+                "source": "ocr" if page.text_lines is None else "text_layer",
+            }
+        )
+    return OcrOutcome(
+        lines=lines, model_label=label, width=pages[0]["width"], height=pages[0]["height"], batches=batches, pages=pages
+    )

@@ -37,8 +37,11 @@ class Metrics:
 
 
 def loss_terms(rec: dict) -> dict:
-    return {k: v for k, v in rec.items()
-            if k not in NOT_TERMS and not k.startswith(("dev_", "ood_")) and isinstance(v, (int, float))}
+    return {
+        k: v
+        for k, v in rec.items()
+        if k not in NOT_TERMS and not k.startswith(("dev_", "ood_")) and isinstance(v, (int, float))
+    }
 
 
 def parse_metrics(lines) -> Metrics:
@@ -62,9 +65,14 @@ def parse_metrics(lines) -> Metrics:
             continue
         m.step = max(m.step, step)
         if "dev_char_accuracy" in rec or "ood_char_accuracy" in rec:  # a run may score only one kind
-            m.devs.append({"step": step, "dev_char_accuracy": rec.get("dev_char_accuracy"),
-                           "dev_line_accuracy": rec.get("dev_line_accuracy"),
-                           **{k: v for k, v in rec.items() if k.startswith("ood_")}})
+            m.devs.append(
+                {
+                    "step": step,
+                    "dev_char_accuracy": rec.get("dev_char_accuracy"),
+                    "dev_line_accuracy": rec.get("dev_line_accuracy"),
+                    **{k: v for k, v in rec.items() if k.startswith("ood_")},
+                }
+            )
         terms = loss_terms(rec)
         if terms and "event" not in rec:
             m.losses.append({"step": step, **terms})
@@ -100,18 +108,31 @@ def plot_png(runs: dict[str, Metrics], terms: tuple[str, ...] | None = None, siz
             ax_loss.plot([p[0] for p in pts], [p[1] for p in pts], label=f"{label} {term}".strip())
         dev = [r for r in m.devs if r["dev_char_accuracy"] is not None]
         if dev:
-            ax_acc.plot([r["step"] for r in dev], [100 * r["dev_char_accuracy"] for r in dev], "o-",
-                        label=label or "dev")
+            ax_acc.plot(
+                [r["step"] for r in dev], [100 * r["dev_char_accuracy"] for r in dev], "o-", label=label or "dev"
+            )
         ood = [r for r in m.devs if "ood_char_accuracy" in r]
         if with_ood and ood:
-            axes[2].plot([r["step"] for r in ood], [100 * r["ood_char_accuracy"] for r in ood], "o-",
-                         label=label or "out-of-distribution")
+            axes[2].plot(
+                [r["step"] for r in ood],
+                [100 * r["ood_char_accuracy"] for r in ood],
+                "o-",
+                label=label or "out-of-distribution",
+            )
     ax_loss.set(xlabel="step", ylabel="training loss", yscale="log", title="training loss")
-    ax_acc.set(xlabel="step", ylabel="dev char accuracy (%)", ylim=(0, 100),
-               title="dev char accuracy (held-out fonts and texts)")
+    ax_acc.set(
+        xlabel="step",
+        ylabel="dev char accuracy (%)",
+        ylim=(0, 100),
+        title="dev char accuracy (held-out fonts and texts)",
+    )
     if with_ood:
-        axes[2].set(xlabel="step", ylabel="char accuracy (%)", ylim=(0, 100),
-                    title="out-of-distribution suite (mean of its subsets' samples)")
+        axes[2].set(
+            xlabel="step",
+            ylabel="char accuracy (%)",
+            ylim=(0, 100),
+            title="out-of-distribution suite (mean of its subsets' samples)",
+        )
     for ax in axes:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

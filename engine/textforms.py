@@ -27,8 +27,14 @@ def is_chinese(c: str | None) -> bool:
     if not c:
         return False
     o = ord(c)
-    return (0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF
-            or 0x3000 <= o <= 0x303F or 0xFF01 <= o <= 0xFF60 or 0xFFE0 <= o <= 0xFFE6)
+    return (
+        0x4E00 <= o <= 0x9FFF
+        or 0x3400 <= o <= 0x4DBF
+        or 0xF900 <= o <= 0xFAFF
+        or 0x3000 <= o <= 0x303F
+        or 0xFF01 <= o <= 0xFF60
+        or 0xFFE0 <= o <= 0xFFE6
+    )
 
 
 def _neighbour(text, i: int, step: int) -> str | None:
@@ -60,7 +66,9 @@ def restore_full_width(text: str) -> str:
         elif c == ")":
             full = opened.pop() if opened else is_chinese(left) or is_chinese(right)
         elif c == ",":
-            full = (is_chinese(left) or is_chinese(right)) and not (left and left.isdigit() and right and right.isdigit())
+            full = (is_chinese(left) or is_chinese(right)) and not (
+                left and left.isdigit() and right and right.isdigit()
+            )
         elif c == ":":
             # after a Chinese field name ("名称:"), or before Chinese text when nothing Latin
             # or numeric precedes it; never in times ("12:30") or after Latin ("Tel:")

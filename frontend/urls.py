@@ -12,10 +12,7 @@ urlpatterns = [
     path("vocabulary/", views.PortalView.as_view(active_tab="vocabulary"), name="vocabulary"),
     path(
         "login/",
-        auth_views.LoginView.as_view(
-            template_name="frontend/login.html",
-            redirect_authenticated_user=True,
-        ),
+        auth_views.LoginView.as_view(template_name="frontend/login.html", redirect_authenticated_user=True),
         name="login",
     ),
     path("logout/", views.PortalLogoutView.as_view(), name="logout"),

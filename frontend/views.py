@@ -2,9 +2,9 @@
 browser through the public REST API (/ocr/v1/...), fetched by the scripts."""
 
 from django.conf import settings
-from django.shortcuts import resolve_url
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import LogoutView
+from django.shortcuts import resolve_url
 from django.views.generic import TemplateView
 
 # Where the public REST API lives; the scripts build every request from it.

@@ -35,8 +35,20 @@ class DistillJobAdmin(admin.ModelAdmin):
     list_display = ("id", "kind", "status", "step", "created_by", "created_at", "finished_at")
     list_filter = ("kind", "status")
     actions = ["cancel_selected"]
-    live_fields = ("status", "progress_summary", "curves", "error_message", "checkpoint_path", "result_model",
-                   "log_tail", "created_by", "created_at", "started_at", "heartbeat_at", "finished_at")
+    live_fields = (
+        "status",
+        "progress_summary",
+        "curves",
+        "error_message",
+        "checkpoint_path",
+        "result_model",
+        "log_tail",
+        "created_by",
+        "created_at",
+        "started_at",
+        "heartbeat_at",
+        "finished_at",
+    )
 
     def get_fields(self, request, obj=None):
         return ("kind", "params") if obj is None else ("kind", "params", *self.live_fields)
@@ -50,8 +62,10 @@ class DistillJobAdmin(admin.ModelAdmin):
         losses = ", ".join(f"{k} {v:.4g}" for k, v in (p.get("losses") or {}).items())
         acc = p.get("dev_char_accuracy")
         eta = p.get("eta_s")
-        return (f"step {p.get('step', 0)}/{p.get('steps', '?')}; {losses or 'no loss yet'}; "
-                f"dev char accuracy {acc if acc is not None else '-'}; ETA {eta if eta is not None else '-'} s")
+        return (
+            f"step {p.get('step', 0)}/{p.get('steps', '?')}; {losses or 'no loss yet'}; "
+            f"dev char accuracy {acc if acc is not None else '-'}; ETA {eta if eta is not None else '-'} s"
+        )
 
     @admin.display(description="curves")
     def curves(self, obj):

@@ -92,8 +92,9 @@ def _labels_member(names: dict) -> tuple[str, PurePosixPath]:
     return label_names[0], PurePosixPath(label_names[0]).parent
 
 
-def _check_lines(archive: zipfile.ZipFile, names: dict, base: PurePosixPath,
-                 labels: str) -> tuple[list[tuple[str, str]], set[str]]:
+def _check_lines(
+    archive: zipfile.ZipFile, names: dict, base: PurePosixPath, labels: str
+) -> tuple[list[tuple[str, str]], set[str]]:
     """(zip member, text) of every labelled line, and the characters outside the charset; every
     problem of every line is collected before the upload is refused."""
     known = load_charset().index
@@ -145,7 +146,7 @@ def corrections_dataset(created_by) -> Dataset:
                     continue
                 rgb = decode_image(read_image(c.job.image_name), limits)
                 x0, y0, x1, y1 = (int(v) for v in c.box)
-                crop = rgb[max(0, y0):y1, max(0, x0):x1]
+                crop = rgb[max(0, y0) : y1, max(0, x0) : x1]
                 if crop.size == 0 or not c.corrected_text.strip():
                     continue
                 rel = f"images/{c.pk:07d}.png"
@@ -156,6 +157,9 @@ def corrections_dataset(created_by) -> Dataset:
         shutil.rmtree(target, ignore_errors=True)
         raise
     return Dataset.objects.create(
-        name=f"corrections ({written} lines)", source=Dataset.Source.CORRECTIONS, path=str(target), lines=written,
+        name=f"corrections ({written} lines)",
+        source=Dataset.Source.CORRECTIONS,
+        path=str(target),
+        lines=written,
         created_by=created_by,
     )

@@ -20,7 +20,9 @@ class ApiError(exceptions.APIException):
 
 
 def error_response(code: str, message: str, status_code: int, headers: dict | None = None) -> Response:
-    return Response({"success": False, "error": {"code": code, "message": message}}, status=status_code, headers=headers)
+    return Response(
+        {"success": False, "error": {"code": code, "message": message}}, status=status_code, headers=headers
+    )
 
 
 _CODES = {

@@ -79,14 +79,38 @@ def lookup_and_record(client: redis.Redis, key: str, record: dict, ttl_s: float)
     return json.loads(raw), 1
 
 
-def hit_record(*, job_id: uuid.UUID, owner_id: int, created_at: datetime, image_name: str, sha256: str,
-               image_format: str, filename: str, size_bytes: int, width: int, height: int, cache_key: str,
-               model_label: str, time_cost: float, hotwords: list[str] | None = None) -> dict:
+def hit_record(
+    *,
+    job_id: uuid.UUID,
+    owner_id: int,
+    created_at: datetime,
+    image_name: str,
+    sha256: str,
+    image_format: str,
+    filename: str,
+    size_bytes: int,
+    width: int,
+    height: int,
+    cache_key: str,
+    model_label: str,
+    time_cost: float,
+    hotwords: list[str] | None = None,
+) -> dict:
     return {
         **({"hotwords": hotwords} if hotwords else {}),
-        "id": str(job_id), "owner": owner_id, "at": created_at.isoformat(), "image_name": image_name,
-        "sha256": sha256, "format": image_format, "filename": filename, "size": size_bytes, "width": width,
-        "height": height, "key": cache_key, "model": model_label, "cost": time_cost,
+        "id": str(job_id),
+        "owner": owner_id,
+        "at": created_at.isoformat(),
+        "image_name": image_name,
+        "sha256": sha256,
+        "format": image_format,
+        "filename": filename,
+        "size": size_bytes,
+        "width": width,
+        "height": height,
+        "key": cache_key,
+        "model": model_label,
+        "cost": time_cost,
     }
 
 
@@ -108,18 +132,35 @@ def write(raw_records: list[bytes | str]) -> int:
         label = v.get("model_label") or r["model"]
         if label not in versions:
             sha_prefix = label.rsplit("@", 1)[-1]
-            versions[label] = ModelVersion.objects.filter(sha256__startswith=sha_prefix).values_list(
-                "pk", flat=True).first()
+            versions[label] = (
+                ModelVersion.objects.filter(sha256__startswith=sha_prefix).values_list("pk", flat=True).first()
+            )
         at = datetime.fromisoformat(r["at"])
         lines = v.get("lines") or []
-        rows.append(OcrJob(
-            id=uuid.UUID(r["id"]), owner_id=r["owner"], status=OcrJob.Status.SUCCEEDED, cached=True,
-            image_name=r["image_name"], image_sha256=r["sha256"], image_format=r["format"],
-            filename=r["filename"], width=v.get("width") or r["width"], height=v.get("height") or r["height"],
-            size_bytes=r["size"], cache_key=r["key"], model_version_id=versions[label], model_label=label,
-            hotwords=r.get("hotwords") or [], lines=lines, text_content="\n".join(line["text"] for line in lines),
-            queued_at=at, finished_at=at, time_cost=r.get("cost"),
-        ))
+        rows.append(
+            OcrJob(
+                id=uuid.UUID(r["id"]),
+                owner_id=r["owner"],
+                status=OcrJob.Status.SUCCEEDED,
+                cached=True,
+                image_name=r["image_name"],
+                image_sha256=r["sha256"],
+                image_format=r["format"],
+                filename=r["filename"],
+                width=v.get("width") or r["width"],
+                height=v.get("height") or r["height"],
+                size_bytes=r["size"],
+                cache_key=r["key"],
+                model_version_id=versions[label],
+                model_label=label,
+                hotwords=r.get("hotwords") or [],
+                lines=lines,
+                text_content="\n".join(line["text"] for line in lines),
+                queued_at=at,
+                finished_at=at,
+                time_cost=r.get("cost"),
+            )
+        )
     if not rows:
         return 0
     with transaction.atomic():
@@ -180,7 +221,7 @@ class HistoryWriter:
                 except Exception:
                     self.client.rpush(PENDING_KEY, *raw)
                     raise
-            except Exception:  # noqa: BLE001 - Redis or the database may be back in a moment
+            except Exception:
                 log.exception("writing cache hits to the history failed; retrying")
                 self._stop.wait(1.0)
 
@@ -202,5 +243,5 @@ def _write_after_response(**kwargs) -> None:
 
     try:
         drain(redis_client())
-    except Exception:  # noqa: BLE001 - the records stay queued for the next drain
+    except Exception:
         log.exception("writing cache hits to the history failed; they stay queued")

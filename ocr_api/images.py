@@ -21,11 +21,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
-from django.utils import timezone
-from django.utils.functional import cached_property
 from django.db import transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
+from django.utils import timezone
+from django.utils.functional import cached_property
 
 from .models import OcrJob
 

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from .access import jobs_visible_to
 from .datasets import DatasetError, validate_zip
 from .errors import ApiError
-from .models import Dataset, DistillJob, LineCorrection, ModelVersion, OcrJob
+from .models import Dataset, DistillJob, LineCorrection, ModelVersion
 from .registry import promote
 from .serializers import DistillJobSerializer, ModelVersionSerializer
 from .training import ParamError, cancel_jobs, start_job
@@ -121,8 +121,11 @@ class DatasetListCreateView(generics.ListAPIView):
     parser_classes = [MultiPartParser]
 
     @extend_schema(
-        request={"multipart/form-data": inline_serializer("DatasetUpload", {"file": serializers.FileField(),
-                                                                           "name": serializers.CharField(required=False)})},
+        request={
+            "multipart/form-data": inline_serializer(
+                "DatasetUpload", {"file": serializers.FileField(), "name": serializers.CharField(required=False)}
+            )
+        },
         responses={201: DatasetSerializer},
     )
     def post(self, request):
@@ -136,9 +139,12 @@ class DatasetListCreateView(generics.ListAPIView):
         except DatasetError as exc:
             raise ApiError("invalid_dataset", str(exc)) from None
         dataset = Dataset.objects.create(
-            name=str(request.data.get("name") or upload.name)[:120], source=Dataset.Source.UPLOAD,
-            path=str(checked.path), lines=checked.lines,
-            characters_outside_charset=checked.characters_outside_charset, created_by=request.user,
+            name=str(request.data.get("name") or upload.name)[:120],
+            source=Dataset.Source.UPLOAD,
+            path=str(checked.path),
+            lines=checked.lines,
+            characters_outside_charset=checked.characters_outside_charset,
+            created_by=request.user,
         )
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
@@ -150,9 +156,16 @@ class LineCorrectionView(APIView):
 
     @extend_schema(
         request=inline_serializer("LineCorrection", {"text": serializers.CharField()}),
-        responses={200: inline_serializer("LineCorrected", {"line": serializers.IntegerField(),
-                                                             "text": serializers.CharField(),
-                                                             "original_text": serializers.CharField()})},
+        responses={
+            200: inline_serializer(
+                "LineCorrected",
+                {
+                    "line": serializers.IntegerField(),
+                    "text": serializers.CharField(),
+                    "original_text": serializers.CharField(),
+                },
+            )
+        },
     )
     def put(self, request, job_id, line: int):
         job = get_object_or_404(jobs_visible_to(request.user), pk=job_id)
@@ -165,9 +178,14 @@ class LineCorrectionView(APIView):
         original = job.lines[line].get("original_text", job.lines[line]["text"])
         with transaction.atomic():
             LineCorrection.objects.update_or_create(
-                job=job, line_index=line,
-                defaults={"box": job.lines[line]["box"], "original_text": original, "corrected_text": text,
-                          "corrected_by": request.user},
+                job=job,
+                line_index=line,
+                defaults={
+                    "box": job.lines[line]["box"],
+                    "original_text": original,
+                    "corrected_text": text,
+                    "corrected_by": request.user,
+                },
             )
             lines = list(job.lines)
             # the recogniser's per-character confidences described the old text

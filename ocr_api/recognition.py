@@ -86,7 +86,10 @@ def claim_job(job_id: str) -> str | None:
     gone, or running under a worker that is alive."""
     token = uuid.uuid4().hex
     claim = dict(
-        status=Status.RUNNING, claimed_by=_instance, claim_id=token, started_at=timezone.now(),
+        status=Status.RUNNING,
+        claimed_by=_instance,
+        claim_id=token,
+        started_at=timezone.now(),
         attempts=F("attempts") + 1,
     )
     jobs = OcrJob.objects.filter(pk=job_id)
@@ -117,22 +120,42 @@ def recognize(job_id: str) -> str:
     try:
         data = read_image(job.image_name)
         timings["read_ms"] = _ms_since(began) - timings["claim_ms"]
-        outcome = recognize_bytes(data, image_limits(), batcher(), request_id=job_id, deadline=deadline,
-                                  reader=page_reader(), hotwords=Hotwords(job.hotwords) if job.hotwords else None)
+        outcome = recognize_bytes(
+            data,
+            image_limits(),
+            batcher(),
+            request_id=job_id,
+            deadline=deadline,
+            reader=page_reader(),
+            hotwords=Hotwords(job.hotwords) if job.hotwords else None,
+        )
     except FileNotFoundError:
         return _fail(mine, job, "image_missing", "The stored image of this job is missing.")
     except ImageError as exc:
         return _fail(mine, job, exc.code, exc.message)
     except (DeadlineExceeded, SoftTimeLimitExceeded) as exc:
         log.warning("job %s stopped at its time limit: %s", job_id, exc)
-        return _fail(mine, job, "timeout",
-                     f"Recognition took longer than the time limit ({settings.OCR_TASK_SOFT_TIME_LIMIT_S:g} s).",
-                     diagnostics={"lines_done": getattr(exc, "done", None), "lines_total": getattr(exc, "total", None),
-                                  "stage": getattr(exc, "stage", None)})
-    except Exception as exc:  # noqa: BLE001 - the job must end, not stay "running" forever
+        return _fail(
+            mine,
+            job,
+            "timeout",
+            f"Recognition took longer than the time limit ({settings.OCR_TASK_SOFT_TIME_LIMIT_S:g} s).",
+            diagnostics={
+                "lines_done": getattr(exc, "done", None),
+                "lines_total": getattr(exc, "total", None),
+                "stage": getattr(exc, "stage", None),
+            },
+        )
+    except Exception as exc:
         log.exception("job %s failed", job_id)
         return _fail(mine, job, "internal_error", f"Recognition failed: {type(exc).__name__}.")
     timings["recognize_ms"] = _ms_since(began) - timings["claim_ms"] - timings["read_ms"]
+    return _succeed(mine, job, outcome, timings)
+
+
+def _succeed(mine, job: OcrJob, outcome, timings: dict) -> str:
+    """Finish the job under its claim with the recognised lines, then cache the text and wake the
+    waiting request (with the result, so it need not read the row again) in one round trip."""
     model_label = outcome.model_label or model_holder().current().label
     model_version = job.model_version_id
     if job.model_label != model_label or model_version is None:
@@ -150,16 +173,14 @@ def recognize(job_id: str) -> str:
         time_cost=time_cost,
     )
     if done != 1:
-        return _dropped(job_id)
+        return _dropped(str(job.pk))
     key = cache_key(job.image_sha256, model_label, pipeline_signature(), job.hotwords)
-    # The cached text and the wake-up of the waiting request (with the result, so it need not
-    # read the row again) in one round trip.
     pipe = redis_client().pipeline(transaction=False)
     ResultCache(pipe, settings.OCR_CACHE_TTL_S).set(
         key, {"lines": outcome.lines, "model_label": model_label, "width": job.width, "height": job.height}
     )
-    notify_done(pipe, job_id, {"status": Status.SUCCEEDED, "lines": outcome.lines, "model_label": model_label,
-                               "finished_at": finished.isoformat(), "time_cost": time_cost})
+    result = {"status": Status.SUCCEEDED, "lines": outcome.lines, "model_label": model_label}
+    notify_done(pipe, str(job.pk), {**result, "finished_at": finished.isoformat(), "time_cost": time_cost})
     pipe.execute()
     return "succeeded"
 
@@ -174,8 +195,11 @@ _version_ids: dict[str, int] = {}
 def _version_id(label: str) -> int | None:
     """The registry id of the model with this label (name@sha256-prefix), remembered per process."""
     if label not in _version_ids:
-        pk = ModelVersion.objects.filter(sha256__startswith=label.rsplit("@", 1)[-1]).values_list(
-            "pk", flat=True).first()
+        pk = (
+            ModelVersion.objects.filter(sha256__startswith=label.rsplit("@", 1)[-1])
+            .values_list("pk", flat=True)
+            .first()
+        )
         if pk is None:
             return None
         _version_ids[label] = pk
@@ -185,15 +209,26 @@ def _version_id(label: str) -> int | None:
 def _fail(mine, job: OcrJob, code: str, message: str, diagnostics: dict | None = None) -> str:
     finished = timezone.now()
     done = mine.update(
-        status=Status.FAILED, error_code=code, error_message=message, finished_at=finished,
-        time_cost=round((finished - job.created_at).total_seconds(), 4), diagnostics=diagnostics or {},
+        status=Status.FAILED,
+        error_code=code,
+        error_message=message,
+        finished_at=finished,
+        time_cost=round((finished - job.created_at).total_seconds(), 4),
+        diagnostics=diagnostics or {},
     )
     if done != 1:
         return _dropped(str(job.pk))
-    notify_done(redis_client(), str(job.pk), {
-        "status": Status.FAILED, "error_code": code, "error_message": message, "finished_at": finished.isoformat(),
-        "time_cost": round((finished - job.created_at).total_seconds(), 4),
-    })
+    notify_done(
+        redis_client(),
+        str(job.pk),
+        {
+            "status": Status.FAILED,
+            "error_code": code,
+            "error_message": message,
+            "finished_at": finished.isoformat(),
+            "time_cost": round((finished - job.created_at).total_seconds(), 4),
+        },
+    )
     return "failed"
 
 
@@ -271,7 +306,7 @@ class RecoverySweep:
                 close_old_connections()
                 recover_jobs()
                 purge_expired_images()
-            except Exception:  # noqa: BLE001 - Redis or the database may be back at the next sweep
+            except Exception:
                 log.exception("recovery sweep failed")
             if self._stop.wait(self.interval):
                 return

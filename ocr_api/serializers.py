@@ -55,8 +55,11 @@ class Base64TextField(serializers.CharField):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.validators = [v for v in self.validators if not isinstance(
-            v, (ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator))]
+        self.validators = [
+            v
+            for v in self.validators
+            if not isinstance(v, (ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator))
+        ]
 
 
 def clean_hotwords(words: list[str]) -> list[str]:
@@ -89,8 +92,9 @@ class HotwordsField(serializers.ListField):
     OCR_HOTWORD_MAX_CHARS characters (the request's and the portal vocabulary's limits)."""
 
     def __init__(self, **kwargs) -> None:
-        kwargs.setdefault("help_text", "Words or phrases to favour while decoding (company names, product "
-                                       "codes, field labels).")
+        kwargs.setdefault(
+            "help_text", "Words or phrases to favour while decoding (company names, product codes, field labels)."
+        )
         super().__init__(child=serializers.CharField(allow_blank=True, trim_whitespace=True), **kwargs)
 
     def to_internal_value(self, data):
@@ -98,11 +102,13 @@ class HotwordsField(serializers.ListField):
         words = clean_hotwords(super().to_internal_value(data))
         if len(words) > settings.OCR_MAX_HOTWORDS:
             raise serializers.ValidationError(
-                f"{len(words)} hotwords; the limit is {settings.OCR_MAX_HOTWORDS}.", code="too_many")
+                f"{len(words)} hotwords; the limit is {settings.OCR_MAX_HOTWORDS}.", code="too_many"
+            )
         long = [w for w in words if len(w) > settings.OCR_HOTWORD_MAX_CHARS]
         if long:
             raise serializers.ValidationError(
-                f"{long[0][:20]!r}... is longer than {settings.OCR_HOTWORD_MAX_CHARS} characters.", code="too_long")
+                f"{long[0][:20]!r}... is longer than {settings.OCR_HOTWORD_MAX_CHARS} characters.", code="too_long"
+            )
         return words
 
 
@@ -111,7 +117,9 @@ class RecognizeRequestSerializer(serializers.Serializer):
     the settings when a request arrives; an oversized image is refused before it is decoded."""
 
     image_base64 = Base64TextField(
-        required=False, allow_blank=True, trim_whitespace=False,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
         help_text="The image file, base64 (a data: URL is accepted).",
     )
     image = serializers.FileField(required=False, help_text="The image file (multipart).")
@@ -133,8 +141,7 @@ class RecognizeRequestSerializer(serializers.Serializer):
     def validate_image(self, value):
         if value.size > settings.OCR_MAX_IMAGE_BYTES:
             raise serializers.ValidationError(
-                f"The image is {value.size} bytes; the limit is {settings.OCR_MAX_IMAGE_BYTES} bytes.",
-                code="too_large",
+                f"The image is {value.size} bytes; the limit is {settings.OCR_MAX_IMAGE_BYTES} bytes.", code="too_large"
             )
         return value
 
@@ -150,19 +157,23 @@ class LineSerializer(serializers.Serializer):
     box = serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4)
     polygon = serializers.ListField(
         child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
-        min_length=4, max_length=4, required=False,
+        min_length=4,
+        max_length=4,
+        required=False,
         help_text="the line's four corners (top-left, top-right, bottom-right, bottom-left as read), "
-                  "when the detector found it; rotated and photographed lines are not axis-aligned",
+        "when the detector found it; rotated and photographed lines are not axis-aligned",
     )
     vertical = serializers.BooleanField(required=False, help_text="true for a vertical line, read top to bottom")
     chars = serializers.ListField(
-        child=CharSerializer(), required=False,
+        child=CharSerializer(),
+        required=False,
         help_text="the line's characters in order, each with its confidence (0..1): the highest probability "
-                  "the recogniser gave it; low values mark the characters worth checking",
+        "the recogniser gave it; low values mark the characters worth checking",
     )
     model = serializers.CharField(
-        required=False, help_text="the recogniser that read this line (name@sha256 prefix); a line the served "
-                                  "model doubted and the cascade's stronger model read again names that one",
+        required=False,
+        help_text="the recogniser that read this line (name@sha256 prefix); a line the served "
+        "model doubted and the cascade's stronger model read again names that one",
     )
 
 
@@ -180,7 +191,8 @@ class JobSerializer(serializers.Serializer):
     text = serializers.ListField(child=serializers.CharField())
     lines = LineSerializer(many=True)
     pages = serializers.ListField(
-        child=serializers.DictField(), required=False,
+        child=serializers.DictField(),
+        required=False,
         help_text='a PDF only: [{"page": 1, "text": [lines...]}, ...]; each line also carries its "page"',
     )
     time_cost = serializers.FloatField(allow_null=True)
@@ -212,8 +224,19 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = [
-            "id", "label", "name", "kind", "sha256", "params", "size_bytes", "metrics", "lineage",
-            "parent", "is_active", "created_at", "promoted_at",
+            "id",
+            "label",
+            "name",
+            "kind",
+            "sha256",
+            "params",
+            "size_bytes",
+            "metrics",
+            "lineage",
+            "parent",
+            "is_active",
+            "created_at",
+            "promoted_at",
         ]
 
 
@@ -221,7 +244,19 @@ class DistillJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = DistillJob
         fields = [
-            "id", "kind", "status", "params", "progress", "error_message", "checkpoint_path",
-            "result_model", "cancel_requested", "log_tail", "created_at", "started_at", "heartbeat_at", "finished_at",
+            "id",
+            "kind",
+            "status",
+            "params",
+            "progress",
+            "error_message",
+            "checkpoint_path",
+            "result_model",
+            "cancel_requested",
+            "log_tail",
+            "created_at",
+            "started_at",
+            "heartbeat_at",
+            "finished_at",
         ]
         read_only_fields = fields

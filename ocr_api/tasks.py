@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -49,9 +49,25 @@ def ensure_dev_set() -> Path:
     target = dev_set_dir()
     if not (target / "labels.tsv").exists():
         subprocess.run(
-            [sys.executable, "-m", "distill", "generate", "--out", str(target), "--count",
-             str(settings.OCR_DEV_SET_SIZE), "--split", "dev", "--seed", "2026", "--quiet"],
-            check=True, cwd=settings.BASE_DIR, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "distill",
+                "generate",
+                "--out",
+                str(target),
+                "--count",
+                str(settings.OCR_DEV_SET_SIZE),
+                "--split",
+                "dev",
+                "--seed",
+                "2026",
+                "--quiet",
+            ],
+            check=True,
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
         )
     return target
 
@@ -72,8 +88,12 @@ def _fail(job: DistillJob, message: str) -> None:
     """A running job ends as failed, with its last checkpoint: a conditional update, so a job that
     ended meanwhile (or was reaped twice) keeps its first end, and no other field is overwritten."""
     checkpoint = run_dir(job) / "last.pt"
-    fields = {"status": DistillJob.Status.FAILED, "error_message": message[-4000:],
-              "checkpoint_path": str(checkpoint) if checkpoint.exists() else "", "finished_at": timezone.now()}
+    fields = {
+        "status": DistillJob.Status.FAILED,
+        "error_message": message[-4000:],
+        "checkpoint_path": str(checkpoint) if checkpoint.exists() else "",
+        "finished_at": timezone.now(),
+    }
     DistillJob.objects.filter(pk=job.pk, status=DistillJob.Status.RUNNING).update(**fields)
     for name, value in fields.items():
         setattr(job, name, value)
@@ -121,15 +141,18 @@ def _claim(job_id: int) -> bool:
     return claimed == 1
 
 
-def _start_trainer(job: DistillJob, train_data: Path | None, log_path: Path, dev: Path | None = None) -> subprocess.Popen:
+def _start_trainer(
+    job: DistillJob, train_data: Path | None, log_path: Path, dev: Path | None = None
+) -> subprocess.Popen:
     """The trainer in a session of its own (so it can be stopped as a group), logging to ``log_path``."""
     cmd = train_command(job, train_data, dev)
     log.info("training job %s: %s", job.pk, " ".join(cmd))
     with open(log_path, "ab") as log_file:
         log_file.write(("$ " + " ".join(cmd) + "\n").encode())
         log_file.flush()
-        return subprocess.Popen(cmd, cwd=settings.BASE_DIR, stdout=log_file, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, cwd=settings.BASE_DIR, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def _follow(job: DistillJob, proc: subprocess.Popen) -> bool:
@@ -212,10 +235,24 @@ def _export_and_register(job: DistillJob, checkpoint: Path, dev: Path) -> ModelV
     if job.params.get("warm_start"):  # the trainer exported the package itself (distill/warmstart.py)
         shutil.copyfile(checkpoint.parent / "student.onnx", onnx_path)
     else:
-        subprocess.run([sys.executable, "-m", "distill", "export", "--checkpoint", str(checkpoint), "--out",
-                        str(onnx_path), "--name", name], **run)
-    evaluated = subprocess.run([sys.executable, "-m", "distill", "evaluate", "--data", str(dev), "--model",
-                                str(onnx_path)], **run)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "distill",
+                "export",
+                "--checkpoint",
+                str(checkpoint),
+                "--out",
+                str(onnx_path),
+                "--name",
+                name,
+            ],
+            **run,
+        )
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "distill", "evaluate", "--data", str(dev), "--model", str(onnx_path)], **run
+    )
     metrics = json.loads(evaluated.stdout.strip().splitlines()[-1])
     teacher = job.params.get("teacher")
     return register_model(
@@ -223,8 +260,14 @@ def _export_and_register(job: DistillJob, checkpoint: Path, dev: Path) -> ModelV
         kind=ModelVersion.Kind.TEACHER if job.kind == DistillJob.Kind.TEACHER else ModelVersion.Kind.STUDENT,
         name=name,
         metrics={**metrics, "dev_set": str(dev)},
-        lineage={"job": job.pk, "kind": job.kind, "params": job.params, "teacher": teacher,
-                 "data_source": job.params.get("data_source", "synthetic"), "checkpoint": str(checkpoint)},
+        lineage={
+            "job": job.pk,
+            "kind": job.kind,
+            "params": job.params,
+            "teacher": teacher,
+            "data_source": job.params.get("data_source", "synthetic"),
+            "checkpoint": str(checkpoint),
+        },
         parent=active_model(),  # the version it was trained to replace
     )
 

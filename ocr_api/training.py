@@ -82,15 +82,30 @@ def _number(params: dict, key: str, cast, lo, hi) -> None:
 
 def clean_params(kind: str, raw: dict) -> dict:
     """Validate an admin's parameters; unknown keys are refused rather than ignored."""
-    allowed = {"steps", "batch_size", "lr", "alpha", "beta", "temperature", "kd_top_k", "seed", "data_source",
-               "dataset", "teacher", "threads", "arch", "warm_start", "student", "cache_lines"}
+    allowed = {
+        "steps",
+        "batch_size",
+        "lr",
+        "alpha",
+        "beta",
+        "temperature",
+        "kd_top_k",
+        "seed",
+        "data_source",
+        "dataset",
+        "teacher",
+        "threads",
+        "arch",
+        "warm_start",
+    } | set(WARM_DEFAULTS)
     unknown = set(raw) - allowed
     if unknown:
         raise ParamError(f"unknown parameters: {', '.join(sorted(unknown))}")
     if raw.get("warm_start"):
         return _warm_params(kind, raw)
-    if {"student", "cache_lines"} & set(raw):
-        raise ParamError("student and cache_lines are parameters of a warm-started job (warm_start: true)")
+    warm_only = sorted(set(raw) & (set(WARM_DEFAULTS) - set(DEFAULTS[kind]) - {"teacher", "seed", "data_source"}))
+    if warm_only:
+        raise ParamError(f"{', '.join(warm_only)}: parameters of a warm-started job (warm_start: true)")
     params = dict(DEFAULTS[kind])
     params.update({k: v for k, v in raw.items() if v is not None})
 
@@ -126,8 +141,37 @@ def clean_params(kind: str, raw: dict) -> dict:
 
 # A warm-started distillation (distill/warmstart.py, docs/models.md): the served recogniser refined
 # with CTC + KD + feature mimicking from a stronger one, on lines cached with the teacher's targets.
-WARM_DEFAULTS = {"steps": 2000, "batch_size": 16, "lr": 3e-5, "student": "ppocrv6-tiny", "teacher": "ppocrv6-small",
-                 "cache_lines": 2000, "seed": 0, "data_source": "synthetic"}
+# The recipe of the shipped warm-started student (docs/models.md "Warm-started distillation"): CTC on
+# the cached lines the teacher reads, the exported weights halfway between the start and the trained
+# average, the blank's logit lowered by 1. The KD and feature terms are offered at weight 0.
+WARM_DEFAULTS = {
+    "steps": 2000,
+    "batch_size": 16,
+    "lr": 3e-5,
+    "student": "ppocrv6-tiny",
+    "teacher": "ppocrv6-small",
+    "cache_lines": 2000,
+    "seed": 0,
+    "data_source": "synthetic",
+    "ctc_weight": 1.0,
+    "kd_weight": 0.0,
+    "feat_weight": 0.0,
+    "interpolate": 0.5,
+    "blank_offset": 1.0,
+}
+WARM_LIMITS = {
+    "steps": (int, 1, 10_000_000),
+    "batch_size": (int, 1, 1024),
+    "lr": (float, 1e-7, 1.0),
+    "cache_lines": (int, 8, 10_000_000),
+    "seed": (int, 0, 2**31 - 1),
+    "threads": (int, 1, 256),
+    "ctc_weight": (float, 0.0, 100.0),
+    "kd_weight": (float, 0.0, 100.0),
+    "feat_weight": (float, 0.0, 100.0),
+    "interpolate": (float, 0.0, 1.0),
+    "blank_offset": (float, 0.0, 20.0),
+}
 
 
 def _warm_params(kind: str, raw: dict) -> dict:
@@ -135,22 +179,22 @@ def _warm_params(kind: str, raw: dict) -> dict:
 
     if kind != DistillJob.Kind.DISTILL:
         raise ParamError("warm_start is a distillation job's parameter")
-    unknown = set(raw) - {"warm_start", "steps", "batch_size", "lr", "student", "teacher", "cache_lines", "seed",
-                          "threads", "data_source"}
+    unknown = set(raw) - {"warm_start", "student", "teacher", "data_source", *WARM_LIMITS}
     if unknown:
         raise ParamError(f"not parameters of a warm-started job: {', '.join(sorted(unknown))}")
     params = {**WARM_DEFAULTS, **{k: v for k, v in raw.items() if v is not None}, "warm_start": True}
-    limits = {"steps": (int, 1, 10_000_000), "batch_size": (int, 1, 1024), "lr": (float, 1e-7, 1.0),
-              "cache_lines": (int, 8, 10_000_000), "seed": (int, 0, 2**31 - 1), "threads": (int, 1, 256)}
-    for key, (cast, lo, hi) in limits.items():
-        _number(params, key, cast, lo, hi)
+    for key, (cast, lo, hi) in WARM_LIMITS.items():
+        if key in params:
+            _number(params, key, cast, lo, hi)
     if params["data_source"] != "synthetic":
         raise ParamError("a warm-started job trains on its cached synthetic lines: data_source must be synthetic")
     for role in ("student", "teacher"):
         if params[role] not in RECOGNISERS:
             raise ParamError(f"{role} must be one of {', '.join(RECOGNISERS)}")
         if not (settings.OCR_MODELS_DIR / RECOGNISERS[params[role]]).exists():
-            raise ParamError(f"no {role} recogniser at {settings.OCR_MODELS_DIR / RECOGNISERS[params[role]]} (make models)")
+            raise ParamError(
+                f"no {role} recogniser at {settings.OCR_MODELS_DIR / RECOGNISERS[params[role]]} (make models)"
+            )
     return params
 
 
@@ -160,12 +204,37 @@ def warm_command(job: DistillJob, dev: Path | None = None) -> list[str]:
     from .registry import RECOGNISERS
 
     p, out = job.params, run_dir(job)
-    cmd = [sys.executable, "-m", "distill", "warm-distill", "--out", str(out), "--cache", str(out / "cache"),
-           "--cache-lines", str(p["cache_lines"]), "--student", str(settings.OCR_MODELS_DIR / RECOGNISERS[p["student"]]),
-           "--teacher", str(settings.OCR_MODELS_DIR / RECOGNISERS[p["teacher"]]), "--steps", str(p["steps"]),
-           "--batch-size", str(p["batch_size"]), "--lr", str(p["lr"]), "--seed", str(p.get("seed", 0)),
-           "--threads", str(p.get("threads", settings.OCR_TRAIN_THREADS)), "--eval-every",
-           str(max(50, p["steps"] // 10)), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "distill",
+        "warm-distill",
+        "--out",
+        str(out),
+        "--cache",
+        str(out / "cache"),
+        "--cache-lines",
+        str(p["cache_lines"]),
+        "--student",
+        str(settings.OCR_MODELS_DIR / RECOGNISERS[p["student"]]),
+        "--teacher",
+        str(settings.OCR_MODELS_DIR / RECOGNISERS[p["teacher"]]),
+        "--steps",
+        str(p["steps"]),
+        "--batch-size",
+        str(p["batch_size"]),
+        "--lr",
+        str(p["lr"]),
+        "--seed",
+        str(p.get("seed", 0)),
+        "--threads",
+        str(p.get("threads", settings.OCR_TRAIN_THREADS)),
+        "--eval-every",
+        str(max(50, p["steps"] // 10)),
+        "--quiet",
+    ]
+    for key in ("ctc_weight", "kd_weight", "feat_weight", "interpolate", "blank_offset"):
+        cmd += ["--" + key.replace("_", "-"), str(p.get(key, WARM_DEFAULTS[key]))]
     if dev is not None:
         cmd += ["--dev-data", str(dev)]
     return cmd
@@ -181,10 +250,13 @@ def teacher_path(teacher) -> tuple[str, Path]:
         if not path.exists():
             raise ParamError(f"no reference recogniser at {path} (make models)")
         return "onnx", path
-    job = DistillJob.objects.filter(pk=teacher, kind=DistillJob.Kind.TEACHER, status=DistillJob.Status.SUCCEEDED).first()
+    job = DistillJob.objects.filter(
+        pk=teacher, kind=DistillJob.Kind.TEACHER, status=DistillJob.Status.SUCCEEDED
+    ).first()
     if job is None:
-        raise ParamError(f"teacher must be 'reference', one of {', '.join(RECOGNISERS)} "
-                         "or the id of a finished teacher job")
+        raise ParamError(
+            f"teacher must be 'reference', one of {', '.join(RECOGNISERS)} or the id of a finished teacher job"
+        )
     return "pt", run_dir(job) / "last.pt"
 
 
@@ -193,17 +265,39 @@ def train_command(job: DistillJob, train_data: Path | None, dev: Path | None = N
     if p.get("warm_start"):
         return warm_command(job, dev)
     sub = "train-teacher" if job.kind == DistillJob.Kind.TEACHER else "distill"
-    cmd = [sys.executable, "-m", "distill", sub, "--run-dir", str(run_dir(job)), "--steps", str(p["steps"]),
-           "--batch-size", str(p["batch_size"]), "--seed", str(p.get("seed", 0)), "--quiet",
-           "--threads", str(p.get("threads", settings.OCR_TRAIN_THREADS))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "distill",
+        sub,
+        "--run-dir",
+        str(run_dir(job)),
+        "--steps",
+        str(p["steps"]),
+        "--batch-size",
+        str(p["batch_size"]),
+        "--seed",
+        str(p.get("seed", 0)),
+        "--quiet",
+        "--threads",
+        str(p.get("threads", settings.OCR_TRAIN_THREADS)),
+    ]
     if p.get("lr"):
         cmd += ["--lr", str(p["lr"])]
     if p.get("arch"):
         cmd += ["--arch", p["arch"]]
     if job.kind == DistillJob.Kind.DISTILL:
         kind, path = teacher_path(p["teacher"])
-        cmd += ["--teacher" if kind == "pt" else "--teacher-onnx", str(path),
-                "--alpha", str(p["alpha"]), "--beta", str(p["beta"]), "--temperature", str(p["temperature"])]
+        cmd += [
+            "--teacher" if kind == "pt" else "--teacher-onnx",
+            str(path),
+            "--alpha",
+            str(p["alpha"]),
+            "--beta",
+            str(p["beta"]),
+            "--temperature",
+            str(p["temperature"]),
+        ]
         if p.get("kd_top_k") is not None:  # jobs queued before the parameter existed use the trainer's default
             cmd += ["--kd-top-k", str(p["kd_top_k"])]
     if train_data is not None:

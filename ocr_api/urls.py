@@ -1,10 +1,8 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import health
+from . import health, views, vocabulary_views
 from . import lifecycle_views as lifecycle
-from . import views
-from . import vocabulary_views
 
 app_name = "ocr_api"
 
@@ -14,8 +12,9 @@ urlpatterns = [
     path("jobs", views.JobListView.as_view(), name="job-list"),
     path("jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<uuid:job_id>/image", views.JobImageView.as_view(), name="job-image"),
-    path("jobs/<uuid:job_id>/lines/<int:line>/correction", lifecycle.LineCorrectionView.as_view(),
-         name="line-correction"),
+    path(
+        "jobs/<uuid:job_id>/lines/<int:line>/correction", lifecycle.LineCorrectionView.as_view(), name="line-correction"
+    ),
     path("vocabulary", vocabulary_views.VocabularyView.as_view(), name="vocabulary"),
     path("distill-jobs", lifecycle.DistillJobListCreateView.as_view(), name="distill-job-list"),
     path("distill-jobs/<int:pk>", lifecycle.DistillJobDetailView.as_view(), name="distill-job-detail"),

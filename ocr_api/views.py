@@ -17,16 +17,16 @@ from django.http import FileResponse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from PIL import Image
 from rest_framework import generics, mixins, serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
-from PIL import Image
 from rest_framework.views import APIView
 
 from engine.cachekey import cache_key
 from engine.images import ImageError, inspect_image
-from workers.presence import wait_done
 from workers.config import image_limits, pipeline_signature, redis_client
+from workers.presence import wait_done
 
 from . import history, queues
 from .errors import ApiError, error_response
@@ -93,7 +93,7 @@ def _format_of(data: bytes) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data)).format or ""
-    except Exception:  # noqa: BLE001 - not an image, or a bomb: the miss path's full check answers it
+    except Exception:
         return ""
 
 
@@ -175,7 +175,8 @@ class RecognizeView(APIView):
         data = _decode_base64(encoded)
         if len(data) > settings.OCR_MAX_IMAGE_BYTES:
             raise ApiError(
-                "too_large", f"The image is {len(data)} bytes; the limit is {settings.OCR_MAX_IMAGE_BYTES} bytes.",
+                "too_large",
+                f"The image is {len(data)} bytes; the limit is {settings.OCR_MAX_IMAGE_BYTES} bytes.",
                 status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         if not data:
@@ -196,8 +197,15 @@ class RecognizeView(APIView):
         label = active_label()
         sha = sha256_of(data)
         hotwords = params.get("hotwords") or []
-        up = _Upload(data=data, sha=sha, filename=filename[:255], label=label, started=started, hotwords=hotwords,
-                     key=cache_key(sha, label, pipeline_signature(), hotwords))
+        up = _Upload(
+            data=data,
+            sha=sha,
+            filename=filename[:255],
+            label=label,
+            started=started,
+            hotwords=hotwords,
+            key=cache_key(sha, label, pipeline_signature(), hotwords),
+        )
         client = redis_client()
         answer, live = self._from_cache(request, client, up)
         if answer is not None:
@@ -217,29 +225,60 @@ class RecognizeView(APIView):
         also queues a hit's history row."""
         image_format = _format_of(up.data)
         record = history.hit_record(
-            job_id=up.job_id, owner_id=request.user.pk, created_at=up.now, image_name=image_name(up.sha, image_format),
-            sha256=up.sha, image_format=image_format, filename=up.filename, size_bytes=len(up.data), width=0,
-            height=0, cache_key=up.key, model_label=up.label, time_cost=round(time.monotonic() - up.started, 4),
+            job_id=up.job_id,
+            owner_id=request.user.pk,
+            created_at=up.now,
+            image_name=image_name(up.sha, image_format),
+            sha256=up.sha,
+            image_format=image_format,
+            filename=up.filename,
+            size_bytes=len(up.data),
+            width=0,
+            height=0,
+            cache_key=up.key,
+            model_label=up.label,
+            time_cost=round(time.monotonic() - up.started, 4),
             hotwords=up.hotwords,
         )
         hit, live = history.lookup_and_record(client, up.key, record, settings.OCR_WORKER_HEARTBEAT_TTL_S)
         if hit is None:
             return None, live
         job = OcrJob(
-            id=up.job_id, owner=request.user, status=OcrJob.Status.SUCCEEDED, cached=True,
-            image_name=record["image_name"], image_sha256=up.sha, image_format=image_format, filename=up.filename,
-            width=hit.get("width") or 0, height=hit.get("height") or 0, size_bytes=len(up.data), cache_key=up.key,
-            model_label=hit.get("model_label") or up.label, lines=hit["lines"], created_at=up.now, hotwords=up.hotwords,
-            finished_at=up.now, time_cost=record["cost"],
+            id=up.job_id,
+            owner=request.user,
+            status=OcrJob.Status.SUCCEEDED,
+            cached=True,
+            image_name=record["image_name"],
+            image_sha256=up.sha,
+            image_format=image_format,
+            filename=up.filename,
+            width=hit.get("width") or 0,
+            height=hit.get("height") or 0,
+            size_bytes=len(up.data),
+            cache_key=up.key,
+            model_label=hit.get("model_label") or up.label,
+            lines=hit["lines"],
+            created_at=up.now,
+            hotwords=up.hotwords,
+            finished_at=up.now,
+            time_cost=record["cost"],
         )
         return Response(job_payload(job), status=status.HTTP_200_OK), live
 
     def _queue_and_wait(self, request, client, up: _Upload, info, wait: bool) -> Response:
         """Row, file, task; then wait on the job's Redis list up to OCR_SYNC_TIMEOUT_S (200), else 202."""
         job = OcrJob.objects.create(
-            id=up.job_id, owner=request.user, image_name=image_name(up.sha, info.format), image_sha256=up.sha,
-            image_format=info.format, filename=up.filename, width=info.width, height=info.height,
-            size_bytes=len(up.data), cache_key=up.key, hotwords=up.hotwords,
+            id=up.job_id,
+            owner=request.user,
+            image_name=image_name(up.sha, info.format),
+            image_sha256=up.sha,
+            image_format=info.format,
+            filename=up.filename,
+            width=info.width,
+            height=info.height,
+            size_bytes=len(up.data),
+            cache_key=up.key,
+            hotwords=up.hotwords,
             model_label=up.label,  # the worker records the version that actually ran
         )
         _store_or_forget(job, up.data)
@@ -330,7 +369,8 @@ class JobImageView(APIView):
         job = generics.get_object_or_404(OcrJob.objects.filter(owner=request.user), pk=job_id)
         if not job.image_name:
             return error_response(
-                "image_deleted", "The image was deleted after the retention period; the text is kept.",
+                "image_deleted",
+                "The image was deleted after the retention period; the text is kept.",
                 status.HTTP_410_GONE,
             )
         try:

@@ -18,9 +18,11 @@ from .serializers import ErrorResponseSerializer, HotwordsField
 
 
 class VocabularySerializer(serializers.Serializer):
-    words = HotwordsField(help_text="Your words or phrases, favoured while decoding your uploads: at most "
-                                    "OCR_MAX_HOTWORDS, each at most OCR_HOTWORD_MAX_CHARS characters. Spaces "
-                                    "are collapsed, empty entries dropped, repeats kept once.")
+    words = HotwordsField(
+        help_text="Your words or phrases, favoured while decoding your uploads: at most "
+        "OCR_MAX_HOTWORDS, each at most OCR_HOTWORD_MAX_CHARS characters. Spaces "
+        "are collapsed, empty entries dropped, repeats kept once."
+    )
     updated_at = serializers.DateTimeField(read_only=True, allow_null=True, help_text="null before the first save")
     max_words = serializers.IntegerField(read_only=True, help_text="the server's limit on the number of words")
     max_word_chars = serializers.IntegerField(read_only=True, help_text="the server's limit on a word's length")
@@ -67,8 +69,11 @@ class VocabularyView(APIView):
         request=VocabularySerializer,
         responses={
             200: VocabularySerializer,
-            400: OpenApiResponse(ErrorResponseSerializer, description="bad_hotwords: too many words, a word too "
-                                 "long or not a string; invalid: the body is not an object"),
+            400: OpenApiResponse(
+                ErrorResponseSerializer,
+                description="bad_hotwords: too many words, a word too "
+                "long or not a string; invalid: the body is not an object",
+            ),
             **_ERRORS,
         },
         summary="Replace your vocabulary",

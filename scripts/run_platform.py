@@ -105,13 +105,13 @@ def programs(plat: Platform) -> list[Program]:
     # session, batching off), so on 2 cores 8 threads keep both busy across DB and Redis waits
     # (docs/serving.md has the measurements).
     concurrency = plat.env.get("OCR_WORKER_CONCURRENCY", "8")
+    gunicorn = "-m gunicorn -c python:ocrsite.gunicorn_conf ocrsite.wsgi:application --bind".split()
+    ocr = f"worker -Q ocr --pool threads --concurrency {concurrency} -n ocr@%h -l info".split()
+    training = "worker -Q training --pool prefork --concurrency 1 -n training@%h -l info".split()
     progs = [
-        Program("web", [PY, "-m", "gunicorn", "-c", "python:ocrsite.gunicorn_conf", "ocrsite.wsgi:application",
-                        "--bind", f"127.0.0.1:{plat.web_port}"], priority=20),
-        Program("ocr-worker", celery + ["worker", "-Q", "ocr", "--pool", "threads", "--concurrency", concurrency,
-                                        "-n", "ocr@%h", "-l", "info"], priority=30),
-        Program("training-worker", celery + ["worker", "-Q", "training", "--pool", "prefork", "--concurrency", "1",
-                                             "-n", "training@%h", "-l", "info"], priority=40),
+        Program("web", [PY, *gunicorn, f"127.0.0.1:{plat.web_port}"], priority=20),
+        Program("ocr-worker", celery + ocr, priority=30),
+        Program("training-worker", celery + training, priority=40),
         Program("flower", celery + ["flower", f"--port={plat.flower_port}", "--address=127.0.0.1"], priority=50),
     ]
     if plat.redis_port is not None:
@@ -119,8 +119,16 @@ def programs(plat: Platform) -> list[Program]:
         if not redis_bin:
             raise SystemExit("redis-server is not installed; run `make system-deps`")
         (VAR / "redis").mkdir(parents=True, exist_ok=True)
-        redis_cmd = [redis_bin, "--port", str(plat.redis_port), "--bind", "127.0.0.1", "--dir", str(VAR / "redis"),
-                     *REDIS_PERSISTENCE]
+        redis_cmd = [
+            redis_bin,
+            "--port",
+            str(plat.redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(VAR / "redis"),
+            *REDIS_PERSISTENCE,
+        ]
         progs.insert(0, Program("redis", redis_cmd, priority=10, autostart=True, startsecs=1))
     return progs
 
@@ -128,22 +136,43 @@ def programs(plat: Platform) -> list[Program]:
 def supervisord_conf(plat: Platform) -> str:
     """The configuration supervisord reads; `%` is its interpolation character, hence the escaping."""
     lines = [
-        "[supervisord]", "nodaemon=true", "silent=true", f"logfile={LOGS / 'supervisord.log'}",
-        f"pidfile={VAR / 'supervisord.pid'}", f"childlogdir={LOGS}", f"directory={ROOT}", "",
-        "[unix_http_server]", f"file={plat.socket_path}", "chmod=0700", "",
+        "[supervisord]",
+        "nodaemon=true",
+        "silent=true",
+        f"logfile={LOGS / 'supervisord.log'}",
+        f"pidfile={VAR / 'supervisord.pid'}",
+        f"childlogdir={LOGS}",
+        f"directory={ROOT}",
+        "",
+        "[unix_http_server]",
+        f"file={plat.socket_path}",
+        "chmod=0700",
+        "",
         "[rpcinterface:supervisor]",
-        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
-        "[supervisorctl]", f"serverurl=unix://{plat.socket_path}", "",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{plat.socket_path}",
+        "",
     ]
     for prog in plat.programs:
         lines += [
             f"[program:{prog.name}]",
             "command=" + shlex.join(prog.command).replace("%", "%%"),
-            f"priority={prog.priority}", f"autostart={str(prog.autostart).lower()}", "autorestart=true",
-            f"startsecs={prog.startsecs}", f"startretries={prog.startretries}",
-            "stopsignal=TERM", f"stopwaitsecs={prog.stopwaitsecs}", "stopasgroup=true", "killasgroup=true",
-            f"stdout_logfile={LOGS / (prog.name + '.log')}", "stdout_logfile_maxbytes=50MB",
-            "stdout_logfile_backups=3", "redirect_stderr=true", "",
+            f"priority={prog.priority}",
+            f"autostart={str(prog.autostart).lower()}",
+            "autorestart=true",
+            f"startsecs={prog.startsecs}",
+            f"startretries={prog.startretries}",
+            "stopsignal=TERM",
+            f"stopwaitsecs={prog.stopwaitsecs}",
+            "stopasgroup=true",
+            "killasgroup=true",
+            f"stdout_logfile={LOGS / (prog.name + '.log')}",
+            "stdout_logfile_maxbytes=50MB",
+            "stdout_logfile_backups=3",
+            "redirect_stderr=true",
+            "",
         ]
     return "\n".join(lines)
 
@@ -170,8 +199,13 @@ def start_supervisord(plat: Platform) -> subprocess.Popen:
     conf.chmod(0o600)
     plat.socket_path.unlink(missing_ok=True)
     # Its own session: a Ctrl-C in the terminal reaches this script, which then stops supervisord.
-    proc = subprocess.Popen([PY, "-m", "supervisor.supervisord", "-c", str(conf)], cwd=ROOT, env=plat.env,
-                            start_new_session=True, preexec_fn=_term_when_parent_dies)
+    proc = subprocess.Popen(
+        [PY, "-m", "supervisor.supervisord", "-c", str(conf)],
+        cwd=ROOT,
+        env=plat.env,
+        start_new_session=True,
+        preexec_fn=_term_when_parent_dies,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -207,8 +241,9 @@ def health_ok(port: int) -> bool:
 def prepare_database(plat: Platform) -> str:
     """Migrations and the demo user; returns what bootstrap_demo printed (the token)."""
     subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=plat.env, check=True)
-    demo = subprocess.run([PY, "manage.py", "bootstrap_demo"], cwd=ROOT, env=plat.env, check=True,
-                          capture_output=True, text=True)
+    demo = subprocess.run(
+        [PY, "manage.py", "bootstrap_demo"], cwd=ROOT, env=plat.env, check=True, capture_output=True, text=True
+    )
     return demo.stdout.rstrip()
 
 
@@ -300,11 +335,18 @@ class Watcher:
         elif state in ("EXITED", "STARTING") and old == "RUNNING":
             log.warning("%s: died unexpectedly (pid %s, %s); restarting", name, before["pid"], exit_reason(name))
         elif state == "BACKOFF":
-            log.warning("%s: BACKOFF: it died while starting; retrying with a growing delay (see %s)",
-                        name, LOGS / f"{name}.log")
+            log.warning(
+                "%s: BACKOFF: it died while starting; retrying with a growing delay (see %s)",
+                name,
+                LOGS / f"{name}.log",
+            )
         elif state == "FATAL":
-            log.error("%s: FATAL: it kept dying while starting; next try in %d s. See %s",
-                      name, FATAL_RETRY_S, LOGS / f"{name}.log")
+            log.error(
+                "%s: FATAL: it kept dying while starting; next try in %d s. See %s",
+                name,
+                FATAL_RETRY_S,
+                LOGS / f"{name}.log",
+            )
         elif state not in ("STOPPING", "STOPPED") and (old, state) != ("EXITED", "STARTING"):  # said at EXITED
             log.info("%s: %s -> %s", name, old, state)
 

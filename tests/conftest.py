@@ -57,17 +57,33 @@ def redis_server():
 
 # Tests of the engine and the training code that touch no database need no Redis either (they pass
 # on a machine without redis-server); every other test gets a private, emptied one.
-NO_REDIS = ("tests/workers/test_ctc.py", "tests/workers/test_lm_decoding.py", "tests/workers/test_preprocess.py",
-            "tests/workers/test_lines.py", "tests/workers/test_textforms.py", "tests/workers/test_modelpkg.py",
-            "tests/workers/test_decode.py", "tests/workers/test_decode_fuzz.py", "tests/test_layers.py",
-            "tests/workers/test_line_images.py", "tests/workers/test_page_reading.py", "tests/workers/test_pdf.py",
-            "tests/workers/test_inference.py", "tests/workers/test_batcher.py", "tests/distill/")
+NO_REDIS = (
+    "tests/workers/test_ctc.py",
+    "tests/workers/test_lm_decoding.py",
+    "tests/workers/test_preprocess.py",
+    "tests/workers/test_lines.py",
+    "tests/workers/test_textforms.py",
+    "tests/workers/test_modelpkg.py",
+    "tests/workers/test_decode.py",
+    "tests/workers/test_decode_fuzz.py",
+    "tests/test_layers.py",
+    "tests/workers/test_line_images.py",
+    "tests/workers/test_page_reading.py",
+    "tests/workers/test_pdf.py",
+    "tests/workers/test_inference.py",
+    "tests/workers/test_batcher.py",
+    "tests/distill/",
+)
 
 
 @pytest.fixture(autouse=True)
 def _clean_redis(request):
     path = request.node.path.relative_to(Path(__file__).resolve().parent.parent).as_posix()
-    if path.startswith(NO_REDIS) and "db" not in request.fixturenames and "transactional_db" not in request.fixturenames:
+    if (
+        path.startswith(NO_REDIS)
+        and "db" not in request.fixturenames
+        and "transactional_db" not in request.fixturenames
+    ):
         yield
         return
     request.getfixturevalue("redis_server").flushall()
@@ -163,13 +179,32 @@ def worker_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def start_worker(tmp_path: Path, queue: str = "ocr", concurrency: int = 4, pool: str = "threads", **env) -> WorkerProcess:
+def start_worker(
+    tmp_path: Path, queue: str = "ocr", concurrency: int = 4, pool: str = "threads", **env
+) -> WorkerProcess:
     name = f"{queue}-{uuid.uuid4().hex[:6]}@test"
     log_path = tmp_path / f"{name}.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "ocrsite", "worker", "-Q", queue, "--pool", pool,
-         "--concurrency", str(concurrency), "-n", name, "-l", "info",
-         "--without-gossip", "--without-mingle"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "ocrsite",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            pool,
+            "--concurrency",
+            str(concurrency),
+            "-n",
+            name,
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+        ],
         cwd=ROOT,
         env=worker_env(**env),
         stdout=open(log_path, "wb"),
@@ -197,8 +232,9 @@ def wait_for_ocr_worker(worker: WorkerProcess, client: redis_lib.Redis, timeout:
 def worker_factory(transactional_db, redis_server, tmp_path):
     started: list[WorkerProcess] = []
 
-    def factory(queue: str = "ocr", wait: bool = True, pool: str = "threads", concurrency: int = 4,
-                **env) -> WorkerProcess:
+    def factory(
+        queue: str = "ocr", wait: bool = True, pool: str = "threads", concurrency: int = 4, **env
+    ) -> WorkerProcess:
         worker = start_worker(tmp_path, queue=queue, pool=pool, concurrency=concurrency, **env)
         started.append(worker)
         if wait and queue == "ocr":

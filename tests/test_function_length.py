@@ -15,8 +15,11 @@ KNOWN_LONG: dict[tuple[str, str], int] = {}
 
 
 def project_files(root: Path = ROOT) -> list[Path]:
-    return sorted(p for p in root.rglob("*.py")
-                  if not SKIPPED_DIRS & set(p.relative_to(root).parts[:-1]) and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in root.rglob("*.py")
+        if not SKIPPED_DIRS & set(p.relative_to(root).parts[:-1]) and not p.name.startswith(".")
+    )
 
 
 def long_functions(source: str, limit: int = LIMIT) -> dict[str, int]:
@@ -41,7 +44,9 @@ def long_functions(source: str, limit: int = LIMIT) -> dict[str, int]:
 
 def test_the_check_finds_a_long_method_and_a_long_nested_function():
     body = "\n".join(f"    x{i} = {i}" for i in range(LIMIT))
-    source = f"class A:\n  def short(self):\n    pass\n  def long(self):\n{body}\n\ndef outer():\n  def inner():\n{body}\n"
+    source = (
+        f"class A:\n  def short(self):\n    pass\n  def long(self):\n{body}\n\ndef outer():\n  def inner():\n{body}\n"
+    )
     assert long_functions(source) == {"A.long": LIMIT + 1, "outer": LIMIT + 2, "outer.inner": LIMIT + 1}
     assert long_functions(f"def fits():\n{chr(10).join(body.splitlines()[1:])}\n") == {}
 

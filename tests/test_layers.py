@@ -173,8 +173,11 @@ def web_modules() -> list[str]:
     """Every module of ours the web's own files import anywhere (inside functions too), less the
     worker-only task modules."""
     graph = our_graph()
-    web = [m for m in graph if m.split(".")[0] in ("ocrsite", "ocr_api", "frontend") and m not in WORKER_ONLY
-           and m != "ocrsite.celery"]
+    web = [
+        m
+        for m in graph
+        if m.split(".")[0] in ("ocrsite", "ocr_api", "frontend") and m not in WORKER_ONLY and m != "ocrsite.celery"
+    ]
     needed = set(web)
     for m in web:
         needed |= graph[m]
@@ -184,19 +187,39 @@ def web_modules() -> list[str]:
 def test_the_web_process_loads_neither_onnx_runtime_nor_opencv_nor_torch_nor_the_celery_worker():
     names = web_modules()
     assert "ocr_api.views" in names and "workers.config" in names
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ocrsite.settings.local", "DJANGO_SECRET_KEY": "test-only",
-           "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", WEB_PROCESS.format(forbidden=WEB_FORBIDDEN), *names], cwd=ROOT,
-                         capture_output=True, text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "ocrsite.settings.local",
+        "DJANGO_SECRET_KEY": "test-only",
+        "PYTHONPATH": str(ROOT),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", WEB_PROCESS.format(forbidden=WEB_FORBIDDEN), *names],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1:] in ([], [""]), out.stdout
 
 
 def test_the_web_check_sees_what_the_worker_loads():
     """The same check on a worker's task module finds the engine's heavy parts (it can fail)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ocrsite.settings.local", "DJANGO_SECRET_KEY": "test-only",
-           "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", WEB_PROCESS.format(forbidden=WEB_FORBIDDEN), "ocr_api.recognition"],
-                         cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "ocrsite.settings.local",
+        "DJANGO_SECRET_KEY": "test-only",
+        "PYTHONPATH": str(ROOT),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", WEB_PROCESS.format(forbidden=WEB_FORBIDDEN), "ocr_api.recognition"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert {"onnxruntime", "cv2"} <= set(out.stdout.strip().splitlines()[-1].split(","))

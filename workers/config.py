@@ -27,7 +27,9 @@ def redis_client() -> redis.Redis:
 
 def image_limits() -> ImageLimits:
     return ImageLimits(
-        max_bytes=settings.OCR_MAX_IMAGE_BYTES, max_pixels=settings.OCR_MAX_PIXELS, min_side=settings.OCR_MIN_SIDE,
+        max_bytes=settings.OCR_MAX_IMAGE_BYTES,
+        max_pixels=settings.OCR_MAX_PIXELS,
+        min_side=settings.OCR_MIN_SIDE,
         max_pages=settings.OCR_MAX_PDF_PAGES,
     )
 
@@ -38,9 +40,14 @@ def result_cache() -> ResultCache:
 
 def decoder_config() -> DecoderConfig:
     return DecoderConfig(
-        mode=settings.OCR_DECODER, doubt=settings.OCR_BEAM_DOUBT,
-        beam=BeamSettings(width=settings.OCR_BEAM_WIDTH, alpha=settings.OCR_LM_ALPHA, beta=settings.OCR_LM_BETA,
-                          bonus=settings.OCR_HOTWORD_BONUS),
+        mode=settings.OCR_DECODER,
+        doubt=settings.OCR_BEAM_DOUBT,
+        beam=BeamSettings(
+            width=settings.OCR_BEAM_WIDTH,
+            alpha=settings.OCR_LM_ALPHA,
+            beta=settings.OCR_LM_BETA,
+            bonus=settings.OCR_HOTWORD_BONUS,
+        ),
     )
 
 

@@ -26,14 +26,18 @@ from .config import cascade_on, decoder_config, lm_sha256
 
 log = logging.getLogger(__name__)
 
+
 @lru_cache(maxsize=1)
 def page_reader() -> PageReader | None:
     """The detector (and 180° classifier) of this process, or None when OCR_DETECTOR_MODEL is empty."""
     if not settings.OCR_DETECTOR_MODEL:
         return None
     detector = TextDetector(settings.OCR_DETECTOR_MODEL, threads=settings.OCR_ORT_THREADS)
-    classifier = (DirectionClassifier(settings.OCR_DIRECTION_MODEL, threads=settings.OCR_ORT_THREADS)
-                  if settings.OCR_DIRECTION_MODEL else None)
+    classifier = (
+        DirectionClassifier(settings.OCR_DIRECTION_MODEL, threads=settings.OCR_ORT_THREADS)
+        if settings.OCR_DIRECTION_MODEL
+        else None
+    )
     reader = PageReader(detector, classifier)
     log.info("page reader: %s", reader.label)
     return reader
@@ -98,7 +102,7 @@ class ModelHolder:
             while not stop.wait(self.poll_s):
                 try:
                     self.refresh()
-                except Exception:  # noqa: BLE001 - keep serving the current model
+                except Exception:
                     log.exception("model refresh failed; keeping %s", self._model.label if self._model else None)
 
         self._watcher = threading.Thread(target=loop, name="model-watcher", daemon=True)

@@ -4,6 +4,15 @@ from .backbones import ConvNeXtBackbone, MobileNetV3Backbone, ResNetBackbone, Sh
 from .crnn import ARCHITECTURES, CRNN, build, convnext_ctc, mobilenetv3_ctc, student, teacher
 
 __all__ = [
-    "ARCHITECTURES", "CRNN", "ConvNeXtBackbone", "MobileNetV3Backbone", "ResNetBackbone",
-    "ShuffleNetV2Backbone", "build", "convnext_ctc", "mobilenetv3_ctc", "student", "teacher",
+    "ARCHITECTURES",
+    "CRNN",
+    "ConvNeXtBackbone",
+    "MobileNetV3Backbone",
+    "ResNetBackbone",
+    "ShuffleNetV2Backbone",
+    "build",
+    "convnext_ctc",
+    "mobilenetv3_ctc",
+    "student",
+    "teacher",
 ]

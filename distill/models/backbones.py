@@ -7,8 +7,8 @@ feature map (height collapsed, horizontal stride 4) and exposes ``out_channels``
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 def conv_bn(cin, cout, k=3, stride=1, groups=1, act=nn.ReLU):
@@ -37,7 +37,8 @@ class BasicBlock(nn.Module):
         if stride != (1, 1) or cin != cout:
             self.down = nn.Sequential(
                 nn.AvgPool2d(stride, stride) if stride != (1, 1) else nn.Identity(),
-                nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout),
+                nn.Conv2d(cin, cout, 1, bias=False),
+                nn.BatchNorm2d(cout),
             )
 
     def forward(self, x):
@@ -85,7 +86,9 @@ class ShuffleUnit(nn.Module):
             self.left = None
             rin = branch
         self.right = nn.Sequential(
-            conv_bn(rin, branch, 1), conv_bn(branch, branch, 3, stride, groups=branch, act=None), conv_bn(branch, branch, 1)
+            conv_bn(rin, branch, 1),
+            conv_bn(branch, branch, 3, stride, groups=branch, act=None),
+            conv_bn(branch, branch, 1),
         )
 
     def forward(self, x):
@@ -211,8 +214,11 @@ class ConvNeXtBackbone(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(1, widths[0], 2, 2), LayerNorm2d(widths[0], eps=1e-6))  # 16 x W/2
         stages, cin = [], widths[0]
         for w, d, s in zip(widths, depths, strides):
-            down = nn.Identity() if s == (1, 1) and cin == w else nn.Sequential(
-                LayerNorm2d(cin, eps=1e-6), nn.Conv2d(cin, w, s, s))
+            down = (
+                nn.Identity()
+                if s == (1, 1) and cin == w
+                else nn.Sequential(LayerNorm2d(cin, eps=1e-6), nn.Conv2d(cin, w, s, s))
+            )
             stages.append(nn.Sequential(down, *[ConvNeXtBlock(w) for _ in range(d)]))
             cin = w
         self.stages = nn.Sequential(*stages)  # 2 x W/4

@@ -20,8 +20,15 @@ STRIDE = 4
 
 
 class CRNN(nn.Module):
-    def __init__(self, backbone: nn.Module, num_classes: int, rnn_hidden: int = 0, rnn_layers: int = 1,
-                 neck: int = 0, dropout: float = 0.1):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        rnn_hidden: int = 0,
+        rnn_layers: int = 1,
+        neck: int = 0,
+        dropout: float = 0.1,
+    ):
         super().__init__()
         self.backbone = backbone
         self.num_classes = num_classes
@@ -64,14 +71,19 @@ class CRNN(nn.Module):
 
 def teacher(num_classes: int) -> CRNN:
     """ResNet34-style backbone + 2-layer BiLSTM + CTC (about 8.5 M parameters)."""
-    return CRNN(ResNetBackbone(widths=(32, 64, 128, 256), depths=(3, 4, 6, 3)), num_classes,
-                rnn_hidden=160, rnn_layers=2)
+    return CRNN(
+        ResNetBackbone(widths=(32, 64, 128, 256), depths=(3, 4, 6, 3)), num_classes, rnn_hidden=160, rnn_layers=2
+    )
 
 
 def student(num_classes: int) -> CRNN:
     """ShuffleNetV2-style backbone + small BiLSTM + CTC (at most 2.3 M parameters)."""
-    return CRNN(ShuffleNetV2Backbone(widths=(64, 128, 256), depths=(3, 7, 3), out_channels=256), num_classes,
-                rnn_hidden=96, rnn_layers=1)
+    return CRNN(
+        ShuffleNetV2Backbone(widths=(64, 128, 256), depths=(3, 7, 3), out_channels=256),
+        num_classes,
+        rnn_hidden=96,
+        rnn_layers=1,
+    )
 
 
 def mobilenetv3_ctc(num_classes: int) -> CRNN:

@@ -14,8 +14,8 @@ and all the exported graph returns. H and W must be multiples of 32 (``DetSpec.s
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .backbones import ShuffleUnit, conv_bn
 
@@ -53,9 +53,11 @@ class LightFPN(nn.Module):
         super().__init__()
         self.laterals = nn.ModuleList(conv_bn(c, channels, 1, act=None) for c in in_channels)
         self.smooth = nn.ModuleList(
-            nn.Sequential(conv_bn(channels, channels, 3, groups=channels, act=None),
-                          conv_bn(channels, channels // 4, 1))
-            for _ in in_channels)
+            nn.Sequential(
+                conv_bn(channels, channels, 3, groups=channels, act=None), conv_bn(channels, channels // 4, 1)
+            )
+            for _ in in_channels
+        )
         self.out_channels = channels // 4 * len(in_channels)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
@@ -63,8 +65,9 @@ class LightFPN(nn.Module):
         for i in range(len(lat) - 2, -1, -1):
             lat[i] = lat[i] + F.interpolate(lat[i + 1], scale_factor=2.0, mode="nearest")
         outs = [self.smooth[i](p) for i, p in enumerate(lat)]
-        outs = [outs[0]] + [F.interpolate(o, scale_factor=float(2 ** i), mode="nearest")
-                            for i, o in enumerate(outs[1:], 1)]
+        outs = [outs[0]] + [
+            F.interpolate(o, scale_factor=float(2**i), mode="nearest") for i, o in enumerate(outs[1:], 1)
+        ]
         return torch.cat(outs, dim=1)
 
 
@@ -75,8 +78,9 @@ class DBNet(nn.Module):
         self.neck = LightFPN(backbone.out_channels, channels)
         c = self.neck.out_channels
         self.stride = 4
-        self.head = nn.Sequential(conv_bn(c, c, 3, groups=c, act=None), conv_bn(c, head, 1),
-                                  nn.Conv2d(head, self.stride ** 2, 1))
+        self.head = nn.Sequential(
+            conv_bn(c, c, 3, groups=c, act=None), conv_bn(c, head, 1), nn.Conv2d(head, self.stride**2, 1)
+        )
         # start from the share of text pixels on a page, not from one half
         nn.init.constant_(self.head[-1].bias, float(torch.logit(torch.tensor(prior))))
         self.feature_channels = c
@@ -104,6 +108,7 @@ def build_detector(arch: str) -> DBNet:
     try:
         factory = DETECTOR_ARCHITECTURES[arch]
     except KeyError:
-        raise ValueError(f"unknown detector architecture {arch!r}; "
-                         f"choose from {sorted(DETECTOR_ARCHITECTURES)}") from None
+        raise ValueError(
+            f"unknown detector architecture {arch!r}; choose from {sorted(DETECTOR_ARCHITECTURES)}"
+        ) from None
     return factory()

@@ -6,60 +6,62 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
-    dependencies = [
-        ('ocr_api', '0001_initial'),
-        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
-    ]
+    dependencies = [("ocr_api", "0001_initial"), migrations.swappable_dependency(settings.AUTH_USER_MODEL)]
 
     operations = [
         migrations.AddField(
-            model_name='distilljob',
-            name='curves_png',
-            field=models.BinaryField(blank=True, null=True),
+            model_name="distilljob", name="curves_png", field=models.BinaryField(blank=True, null=True)
         ),
-        migrations.AddField(
-            model_name='distilljob',
-            name='heartbeat_at',
-            field=models.DateTimeField(null=True),
-        ),
-        migrations.AddField(
-            model_name='distilljob',
-            name='log_tail',
-            field=models.TextField(blank=True),
+        migrations.AddField(model_name="distilljob", name="heartbeat_at", field=models.DateTimeField(null=True)),
+        migrations.AddField(model_name="distilljob", name="log_tail", field=models.TextField(blank=True)),
+        migrations.CreateModel(
+            name="Dataset",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=120)),
+                (
+                    "source",
+                    models.CharField(choices=[("upload", "Upload"), ("corrections", "Corrections")], max_length=16),
+                ),
+                ("path", models.CharField(max_length=500)),
+                ("lines", models.PositiveIntegerField()),
+                ("characters_outside_charset", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+            ],
+            options={"ordering": ["-created_at"]},
         ),
         migrations.CreateModel(
-            name='Dataset',
+            name="LineCorrection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120)),
-                ('source', models.CharField(choices=[('upload', 'Upload'), ('corrections', 'Corrections')], max_length=16)),
-                ('path', models.CharField(max_length=500)),
-                ('lines', models.PositiveIntegerField()),
-                ('characters_outside_charset', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("line_index", models.PositiveIntegerField()),
+                ("box", models.JSONField()),
+                ("original_text", models.TextField()),
+                ("corrected_text", models.TextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "corrected_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="corrections", to="ocr_api.ocrjob"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-            },
-        ),
-        migrations.CreateModel(
-            name='LineCorrection',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('line_index', models.PositiveIntegerField()),
-                ('box', models.JSONField()),
-                ('original_text', models.TextField()),
-                ('corrected_text', models.TextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('corrected_by', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='corrections', to='ocr_api.ocrjob')),
-            ],
-            options={
-                'ordering': ['-updated_at'],
-                'constraints': [models.UniqueConstraint(fields=('job', 'line_index'), name='one_correction_per_line')],
+                "ordering": ["-updated_at"],
+                "constraints": [models.UniqueConstraint(fields=("job", "line_index"), name="one_correction_per_line")],
             },
         ),
     ]

@@ -28,35 +28,17 @@ def move_images_to_storage(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
-    dependencies = [
-        ("ocr_api", "0002_lifecycle"),
-    ]
+    dependencies = [("ocr_api", "0002_lifecycle")]
 
     operations = [
         migrations.AddField(
-            model_name="ocrjob",
-            name="image_name",
-            field=models.CharField(blank=True, db_index=True, max_length=200),
+            model_name="ocrjob", name="image_name", field=models.CharField(blank=True, db_index=True, max_length=200)
         ),
+        migrations.AddField(model_name="ocrjob", name="claimed_by", field=models.CharField(blank=True, max_length=200)),
+        migrations.AddField(model_name="ocrjob", name="claim_id", field=models.CharField(blank=True, max_length=32)),
         migrations.AddField(
-            model_name="ocrjob",
-            name="claimed_by",
-            field=models.CharField(blank=True, max_length=200),
-        ),
-        migrations.AddField(
-            model_name="ocrjob",
-            name="claim_id",
-            field=models.CharField(blank=True, max_length=32),
-        ),
-        migrations.AddField(
-            model_name="ocrjob",
-            name="queued_at",
-            field=models.DateTimeField(default=django.utils.timezone.now),
+            model_name="ocrjob", name="queued_at", field=models.DateTimeField(default=django.utils.timezone.now)
         ),
         migrations.RunPython(move_images_to_storage, migrations.RunPython.noop, elidable=True),
-        migrations.RemoveField(
-            model_name="ocrjob",
-            name="image",
-        ),
+        migrations.RemoveField(model_name="ocrjob", name="image"),
     ]

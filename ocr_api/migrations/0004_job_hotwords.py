@@ -4,15 +4,8 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
-    dependencies = [
-        ('ocr_api', '0003_images_in_storage_and_claims'),
-    ]
+    dependencies = [("ocr_api", "0003_images_in_storage_and_claims")]
 
     operations = [
-        migrations.AddField(
-            model_name='ocrjob',
-            name='hotwords',
-            field=models.JSONField(blank=True, default=list),
-        ),
+        migrations.AddField(model_name="ocrjob", name="hotwords", field=models.JSONField(blank=True, default=list))
     ]

@@ -55,9 +55,9 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-            ],
+            ]
         },
-    },
+    }
 ]
 
 
@@ -73,8 +73,11 @@ def _database() -> dict:
             # WAL with synchronous=NORMAL: a commit no longer waits for an fsync (about 3.7 ms each here,
             # three per recognised image), and the file cannot be corrupted by any crash; what a power
             # cut can lose is the last commits, as the Redis queue's appendfsync everysec does.
-            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE",
-                        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
             # Each web thread and OCR task thread keeps its connection: opening one (and its PRAGMAs)
             # cost ~0.7 ms per request and per task.
             "CONN_MAX_AGE": env_int("OCR_SQLITE_CONN_MAX_AGE", 600, minimum=0),
@@ -98,9 +101,7 @@ def _database() -> dict:
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-]
+AUTH_PASSWORD_VALIDATORS = [{"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"}]
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
@@ -160,10 +161,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_TASK_DEFAULT_QUEUE = "ocr"
-CELERY_TASK_ROUTES = {
-    "ocr_api.recognition.*": {"queue": "ocr"},
-    "ocr_api.tasks.*": {"queue": "training"},
-}
+CELERY_TASK_ROUTES = {"ocr_api.recognition.*": {"queue": "ocr"}, "ocr_api.tasks.*": {"queue": "training"}}
 # The threads pool of the OCR worker enforces neither limit; the soft one is also the recognition deadline
 # that ocr_api.recognition enforces itself (checked between stages and batches). See docs/serving.md.
 CELERY_TASK_SOFT_TIME_LIMIT = env_float("OCR_TASK_SOFT_TIME_LIMIT_S", 60.0, minimum=0.05)

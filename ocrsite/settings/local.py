@@ -1,6 +1,6 @@
 """One machine: `make run`. Debug on, a development secret unless one is given."""
 
-from .base import *  # noqa: F401,F403
+from .base import *  # noqa: F403
 from .env import env_bool, env_str
 
 DEBUG = env_bool("DJANGO_DEBUG", True)

@@ -7,9 +7,8 @@ characters), DJANGO_ALLOWED_HOSTS and DJANGO_HSTS_PRELOAD=true (docs/running.md)
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import *  # noqa: F401,F403
-from .base import SECRET_KEY
-from .base import BASE_DIR
+from .base import *  # noqa: F403
+from .base import BASE_DIR, SECRET_KEY
 from .env import env_bool, env_int, env_str
 
 if not SECRET_KEY:

@@ -2,8 +2,8 @@
 
 import os
 
-from .base import *  # noqa: F401,F403
-from .base import BASE_DIR, DATABASES
+from .base import *  # noqa: F403
+from .base import DATABASES
 
 SECRET_KEY = "test-only"
 DEBUG = False

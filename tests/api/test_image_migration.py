@@ -21,8 +21,9 @@ def test_existing_jobs_keep_their_images_in_storage_once_per_content():
         owner = old.get_model("auth", "User").objects.create(username="before")
         Job = old.get_model("ocr_api", "OcrJob")
         shared, own = png_bytes(render_lines(["旧发票"])), png_bytes(render_lines(["另一张"]))
-        common = dict(owner_id=owner.pk, image_sha256="0" * 64, image_format="PNG", width=1, height=1,
-                      size_bytes=1, cache_key="k")
+        common = dict(
+            owner_id=owner.pk, image_sha256="0" * 64, image_format="PNG", width=1, height=1, size_bytes=1, cache_key="k"
+        )
         first = Job.objects.create(image=shared, **common).pk
         second = Job.objects.create(image=shared, **common).pk
         third = Job.objects.create(image=own, **common).pk

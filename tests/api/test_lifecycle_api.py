@@ -81,7 +81,9 @@ def test_a_distillation_job_defaults_to_the_reference_teacher_and_top_k_kd(staff
     assert cmd[cmd.index("--kd-top-k") + 1] == "8"
     job.params["teacher"] = "ppocrv4-mobile"  # another reference, by name
     cmd = train_command(job, None)
-    assert cmd[cmd.index("--teacher-onnx") + 1] == str(settings.OCR_MODELS_DIR / "reference" / "ppocrv4_mobile_rec.onnx")
+    assert cmd[cmd.index("--teacher-onnx") + 1] == str(
+        settings.OCR_MODELS_DIR / "reference" / "ppocrv4_mobile_rec.onnx"
+    )
 
 
 def test_a_warm_started_job_refines_the_served_recogniser_with_the_small_teacher(staff, settings, monkeypatch):
@@ -89,8 +91,9 @@ def test_a_warm_started_job_refines_the_served_recogniser_with_the_small_teacher
     from ocr_api.training import train_command
 
     monkeypatch.setattr(queues, "send", lambda task, job_id: None)
-    response = staff.post("/ocr/v1/distill-jobs", {"kind": "distill", "params": {"warm_start": True, "steps": 50}},
-                          format="json")
+    response = staff.post(
+        "/ocr/v1/distill-jobs", {"kind": "distill", "params": {"warm_start": True, "steps": 50}}, format="json"
+    )
     assert response.status_code == 201, response.content
     job = DistillJob.objects.get(pk=response.json()["id"])
     assert job.params["student"] == "ppocrv6-tiny" and job.params["teacher"] == "ppocrv6-small"
@@ -100,6 +103,24 @@ def test_a_warm_started_job_refines_the_served_recogniser_with_the_small_teacher
     assert cmd[cmd.index("--student") + 1] == str(settings.OCR_MODELS_DIR / "reference" / "ppocrv6_tiny_rec.onnx")
     assert cmd[cmd.index("--teacher") + 1] == str(settings.OCR_MODELS_DIR / "reference" / "ppocrv6_small_rec.onnx")
     assert cmd[cmd.index("--steps") + 1] == "50" and cmd[cmd.index("--dev-data") + 1] == "/dev-set"
+    # the shipped student's recipe by default: CTC only, halfway back to the start, blank lowered by 1
+    recipe = {k: float(cmd[cmd.index(k) + 1]) for k in ("--ctc-weight", "--kd-weight", "--feat-weight")}
+    assert recipe == {"--ctc-weight": 1.0, "--kd-weight": 0.0, "--feat-weight": 0.0}
+    assert (cmd[cmd.index("--interpolate") + 1], cmd[cmd.index("--blank-offset") + 1]) == ("0.5", "1.0")
+
+
+def test_a_warm_started_job_takes_the_teachers_terms_from_its_parameters(staff, monkeypatch):
+    from ocr_api import queues
+    from ocr_api.training import train_command
+
+    monkeypatch.setattr(queues, "send", lambda task, job_id: None)
+    params = {"warm_start": True, "kd_weight": 1, "feat_weight": 0.1, "interpolate": 1, "blank_offset": 0}
+    response = staff.post("/ocr/v1/distill-jobs", {"kind": "distill", "params": params}, format="json")
+    assert response.status_code == 201, response.content
+    cmd = train_command(DistillJob.objects.get(pk=response.json()["id"]), None)
+    assert [
+        float(cmd[cmd.index(k) + 1]) for k in ("--kd-weight", "--feat-weight", "--interpolate", "--blank-offset")
+    ] == [1.0, 0.1, 1.0, 0.0]
 
 
 @pytest.mark.parametrize(
@@ -109,6 +130,7 @@ def test_a_warm_started_job_refines_the_served_recogniser_with_the_small_teacher
         ("distill", {"warm_start": True, "alpha": 0.5}, "not parameters of a warm-started job: alpha"),
         ("distill", {"warm_start": True, "student": "mine"}, "student must be one of"),
         ("distill", {"warm_start": True, "cache_lines": 2}, "cache_lines must lie in"),
+        ("distill", {"warm_start": True, "interpolate": 1.5}, "interpolate must lie in"),
         ("distill", {"warm_start": True, "data_source": "corrections"}, "data_source must be synthetic"),
         ("distill", {"cache_lines": 100}, "warm_start: true"),
     ],
@@ -128,7 +150,10 @@ def test_cancelling_a_queued_job_ends_it_at_once(staff, make_user):
 
 def test_a_job_whose_worker_died_ends_as_failed(staff, make_user):
     job = DistillJob.objects.create(
-        kind="teacher", params={"steps": 5}, created_by=make_user("x", is_staff=True), status="running",
+        kind="teacher",
+        params={"steps": 5},
+        created_by=make_user("x", is_staff=True),
+        status="running",
         heartbeat_at=timezone.now() - timedelta(hours=1),
     )
     body = staff.get(f"/ocr/v1/distill-jobs/{job.pk}").json()
@@ -178,7 +203,9 @@ def _upload(client, data: bytes):
 
 def test_a_valid_dataset_zip_is_accepted(staff):
     line = png_bytes(render_lines(["上海明远科技"]))
-    data = _zip({"set/labels.tsv": "a.png\t上海明远科技\nb.png\tABC 123\n".encode(), "set/a.png": line, "set/b.png": line})
+    data = _zip(
+        {"set/labels.tsv": "a.png\t上海明远科技\nb.png\tABC 123\n".encode(), "set/a.png": line, "set/b.png": line}
+    )
     response = _upload(staff, data)
     assert response.status_code == 201, response.content
     body = response.json()
@@ -218,10 +245,23 @@ def test_users_correct_their_own_lines_and_corrections_become_a_dataset(member, 
     owner = OcrJob._meta.get_field("owner").related_model.objects.get(username="clerk")
     image = png_bytes(render_lines(["上海明远科技有限公司"]))
     job = OcrJob.objects.create(
-        owner=owner, status="succeeded", image_name=store(image, "PNG"), image_sha256="0" * 64, image_format="PNG",
-        width=300, height=60, size_bytes=len(image), cache_key="k",
-        lines=[{"text": "上海明远科技有限公同", "confidence": 0.7, "box": [10, 10, 290, 50],
-                "chars": [{"text": c, "confidence": 0.9} for c in "上海明远科技有限公同"]}],
+        owner=owner,
+        status="succeeded",
+        image_name=store(image, "PNG"),
+        image_sha256="0" * 64,
+        image_format="PNG",
+        width=300,
+        height=60,
+        size_bytes=len(image),
+        cache_key="k",
+        lines=[
+            {
+                "text": "上海明远科技有限公同",
+                "confidence": 0.7,
+                "box": [10, 10, 290, 50],
+                "chars": [{"text": c, "confidence": 0.9} for c in "上海明远科技有限公同"],
+            }
+        ],
         text_content="上海明远科技有限公同",
     )
     url = f"/ocr/v1/jobs/{job.pk}/lines/0/correction"
@@ -250,8 +290,9 @@ def test_only_one_model_is_ever_active(tmp_path):
     assert list(ModelVersion.objects.filter(is_active=True)) == [first]
 
 
-def test_the_admin_starts_a_job_and_shows_its_progress(client, admin_user, monkeypatch,
-                                                       django_capture_on_commit_callbacks):
+def test_the_admin_starts_a_job_and_shows_its_progress(
+    client, admin_user, monkeypatch, django_capture_on_commit_callbacks
+):
     from ocr_api import queues
 
     sent = []

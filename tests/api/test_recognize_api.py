@@ -58,7 +58,9 @@ def test_it_rejects_bad_base64(client):
 
 
 def test_it_rejects_data_that_is_not_an_image(client):
-    assert_error(client.post(URL, {"image_base64": b64(b"hello world, no pixels here")}, format="json"), 400, "not_an_image")
+    assert_error(
+        client.post(URL, {"image_base64": b64(b"hello world, no pixels here")}, format="json"), 400, "not_an_image"
+    )
 
 
 def test_it_rejects_unsupported_formats(client):
@@ -114,7 +116,9 @@ def test_it_answers_503_when_no_worker_is_alive(client, invoice_png):
     assert not OcrJob.objects.exists()
 
 
-def test_it_answers_503_when_the_broker_refuses_and_keeps_no_orphan(client, invoice_png, fake_worker_heartbeat, monkeypatch):
+def test_it_answers_503_when_the_broker_refuses_and_keeps_no_orphan(
+    client, invoice_png, fake_worker_heartbeat, monkeypatch
+):
     from celery import current_app
 
     def refuse(*args, **kwargs):
@@ -144,10 +148,11 @@ def test_wait_false_answers_at_once(client, invoice_png, fake_worker_heartbeat):
 
 def test_it_answers_from_the_cache_without_a_worker(client, user, invoice_png):
     """A cached result is served even with no worker alive."""
-    from ocr_api.registry import active_model
-    from engine.cachekey import cache_key
-    from workers.config import pipeline_signature, result_cache
     import hashlib
+
+    from engine.cachekey import cache_key
+    from ocr_api.registry import active_model
+    from workers.config import pipeline_signature, result_cache
 
     lines = [{"text": "购买方名称：上海明远科技有限公司", "confidence": 0.99, "box": [1, 2, 3, 4]}]
     model = active_model()
@@ -281,8 +286,11 @@ def test_a_job_that_timed_out_answers_504_to_a_waiting_client(client, invoice_pn
     from ocr_api import views
 
     def worker_gives_up(redis_client, job_id, timeout):
-        OcrJob.objects.filter(pk=job_id).update(status=OcrJob.Status.FAILED, error_code="timeout",
-                                                error_message="Recognition took longer than the time limit.")
+        OcrJob.objects.filter(pk=job_id).update(
+            status=OcrJob.Status.FAILED,
+            error_code="timeout",
+            error_message="Recognition took longer than the time limit.",
+        )
         return True
 
     monkeypatch.setattr(views, "wait_done", worker_gives_up)
@@ -319,9 +327,17 @@ def _body(response) -> bytes:
 
 def _job(owner, text: str, image: bytes = b"x", image_format: str = "PNG", **fields) -> OcrJob:
     defaults = dict(
-        owner=owner, status=OcrJob.Status.SUCCEEDED, image_name=store(image, image_format), image_sha256="0" * 64,
-        image_format=image_format, width=10, height=10, size_bytes=1, cache_key="k",
-        lines=[{"text": text, "confidence": 0.9, "box": [0, 0, 1, 1]}], text_content=text,
+        owner=owner,
+        status=OcrJob.Status.SUCCEEDED,
+        image_name=store(image, image_format),
+        image_sha256="0" * 64,
+        image_format=image_format,
+        width=10,
+        height=10,
+        size_bytes=1,
+        cache_key="k",
+        lines=[{"text": text, "confidence": 0.9, "box": [0, 0, 1, 1]}],
+        text_content=text,
     )
     job = OcrJob.objects.create(**{**defaults, **fields})
     time.sleep(0.002)  # distinct created_at
@@ -332,8 +348,8 @@ def _job(owner, text: str, image: bytes = b"x", image_format: str = "PNG", **fie
 def _prime_cache(image: bytes, lines: list[dict], **extra) -> str:
     import hashlib
 
-    from ocr_api.registry import active_model
     from engine.cachekey import cache_key
+    from ocr_api.registry import active_model
     from workers.config import pipeline_signature, result_cache
 
     label = active_model().label
@@ -345,8 +361,9 @@ def _prime_cache(image: bytes, lines: list[dict], **extra) -> str:
 HIT_LINES = [{"text": "金额合计：¥1,280.00", "confidence": 0.98, "box": [16, 16, 300, 60]}]
 
 
-def test_a_cache_hit_is_answered_before_its_history_row_is_written(client, user, invoice_png, monkeypatch,
-                                                                   redis_server):
+def test_a_cache_hit_is_answered_before_its_history_row_is_written(
+    client, user, invoice_png, monkeypatch, redis_server
+):
     from ocr_api import history
 
     label = _prime_cache(invoice_png, HIT_LINES)
@@ -518,8 +535,9 @@ def test_a_recognised_image_sent_again_is_a_hit_listed_in_the_history(make_user,
     assert OcrJob.objects.get(pk=second["job_id"]).image_name == first_job.image_name
 
 
-def test_the_throttle_counts_per_user_and_weighs_the_previous_minute(make_user, api_client_for, settings,
-                                                                      redis_server, monkeypatch):
+def test_the_throttle_counts_per_user_and_weighs_the_previous_minute(
+    make_user, api_client_for, settings, redis_server, monkeypatch
+):
     from ocr_api import throttling
 
     settings.OCR_THROTTLE_PER_MINUTE = 4
@@ -540,7 +558,7 @@ def test_the_throttle_counts_per_user_and_weighs_the_previous_minute(make_user, 
 
 @pytest.mark.parametrize("escaped", ["aGVsbG8=\\u0000", "aGVs\\ud800bG8="])
 def test_it_rejects_base64_with_nul_or_surrogate_characters(client, escaped):
-    body = '{"image_base64": "%s"}' % escaped
+    body = '{"image_base64": "' + escaped + '"}'
     assert_error(client.post(URL, body, content_type="application/json"), 400, "bad_base64")
 
 
@@ -553,7 +571,9 @@ def _png_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("side", [30000, 12000])

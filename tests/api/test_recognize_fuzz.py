@@ -18,14 +18,25 @@ from hypothesis import strategies as st
 from tests.conftest import png_bytes, render_lines
 
 URL = "/ocr/v1/recognize"
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 pytestmark = [pytest.mark.django_db, pytest.mark.filterwarnings("ignore::UserWarning")]
 
 INVOICE = png_bytes(render_lines(["价税合计 1280.00"]))
-SEEDS = [INVOICE, png_bytes(render_lines(["发票"]), "JPEG"), png_bytes(render_lines(["税率"]), "WEBP"),
-         png_bytes(render_lines(["金额"]), "GIF"), png_bytes(render_lines(["号码"]), "TIFF"), b"", b"%PDF-1.4\n"]
+SEEDS = [
+    INVOICE,
+    png_bytes(render_lines(["发票"]), "JPEG"),
+    png_bytes(render_lines(["税率"]), "WEBP"),
+    png_bytes(render_lines(["金额"]), "GIF"),
+    png_bytes(render_lines(["号码"]), "TIFF"),
+    b"",
+    b"%PDF-1.4\n",
+]
 
 
 def damaged(seed: bytes, edits) -> bytes:
@@ -43,32 +54,49 @@ def damaged(seed: bytes, edits) -> bytes:
 
 IMAGE_BYTES = st.one_of(
     st.binary(max_size=512),
-    st.builds(damaged, st.sampled_from(SEEDS),
-              st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 255), st.booleans()), max_size=4)),
+    st.builds(
+        damaged,
+        st.sampled_from(SEEDS),
+        st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 255), st.booleans()), max_size=4),
+    ),
 )
 
 
 def encodings(data: bytes):
     text = base64.b64encode(data).decode()
-    return st.sampled_from([
-        text, f"data:image/png;base64,{text}", "\n".join(text[i:i + 76] for i in range(0, len(text), 76)),
-        text.rstrip("="), text + "===", text.replace("+", "-").replace("/", "_"), f" {text} ", text[: len(text) // 2],
-    ])
+    return st.sampled_from(
+        [
+            text,
+            f"data:image/png;base64,{text}",
+            "\n".join(text[i : i + 76] for i in range(0, len(text), 76)),
+            text.rstrip("="),
+            text + "===",
+            text.replace("+", "-").replace("/", "_"),
+            f" {text} ",
+            text[: len(text) // 2],
+        ]
+    )
 
 
-BASE64 = st.one_of(IMAGE_BYTES.flatmap(encodings), st.text(max_size=64),
-                   st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n :,;", max_size=64))
+BASE64 = st.one_of(
+    IMAGE_BYTES.flatmap(encodings),
+    st.text(max_size=64),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n :,;", max_size=64),
+)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=8,
 )
-FIELDS = st.fixed_dictionaries({}, optional={
-    "image_base64": st.one_of(BASE64, JSON_VALUES),
-    "wait": st.one_of(st.sampled_from([True, False, "true", "false", "maybe", "1", "0", "", None]), JSON_VALUES),
-    "filename": st.one_of(st.text(max_size=300), JSON_VALUES),
-    "image": JSON_VALUES,
-})
+FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "image_base64": st.one_of(BASE64, JSON_VALUES),
+        "wait": st.one_of(st.sampled_from([True, False, "true", "false", "maybe", "1", "0", "", None]), JSON_VALUES),
+        "filename": st.one_of(st.text(max_size=300), JSON_VALUES),
+        "image": JSON_VALUES,
+    },
+)
 
 
 @pytest.fixture
@@ -80,7 +108,10 @@ def post(api_client_for, make_user, settings):
         response = client.post(URL, **kwargs)
         status = response.status_code
         body = response.json() if response.get("Content-Type", "").startswith("application/json") else None
-        assert status < 500 or (status == 503 and body["error"]["code"] == "unavailable"), (status, response.content[:300])
+        assert status < 500 or (status == 503 and body["error"]["code"] == "unavailable"), (
+            status,
+            response.content[:300],
+        )
         if 400 <= status < 500:
             assert body is not None and body["success"] is False, response.content[:300]
             assert body["error"]["code"] and body["error"]["message"], body
@@ -102,17 +133,30 @@ def test_any_base64_image_gets_a_clean_answer(post, fields, image_base64):
 
 
 @FUZZ
-@given(raw=st.binary(max_size=512),
-       content_type=st.sampled_from(["application/json", "multipart/form-data; boundary=xyz", "multipart/form-data",
-                                     "application/x-www-form-urlencoded", "text/plain", "image/png",
-                                     "application/octet-stream"]))
+@given(
+    raw=st.binary(max_size=512),
+    content_type=st.sampled_from(
+        [
+            "application/json",
+            "multipart/form-data; boundary=xyz",
+            "multipart/form-data",
+            "application/x-www-form-urlencoded",
+            "text/plain",
+            "image/png",
+            "application/octet-stream",
+        ]
+    ),
+)
 def test_any_raw_body_under_any_content_type_gets_a_clean_answer(post, raw, content_type):
     post(data=raw, content_type=content_type)
 
 
 @FUZZ
-@given(image=IMAGE_BYTES, name=st.text(max_size=300),
-       extra=st.dictionaries(st.sampled_from(["wait", "filename", "image_base64"]), st.text(max_size=40), max_size=3))
+@given(
+    image=IMAGE_BYTES,
+    name=st.text(max_size=300),
+    extra=st.dictionaries(st.sampled_from(["wait", "filename", "image_base64"]), st.text(max_size=40), max_size=3),
+)
 def test_any_multipart_upload_gets_a_clean_answer(post, image, name, extra):
     upload = io.BytesIO(image)
     upload.name = name or "upload"

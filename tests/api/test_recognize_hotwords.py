@@ -60,8 +60,9 @@ def test_an_upload_without_hotwords_stores_none(client, invoice_png, fake_worker
 
 def test_the_same_image_with_other_hotwords_is_another_job(client, invoice_png, fake_worker_heartbeat):
     first = queued_job(client.post(URL, {"image_base64": b64(invoice_png), "wait": False}, format="json"))
-    second = queued_job(client.post(URL, {"image_base64": b64(invoice_png), "wait": False, "hotwords": ["明远"]},
-                                    format="json"))
+    second = queued_job(
+        client.post(URL, {"image_base64": b64(invoice_png), "wait": False, "hotwords": ["明远"]}, format="json")
+    )
     assert first.cache_key != second.cache_key
 
 

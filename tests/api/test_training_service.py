@@ -28,8 +28,9 @@ def queued_calls(monkeypatch):
     return sent
 
 
-def test_it_starts_a_job_with_checked_parameters_and_queues_it_after_commit(admin, queued_calls,
-                                                                            django_capture_on_commit_callbacks):
+def test_it_starts_a_job_with_checked_parameters_and_queues_it_after_commit(
+    admin, queued_calls, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         job = start_job(DistillJob(kind="distill", params={"steps": 7}), admin)
     job.refresh_from_db()
@@ -37,15 +38,19 @@ def test_it_starts_a_job_with_checked_parameters_and_queues_it_after_commit(admi
     assert queued_calls == [job.pk]
 
 
-@pytest.mark.parametrize("kind, params, message", [
-    ("nonsense", {}, "kind must be one of"),
-    (None, {}, "kind must be one of"),
-    ("teacher", ["steps", 5], "params must be an object"),
-    ("teacher", {"steps": -1}, "steps must lie in"),
-    ("teacher", {"stepz": 5}, "unknown parameters: stepz"),
-])
-def test_it_refuses_bad_jobs_before_saving_or_queueing_them(admin, queued_calls, kind, params, message,
-                                                            django_capture_on_commit_callbacks):
+@pytest.mark.parametrize(
+    "kind, params, message",
+    [
+        ("nonsense", {}, "kind must be one of"),
+        (None, {}, "kind must be one of"),
+        ("teacher", ["steps", 5], "params must be an object"),
+        ("teacher", {"steps": -1}, "steps must lie in"),
+        ("teacher", {"stepz": 5}, "unknown parameters: stepz"),
+    ],
+)
+def test_it_refuses_bad_jobs_before_saving_or_queueing_them(
+    admin, queued_calls, kind, params, message, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(ParamError, match=message):
         start_job(DistillJob(kind=kind, params=params), admin)
     assert not DistillJob.objects.exists() and queued_calls == []
@@ -65,7 +70,9 @@ def test_the_admin_action_and_the_api_cancel_alike(admin_user, client, api_clien
     admin = admin_user
     by_admin, by_api = _job(admin, DistillJob.Status.RUNNING), _job(admin, DistillJob.Status.RUNNING)
     client.force_login(admin)
-    response = client.post("/admin/ocr_api/distilljob/", {"action": "cancel_selected", "_selected_action": [by_admin.pk]})
+    response = client.post(
+        "/admin/ocr_api/distilljob/", {"action": "cancel_selected", "_selected_action": [by_admin.pk]}
+    )
     assert response.status_code == 302
     assert api_client_for(admin).post(f"/ocr/v1/distill-jobs/{by_api.pk}/cancel").status_code == 202
     rows = {j.pk: (j.status, j.cancel_requested) for j in DistillJob.objects.all()}
@@ -78,8 +85,9 @@ def test_the_api_refuses_a_body_that_is_not_an_object(admin, api_client_for):
 
 
 def _ocr_job(owner) -> OcrJob:
-    return OcrJob.objects.create(owner=owner, image_sha256="0" * 64, image_format="PNG", width=1, height=1,
-                                 size_bytes=1, cache_key="k")
+    return OcrJob.objects.create(
+        owner=owner, image_sha256="0" * 64, image_format="PNG", width=1, height=1, size_bytes=1, cache_key="k"
+    )
 
 
 def test_members_see_their_own_jobs_and_staff_see_all(make_user, admin):

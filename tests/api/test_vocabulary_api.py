@@ -30,8 +30,12 @@ def assert_error(response, status: int, code: str) -> str:
 def test_it_is_empty_before_the_first_save(client, settings):
     response = client.get(URL)
     assert response.status_code == 200
-    assert response.json() == {"words": [], "updated_at": None, "max_words": settings.OCR_MAX_HOTWORDS,
-                               "max_word_chars": settings.OCR_HOTWORD_MAX_CHARS}
+    assert response.json() == {
+        "words": [],
+        "updated_at": None,
+        "max_words": settings.OCR_MAX_HOTWORDS,
+        "max_word_chars": settings.OCR_HOTWORD_MAX_CHARS,
+    }
     assert not Vocabulary.objects.exists()
 
 

@@ -1,5 +1,4 @@
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,8 +38,16 @@ def rng():
 @pytest.fixture(scope="session")
 def sentences() -> tuple[str, ...]:
     """Invoice and contract phrases that synthetic test pages are filled with."""
-    return ("增值税专用发票开具说明", "购买方名称上海明远科技有限公司", "纳税人识别号与开户行信息", "本合同自双方签字之日起生效",
-            "货物或应税劳务名称及规格型号", "请在收到发票后十日内核对", "价税合计人民币壹万贰仟元整", "地址电话及开户银行账号")
+    return (
+        "增值税专用发票开具说明",
+        "购买方名称上海明远科技有限公司",
+        "纳税人识别号与开户行信息",
+        "本合同自双方签字之日起生效",
+        "货物或应税劳务名称及规格型号",
+        "请在收到发票后十日内核对",
+        "价税合计人民币壹万贰仟元整",
+        "地址电话及开户银行账号",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -53,17 +60,5 @@ def faces():
 
 @pytest.fixture(scope="session")
 def bench_script():
-    """``bench_script("pages")``: the module of ``bench/pages.py`` (the bench folder is scripts, not a
-    package), loaded once per session."""
-    loaded = {}
-
-    def load(name: str):
-        if name not in loaded:
-            path = Path(__file__).resolve().parents[2] / "bench" / f"{name}.py"
-            spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            loaded[name] = module
-        return loaded[name]
-
-    return load
+    """``bench_script("pages")``: the module ``bench.pages``."""
+    return lambda name: importlib.import_module(f"bench.{name}")

@@ -11,14 +11,15 @@ def text_like(seed: int, h: int = 40, w: int = 240) -> np.ndarray:
     for _ in range(30):
         y, x = int(rng.integers(4, h - 8)), int(rng.integers(2, w - 10))
         if rng.random() < 0.5:
-            img[y:y + 2, x:x + 8] = 20
+            img[y : y + 2, x : x + 8] = 20
         else:
-            img[y - 3:y + 5, x:x + 2] = 20
+            img[y - 3 : y + 5, x : x + 2] = 20
     return img
 
 
-@pytest.mark.parametrize("step", list(dict.fromkeys(fn for fn, _ in PIPELINE + PHOTO_PIPELINE)),
-                         ids=lambda fn: fn.__name__)
+@pytest.mark.parametrize(
+    "step", list(dict.fromkeys(fn for fn, _ in PIPELINE + PHOTO_PIPELINE)), ids=lambda fn: fn.__name__
+)
 def test_every_step_returns_a_grayscale_line_of_the_same_size(step):
     for seed in range(5):
         img = text_like(seed)

@@ -16,8 +16,18 @@ def bench(bench_script):
 
 
 def test_it_reports_each_teachers_cost_coverage_and_kd_share(bench, capsys):
-    argv = ["--teacher", f"tiny={TINY}", "--teacher", f"ours={STUDENT}", "--batches", "1", "--batch-size", "3",
-            "--repeat", "1"]
+    argv = [
+        "--teacher",
+        f"tiny={TINY}",
+        "--teacher",
+        f"ours={STUDENT}",
+        "--batches",
+        "1",
+        "--batch-size",
+        "3",
+        "--repeat",
+        "1",
+    ]
     assert bench.main(argv) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["teacher"] for r in rows] == ["tiny", "ours"]

@@ -15,13 +15,15 @@ from engine.modelpkg import ModelSpec
 
 def test_an_offset_turns_a_runner_up_into_its_character():
     classes = ("", "a", "b")
-    probs = np.array([
-        [0.95, 0.03, 0.02],
-        [0.70, 0.28, 0.02],  # "a" is second to the blank
-        [0.90, 0.05, 0.05],
-        [0.20, 0.05, 0.75],  # "b" wins outright
-        [0.98, 0.01, 0.01],
-    ])
+    probs = np.array(
+        [
+            [0.95, 0.03, 0.02],
+            [0.70, 0.28, 0.02],  # "a" is second to the blank
+            [0.90, 0.05, 0.05],
+            [0.20, 0.05, 0.75],  # "b" wins outright
+            [0.98, 0.01, 0.01],
+        ]
+    )
     paths = best_paths(log_probs(probs, "probs"), blank=0)
     assert decode_with_offset(paths, 0.0, classes, 0) == "b"
     assert decode_with_offset(paths, 1.0, classes, 0) == "ab"  # ln(0.70 / 0.28) = 0.92 < 1
@@ -52,8 +54,9 @@ def student_pair(tmp_path_factory, charset):
     out = tmp_path_factory.mktemp("cal")
     plain = export_onnx(model, out / "plain.onnx", crnn_spec("crnn-student", charset.classes))
     shifted_model = apply_blank_offset(copy.deepcopy(model), 2.0)
-    shifted = export_onnx(shifted_model, out / "shifted.onnx",
-                          crnn_spec("crnn-student", charset.classes, blank_penalty=2.0))
+    shifted = export_onnx(
+        shifted_model, out / "shifted.onnx", crnn_spec("crnn-student", charset.classes, blank_penalty=2.0)
+    )
     return model, shifted_model, plain, shifted
 
 

@@ -1,6 +1,6 @@
 import unicodedata
 
-from engine.charset import read_charset_file, CHARSET_FILE
+from engine.charset import CHARSET_FILE, read_charset_file
 
 
 def test_it_holds_all_gb2312_hanzi_ascii_and_invoice_symbols(charset):

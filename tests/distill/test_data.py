@@ -81,10 +81,11 @@ def test_bucketing_regroups_lines_by_width_and_keeps_every_line(charset):
     assert all(hi <= lo_next for (_, hi), (lo_next, _) in zip(spans, spans[1:]))
 
     def padding(bs):
-        return 1 - sum(float(b["input_lengths"].sum()) for b in bs) / sum(b["input_lengths"].numel()
-                                                                            * b["images"].shape[3] / 4 for b in bs)
+        return 1 - sum(float(b["input_lengths"].sum()) for b in bs) / sum(
+            b["input_lengths"].numel() * b["images"].shape[3] / 4 for b in bs
+        )
 
-    plain = [Collate(charset)(lines[i:i + 12]) for i in range(0, 48, 12)]
+    plain = [Collate(charset)(lines[i : i + 12]) for i in range(0, 48, 12)]
     assert padding(batches) < padding(plain)
     # the order depends on the lines only
     again = BucketCollate(Collate(charset), batch_size=12)(lines)

@@ -12,9 +12,20 @@ import pytest
 import torch
 
 from distill.cli import main
-from distill.detector import (DetectorLoss, PageCrops, PagePool, detector_parity, detector_spec, export_detector,
-                              load_detector, match_counts, random_crop, run_detector_training,
-                              shrink_quad, text_map)
+from distill.detector import (
+    DetectorLoss,
+    PageCrops,
+    PagePool,
+    detector_parity,
+    detector_spec,
+    export_detector,
+    load_detector,
+    match_counts,
+    random_crop,
+    run_detector_training,
+    shrink_quad,
+    text_map,
+)
 from distill.export import count_params
 from distill.models.db import build_detector, db_student
 from distill.pages import make_page
@@ -30,6 +41,7 @@ def pool():
 
 
 # --------------------------------------------------------------------------- the network
+
 
 @pytest.mark.parametrize("height,width", [(64, 96), (128, 128), (160, 320)])
 def test_the_network_gives_a_probability_map_of_the_inputs_size(height, width):
@@ -56,9 +68,10 @@ def test_an_unknown_detector_architecture_is_refused():
 
 # --------------------------------------------------------------------------- targets and crops
 
+
 def test_a_long_box_shrinks_by_dbs_offset_on_every_side():
     quad = np.float32([[10, 10], [210, 10], [210, 30], [10, 30]])
-    d = 200 * 20 * (1 - 0.63 ** 2) / 440
+    d = 200 * 20 * (1 - 0.63**2) / 440
     expected = np.float32([[10 + d, 10 + d], [210 - d, 10 + d], [210 - d, 30 - d], [10 + d, 30 - d]])
     np.testing.assert_allclose(shrink_quad(quad, 0.63), expected, atol=1e-4)
     # a turned box shrinks the same way, along its own sides
@@ -109,6 +122,7 @@ def test_training_pages_never_reuse_the_benchmarks_seeds(pool, monkeypatch):
 
 # --------------------------------------------------------------------------- loss and training
 
+
 def test_the_loss_is_the_weighted_sum_of_its_named_terms():
     gen = torch.Generator().manual_seed(0)
     prob, soft = torch.rand(2, 1, 32, 32, generator=gen), torch.rand(2, 1, 32, 32, generator=gen)
@@ -136,8 +150,9 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(pool):
 
 
 def test_a_run_checkpoints_and_a_second_one_resumes_where_it_stopped(tmp_path):
-    common = dict(run_dir=tmp_path, batch_size=2, crop=128, teacher=TEACHER, workers=0, eval_every=3, dev_count=1,
-                  progress=False)
+    common = dict(
+        run_dir=tmp_path, batch_size=2, crop=128, teacher=TEACHER, workers=0, eval_every=3, dev_count=1, progress=False
+    )
     run_detector_training(steps=2, **common)
     assert torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=False)["step"] == 2
     run_detector_training(steps=3, **common)
@@ -150,6 +165,7 @@ def test_a_run_checkpoints_and_a_second_one_resumes_where_it_stopped(tmp_path):
 
 
 # --------------------------------------------------------------------------- the package
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
@@ -189,11 +205,18 @@ def test_the_engine_reads_a_page_with_the_exported_detector(exported, faces, sen
 
 def test_the_export_command_writes_a_package_with_the_settings_asked_for(tmp_path):
     torch.manual_seed(0)
-    save_checkpoint(tmp_path / "last.pt", arch="db_student", model=db_student(), step=7,
-                    config={"spec": detector_spec(TEACHER).to_metadata()})
+    save_checkpoint(
+        tmp_path / "last.pt",
+        arch="db_student",
+        model=db_student(),
+        step=7,
+        config={"spec": detector_spec(TEACHER).to_metadata()},
+    )
     out = tmp_path / "det.onnx"
-    assert main(["export-detector", "--checkpoint", str(tmp_path / "last.pt"), "--out", str(out),
-                 "--box-thresh", "0.5"]) == 0
+    assert (
+        main(["export-detector", "--checkpoint", str(tmp_path / "last.pt"), "--out", str(out), "--box-thresh", "0.5"])
+        == 0
+    )
     spec = TextDetector(out, threads=1).spec
     assert (spec.name, spec.box_thresh, spec.thresh, spec.extra["distill.step"]) == ("db-student", 0.5, 0.2, "7")
 

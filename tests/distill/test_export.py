@@ -7,12 +7,11 @@ import numpy as np
 import onnx
 import pytest
 
-from engine.modelpkg import ModelSpec
-
 from distill.cli import main
 from distill.export import count_params, crnn_spec, export_onnx, parity, quantize_int8
 from distill.fonts import faces_for
 from distill.models import build
+from engine.modelpkg import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,7 +112,9 @@ def test_import_reference_explains_a_missing_wheel(tmp_path):
 def test_traditional_classes_answer_in_simplified_forms_the_charset_knows():
     from distill.export import fold_traditional
 
-    classes, folded = fold_traditional(["話", "電", "著", "话", "A", "乾"], known={"话", "电", "著", "乾", "A", "着", "干"})
+    classes, folded = fold_traditional(
+        ["話", "電", "著", "话", "A", "乾"], known={"话", "电", "著", "乾", "A", "着", "干"}
+    )
     # 話/電 fold; 著 and 乾 are in the charset as they are, so they stay
     assert classes == ["话", "电", "著", "话", "A", "乾"] and folded == 2
 

@@ -12,8 +12,9 @@ READERS = (ROOT / "scripts" / "system-deps.sh", ROOT / "docker" / "Dockerfile.tr
 
 
 def test_the_command_prints_every_faces_debian_package_once():
-    out = subprocess.run([sys.executable, "-m", "distill", "font-packages"], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-m", "distill", "font-packages"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == debian_packages() == sorted(set(out))
     assert set(out) == {package for package, *_ in FACES} - {"npm"}
     assert "fonts-noto-cjk" in out and all(re.fullmatch(r"[a-z0-9][a-z0-9.+-]+", p) for p in out)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.charset import normalize
 from distill.lm import build, corpus_lines, default_min_count
 from distill.ood import read_texts
+from engine.charset import normalize
 from engine.lm import CharLM
 
 

@@ -1,6 +1,6 @@
 import torch
 
-from distill.losses import DistillationLoss, ctc_kd_loss, feature_mimic_loss, FeatureAdapter
+from distill.losses import DistillationLoss, FeatureAdapter, ctc_kd_loss, feature_mimic_loss
 from distill.models.backbones import ShuffleNetV2Backbone
 from distill.models.crnn import CRNN
 
@@ -43,9 +43,15 @@ def test_total_is_the_weighted_sum_of_named_terms():
     torch.manual_seed(2)
     fn = DistillationLoss(alpha=0.6, beta=0.5, student_channels=8, teacher_channels=16)
     logits = torch.randn(2, 10, 6)
-    terms = fn(logits, torch.tensor([1, 2, 3, 4]), torch.tensor([10, 9]), torch.tensor([2, 2]),
-               teacher_logits=torch.randn(2, 10, 6), student_features=torch.randn(2, 8, 1, 10),
-               teacher_features=torch.randn(2, 16, 1, 10))
+    terms = fn(
+        logits,
+        torch.tensor([1, 2, 3, 4]),
+        torch.tensor([10, 9]),
+        torch.tensor([2, 2]),
+        teacher_logits=torch.randn(2, 10, 6),
+        student_features=torch.randn(2, 8, 1, 10),
+        teacher_features=torch.randn(2, 16, 1, 10),
+    )
     assert set(terms) == {"ctc", "kd", "feat", "total"}
     expected = 0.6 * terms["kd"] + 0.4 * terms["ctc"] + 0.5 * terms["feat"]
     assert torch.allclose(terms["total"], expected, rtol=1e-5, atol=1e-6)
@@ -53,8 +59,9 @@ def test_total_is_the_weighted_sum_of_named_terms():
 
 def test_ctc_loss_decreases_on_a_tiny_fixed_batch():
     torch.manual_seed(0)
-    model = CRNN(ShuffleNetV2Backbone(widths=(16, 32, 64), depths=(1, 1, 1), stem=8, out_channels=32), 12,
-                 rnn_hidden=16)
+    model = CRNN(
+        ShuffleNetV2Backbone(widths=(16, 32, 64), depths=(1, 1, 1), stem=8, out_channels=32), 12, rnn_hidden=16
+    )
     fn = DistillationLoss(alpha=0.0)
     x = torch.randn(4, 1, 32, 64)
     targets = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1])
@@ -113,8 +120,12 @@ def test_top_k_kd_ignores_time_steps_beyond_each_length():
 
 
 def _tiny_crnn():
-    return CRNN(ShuffleNetV2Backbone(widths=(16, 32, 64), depths=(1, 1, 1), stem=8, out_channels=32), 12,
-                rnn_hidden=16, dropout=0.0)
+    return CRNN(
+        ShuffleNetV2Backbone(widths=(16, 32, 64), depths=(1, 1, 1), stem=8, out_channels=32),
+        12,
+        rnn_hidden=16,
+        dropout=0.0,
+    )
 
 
 def test_packed_head_gives_the_padded_losses_and_gradients():
@@ -131,13 +142,20 @@ def test_packed_head_gives_the_padded_losses_and_gradients():
         model = _tiny_crnn()
         features = model.forward_features(x)
         logits = model.forward_head_packed(features, lengths) if packed else model.forward_head(features)
-        dense = DistillationLoss(alpha=0.6, top_k=0)(logits, targets, lengths, target_lengths,
-                                                     teacher_logits=teacher, kd_lengths=kd_lengths)
-        sparse = DistillationLoss(alpha=0.6, top_k=3)(logits, targets, lengths, target_lengths,
-                                                      teacher_logits=teacher, kd_lengths=kd_lengths)
+        dense = DistillationLoss(alpha=0.6, top_k=0)(
+            logits, targets, lengths, target_lengths, teacher_logits=teacher, kd_lengths=kd_lengths
+        )
+        sparse = DistillationLoss(alpha=0.6, top_k=3)(
+            logits, targets, lengths, target_lengths, teacher_logits=teacher, kd_lengths=kd_lengths
+        )
         (dense["total"] + sparse["total"]).backward()
-        results.append(({k: v.detach() for k, v in {**dense, "kd3": sparse["kd"]}.items()},
-                        model.classifier.weight.grad.clone(), next(model.backbone.parameters()).grad.clone()))
+        results.append(
+            (
+                {k: v.detach() for k, v in {**dense, "kd3": sparse["kd"]}.items()},
+                model.classifier.weight.grad.clone(),
+                next(model.backbone.parameters()).grad.clone(),
+            )
+        )
     (padded, wp, bp), (packed, wk, bk) = results
     assert set(padded) == {"ctc", "kd", "kd3", "total"}
     for name in padded:
@@ -170,12 +188,20 @@ def test_ctc_over_each_lines_labels_equals_torch_ctc_with_gradients():
         target_lengths[1] = 0
         target_lengths[2], lengths[2] = 20, 10  # cannot fit: counts 0
         targets = torch.randint(1, 4 if trial % 2 else classes, (int(target_lengths.sum()),))  # few classes: repeats
-        ref = torch.nn.functional.ctc_loss(logits.log_softmax(-1).permute(1, 0, 2), targets, lengths, target_lengths,
-                                           reduction="mean", zero_infinity=True)
+        ref = torch.nn.functional.ctc_loss(
+            logits.log_softmax(-1).permute(1, 0, 2),
+            targets,
+            lengths,
+            target_lengths,
+            reduction="mean",
+            zero_infinity=True,
+        )
         mask = time_mask(lengths, steps)
-        for ours in (ctc_loss(logits, targets, lengths, target_lengths),
-                     ctc_loss(Packed(logits[mask], mask), targets, lengths, target_lengths)):
+        for ours in (
+            ctc_loss(logits, targets, lengths, target_lengths),
+            ctc_loss(Packed(logits[mask], mask), targets, lengths, target_lengths),
+        ):
             assert torch.allclose(ours, ref, atol=1e-4, rtol=1e-4)
-            g_ours, = torch.autograd.grad(ours, logits)
-            g_ref, = torch.autograd.grad(ref, logits, retain_graph=True)
+            (g_ours,) = torch.autograd.grad(ours, logits)
+            (g_ref,) = torch.autograd.grad(ref, logits, retain_graph=True)
             assert torch.allclose(g_ours, g_ref, atol=1e-4)

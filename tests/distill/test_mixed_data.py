@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from engine.charset import load_charset
 from distill.data import LabelledLines, MixedLines, write_labels
+from engine.charset import load_charset
 
 
 class Synthetic:

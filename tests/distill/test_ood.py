@@ -35,14 +35,17 @@ def write_mo(path: Path, catalog: dict[str, str]) -> Path:
 
 
 def test_catalogue_segments_drop_placeholders_accelerators_and_leftovers(tmp_path):
-    mo = write_mo(tmp_path / "x.mo", {
-        "": "Content-Type: text/plain; charset=UTF-8\n",
-        "a": "无法打开文件 %s：%s",
-        "b": "_Open file",  # no Chinese: dropped
-        "c": "打开(_O)\n关闭窗口",
-        "d": "选项“%s”含义不清",  # leaves empty quotes behind: dropped
-        "e": "第一句。第二句很长",
-    })
+    mo = write_mo(
+        tmp_path / "x.mo",
+        {
+            "": "Content-Type: text/plain; charset=UTF-8\n",
+            "a": "无法打开文件 %s：%s",
+            "b": "_Open file",  # no Chinese: dropped
+            "c": "打开(_O)\n关闭窗口",
+            "d": "选项“%s”含义不清",  # leaves empty quotes behind: dropped
+            "e": "第一句。第二句很长",
+        },
+    )
     segments = ood.catalogue_segments(mo)
     assert "打开" in segments and "关闭窗口" in segments
     assert "无法打开文件" in segments  # the placeholders and the colon between them are gone
@@ -54,9 +57,14 @@ def test_the_suite_texts_come_from_half_the_catalogues_and_fit_the_charset(tmp_p
     allowed = set(load_charset().chars)
     names = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
     assert {ood.text_bucket(n) for n in names} == {0, 1}
-    for i, name in enumerate(names):
-        write_mo(tmp_path / f"{name}.mo", {"": "Content-Type: text/plain; charset=UTF-8\n",
-                                           **{f"k{j}": f"{name}的第{j}条消息文本" for j in range(30)}})
+    for name in names:
+        write_mo(
+            tmp_path / f"{name}.mo",
+            {
+                "": "Content-Type: text/plain; charset=UTF-8\n",
+                **{f"k{j}": f"{name}的第{j}条消息文本" for j in range(30)},
+            },
+        )
     first = ood.extract_texts(tmp_path, allowed, count=40, field_share=0.25)
     assert first == ood.extract_texts(tmp_path, allowed, count=40, field_share=0.25)  # frozen by its seed
     sources = {s for s, _ in first}
@@ -104,8 +112,14 @@ def installed_faces(stand_in_font_dir, monkeypatch):
 
 
 def test_the_suite_renders_the_same_lines_every_time(tmp_path, installed_faces):
-    texts = [("t", "配置文件已保存"), ("t", "无法连接到服务器"), ("fields", "订单编号：AB-2024-00012"),
-             ("t", "正在下载软件包"), ("t", "权限不够"), ("t", "校验和不匹配")]
+    texts = [
+        ("t", "配置文件已保存"),
+        ("t", "无法连接到服务器"),
+        ("fields", "订单编号：AB-2024-00012"),
+        ("t", "正在下载软件包"),
+        ("t", "权限不够"),
+        ("t", "校验和不匹配"),
+    ]
     sizes = {"clean": 2, "scan": 1, "photo": 1, "kai": 1}
     a = ood.render_suite(tmp_path / "a", installed_faces, texts=texts, sizes=sizes)
     b = ood.render_suite(tmp_path / "b", installed_faces, texts=texts, sizes=sizes)

@@ -9,6 +9,7 @@ import pytest
 
 from distill.pages import layout_page, make_page, photographed, scanned
 
+
 @pytest.mark.parametrize("capture", ["clean", "scan", "photo"])
 def test_every_line_of_a_page_comes_with_a_box_around_its_ink(capture, faces, sentences):
     page = make_page(itertools.cycle(sentences), faces, seed=11, capture=capture, layout="columns")

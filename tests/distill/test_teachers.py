@@ -1,8 +1,8 @@
 import torch
 
-from engine.charset import load_charset
 from distill.models import build
 from distill.teachers import CrnnTeacher, class_mapping
+from engine.charset import load_charset
 
 
 def test_teacher_classes_are_mapped_explicitly_after_nfkc():
@@ -29,8 +29,11 @@ def test_lines_with_characters_unknown_to_an_onnx_teacher_get_no_kd():
     cs = load_charset()
     teacher.known = torch.zeros(len(cs), dtype=torch.bool)
     teacher.known[cs.encode("发票")] = True
-    batch = {"targets": torch.tensor(cs.encode("发票") + cs.encode("票鼾")), "target_lengths": torch.tensor([2, 2]),
-             "input_lengths": torch.tensor([10, 12])}
+    batch = {
+        "targets": torch.tensor(cs.encode("发票") + cs.encode("票鼾")),
+        "target_lengths": torch.tensor([2, 2]),
+        "input_lengths": torch.tensor([10, 12]),
+    }
     assert teacher.kd_lengths(batch).tolist() == [10, 0]
 
 

@@ -12,8 +12,12 @@ from distill.train import MetricsLog, StepHooks
 def make_hooks(monkeypatch, clock, **kw):
     monkeypatch.setattr(train.time, "time", lambda: clock[0])
     saved, logged = [], []
-    hooks = StepHooks(saved.append, lambda: {"dev_char_accuracy": 0.12346, "ood_photo": 0.25}, logged.append,
-                      **{"start": 0, "steps": 10, "eval_every": 4, "checkpoint_seconds": 100.0, **kw})
+    hooks = StepHooks(
+        saved.append,
+        lambda: {"dev_char_accuracy": 0.12346, "ood_photo": 0.25},
+        logged.append,
+        **{"start": 0, "steps": 10, "eval_every": 4, "checkpoint_seconds": 100.0, **kw},
+    )
     return hooks, saved, logged
 
 
@@ -57,8 +61,9 @@ def test_the_detectors_hooks_checkpoint_by_steps_and_can_skip_evaluation(monkeyp
     clock = [0.0]
     monkeypatch.setattr(train.time, "time", lambda: clock[0])
     saved, logged = [], []
-    hooks = StepHooks(saved.append, lambda: {"dev_det_f1": 0.9}, logged.append, start=0, steps=10, eval_every=0,
-                      checkpoint_every=4)
+    hooks = StepHooks(
+        saved.append, lambda: {"dev_det_f1": 0.9}, logged.append, start=0, steps=10, eval_every=0, checkpoint_every=4
+    )
     for step in range(1, 11):
         clock[0] += 1000.0  # time alone never triggers a checkpoint here
         hooks.on_step(step)

@@ -13,8 +13,9 @@ def _records(run_dir):
 def test_a_lengthened_run_resumes_and_follows_the_new_learning_rate(tmp_path, charset):
     """Resuming with more steps and another --lr continues from the checkpoint on a fresh
     one-cycle schedule over the new total, peaking at the new rate (not the first run's)."""
-    common = dict(arch="student", run_dir=tmp_path, charset=charset, batch_size=2, workers=0, eval_every=10**6,
-                  progress=False)
+    common = dict(
+        arch="student", run_dir=tmp_path, charset=charset, batch_size=2, workers=0, eval_every=10**6, progress=False
+    )
     run_training(steps=2, lr=1e-3, **common)
     run_training(steps=4, lr=5e-2, **common)
     records = _records(tmp_path)
@@ -34,8 +35,19 @@ def test_a_run_scores_out_of_distribution_folders_at_every_evaluation(tmp_path, 
 
     other = tmp_path / "photo"
     shutil.copytree(line_dir, other)
-    run_training(arch="student", run_dir=tmp_path / "run", charset=charset, steps=2, batch_size=2, lr=1e-3,
-                 workers=0, eval_every=1, progress=False, eval_data=[line_dir, other], eval_lines=4)
+    run_training(
+        arch="student",
+        run_dir=tmp_path / "run",
+        charset=charset,
+        steps=2,
+        batch_size=2,
+        lr=1e-3,
+        workers=0,
+        eval_every=1,
+        progress=False,
+        eval_data=[line_dir, other],
+        eval_lines=4,
+    )
     devs = [r for r in _records(tmp_path / "run") if "dev_char_accuracy" in r]
     assert [r["step"] for r in devs] == [1, 2]
     name = line_dir.name
@@ -54,8 +66,9 @@ def test_the_evaluation_sample_spreads_over_the_folder_and_skips_uncovered_lines
     folder = tmp_path / "mixed"
     shutil.copytree(line_dir, folder)
     first = rows[0].split("\t")[0]
-    (folder / "labels.tsv").write_text("\n".join(rows + [f"{first}\t\U0001F600 not in the charset"]) + "\n",
-                                       encoding="utf-8")
+    (folder / "labels.tsv").write_text(
+        "\n".join(rows + [f"{first}\t\U0001f600 not in the charset"]) + "\n", encoding="utf-8"
+    )
     sets = eval_sets(charset, [folder], per_set=100, batch_size=4)
     texts = [t for b in sets["mixed"] for t in b["texts"]]
     assert sorted(texts) == sorted(r.split("\t")[1] for r in rows)  # every covered line, the uncovered one left out
@@ -64,6 +77,6 @@ def test_the_evaluation_sample_spreads_over_the_folder_and_skips_uncovered_lines
     assert len(eval_sets(charset, [folder], per_set=3)["mixed"][0]["texts"]) == 3
     with pytest.raises(ValueError, match="second folder"):
         eval_sets(charset, [folder, folder])
-    (folder / "labels.tsv").write_text(f"{first}\t\U0001F600\n", encoding="utf-8")
+    (folder / "labels.tsv").write_text(f"{first}\t\U0001f600\n", encoding="utf-8")
     with pytest.raises(ValueError, match="no line the charset covers"):
         eval_sets(charset, [folder])

@@ -56,8 +56,12 @@ def test_every_weight_of_the_graph_is_a_parameter_and_scalars_stay_constants(tin
 
 def test_an_operator_it_cannot_run_is_refused_by_name(tmp_path):
     node = onnx.helper.make_node("LpNormalization", ["x"], ["y"])
-    graph = onnx.helper.make_graph([node], "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
-                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    graph = onnx.helper.make_graph(
+        [node],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
     onnx.save(onnx.helper.make_model(graph), str(tmp_path / "m.onnx"))
     with pytest.raises(ValueError, match="LpNormalization"):
         OnnxModule(tmp_path / "m.onnx")
@@ -105,12 +109,14 @@ def test_warm_distillation_steps_train_resume_and_export_a_serving_package(tmp_p
         assert abs(float(it["top_p"].float().sum(-1).mean()) - 1.0) < 1e-2
     run = tmp_path / "run"
     logs = []
-    warmstart.train(cache, run, TINY, steps=2, batch_size=2, lr=1e-3, threads=1, adapter_warmup=1, ema_decay=0.0,
-                    log=logs.append)
+    warmstart.train(
+        cache, run, TINY, steps=2, batch_size=2, lr=1e-3, threads=1, adapter_warmup=1, ema_decay=0.0, log=logs.append
+    )
     state = torch.load(run / "last.pt", weights_only=False)
     assert state["step"] == 2
-    warmstart.train(cache, run, TINY, steps=3, batch_size=2, lr=1e-3, threads=1, adapter_warmup=1, ema_decay=0.0,
-                    log=logs.append)
+    warmstart.train(
+        cache, run, TINY, steps=3, batch_size=2, lr=1e-3, threads=1, adapter_warmup=1, ema_decay=0.0, log=logs.append
+    )
     assert any(json.loads(line).get("resumed") for line in logs if line.startswith("{"))
     assert torch.load(run / "last.pt", weights_only=False)["step"] == 3
     rec, base = Recognizer(run / "student.onnx", threads=1), Recognizer(TINY, threads=1)
@@ -119,6 +125,21 @@ def test_warm_distillation_steps_train_resume_and_export_a_serving_package(tmp_p
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 48, 160)).astype(np.float32)
     assert not np.allclose(rec.outputs(x), base.outputs(x), atol=1e-5)
     assert np.isfinite(rec.outputs(x)).all()
+    # a finished run given again with --interpolate only exports again: 0 is the starting model,
+    # 0.5 lies between it and the trained average
+    trained = rec.outputs(x)
+    for share in (0.0, 0.5):
+        warmstart.train(
+            cache, run, TINY, steps=3, batch_size=2, threads=1, ema_decay=0.0, interpolate=share, log=logs.append
+        )
+        assert torch.load(run / "last.pt", weights_only=False)["step"] == 3
+        out = Recognizer(run / "student.onnx", threads=1)
+        assert json.loads(out.spec.extra["distill.interpolate"]) == share
+        if share == 0.0:
+            assert np.allclose(out.outputs(x), base.outputs(x), atol=1e-4)
+        else:
+            half = out.outputs(x)
+            assert not np.allclose(half, base.outputs(x), atol=1e-5) and not np.allclose(half, trained, atol=1e-5)
 
 
 def test_an_export_with_a_blank_offset_lowers_the_blanks_logit_and_says_so(tmp_path, line_rgb):

@@ -10,7 +10,6 @@ import pytest
 from django.conf import settings
 from django.contrib.staticfiles import finders
 
-
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 PASSWORD = "pw-portal-123"
 

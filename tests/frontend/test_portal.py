@@ -215,9 +215,7 @@ def test_each_user_sees_only_their_own_uploads(live_stack, new_page):
     paste_image(alice, text_line_png("合同编号：HT-2026-118"))
     pasted = card(alice, r"^pasted-.*\.png$")
     expect(pasted).to_have_attribute("data-state", "succeeded", timeout=RESULT_TIMEOUT_MS)
-    image_url = alice.evaluate(
-        "async () => (await (await fetch('/ocr/v1/jobs')).json()).results[0].image_url"
-    )
+    image_url = alice.evaluate("async () => (await (await fetch('/ocr/v1/jobs')).json()).results[0].image_url")
 
     bob = new_page(live_stack.url)
     log_in(bob, live_stack.url, "bob", PASSWORD)

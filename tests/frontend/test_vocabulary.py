@@ -43,7 +43,9 @@ def test_a_user_saves_a_vocabulary_finds_it_after_a_reload_and_uploads_send_it(
     expect(page.locator("#vocabulary-limits")).to_contain_text(f"最多 {settings.OCR_MAX_HOTWORDS} 个词语")
 
     area.fill(TYPED)
-    expect(page.locator("#vocabulary-count")).to_have_text("3 个词语 · 尚未保存")  # counted as the server will keep them
+    expect(page.locator("#vocabulary-count")).to_have_text(
+        "3 个词语 · 尚未保存"
+    )  # counted as the server will keep them
     page.click("#vocabulary-save")
     expect(page.locator("#vocabulary-status")).to_have_text("已保存：3 个词语。")
     expect(area).to_have_value("\n".join(SAVED))  # as the server cleaned it
@@ -70,8 +72,10 @@ def test_a_user_saves_a_vocabulary_finds_it_after_a_reload_and_uploads_send_it(
     page.click("a[data-tab=upload]")
     expect(page.locator("#vocabulary-hint")).to_have_text("每次上传都会附带您词库中的 3 个词语。 编辑词库")
     with page.expect_response(re.compile(r"/ocr/v1/recognize$")) as answer:
-        page.set_input_files("#file-input", files=[
-            {"name": "line.png", "mimeType": "image/png", "buffer": text_line_png("上海明远科技有限公司")}])
+        page.set_input_files(
+            "#file-input",
+            files=[{"name": "line.png", "mimeType": "image/png", "buffer": text_line_png("上海明远科技有限公司")}],
+        )
     assert answer.value.status == 202, answer.value.text()
     assert OcrJob.objects.get(pk=answer.value.json()["job_id"]).hotwords == SAVED
 

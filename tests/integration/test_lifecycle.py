@@ -30,7 +30,9 @@ def wait_for(job_id: int, statuses: set[str], timeout: float, worker) -> Distill
         if job.status in statuses:
             return job
         time.sleep(0.5)
-    raise AssertionError(f"job {job_id} still {job.status} after {timeout}s: {job.error_message}\n{worker.log()[-3000:]}")
+    raise AssertionError(
+        f"job {job_id} still {job.status} after {timeout}s: {job.error_message}\n{worker.log()[-3000:]}"
+    )
 
 
 def test_a_tiny_teacher_then_distillation_run_end_to_end_and_register_models(staff, training_worker):
@@ -65,7 +67,8 @@ def test_a_tiny_teacher_then_distillation_run_end_to_end_and_register_models(sta
 
 
 def test_a_warm_started_distillation_job_refines_the_served_recogniser_end_to_end(staff, training_worker):
-    params = {"warm_start": True, "steps": 2, "batch_size": 2, "cache_lines": 8}
+    # every term of the seed's loss, on (the default recipe is CTC alone)
+    params = {"warm_start": True, "steps": 2, "batch_size": 2, "cache_lines": 8, "kd_weight": 1, "feat_weight": 0.1}
     response = staff.post("/ocr/v1/distill-jobs", {"kind": "distill", "params": params}, format="json")
     assert response.status_code == 201, response.content
     finished = wait_for(response.json()["id"], {"succeeded", "failed"}, 300, training_worker)
@@ -80,8 +83,9 @@ def test_a_warm_started_distillation_job_refines_the_served_recogniser_end_to_en
 
 
 def test_a_running_job_can_be_cancelled(staff, training_worker):
-    job_id = staff.post("/ocr/v1/distill-jobs", {"kind": "teacher", "params": {"steps": 100000, "batch_size": 4}},
-                        format="json").json()["id"]
+    job_id = staff.post(
+        "/ocr/v1/distill-jobs", {"kind": "teacher", "params": {"steps": 100000, "batch_size": 4}}, format="json"
+    ).json()["id"]
     wait_for(job_id, {"running"}, 120, training_worker)
     deadline = time.monotonic() + 120
     while DistillJob.objects.get(pk=job_id).progress.get("step", 0) < 1:
@@ -142,13 +146,16 @@ def test_a_running_ocr_worker_switches_to_a_promoted_model_without_failing_reque
 def test_a_crashing_trainer_ends_as_failed_with_its_error(staff, training_worker, make_user):
     from ocr_api.training import run_dir
 
-    broken = DistillJob.objects.create(kind="teacher", status="succeeded", params={},
-                                       created_by=make_user("root", is_staff=True))
+    broken = DistillJob.objects.create(
+        kind="teacher", status="succeeded", params={}, created_by=make_user("root", is_staff=True)
+    )
     run_dir(broken).mkdir(parents=True, exist_ok=True)
     (run_dir(broken) / "last.pt").write_bytes(b"this is not a checkpoint")
-    job_id = staff.post("/ocr/v1/distill-jobs", {"kind": "distill", "params": {"steps": 3, "batch_size": 4,
-                                                                                "teacher": broken.pk}},
-                        format="json").json()["id"]
+    job_id = staff.post(
+        "/ocr/v1/distill-jobs",
+        {"kind": "distill", "params": {"steps": 3, "batch_size": 4, "teacher": broken.pk}},
+        format="json",
+    ).json()["id"]
     job = wait_for(job_id, {"succeeded", "failed", "cancelled"}, 180, training_worker)
     assert job.status == "failed"
     assert "exited with code" in job.error_message and job.log_tail
@@ -164,8 +171,7 @@ def test_a_job_trains_on_an_uploaded_dataset(staff, training_worker):
     entries = {"labels.tsv": "a.png\t上海明远科技\nb.png\t发票 2026\n".encode()}
     entries["a.png"] = png_bytes(render_lines(["上海明远科技"]))
     entries["b.png"] = png_bytes(render_lines(["发票 2026"]))
-    uploaded = staff.post("/ocr/v1/datasets", {"file": SimpleUploadedFile("d.zip", _zip(entries))},
-                          format="multipart")
+    uploaded = staff.post("/ocr/v1/datasets", {"file": SimpleUploadedFile("d.zip", _zip(entries))}, format="multipart")
     assert uploaded.status_code == 201, uploaded.content
     params = {"steps": 2, "batch_size": 4, "data_source": "dataset", "dataset": uploaded.json()["id"]}
     job_id = staff.post("/ocr/v1/distill-jobs", {"kind": "teacher", "params": params}, format="json").json()["id"]

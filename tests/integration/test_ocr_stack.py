@@ -59,7 +59,8 @@ def test_concurrent_requests_share_one_onnx_batch(live_server, make_user, worker
     def call(i: int) -> None:
         data = json.dumps({"image_base64": b64(png_bytes(render_lines([texts[i]])))}).encode()
         request = urllib.request.Request(
-            live_server.url + URL, data=data,
+            live_server.url + URL,
+            data=data,
             headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -131,8 +132,13 @@ def test_a_job_whose_stored_image_is_corrupt_ends_as_failed(client, ocr_worker, 
 
     job = OcrJob.objects.create(
         owner=OcrJob._meta.get_field("owner").related_model.objects.get(username="erp"),
-        image_name=store(b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "PNG"), image_sha256="1" * 64, image_format="PNG",
-        width=10, height=10, size_bytes=72, cache_key="k",
+        image_name=store(b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "PNG"),
+        image_sha256="1" * 64,
+        image_format="PNG",
+        width=10,
+        height=10,
+        size_bytes=72,
+        cache_key="k",
     )
     recognize.apply_async(args=[str(job.pk)])
     deadline = time.monotonic() + 30
@@ -197,8 +203,9 @@ def test_jobs_of_a_worker_killed_under_load_finish_once_on_another_within_30_s(
     texts = [f"发票号码{i:02d}号" for i in range(20)]
     ids = []
     for text in texts:
-        response = client.post(URL, {"image_base64": b64(png_bytes(render_lines([text]))), "wait": False},
-                               format="json")
+        response = client.post(
+            URL, {"image_base64": b64(png_bytes(render_lines([text]))), "wait": False}, format="json"
+        )
         assert response.status_code == 202
         ids.append(response.json()["job_id"])
     held = OcrJob.objects.filter(claimed_by__startswith=doomed.name + "#", status=OcrJob.Status.RUNNING)
@@ -237,9 +244,30 @@ def test_jobs_of_a_killed_worker_are_finished_by_its_restart_under_the_same_name
     def start(**env) -> WorkerProcess:
         log_path = tmp_path / f"{name}-{len(started)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "ocrsite", "worker", "-Q", "ocr", "--pool", "threads",
-             "--concurrency", "2", "-n", name, "-l", "info", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=worker_env(**env), stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "ocrsite",
+                "worker",
+                "-Q",
+                "ocr",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "2",
+                "-n",
+                name,
+                "-l",
+                "info",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=worker_env(**env),
+            stdout=open(log_path, "wb"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         started.append(WorkerProcess(name=name, proc=proc, log_path=log_path))
@@ -250,8 +278,12 @@ def test_jobs_of_a_killed_worker_are_finished_by_its_restart_under_the_same_name
         first = start(OCR_BATCH_MAX_SIZE="32", OCR_BATCH_MAX_WAIT_MS="60000")
         wait_for_ocr_worker(first, redis_server)
         texts = ["重启前的第一张", "重启前的第二张", "重启后的第三张"]
-        ids = [client.post(URL, {"image_base64": b64(png_bytes(render_lines([t]))), "wait": False},
-                           format="json").json()["job_id"] for t in texts]
+        ids = [
+            client.post(URL, {"image_base64": b64(png_bytes(render_lines([t]))), "wait": False}, format="json").json()[
+                "job_id"
+            ]
+            for t in texts
+        ]
         held = OcrJob.objects.filter(pk__in=ids, status=OcrJob.Status.RUNNING)
         _wait_until(lambda: held.count() == 2, 30, "2 jobs claimed", first.log)
         old_incarnation = held.first().claimed_by
@@ -276,14 +308,26 @@ def test_jobs_of_a_killed_worker_are_finished_by_its_restart_under_the_same_name
 def test_a_pdf_comes_back_page_by_page(client, ocr_worker):
     from tests.workers.test_pdf import scanned_pdf, text_layer_pdf
 
-    scanned = client.post(URL, {"image_base64": b64(scanned_pdf([["第一页 增值税专用发票"], ["第二页 开户银行招商银行"],
-                                                                  ["第三页 价税合计"]]))}, format="json")
+    scanned = client.post(
+        URL,
+        {
+            "image_base64": b64(
+                scanned_pdf([["第一页 增值税专用发票"], ["第二页 开户银行招商银行"], ["第三页 价税合计"]])
+            )
+        },
+        format="json",
+    )
     assert scanned.status_code == 200, scanned.content
     pages = scanned.json()["pages"]
     assert [p["page"] for p in pages] == [1, 2, 3]
-    assert [[t.replace(" ", "") for t in p["text"]] for p in pages] == [["第一页增值税专用发票"], ["第二页开户银行招商银行"],
-                                                                       ["第三页价税合计"]]
-    layered = client.post(URL, {"image_base64": b64(text_layer_pdf([["购买方名称：上海明远科技有限公司"]]))}, format="json")
+    assert [[t.replace(" ", "") for t in p["text"]] for p in pages] == [
+        ["第一页增值税专用发票"],
+        ["第二页开户银行招商银行"],
+        ["第三页价税合计"],
+    ]
+    layered = client.post(
+        URL, {"image_base64": b64(text_layer_pdf([["购买方名称：上海明远科技有限公司"]]))}, format="json"
+    )
     assert layered.status_code == 200, layered.content
     assert layered.json()["pages"] == [{"page": 1, "text": ["购买方名称：上海明远科技有限公司"]}]
     assert layered.json()["lines"][0]["source"] == "text_layer"
@@ -308,8 +352,9 @@ def test_hotwords_fix_a_company_name_the_decoder_gets_wrong(client, worker_facto
     image = (Path(__file__).resolve().parents[1] / "fixtures" / "company_photo.png").read_bytes()
     plain = client.post(URL, {"image_base64": b64(image)}, format="json").json()
     assert plain["text"] != [COMPANY_LINE]
-    boosted = client.post(URL, {"image_base64": b64(image), "hotwords": ["碑绥垛实业有限责任公司", "华为"]},
-                          format="json")
+    boosted = client.post(
+        URL, {"image_base64": b64(image), "hotwords": ["碑绥垛实业有限责任公司", "华为"]}, format="json"
+    )
     assert boosted.status_code == 200, boosted.content
     body = boosted.json()
     assert body["text"] == [COMPANY_LINE] and body["cached"] is False  # its own cache entry

@@ -15,10 +15,7 @@ def test_typed_readers_parse_and_default(monkeypatch):
     assert env_list("X_LIST", []) == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize(
-    "reader,value",
-    [(env_int, "4.5"), (env_float, "fast"), (env_bool, "maybe"), (env_int, "-1")],
-)
+@pytest.mark.parametrize("reader,value", [(env_int, "4.5"), (env_float, "fast"), (env_bool, "maybe"), (env_int, "-1")])
 def test_a_bad_value_fails_loudly(monkeypatch, reader, value):
     monkeypatch.setenv("X_BAD", value)
     with pytest.raises(ImproperlyConfigured, match="X_BAD"):

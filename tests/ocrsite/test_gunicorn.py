@@ -37,9 +37,24 @@ def gunicorn(transactional_db, tmp_path):
     port = _free_port()
     log = tmp_path / "web.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:ocrsite.gunicorn_conf", "ocrsite.wsgi:application",
-         "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "2"],
-        cwd=ROOT, env=worker_env(), stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:ocrsite.gunicorn_conf",
+            "ocrsite.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "2",
+        ],
+        cwd=ROOT,
+        env=worker_env(),
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -50,7 +65,7 @@ def gunicorn(transactional_db, tmp_path):
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise AssertionError(log.read_text())
+                raise AssertionError(log.read_text()) from None
             time.sleep(0.2)
     yield url, log
     proc.terminate()

@@ -70,7 +70,9 @@ def test_hsts_follows_the_environment(production_env):
     production_env.update(DJANGO_HSTS_SECONDS="600", DJANGO_HSTS_INCLUDE_SUBDOMAINS="no", DJANGO_HSTS_PRELOAD="0")
     values = json.loads(run(["-c", SETTINGS_PROBE], production_env).stdout)
     assert (values["SECURE_HSTS_SECONDS"], values["SECURE_HSTS_INCLUDE_SUBDOMAINS"], values["SECURE_HSTS_PRELOAD"]) == (
-        600, False, False
+        600,
+        False,
+        False,
     )
 
 

@@ -93,10 +93,12 @@ def state(rpc, name: str) -> dict:
 
 
 def test_a_killed_program_is_restarted_and_the_watcher_reports_why(run, caplog):
-    plat, _, rpc = run(rp.Program("worker", _py("import time; time.sleep(600)"), priority=10, autostart=True,
-                                  startsecs=1))
-    first = wait_until(lambda: state(rpc, "worker")["statename"] == "RUNNING" and state(rpc, "worker")["pid"],
-                       "the first start")
+    plat, _, rpc = run(
+        rp.Program("worker", _py("import time; time.sleep(600)"), priority=10, autostart=True, startsecs=1)
+    )
+    first = wait_until(
+        lambda: state(rpc, "worker")["statename"] == "RUNNING" and state(rpc, "worker")["pid"], "the first start"
+    )
     watcher = rp.Watcher(rpc, plat.pids)
     watcher.poll()
     os.kill(first, signal.SIGKILL)
@@ -115,8 +117,9 @@ def test_a_killed_program_is_restarted_and_the_watcher_reports_why(run, caplog):
 
 
 def test_a_program_that_keeps_dying_at_start_backs_off_then_is_reported_fatal(run, caplog):
-    plat, _, rpc = run(rp.Program("broken", _py("raise SystemExit(3)"), priority=10, autostart=True,
-                                  startsecs=2, startretries=2))
+    plat, _, rpc = run(
+        rp.Program("broken", _py("raise SystemExit(3)"), priority=10, autostart=True, startsecs=2, startretries=2)
+    )
     caplog.set_level(logging.INFO, logger="platform")
     watcher = rp.Watcher(rpc, plat.pids)
 
@@ -148,10 +151,21 @@ def test_a_fatal_program_is_tried_again_after_the_pause(run, monkeypatch, var):
 def test_stopping_ends_every_program_and_its_children_even_one_that_ignores_sigterm(run, var):
     child_pid_file = var / "child.pid"
     plat, sup, rpc = run(
-        rp.Program("parent", ["sh", "-c", f"sleep 600 & echo $! > {child_pid_file}; wait"], priority=10,
-                   autostart=True, startsecs=1),
-        rp.Program("stubborn", _py("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                                   "time.sleep(600)"), priority=20, autostart=True, startsecs=1, stopwaitsecs=1),
+        rp.Program(
+            "parent",
+            ["sh", "-c", f"sleep 600 & echo $! > {child_pid_file}; wait"],
+            priority=10,
+            autostart=True,
+            startsecs=1,
+        ),
+        rp.Program(
+            "stubborn",
+            _py("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"),
+            priority=20,
+            autostart=True,
+            startsecs=1,
+            stopwaitsecs=1,
+        ),
     )
     wait_until(lambda: all(i["statename"] == "RUNNING" for i in rpc.getAllProcessInfo()), "both running")
     wait_until(lambda: child_pid_file.exists() and child_pid_file.read_text().strip(), "the child's pid")
@@ -198,8 +212,11 @@ time.sleep(600)
 
 
 def test_killing_the_script_outright_still_stops_supervisord_and_its_programs(var):
-    script = subprocess.Popen([sys.executable, "-c", ORPHAN, str(ROOT / "scripts" / "run_platform.py"), str(var)],
-                              stdout=subprocess.PIPE, text=True)
+    script = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN, str(ROOT / "scripts" / "run_platform.py"), str(var)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         pids = [int(p) for p in script.stdout.readline().split()]
         assert len(pids) == 2 and all(_alive(pid) for pid in pids)

@@ -10,5 +10,7 @@ REFERENCE = Path(__file__).resolve().parents[2] / "models" / "reference"  # `mak
 @pytest.fixture(scope="module")
 def reader():
     """The worker's page reader: PP-OCRv6 tiny's detector and the 180° line classifier."""
-    return PageReader(TextDetector(REFERENCE / "ppocrv6_tiny_det.onnx", threads=1),
-                      DirectionClassifier(REFERENCE / "ppocr_mobile_cls.onnx", threads=1))
+    return PageReader(
+        TextDetector(REFERENCE / "ppocrv6_tiny_det.onnx", threads=1),
+        DirectionClassifier(REFERENCE / "ppocr_mobile_cls.onnx", threads=1),
+    )

@@ -9,8 +9,17 @@ from engine.inference import LineText
 from engine.modelpkg import ModelSpec
 
 SPEC = ModelSpec(
-    name="fake", classes=("", "x"), blank_index=0, input_height=16, input_channels=1, color_order="GRAY",
-    norm_mean=(0.5,), norm_std=(0.5,), min_width=4, width_multiple=4, max_width=4000,
+    name="fake",
+    classes=("", "x"),
+    blank_index=0,
+    input_height=16,
+    input_channels=1,
+    color_order="GRAY",
+    norm_mean=(0.5,),
+    norm_std=(0.5,),
+    min_width=4,
+    width_multiple=4,
+    max_width=4000,
 )
 
 
@@ -135,8 +144,10 @@ def test_the_batcher_defaults_are_the_settings_defaults(monkeypatch):
 
     for name in ("OCR_BATCH_MAX_SIZE", "OCR_BATCH_MAX_WAIT_MS", "OCR_BATCH_MAX_WIDTH_RATIO", "OCR_BINARIZE"):
         monkeypatch.delenv(name, raising=False)
-    base = runpy.run_path(str(Path(__file__).resolve().parents[2] / "ocrsite" / "settings" / "base.py"),
-                          run_name="ocrsite.settings.base_defaults")
+    base = runpy.run_path(
+        str(Path(__file__).resolve().parents[2] / "ocrsite" / "settings" / "base.py"),
+        run_name="ocrsite.settings.base_defaults",
+    )
     params = inspect.signature(LineBatcher).parameters
     assert params["max_batch"].default == base["OCR_BATCH_MAX_SIZE"]
     assert params["max_wait_ms"].default == base["OCR_BATCH_MAX_WAIT_MS"]
@@ -166,8 +177,9 @@ def test_with_batching_off_requests_run_side_by_side_in_their_own_threads():
     def request(name: str, width: int) -> None:
         answers[name] = [r.text for r in batcher.recognize([crop(width)], request_id=name, timeout=20)]
 
-    threads = [threading.Thread(target=request, args=(f"task-{i}", w), name=f"task-{i}")
-               for i, w in enumerate((40, 80))]
+    threads = [
+        threading.Thread(target=request, args=(f"task-{i}", w), name=f"task-{i}") for i, w in enumerate((40, 80))
+    ]
     for t in threads:
         t.start()
     for t in threads:

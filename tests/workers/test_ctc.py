@@ -70,14 +70,19 @@ def penalised(probs: np.ndarray, penalty: float) -> np.ndarray:
 
 # "a", then a step where the blank narrowly beats "a" (0.55 against 0.45), then "a" again:
 # a doubled "aa". The second "b" step is one where the blank narrowly beats "b": a dropped "b".
-DOUBLE = np.array([
-    [0.05, 0.90, 0.03, 0.02],
-    [0.55, 0.45, 0.00, 0.00],
-    [0.05, 0.90, 0.03, 0.02],
-    [0.90, 0.04, 0.03, 0.03],
-    [0.60, 0.00, 0.40, 0.00],
-    [0.90, 0.04, 0.03, 0.03],
-]) + 1e-6
+DOUBLE = (
+    np.array(
+        [
+            [0.05, 0.90, 0.03, 0.02],
+            [0.55, 0.45, 0.00, 0.00],
+            [0.05, 0.90, 0.03, 0.02],
+            [0.90, 0.04, 0.03, 0.03],
+            [0.60, 0.00, 0.40, 0.00],
+            [0.90, 0.04, 0.03, 0.03],
+        ]
+    )
+    + 1e-6
+)
 
 
 def test_a_blank_penalty_recovers_a_dropped_character_but_keeps_a_double_apart():
@@ -98,9 +103,7 @@ def test_a_penalty_never_splits_a_run_the_character_won_outright():
 def test_best_path_agrees_in_the_log_domain(kind):
     shifted = penalised(DOUBLE, 1.0)
     raw = np.log(shifted) + (3.0 if kind == "logits" else 0.0)
-    np.testing.assert_array_equal(
-        best_path(raw, 0, 1.0, log_domain=True), best_path(shifted, 0, 1.0, log_domain=False)
-    )
+    np.testing.assert_array_equal(best_path(raw, 0, 1.0, log_domain=True), best_path(shifted, 0, 1.0, log_domain=False))
 
 
 @pytest.mark.parametrize("kind", ["logits", "log_probs"])

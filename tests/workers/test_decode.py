@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import png_bytes
 from engine.images import ImageError, ImageLimits, decode_image, inspect_image
+from tests.conftest import png_bytes
 
 LIMITS = ImageLimits(max_bytes=2_000_000, max_pixels=4_000_000, min_side=8)
 

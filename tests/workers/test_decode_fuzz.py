@@ -21,10 +21,24 @@ from engine.images import ImageError, ImageLimits, decode_image, inspect_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's notes on the corrupt files
 LIMITS = ImageLimits(max_bytes=2 * 1024 * 1024, max_pixels=4_000_000, min_side=8, max_pages=3)
-CODES = {"missing_image", "too_large", "not_an_image", "unsupported_format", "image_too_large", "image_too_small",
-         "truncated_image", "bad_pdf", "too_many_pages"}
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+CODES = {
+    "missing_image",
+    "too_large",
+    "not_an_image",
+    "unsupported_format",
+    "image_too_large",
+    "image_too_small",
+    "truncated_image",
+    "bad_pdf",
+    "too_many_pages",
+}
+FUZZ = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def _seed(fmt: str, mode: str, size=(23, 17), **save) -> bytes:
@@ -80,8 +94,22 @@ def test_random_bytes_are_refused_cleanly(data):
 
 
 @FUZZ
-@given(st.sampled_from([b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"RIFF\x00\x00\x00\x00WEBP",
-                        b"GIF89a", b"GIF87a", b"BM", b"%PDF-1.4\n"]), st.binary(max_size=1024))
+@given(
+    st.sampled_from(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            b"\xff\xd8\xff",
+            b"II*\x00",
+            b"MM\x00*",
+            b"RIFF\x00\x00\x00\x00WEBP",
+            b"GIF89a",
+            b"GIF87a",
+            b"BM",
+            b"%PDF-1.4\n",
+        ]
+    ),
+    st.binary(max_size=1024),
+)
 def test_a_known_magic_number_before_random_bytes_is_refused_cleanly(magic, rest):
     check(magic + rest)
 
@@ -97,14 +125,19 @@ def _mutate(data: bytes, edits) -> bytes:
         elif kind == "insert":
             out[i:i] = bytes([value]) * (1 + value % 8)
         elif kind == "delete":
-            del out[i:i + 1 + value % 16]
+            del out[i : i + 1 + value % 16]
         else:  # truncate
             del out[i:]
     return bytes(out)
 
 
-EDITS = st.lists(st.tuples(st.sampled_from(["set", "set", "insert", "delete", "truncate"]),
-                           st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6)
+EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(["set", "set", "insert", "delete", "truncate"]), st.integers(0, 10_000), st.integers(0, 255)
+    ),
+    min_size=1,
+    max_size=6,
+)
 
 
 @FUZZ

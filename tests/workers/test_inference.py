@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import render_lines
 from engine.batcher import LineBatcher
 from engine.inference import Recognizer
 from engine.pipeline import recognize_array
+from tests.conftest import render_lines
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "reference" / "ppocrv4_mobile_rec.onnx"
 
@@ -39,7 +39,11 @@ def test_it_recognises_a_multi_line_invoice(recognizer):
 def test_it_reads_a_tilted_photo_of_a_form(recognizer):
     from engine.lines import rotate_upright
 
-    lines = ["购买方名称：上海明远科技有限公司", "地址电话：上海市浦东新区 021-68881234", "价税合计（大写）壹仟贰佰捌拾元整"]
+    lines = [
+        "购买方名称：上海明远科技有限公司",
+        "地址电话：上海市浦东新区 021-68881234",
+        "价税合计（大写）壹仟贰佰捌拾元整",
+    ]
     tilted, _ = rotate_upright(np.asarray(render_lines(lines, size=26)), -4)
     out = recognize_array(tilted, LineBatcher(lambda: recognizer, max_wait_ms=1), "r")
     assert [t.replace(" ", "") for t in out.text] == [t.replace(" ", "") for t in lines]

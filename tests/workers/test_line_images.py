@@ -97,7 +97,11 @@ def test_the_cascade_at_its_default_threshold_reads_a_photographed_name_the_serv
     decoder = line_decoder()  # the worker's: the beam with the language model
     rgb = cv2.imread(str(Path(__file__).resolve().parents[1] / "fixtures" / "company_photo.png"))[:, :, ::-1].copy()
     alone = recognize_array(rgb, LineBatcher(lambda: tiny, decoder=decoder), "r", reader=reader)
-    cascade = LineBatcher(lambda: tiny, decoder=decoder, cascade=lambda: small, cascade_below=settings.OCR_CASCADE_BELOW)
+    cascade = LineBatcher(
+        lambda: tiny, decoder=decoder, cascade=lambda: small, cascade_below=settings.OCR_CASCADE_BELOW
+    )
     again = recognize_array(rgb, cascade, "r", reader=reader)
-    assert alone.text != ["收款单位：碑绥垛实业有限责任公司"] and alone.lines[0]["confidence"] < settings.OCR_CASCADE_BELOW
+    assert (
+        alone.text != ["收款单位：碑绥垛实业有限责任公司"] and alone.lines[0]["confidence"] < settings.OCR_CASCADE_BELOW
+    )
     assert again.text == ["收款单位：碑绥垛实业有限责任公司"] and again.lines[0]["model"] == small.label

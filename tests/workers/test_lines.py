@@ -1,8 +1,8 @@
 import numpy as np
 
-from tests.conftest import render_lines
 from engine.lines import find_lines
 from engine.preprocess import to_gray
+from tests.conftest import render_lines
 
 
 def gray_of(img):

@@ -14,8 +14,20 @@ from engine.decoder import DecoderConfig, LineDecoder
 from engine.lm import BOS, EOS, CharLM, write_arpa
 from engine.modelpkg import ModelSpec
 
-CORPUS = ["发票号码", "发票代码", "开票日期", "发票专用章", "增值税专用发票", "购买方名称", "销售方名称",
-          "invoice no", "tax id", "发票号码 12345", "开票人", "收款人"] * 3 + ["栗子"]
+CORPUS = [
+    "发票号码",
+    "发票代码",
+    "开票日期",
+    "发票专用章",
+    "增值税专用发票",
+    "购买方名称",
+    "销售方名称",
+    "invoice no",
+    "tax id",
+    "发票号码 12345",
+    "开票人",
+    "收款人",
+] * 3 + ["栗子"]
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +84,14 @@ def test_beam_keeps_doubled_characters_apart():
 def test_language_model_settles_a_doubtful_character(lm):
     tokens = ("", "发", "票", "栗", "号")
     # the model slightly prefers 栗 (chestnut) after 发; the LM knows 发票
-    logp = probs([[0.02, 0.96, 0.01, 0.005, 0.005], [0.9, 0.04, 0.02, 0.03, 0.01],
-                  [0.02, 0.01, 0.45, 0.51, 0.01], [0.96, 0.01, 0.01, 0.01, 0.01]])
+    logp = probs(
+        [
+            [0.02, 0.96, 0.01, 0.005, 0.005],
+            [0.9, 0.04, 0.02, 0.03, 0.01],
+            [0.02, 0.01, 0.45, 0.51, 0.01],
+            [0.96, 0.01, 0.01, 0.01, 0.01],
+        ]
+    )
     assert prefix_beam_search(logp, 0, tokens, BeamSettings()) == [1, 3]
     assert prefix_beam_search(logp, 0, tokens, BeamSettings(alpha=0.5, beta=1.0), lm) == [1, 2]
 
@@ -109,8 +127,17 @@ SPEC_CLASSES = ("", "华", "为", "化", "科", "技", "有", "限", "公", "司
 
 
 def spec() -> ModelSpec:
-    return ModelSpec(name="t", classes=SPEC_CLASSES, blank_index=0, input_height=32, input_channels=1,
-                     color_order="GRAY", norm_mean=(0.5,), norm_std=(0.5,), output_kind="probs")
+    return ModelSpec(
+        name="t",
+        classes=SPEC_CLASSES,
+        blank_index=0,
+        input_height=32,
+        input_channels=1,
+        color_order="GRAY",
+        norm_mean=(0.5,),
+        norm_std=(0.5,),
+        output_kind="probs",
+    )
 
 
 def test_hotwords_fix_a_name_greedy_reads_wrong():

@@ -5,8 +5,14 @@ from engine.modelpkg import ModelPackageError, ModelSpec
 
 def good(**kw):
     base = dict(
-        name="m", classes=("", "a"), blank_index=0, input_height=32, input_channels=1, color_order="GRAY",
-        norm_mean=(0.5,), norm_std=(0.5,),
+        name="m",
+        classes=("", "a"),
+        blank_index=0,
+        input_height=32,
+        input_channels=1,
+        color_order="GRAY",
+        norm_mean=(0.5,),
+        norm_std=(0.5,),
     )
     base.update(kw)
     return ModelSpec(**base)

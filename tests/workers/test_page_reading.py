@@ -19,9 +19,18 @@ from engine.pipeline import recognize_array
 
 MODELS = Path(__file__).resolve().parents[2] / "models" / "reference"  # `make models` builds them
 SENTENCES = (
-    "增值税专用发票开具说明", "购买方名称上海明远科技有限公司", "纳税人识别号与开户行信息", "本合同自双方签字之日起生效",
-    "货物或应税劳务名称及规格型号", "请在收到发票后十日内核对", "价税合计人民币壹万贰仟元整", "地址电话及开户银行账号",
-    "销售方名称北京华信电子有限公司", "备注栏填写项目名称与地点", "检验合格后办理入库手续", "付款方式为银行转账",
+    "增值税专用发票开具说明",
+    "购买方名称上海明远科技有限公司",
+    "纳税人识别号与开户行信息",
+    "本合同自双方签字之日起生效",
+    "货物或应税劳务名称及规格型号",
+    "请在收到发票后十日内核对",
+    "价税合计人民币壹万贰仟元整",
+    "地址电话及开户银行账号",
+    "销售方名称北京华信电子有限公司",
+    "备注栏填写项目名称与地点",
+    "检验合格后办理入库手续",
+    "付款方式为银行转账",
 )
 
 
@@ -164,10 +173,12 @@ def test_reading_order_still_reads_two_columns_with_ragged_ends_column_after_col
 def test_reading_order_reads_columns_under_a_centred_title_whole_even_where_both_paragraphs_end_level():
     # a centred title and a footer cross the gutter; both columns have a paragraph break at one height
     title = [(400, 40, 700, 80)]
-    left = [(100, 120 + 40 * i, 500, 150 + 40 * i) for i in range(4)] + \
-           [(100, 320 + 40 * i, 500, 350 + 40 * i) for i in range(4)]
-    right = [(600, 126 + 40 * i, 1000, 156 + 40 * i) for i in range(4)] + \
-            [(600, 326 + 40 * i, 1000, 356 + 40 * i) for i in range(4)]
+    left = [(100, 120 + 40 * i, 500, 150 + 40 * i) for i in range(4)] + [
+        (100, 320 + 40 * i, 500, 350 + 40 * i) for i in range(4)
+    ]
+    right = [(600, 126 + 40 * i, 1000, 156 + 40 * i) for i in range(4)] + [
+        (600, 326 + 40 * i, 1000, 356 + 40 * i) for i in range(4)
+    ]
     footer = [(450, 520, 650, 545)]
     boxes = footer + right + left + title
     order = reading_order(boxes)

@@ -10,8 +10,8 @@ from PIL import Image, ImageDraw
 
 from distill.fonts import faces_for
 from engine.batcher import LineBatcher
-from engine.images import ImageError, ImageLimits, inspect_image
 from engine.detect import DirectionClassifier, PageReader, TextDetector
+from engine.images import ImageError, ImageLimits, inspect_image
 from engine.inference import Recognizer
 from engine.pdf import is_pdf, trusted
 from engine.pipeline import recognize_bytes
@@ -56,13 +56,18 @@ def scanned_pdf(pages: list[list[str]]) -> bytes:
 def engine():
     rec = Recognizer(MODELS / "ppocrv6_tiny_rec.onnx", threads=1)
     batcher = LineBatcher(lambda: rec, max_batch=32, max_wait_ms=0.0, max_width_ratio=1.5)
-    reader = PageReader(TextDetector(MODELS / "ppocrv6_tiny_det.onnx", threads=1),
-                        DirectionClassifier(MODELS / "ppocr_mobile_cls.onnx", threads=1))
+    reader = PageReader(
+        TextDetector(MODELS / "ppocrv6_tiny_det.onnx", threads=1),
+        DirectionClassifier(MODELS / "ppocr_mobile_cls.onnx", threads=1),
+    )
     return batcher, reader
 
 
-PAGES = [["第一页 增值税专用发票", "购买方名称上海明远科技有限公司"], ["第二页 销售方信息", "开户银行招商银行"],
-         ["第三页 价税合计", "人民币壹万贰仟元整"]]
+PAGES = [
+    ["第一页 增值税专用发票", "购买方名称上海明远科技有限公司"],
+    ["第二页 销售方信息", "开户银行招商银行"],
+    ["第三页 价税合计", "人民币壹万贰仟元整"],
+]
 
 
 def test_a_three_page_scanned_pdf_comes_back_as_three_pages_of_text(engine):

@@ -7,8 +7,18 @@ from engine.preprocess import binarize, pad_batch, prepare_line, target_width
 
 def spec(**kw) -> ModelSpec:
     base = dict(
-        name="t", classes=("", "a", "b"), blank_index=0, input_height=32, input_channels=1, color_order="GRAY",
-        norm_mean=(0.5,), norm_std=(0.5,), min_width=16, width_multiple=4, max_width=400, pad_pixel=255.0,
+        name="t",
+        classes=("", "a", "b"),
+        blank_index=0,
+        input_height=32,
+        input_channels=1,
+        color_order="GRAY",
+        norm_mean=(0.5,),
+        norm_std=(0.5,),
+        min_width=16,
+        width_multiple=4,
+        max_width=400,
+        pad_pixel=255.0,
     )
     base.update(kw)
     return ModelSpec(**base)

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from engine.batcher import BatchedLine, DeadlineExceeded
+from ocr_api import recognition as tasks
 from ocr_api.images import image_storage, store
 from ocr_api.models import OcrJob
 from tests.conftest import png_bytes, render_lines
-from ocr_api import recognition as tasks
-from engine.batcher import BatchedLine, DeadlineExceeded
 from workers.presence import INSTANCES_KEY
 
 pytestmark = pytest.mark.django_db
@@ -21,8 +21,14 @@ pytestmark = pytest.mark.django_db
 def make_job(owner, text: str = "测试", **fields) -> OcrJob:
     image = png_bytes(render_lines([text]))
     defaults = dict(
-        owner=owner, image_name=store(image, "PNG"), image_sha256="2" * 64, image_format="PNG", width=100,
-        height=50, size_bytes=len(image), cache_key="k",
+        owner=owner,
+        image_name=store(image, "PNG"),
+        image_sha256="2" * 64,
+        image_format="PNG",
+        width=100,
+        height=50,
+        size_bytes=len(image),
+        cache_key="k",
     )
     return OcrJob.objects.create(**{**defaults, **fields})
 
@@ -168,8 +174,9 @@ def test_the_sweep_sends_again_the_jobs_of_dead_workers_only(make_user, redis_se
     OcrJob.objects.filter(pk=dead.pk).update(claimed_by="gone@host#1")
     OcrJob.objects.filter(pk=live.pk).update(claimed_by="here@host#2")
     # Just claimed by a worker whose first heartbeat may still be on its way.
-    OcrJob.objects.filter(pk=fresh.pk).update(status=OcrJob.Status.RUNNING, started_at=timezone.now(),
-                                              claimed_by="new@host#3")
+    OcrJob.objects.filter(pk=fresh.pk).update(
+        status=OcrJob.Status.RUNNING, started_at=timezone.now(), claimed_by="new@host#3"
+    )
     alive(redis_server, "here@host#2")
     assert tasks.recover_jobs() == {"orphaned": 1, "lost": 0}
     assert sent == [str(dead.pk)]

@@ -1,10 +1,9 @@
 """Create (or reuse) the demo user, print its API token, and make sure a model is active."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
-
-from django.conf import settings
 
 from ocr_api.models import ModelVersion
 from ocr_api.registry import active_model, register_model

@@ -13,8 +13,12 @@ class Command(BaseCommand):
     help = "Delete stored images older than OCR_IMAGE_RETENTION_DAYS (or --days); jobs keep their text."
 
     def add_arguments(self, parser):
-        parser.add_argument("--days", type=int, default=None,
-                            help="retention in days (default: OCR_IMAGE_RETENTION_DAYS; 0 keeps everything)")
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=None,
+            help="retention in days (default: OCR_IMAGE_RETENTION_DAYS; 0 keeps everything)",
+        )
 
     def handle(self, *args, days=None, **options):
         days = settings.OCR_IMAGE_RETENTION_DAYS if days is None else days
