@@ -23,7 +23,18 @@ import pytest
 from tests.conftest import ROOT
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile.web"
-LOCAL_PACKAGES = {"engine", "ocrsite", "ocr_api", "workers", "frontend", "distill", "tests", "bench", "scripts", "manage"}
+LOCAL_PACKAGES = {
+    "engine",
+    "ocrsite",
+    "ocr_api",
+    "workers",
+    "frontend",
+    "distill",
+    "tests",
+    "bench",
+    "scripts",
+    "manage",
+}
 
 
 def instructions(dockerfile: Path) -> list[list[str]]:
@@ -41,9 +52,12 @@ def instructions(dockerfile: Path) -> list[list[str]]:
 
 
 def ignored(rel: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatch(rel, p.removeprefix("**/")) or fnmatch.fnmatch(rel, p)
-               or any(fnmatch.fnmatch(part, p.removeprefix("**/")) for part in rel.split("/"))
-               for p in patterns)
+    return any(
+        fnmatch.fnmatch(rel, p.removeprefix("**/"))
+        or fnmatch.fnmatch(rel, p)
+        or any(fnmatch.fnmatch(part, p.removeprefix("**/")) for part in rel.split("/"))
+        for p in patterns
+    )
 
 
 def image_files(dockerfile: Path = DOCKERFILE, stage: int = -1) -> dict[str, Path]:
@@ -54,7 +68,7 @@ def image_files(dockerfile: Path = DOCKERFILE, stage: int = -1) -> dict[str, Pat
     starts = [i for i, ins in enumerate(instr) if ins[0].upper() == "FROM"] + [len(instr)]
     stage = stage % (len(starts) - 1)
     files: dict[str, Path] = {}
-    for ins in instr[starts[stage]:starts[stage + 1]]:
+    for ins in instr[starts[stage] : starts[stage + 1]]:
         if ins[0].upper() != "COPY" or any(a.startswith("--from") for a in ins[1:]):
             continue
         *sources, dest = [a for a in ins[1:] if not a.startswith("--")]
@@ -109,6 +123,7 @@ def top_level_imports(source: str) -> set[str]:
                 found.add(node.module or "")
             elif isinstance(node, (ast.If, ast.Try, ast.With, ast.ClassDef)):
                 visit(getattr(node, "body", []) + getattr(node, "orelse", []) + getattr(node, "finalbody", []))
+
     visit(ast.parse(source).body)
     return found
 
@@ -132,15 +147,18 @@ def test_every_project_import_of_the_image_is_copied_into_it(files):
 
 
 def test_no_module_of_the_image_imports_torch_when_loaded(files):
-    offenders = [rel for rel, src in files.items() if rel.endswith(".py")
-                 and any(m.split(".")[0] == "torch" for m in top_level_imports(src.read_text()))]
+    offenders = [
+        rel
+        for rel, src in files.items()
+        if rel.endswith(".py") and any(m.split(".")[0] == "torch" for m in top_level_imports(src.read_text()))
+    ]
     assert not offenders
 
 
 def test_the_image_holds_serving_models_only(files):
     models = sorted(rel for rel in files if rel.startswith("models/"))
     # the references come from the build stage; the decoder's language model is a serving file
-    assert models == ["models/lm/zh_char5.arpa.gz", "models/student.onnx"]
+    assert models == ["models/lm/zh_char5.arpa.gz", "models/ppocrv6_tiny_warm.onnx", "models/student.onnx"]
     assert not [rel for rel in files if rel.endswith((".pt", ".pth", ".ckpt"))]
     requirements = (ROOT / "requirements" / "base.txt").read_text().splitlines()
     assert not [ln for ln in requirements if ln.lower().startswith("torch")]
@@ -157,8 +175,13 @@ def test_the_image_holds_every_model_the_registry_may_serve_by_default(files):
     from ocr_api.registry import DEFAULT_CANDIDATES
 
     text = DOCKERFILE.read_text()
-    built = {arg.removeprefix("/out/") for ins in instructions(DOCKERFILE) if ins[0].upper() == "RUN"
-             for flag, arg in zip(ins, ins[1:]) if flag == "--out"}
+    built = {
+        arg.removeprefix("/out/")
+        for ins in instructions(DOCKERFILE)
+        if ins[0].upper() == "RUN"
+        for flag, arg in zip(ins, ins[1:])
+        if flag == "--out"
+    }
     assert "COPY --from=reference /out/reference models/reference" in text
     missing = [c for c in DEFAULT_CANDIDATES if f"models/{c}" not in files and c not in built]
     assert not missing
@@ -211,12 +234,18 @@ def test_django_starts_from_the_image_files_alone_without_torch(files, tmp_path)
         (app / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, app / rel)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTHON"))}
-    env.update(DJANGO_SETTINGS_MODULE="ocrsite.settings.production", DJANGO_SECRET_KEY="x" * 50,
-               OCR_VAR_DIR=str(tmp_path / "var"), OCR_MODELS_DIR=str(app / "models"))
+    env.update(
+        DJANGO_SETTINGS_MODULE="ocrsite.settings.production",
+        DJANGO_SECRET_KEY="x" * 50,
+        OCR_VAR_DIR=str(tmp_path / "var"),
+        OCR_MODELS_DIR=str(app / "models"),
+    )
     py_files = [rel for rel in files if rel.endswith(".py")]
-    result = subprocess.run([sys.executable, "-c", LOADER, *py_files], cwd=app, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", LOADER, *py_files], cwd=app, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-4000:]
-    check = subprocess.run([sys.executable, "manage.py", "check"], cwd=app, env=env, capture_output=True, text=True,
-                           timeout=300)
+    check = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=app, env=env, capture_output=True, text=True, timeout=300
+    )
     assert check.returncode == 0, check.stderr[-4000:]
