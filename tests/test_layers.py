@@ -184,42 +184,26 @@ def web_modules() -> list[str]:
     return sorted(needed - WORKER_ONLY)
 
 
+def loaded_in_web_process(names: list[str]) -> set[str]:
+    """The forbidden modules loaded by a process that starts the web as gunicorn does and imports
+    ``names`` too."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ocrsite.settings.local", "DJANGO_SECRET_KEY": "test-only"}
+    env["PYTHONPATH"] = str(ROOT)
+    code = WEB_PROCESS.format(forbidden=WEB_FORBIDDEN)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *names], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    last = (out.stdout.strip().splitlines() or [""])[-1]
+    return set(last.split(",")) - {""}
+
+
 def test_the_web_process_loads_neither_onnx_runtime_nor_opencv_nor_torch_nor_the_celery_worker():
     names = web_modules()
     assert "ocr_api.views" in names and "workers.config" in names
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "ocrsite.settings.local",
-        "DJANGO_SECRET_KEY": "test-only",
-        "PYTHONPATH": str(ROOT),
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", WEB_PROCESS.format(forbidden=WEB_FORBIDDEN), *names],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().splitlines()[-1:] in ([], [""]), out.stdout
+    assert loaded_in_web_process(names) == set()
 
 
 def test_the_web_check_sees_what_the_worker_loads():
     """The same check on a worker's task module finds the engine's heavy parts (it can fail)."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "ocrsite.settings.local",
-        "DJANGO_SECRET_KEY": "test-only",
-        "PYTHONPATH": str(ROOT),
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", WEB_PROCESS.format(forbidden=WEB_FORBIDDEN), "ocr_api.recognition"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert {"onnxruntime", "cv2"} <= set(out.stdout.strip().splitlines()[-1].split(","))
+    assert {"onnxruntime", "cv2"} <= loaded_in_web_process(["ocr_api.recognition"])

@@ -193,14 +193,46 @@ def test_the_metadata_round_trips_through_the_detector_contract(exported):
     assert dims[0].dim_param and dims[2].dim_param and dims[3].dim_param
 
 
-def test_the_engine_reads_a_page_with_the_exported_detector(exported, faces, sentences):
+class InkMap(torch.nn.Module):
+    """A detector any page of dark text on light paper fits: dark pixels (normalised below zero),
+    smeared a few pixels along the line so a line's characters join into one region."""
+
+    def forward(self, x):
+        ink = torch.sigmoid(-4.0 * x.mean(1, keepdim=True))
+        return torch.nn.functional.max_pool2d(ink, (3, 9), stride=1, padding=(1, 4))
+
+
+def test_the_exported_package_keeps_the_detector_contract(exported, faces, sentences):
     _, path = exported
     detector = TextDetector(path, threads=1)
     page = make_page(itertools.cycle(sentences), faces, seed=3, capture="scan", layout="form")
     found = detector.detect(page.image)
-    assert isinstance(found, list) and all(q.shape == (4, 2) and 0 <= s <= 1 for q, s in found)
+    assert all(q.shape == (4, 2) and 0 <= s <= 1 for q, s in found)
     assert detector.probability_map(page.image).shape == (1344, 928)  # the input's size, as the teacher's
-    assert isinstance(PageReader(detector).regions(page.image), list)
+
+
+def test_the_engine_reads_a_page_with_the_exported_detector(tmp_path, faces, sentences):
+    """A detector exported the way a trained student is reads a scanned form through the engine:
+    nearly every line of the page is found in what it reads."""
+    import re
+    import unicodedata
+    import uuid
+
+    from engine.batcher import LineBatcher
+    from engine.inference import Recognizer
+    from engine.pipeline import recognize_array
+
+    path = export_detector(InkMap().eval(), tmp_path / "ink.onnx", detector_spec(TEACHER), extra={})
+    page = make_page(itertools.cycle(sentences), faces, seed=3, capture="scan", layout="form")
+    rec = Recognizer(TEACHER.with_name("ppocrv6_tiny_rec.onnx"), threads=1)
+    out = recognize_array(page.image, LineBatcher(lambda: rec), uuid.uuid4().hex, reader=PageReader(TextDetector(path)))
+
+    def letters(text: str) -> str:
+        return re.sub(r"[\W_]", "", unicodedata.normalize("NFKC", text))
+
+    read = letters("".join(out.text))
+    found = [line for line in page.lines if letters(line) in read]
+    assert len(page.lines) >= 10 and len(found) >= 0.8 * len(page.lines), (page.lines, out.text)
 
 
 def test_the_export_command_writes_a_package_with_the_settings_asked_for(tmp_path):
