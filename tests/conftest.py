@@ -67,6 +67,7 @@ NO_REDIS = (
     "tests/workers/test_decode.py",
     "tests/workers/test_decode_fuzz.py",
     "tests/test_layers.py",
+    "tests/test_function_length.py",
     "tests/workers/test_line_images.py",
     "tests/workers/test_page_reading.py",
     "tests/workers/test_pdf.py",
