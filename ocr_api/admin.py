@@ -2,8 +2,8 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import Dataset, DistillJob, LineCorrection, ModelVersion, OcrJob
-from .registry import promote
+from .models import Dataset, DistillJob, LineCorrection, ModelVersion, OcrJob, PromotionEvent
+from .reports import GateRefused, promote_checked
 from .training import ParamError, cancel_jobs, start_job
 
 
@@ -17,17 +17,53 @@ class OcrJobAdmin(admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("label", "kind", "params", "size_bytes", "is_active", "created_at", "promoted_at")
+    list_display = ("label", "kind", "params", "is_active", "suite_accuracy", "created_at", "promoted_at")
     list_filter = ("kind", "is_active")
+    readonly_fields = ("report",)
     actions = ["promote_selected"]
 
-    @admin.action(description="Promote (workers switch within seconds)")
+    @admin.display(description="report (char accuracy %)")
+    def suite_accuracy(self, obj: ModelVersion) -> str:
+        suite = (obj.report or {}).get("suite") or {}
+        return " / ".join(f"{k} {v:.2f}" for k, v in suite.items()) or (obj.report or {}).get("error", "none yet")
+
+    @admin.action(description="Promote through the gate (workers switch within seconds)")
     def promote_selected(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to promote.", level=messages.ERROR)
             return
-        version = promote(queryset.get())
+        version = queryset.get()
+        try:
+            promote_checked(version, request.user)
+        except GateRefused as refused:
+            worse = ", ".join(f"{s['subset']} {s['delta']:+.2f}" for s in refused.result["shortfalls"])
+            why = refused.result["problem"] or f"it reads worse than the active model ({worse})"
+            self.message_user(
+                request,
+                f"{version.label} was not promoted: {why}. To promote it anyway, POST "
+                f"/ocr/v1/models/{version.pk}/promote with an override_reason.",
+                level=messages.ERROR,
+            )
+            return
         self.message_user(request, f"{version.label} is now active.")
+
+
+@admin.register(PromotionEvent)
+class PromotionEventAdmin(admin.ModelAdmin):
+    """The audit log: read only."""
+
+    list_display = ("created_at", "action", "version", "previous", "user", "overridden", "reason")
+    list_filter = ("action", "overridden")
+    readonly_fields = [f.name for f in PromotionEvent._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(DistillJob)

@@ -17,8 +17,9 @@ from .access import jobs_visible_to
 from .datasets import DatasetError, validate_zip
 from .errors import ApiError
 from .models import Dataset, DistillJob, LineCorrection, ModelVersion
-from .registry import promote
-from .serializers import DistillJobSerializer, ModelVersionSerializer
+from .registry import request_report
+from .reports import GateRefused, gate, promote_checked, roll_back
+from .serializers import DistillJobSerializer, ErrorResponseSerializer, ModelVersionSerializer
 from .training import ParamError, cancel_jobs, start_job
 
 StartJobSerializer = inline_serializer(
@@ -84,28 +85,99 @@ class ModelListView(generics.ListAPIView):
     queryset = ModelVersion.objects.all()
 
 
+PROMOTE_REQUEST = inline_serializer(
+    "PromoteRequest",
+    {"override_reason": serializers.CharField(required=False, help_text="promote past the gate, saying why")},
+)
+GATE = inline_serializer(
+    "GateReport",
+    {
+        "passes": serializers.BooleanField(),
+        "margin": serializers.FloatField(),
+        "problem": serializers.CharField(),
+        "shortfalls": serializers.ListField(child=serializers.DictField()),
+        "comparison": serializers.DictField(),
+        "candidate": serializers.DictField(),
+        "active": serializers.DictField(allow_null=True),
+    },
+)
+
+
+def _reason(request) -> str:
+    value = request.data.get("override_reason", "") if hasattr(request.data, "get") else ""
+    if not isinstance(value, str):
+        raise ApiError("invalid", "override_reason must be a string")
+    return value
+
+
 class ModelPromoteView(APIView):
+    """Promote a model if its report reads no worse than the active model's (docs/lifecycle.md);
+    409 ``gate_failed`` with the comparison otherwise, unless ``override_reason`` says why."""
+
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    @extend_schema(request=PROMOTE_REQUEST, responses={200: ModelVersionSerializer, 409: ErrorResponseSerializer})
     def post(self, request, pk: int):
         version = get_object_or_404(ModelVersion, pk=pk)
-        return Response(ModelVersionSerializer(promote(version)).data)
+        try:
+            promote_checked(version, request.user, _reason(request))
+        except GateRefused as refused:
+            body = {"success": False, "error": {"code": "gate_failed", "message": _refusal(refused.result)}}
+            return Response({**body, "gate": refused.result}, status=status.HTTP_409_CONFLICT)
+        version.refresh_from_db()
+        return Response(ModelVersionSerializer(version).data)
+
+
+def _refusal(result: dict) -> str:
+    if result["problem"]:
+        return f"{result['problem']}; promote with an override_reason to go past the gate"
+    worse = ", ".join(f"{s['subset']} {s['delta']:+.2f}" for s in result["shortfalls"])
+    return (
+        f"the candidate reads worse than the active model by more than {result['margin']:g} points "
+        f"({worse}); promote with an override_reason to go past the gate"
+    )
+
+
+class ModelReportView(APIView):
+    """A model's evaluation report beside the active model's, and what the gate would say."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses={200: GATE})
+    def get(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        active = ModelVersion.objects.filter(is_active=True).first()
+        return Response(gate(version, active).as_dict(version, active))
+
+
+class ModelEvaluateView(APIView):
+    """Ask for the model's report again (the training queue computes it)."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses={202: ModelVersionSerializer, 503: ErrorResponseSerializer})
+    def post(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        if not request_report(version.pk):
+            raise ApiError("unavailable", "the training queue cannot be reached", status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(ModelVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ModelRollbackView(APIView):
-    """Promote again the version that was active before the current one."""
+    """Promote again the version that was active before the current one (no gate; logged)."""
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    @extend_schema(request=PROMOTE_REQUEST, responses={200: ModelVersionSerializer})
     def post(self, request):
         previous = (
             ModelVersion.objects.filter(is_active=False, promoted_at__isnull=False).order_by("-promoted_at").first()
         )
         if previous is None:
             raise ApiError("nothing_to_roll_back", "no earlier promoted version", status.HTTP_409_CONFLICT)
-        return Response(ModelVersionSerializer(promote(previous)).data)
+        roll_back(previous, request.user, _reason(request))
+        previous.refresh_from_db()
+        return Response(ModelVersionSerializer(previous).data)
 
 
 class DatasetSerializer(serializers.ModelSerializer):

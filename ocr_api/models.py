@@ -77,6 +77,8 @@ class ModelVersion(models.Model):
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
+    # the evaluation report (ocr_api.reports): char accuracy per subset of the frozen suite, ms per line
+    report = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -184,3 +186,27 @@ class Vocabulary(models.Model):
 
     def __str__(self) -> str:
         return f"Vocabulary of {self.owner_id} ({len(self.words)} words)"
+
+
+class PromotionEvent(models.Model):
+    """The audit log of the registry: every promotion and rollback, who, when, why, and the reports
+    the decision was made on."""
+
+    class Action(models.TextChoices):
+        PROMOTE = "promote"
+        ROLLBACK = "rollback"
+
+    action = models.CharField(max_length=16, choices=Action.choices)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotions")
+    previous = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    reason = models.TextField(blank=True)
+    overridden = models.BooleanField(default=False)  # promoted although the gate refused it
+    gate = models.JSONField(default=dict, blank=True)  # the comparison: both reports and the shortfalls
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.version.label} by {self.user} at {self.created_at:%Y-%m-%d %H:%M}"

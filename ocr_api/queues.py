@@ -7,6 +7,7 @@ from celery import current_app
 
 RECOGNIZE = "ocr_api.recognition.recognize"  # the "ocr" queue
 TRAIN = "ocr_api.tasks.run_training_job"  # the "training" queue
+EVALUATE = "ocr_api.tasks.evaluate_model"  # the "training" queue
 
 
 def send(task: str, job_id) -> None:

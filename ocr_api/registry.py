@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from django.conf import settings
@@ -11,7 +12,10 @@ from django.utils import timezone
 from engine.modelfile import file_sha256
 from engine.modelpkg import REFERENCE_FILES, ModelSpec
 
+from . import queues
 from .models import ModelVersion
+
+log = logging.getLogger(__name__)
 
 # The model served when the registry has none active, in order of preference: the warm-started
 # student (docs/models.md: PP-OCRv6 tiny refined by our distillation; it reads more than v6 tiny
@@ -58,7 +62,7 @@ def register_model(
     if existing:
         return existing
     params = spec.extra.get("params") or (metrics or {}).get("params")
-    return ModelVersion.objects.create(
+    version = ModelVersion.objects.create(
         name=name or spec.name,
         kind=kind,
         file_path=str(path),
@@ -69,6 +73,20 @@ def register_model(
         lineage=lineage or {},
         parent=parent,
     )
+    transaction.on_commit(lambda: request_report(version.pk))
+    return version
+
+
+def request_report(version_id: int) -> bool:
+    """Queue the model's evaluation report on the training queue (ocr_api.tasks.evaluate_model).
+    A broker that is down leaves the model without a report (the gate then refuses it) rather than
+    failing the registration; ``POST /ocr/v1/models/<id>/evaluate`` asks again."""
+    try:
+        queues.send(queues.EVALUATE, version_id)
+        return True
+    except Exception:  # registration must not fail on the broker
+        log.warning("could not queue the report of model %s", version_id, exc_info=True)
+        return False
 
 
 def promote(version: ModelVersion) -> ModelVersion:

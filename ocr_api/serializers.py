@@ -237,6 +237,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "is_active",
             "created_at",
             "promoted_at",
+            "report",
         ]
 
 

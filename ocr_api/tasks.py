@@ -33,7 +33,7 @@ from engine.report import read_metrics
 
 from .datasets import DatasetError, corrections_dataset
 from .models import Dataset, DistillJob, ModelVersion
-from .queues import TRAIN
+from .queues import EVALUATE, TRAIN
 from .registry import active_model, register_model
 from .training import curves_png, progress, run_dir, train_command
 
@@ -288,3 +288,64 @@ def _reap_on_start(sender, **kwargs) -> None:
     queues = sender.app.amqp.queues.consume_from or sender.app.amqp.queues
     if "training" in queues:
         reap_stale_jobs()
+
+
+# --- evaluation reports --------------------------------------------------------------------------
+def suite_folders(root: Path | None = None) -> list[Path]:
+    """The frozen suite's subsets: the labels.tsv folders under OCR_EVAL_SUITE_DIR, by name."""
+    root = Path(root or settings.OCR_EVAL_SUITE_DIR)
+    return sorted(p.parent for p in root.glob("*/labels.tsv")) if root.is_dir() else []
+
+
+def evaluate_file(path: str | Path, folders: list[Path]) -> dict:
+    """The report of one model file: ``python -m distill evaluate`` on each subset (one ONNX Runtime
+    thread, the serving path's preprocessing and decoding), in a child process like the training
+    jobs, so this worker never loads the training code."""
+    suite, ms = {}, []
+    for folder in folders:
+        cmd = [sys.executable, "-m", "distill", "evaluate", "--data", str(folder), "--model", str(path)]
+        cmd += ["--threads", "1"] + (["--limit", str(settings.OCR_EVAL_LINES)] if settings.OCR_EVAL_LINES else [])
+        done = subprocess.run(cmd, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=3600)
+        if done.returncode != 0:
+            raise RuntimeError(f"evaluate {folder.name} failed: {done.stderr.strip()[-500:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        suite[folder.name] = round(100 * result["char_accuracy"], 2)
+        ms.append(result["ms_per_line_p50"])
+    return {
+        "suite": suite,
+        "ms_per_line": round(sum(ms) / len(ms), 2) if ms else None,
+        "suite_dir": str(settings.OCR_EVAL_SUITE_DIR),
+        "lines_per_subset": settings.OCR_EVAL_LINES or "all",
+        "evaluated_at": timezone.now().isoformat(),
+    }
+
+
+@shared_task(name=EVALUATE, acks_late=False, soft_time_limit=None, time_limit=None)
+def evaluate_model(version_id: int) -> str:
+    """Write the evaluation report of a registered model (on registration and on demand)."""
+    close_old_connections()
+    return write_report(version_id)
+
+
+def write_report(version_id: int) -> str:
+    version = ModelVersion.objects.filter(pk=version_id).first()
+    if version is None:
+        return "gone"
+    folders = suite_folders()
+    if not folders:
+        log.warning(
+            "no evaluation suite under %s (make ood-suite): %s has no report",
+            settings.OCR_EVAL_SUITE_DIR,
+            version.label,
+        )
+        ModelVersion.objects.filter(pk=version_id).update(
+            report={
+                "error": f"no suite under {settings.OCR_EVAL_SUITE_DIR}",
+                "evaluated_at": timezone.now().isoformat(),
+            }
+        )
+        return "no_suite"
+    report = evaluate_file(version.file_path, folders)
+    ModelVersion.objects.filter(pk=version_id).update(report=report)
+    log.info("report of %s: %s", version.label, report["suite"])
+    return "evaluated"

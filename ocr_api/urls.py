@@ -23,6 +23,8 @@ urlpatterns = [
     path("models", lifecycle.ModelListView.as_view(), name="model-list"),
     path("models/rollback", lifecycle.ModelRollbackView.as_view(), name="model-rollback"),
     path("models/<int:pk>/promote", lifecycle.ModelPromoteView.as_view(), name="model-promote"),
+    path("models/<int:pk>/report", lifecycle.ModelReportView.as_view(), name="model-report"),
+    path("models/<int:pk>/evaluate", lifecycle.ModelEvaluateView.as_view(), name="model-evaluate"),
     path("datasets", lifecycle.DatasetListCreateView.as_view(), name="dataset-list"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="ocr_api:schema"), name="docs"),

@@ -260,6 +260,12 @@ OCR_REQUEUE_AFTER_S = env_int("OCR_REQUEUE_AFTER_S", 60, minimum=1)
 # Training jobs (the "training" queue).
 OCR_TRAIN_THREADS = env_int("OCR_TRAIN_THREADS", 2, minimum=1)
 OCR_TRAIN_POLL_S = env_float("OCR_TRAIN_POLL_S", 2.0, minimum=0.1)
+# The promotion gate (ocr_api/reports.py): the frozen suite every registered model is evaluated on
+# (labels.tsv folders, `make ood-suite`), the lines read per subset (0: all), and how many points a
+# candidate may read less than the active model on any subset.
+OCR_EVAL_SUITE_DIR = Path(env_str("OCR_EVAL_SUITE_DIR", str(BASE_DIR / "data" / "ood")))
+OCR_EVAL_LINES = env_int("OCR_EVAL_LINES", 0, minimum=0)
+OCR_PROMOTION_MARGIN = env_float("OCR_PROMOTION_MARGIN", 0.3, minimum=0.0)
 OCR_TRAIN_STALE_S = env_int("OCR_TRAIN_STALE_S", 180, minimum=10)
 OCR_DEV_SET_SIZE = env_int("OCR_DEV_SET_SIZE", 300, minimum=10)
 OCR_MAX_DATASET_BYTES = env_int("OCR_MAX_DATASET_BYTES", 512 * 1024 * 1024, minimum=1024)

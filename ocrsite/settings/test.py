@@ -40,3 +40,7 @@ VAR_DIR = Path(os.environ.setdefault("OCR_VAR_DIR", tempfile.mkdtemp(prefix="ocr
 OCR_DEV_SET_SIZE = int(os.environ.get("OCR_DEV_SET_SIZE", "16"))
 OCR_TRAIN_THREADS = int(os.environ.get("OCR_TRAIN_THREADS", "1"))
 OCR_TRAIN_POLL_S = float(os.environ.get("OCR_TRAIN_POLL_S", "0.5"))
+
+# No frozen suite unless a test names one: registering a model in a test must not start a
+# 1,300-line evaluation in the training worker.
+OCR_EVAL_SUITE_DIR = Path(os.environ.get("OCR_EVAL_SUITE_DIR", str(Path(tempfile.gettempdir()) / "ocr-test-no-suite")))

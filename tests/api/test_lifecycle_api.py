@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from ocr_api.models import Dataset, DistillJob, LineCorrection, ModelVersion, OcrJob
+from ocr_api.models import Dataset, DistillJob, LineCorrection, ModelVersion, OcrJob, PromotionEvent
 from ocr_api.registry import active_model, promote, register_model
 from tests.conftest import png_bytes, render_lines
 
@@ -177,6 +177,7 @@ def test_promote_and_roll_back(staff, tmp_path):
     first = active_model()
     assert first.params and first.params > 1_000_000  # read from the file's metadata, no metrics needed
     second = register_model(_copy_model(tmp_path, "candidate"))
+    ModelVersion.objects.update(report={"suite": {"clean": 99.0, "photo": 94.0}})  # the same weights
     listed = staff.get("/ocr/v1/models").json()
     assert {m["id"] for m in listed["results"]} == {first.pk, second.pk}
     promoted = staff.post(f"/ocr/v1/models/{second.pk}/promote").json()
@@ -185,6 +186,54 @@ def test_promote_and_roll_back(staff, tmp_path):
     rolled = staff.post("/ocr/v1/models/rollback").json()
     assert rolled["id"] == first.pk
     assert ModelVersion.objects.filter(is_active=True).count() == 1
+    log = list(PromotionEvent.objects.order_by("created_at").values_list("action", "version", "previous", "user"))
+    staff_user = ModelVersion._meta.apps.get_model("auth", "User").objects.get(username="admin")
+    assert log == [("promote", second.pk, first.pk, staff_user.pk), ("rollback", first.pk, second.pk, staff_user.pk)]
+
+
+def _with_report(path, **suite) -> ModelVersion:
+    version = register_model(path)
+    version.report = {"suite": suite}
+    version.save(update_fields=["report"])
+    return version
+
+
+def test_the_gate_refuses_a_worse_model_until_staff_override_it_with_a_reason(staff, tmp_path):
+    active = active_model()
+    active.report = {"suite": {"clean": 99.02, "photo": 94.56}}
+    active.save(update_fields=["report"])
+    worse = _with_report(_copy_model(tmp_path, "worse"), clean=99.10, photo=40.4)
+    report = staff.get(f"/ocr/v1/models/{worse.pk}/report").json()
+    assert report["passes"] is False and report["active"]["id"] == active.pk
+    assert report["comparison"]["photo"] == {"candidate": 40.4, "active": 94.56, "delta": -54.16}
+    refused = staff.post(f"/ocr/v1/models/{worse.pk}/promote", {}, format="json")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "gate_failed"
+    assert "photo -54.16" in refused.json()["error"]["message"]
+    assert [s["subset"] for s in refused.json()["gate"]["shortfalls"]] == ["photo"]
+    assert ModelVersion.objects.get(is_active=True) == active and not PromotionEvent.objects.exists()
+    forced = staff.post(f"/ocr/v1/models/{worse.pk}/promote", {"override_reason": "customer asked"}, format="json")
+    assert forced.status_code == 200 and ModelVersion.objects.get(is_active=True) == worse
+    event = PromotionEvent.objects.get()
+    assert (event.action, event.overridden, event.reason, event.previous) == ("promote", True, "customer asked", active)
+    assert event.gate["shortfalls"][0]["subset"] == "photo"
+
+
+@pytest.mark.parametrize(
+    "suite, passes",
+    [
+        ({"clean": 98.8, "photo": 94.4}, True),
+        ({"clean": 98.6, "photo": 95.0}, False),
+        ({}, False),
+        ({"kai": 99.0}, False),
+    ],
+)
+def test_the_gate_allows_the_margin_and_refuses_a_candidate_it_cannot_compare(tmp_path, settings, suite, passes):
+    from ocr_api.reports import gate
+
+    settings.OCR_PROMOTION_MARGIN = 0.3
+    active = _with_report(_copy_model(tmp_path, "active"), clean=99.0, photo=94.6)
+    candidate = _with_report(_copy_model(tmp_path, "candidate"), **suite)
+    assert gate(candidate, active).passes is passes
 
 
 def _zip(entries: dict[str, bytes]) -> bytes:

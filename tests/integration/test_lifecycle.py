@@ -106,6 +106,8 @@ def test_a_running_ocr_worker_switches_to_a_promoted_model_without_failing_reque
     client = api_client_for(make_user("crm"))
     old = active_model()
     candidate = register_model(_copy_model(tmp_path, "candidate"))
+    # the same weights read the same: equal reports let the gate through
+    ModelVersion.objects.filter(pk__in=[old.pk, candidate.pk]).update(report={"suite": {"photo": 94.0}})
     failures: list = []
     labels: list[str] = []
     stop = threading.Event()
@@ -180,3 +182,24 @@ def test_a_job_trains_on_an_uploaded_dataset(staff, training_worker):
     assert job.result_model.lineage["data_source"] == "dataset"
     command = (Path(job.checkpoint_path).parent / "train.log").read_text().splitlines()[0]
     assert "--train-data" in command
+
+
+def test_a_registered_model_gets_its_report_from_the_training_worker(staff, worker_factory, tmp_path):
+    """Registration (and POST .../evaluate) queue the report by name; a real training worker
+    writes it from a real `distill evaluate` run on the suite it is configured with."""
+    from ocr_api.registry import active_model
+    from tests.conftest import png_bytes, render_lines
+
+    folder = tmp_path / "suite" / "clean"
+    folder.mkdir(parents=True)
+    (folder / "0.png").write_bytes(png_bytes(render_lines(["开票日期二零二六"])))
+    (folder / "labels.tsv").write_text("0.png\t开票日期二零二六\n", encoding="utf-8")
+    worker_factory(queue="training", pool="prefork", concurrency=1, wait=False, OCR_EVAL_SUITE_DIR=str(folder.parent))
+    version = active_model()
+    assert staff.post(f"/ocr/v1/models/{version.pk}/evaluate").status_code == 202
+    deadline = time.monotonic() + 120
+    while not ModelVersion.objects.get(pk=version.pk).report.get("suite"):
+        assert time.monotonic() < deadline, "no report after 120 s"
+        time.sleep(0.5)
+    report = staff.get(f"/ocr/v1/models/{version.pk}/report").json()
+    assert report["candidate"]["report"]["suite"] == {"clean": 100.0} and report["passes"] is True

@@ -1,0 +1,70 @@
+"""Every registered model gets an evaluation report on the frozen suite (the training queue's
+``evaluate_model``), and the promotion gate reads it."""
+
+from __future__ import annotations
+
+import pytest
+
+from ocr_api import queues, tasks
+from ocr_api.models import ModelVersion
+from ocr_api.registry import active_model, register_model
+from tests.conftest import ROOT, png_bytes, render_lines
+
+STUDENT = ROOT / "models" / "student.onnx"
+LINES = {
+    "clean": ["开票日期二零二六", "购买方名称上海明远", "金额合计一千二百"],
+    "rough": ["纳税人识别号码", "上海市浦东新区路"],
+}
+
+
+@pytest.fixture
+def staff_client(make_user, api_client_for):
+    return api_client_for(make_user("admin", is_staff=True))
+
+
+@pytest.fixture
+def suite(tmp_path, settings):
+    for name, texts in LINES.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        rows = []
+        for i, text in enumerate(texts):
+            (folder / f"{i}.png").write_bytes(png_bytes(render_lines([text])))
+            rows.append(f"{i}.png\t{text}")
+        (folder / "labels.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    settings.OCR_EVAL_SUITE_DIR = tmp_path
+    return tmp_path
+
+
+def test_registering_a_model_asks_for_its_report(db, monkeypatch, django_capture_on_commit_callbacks):
+    sent = []
+    monkeypatch.setattr(queues, "send", lambda task, job_id: sent.append((task, job_id)))
+    with django_capture_on_commit_callbacks(execute=True):
+        version = register_model(STUDENT)
+    assert sent == [(queues.EVALUATE, version.pk)]
+
+
+def test_the_shipped_student_is_reported_below_the_default_and_the_gate_refuses_it(db, suite, staff_client):
+    active = active_model()
+    assert tasks.write_report(active.pk) == "evaluated"
+    student = register_model(STUDENT)
+    assert tasks.write_report(student.pk) == "evaluated"
+    active.refresh_from_db()
+    student.refresh_from_db()
+    assert set(active.report["suite"]) == set(student.report["suite"]) == {"clean", "rough"}
+    assert active.report["suite"]["clean"] >= 90 and active.report["ms_per_line"] > 0
+    assert min(active.report["suite"][s] - student.report["suite"][s] for s in LINES) > 0.3
+    refused = staff_client.post(f"/ocr/v1/models/{student.pk}/promote", {}, format="json")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "gate_failed"
+    assert ModelVersion.objects.get(is_active=True) == active
+
+
+def test_without_a_suite_the_report_says_so_and_the_gate_refuses(db, tmp_path, settings):
+    settings.OCR_EVAL_SUITE_DIR = tmp_path / "none"
+    student = register_model(STUDENT)
+    assert tasks.write_report(student.pk) == "no_suite"
+    student.refresh_from_db()
+    assert "no suite" in student.report["error"]
+    from ocr_api.reports import gate
+
+    assert gate(student, active_model()).passes is False
