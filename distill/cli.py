@@ -94,7 +94,9 @@ def _cmd_import_detector(args) -> int:
 def _cmd_evaluate(args) -> int:
     from .evaluate import evaluate
 
-    result = evaluate(args.data, args.model, args.predictions, threads=args.threads, limit=args.limit)
+    result = evaluate(
+        args.data, args.model, args.predictions, threads=args.threads, limit=args.limit, held_back_only=args.held_back
+    )
     print(json.dumps(result, ensure_ascii=False))
     return 0
 
@@ -511,6 +513,7 @@ def _measuring_commands(sub) -> None:
     p.add_argument("--predictions", default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--held-back", action="store_true", help="only the lines training leaves out (data.held_back)")
     p.set_defaults(func=_cmd_evaluate)
 
 

@@ -16,7 +16,7 @@ from engine.inference import Recognizer
 from engine.modelpkg import ModelSpec
 from engine.preprocess import prepare_line
 
-from .data import read_labels
+from .data import held_back, read_labels
 from .export import count_params
 
 
@@ -114,12 +114,16 @@ def evaluate(
     predictions: str | Path | None = None,
     threads: int = 1,
     limit: int | None = None,
+    held_back_only: bool = False,
 ) -> dict:
-    """Read every line of ``data_dir`` (the first ``limit``) with the package at ``model_path``
-    and score it; the predictions go to ``predictions`` when given."""
+    """Read every line of ``data_dir`` (the first ``limit``; with ``held_back_only`` only the lines
+    training leaves out, ``data.held_back``) with the package at ``model_path`` and score it; the
+    predictions go to ``predictions`` when given."""
     data_dir = Path(data_dir)
     rec = load_recognizer(model_path, threads=threads)
     items = read_labels(data_dir)
+    if held_back_only:
+        items = [(rel, text) for rel, text in items if held_back(rel)]
     if limit:
         items = items[:limit]
     if not items:

@@ -75,7 +75,7 @@ def train_loader(
         total_steps * batch_size, split="train", seed=seed, max_strength=max_strength, ramp=ramp, mix=mix
     )
     if train_data is not None:
-        ds = MixedLines(ds, LabelledLines(train_data), charset, train_data_share)
+        ds = MixedLines(ds, LabelledLines(train_data, split="train"), charset, train_data_share)
     subset = Subset(ds, range(start_step * batch_size, total_steps * batch_size))
     collate = BucketCollate(Collate(charset, teacher=teacher, top_k=top_k), batch_size)
     return _Batches(

@@ -4,11 +4,12 @@ The report (``ModelVersion.report``) is written by the training queue's ``evalua
 (``ocr_api.tasks``) when a model is registered or on demand:
 
     {"suite": {"clean": 99.02, "scan": 97.9, ...},   # char accuracy, %, per subset of the frozen suite
+     "datasets": {"dataset 3: receipts": 91.2},      # on each dataset's held-back lines
      "ms_per_line": 5.9, "suite_dir": "...", "evaluated_at": "..."}
 
-The gate compares a candidate with the active model subset by subset: the candidate may read less
-than the active model by at most ``OCR_PROMOTION_MARGIN`` points (0.3) on any subset both were
-measured on. A candidate without a report does not pass; nor does one measured on no subset the
+The gate compares a candidate with the active model subset by subset and dataset by dataset: the
+candidate may read less than the active model by at most ``OCR_PROMOTION_MARGIN`` points (0.3) on
+any subset or dataset both were measured on. A candidate without a report does not pass; nor does one measured on no subset the
 active model was measured on. Staff may promote past the gate with a written reason; every
 promotion and rollback is written to ``PromotionEvent`` with the comparison.
 """
@@ -46,12 +47,12 @@ class GateResult:
 def gate(candidate: ModelVersion, active: ModelVersion | None, margin: float | None = None) -> GateResult:
     """Whether ``candidate`` may replace ``active`` on the evidence of their reports."""
     margin = settings.OCR_PROMOTION_MARGIN if margin is None else margin
-    mine = (candidate.report or {}).get("suite") or {}
-    if not mine:
+    mine = _scores(candidate)
+    if not (candidate.report or {}).get("suite"):
         return GateResult(False, problem="the candidate has no evaluation report yet")
     if active is None or active.pk == candidate.pk:
         return GateResult(True)
-    theirs = (active.report or {}).get("suite") or {}
+    theirs = _scores(active)
     if not theirs:
         return GateResult(True, problem="the active model has no report to compare with")
     shared = sorted(set(mine) & set(theirs))
@@ -62,6 +63,11 @@ def gate(candidate: ModelVersion, active: ModelVersion | None, margin: float | N
     }
     shortfalls = [{"subset": s, **c} for s, c in comparison.items() if c["delta"] < -margin]
     return GateResult(not shortfalls, shortfalls, comparison=comparison)
+
+
+def _scores(version: ModelVersion) -> dict[str, float]:
+    report = version.report or {}
+    return {**(report.get("suite") or {}), **(report.get("datasets") or {})}
 
 
 class GateRefused(Exception):

@@ -297,22 +297,47 @@ def suite_folders(root: Path | None = None) -> list[Path]:
     return sorted(p.parent for p in root.glob("*/labels.tsv")) if root.is_dir() else []
 
 
+def _distill_evaluate(path: str | Path, folder: Path, held_back: bool = False) -> dict:
+    """``python -m distill evaluate`` on one labels.tsv folder (one ONNX Runtime thread, the serving
+    path's preprocessing and decoding), in a child process like the training jobs, so this worker
+    never loads the training code."""
+    cmd = [sys.executable, "-m", "distill", "evaluate", "--data", str(folder), "--model", str(path), "--threads", "1"]
+    cmd += ["--held-back"] if held_back else []
+    cmd += ["--limit", str(settings.OCR_EVAL_LINES)] if settings.OCR_EVAL_LINES else []
+    done = subprocess.run(cmd, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"evaluate {folder} failed: {done.stderr.strip()[-500:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def dataset_folders() -> dict[str, Path]:
+    """The deployment's labelled datasets (uploads, corrections) by report key: each is scored on
+    the lines training leaves out (``distill.data.held_back``: one in ten)."""
+    out = {}
+    for pk, name, path in Dataset.objects.order_by("pk").values_list("pk", "name", "path"):
+        if (Path(path) / "labels.tsv").exists():
+            out[f"dataset {pk}: {name}"] = Path(path)
+    return out
+
+
 def evaluate_file(path: str | Path, folders: list[Path]) -> dict:
-    """The report of one model file: ``python -m distill evaluate`` on each subset (one ONNX Runtime
-    thread, the serving path's preprocessing and decoding), in a child process like the training
-    jobs, so this worker never loads the training code."""
-    suite, ms = {}, []
+    """The report of one model file: char accuracy (%) on each subset of the frozen suite, and on
+    the held-back lines of each dataset of the deployment (a dataset too small to hold any back
+    is left out), and the mean ms per line."""
+    suite, datasets, ms = {}, {}, []
     for folder in folders:
-        cmd = [sys.executable, "-m", "distill", "evaluate", "--data", str(folder), "--model", str(path)]
-        cmd += ["--threads", "1"] + (["--limit", str(settings.OCR_EVAL_LINES)] if settings.OCR_EVAL_LINES else [])
-        done = subprocess.run(cmd, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=3600)
-        if done.returncode != 0:
-            raise RuntimeError(f"evaluate {folder.name} failed: {done.stderr.strip()[-500:]}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result = _distill_evaluate(path, folder)
         suite[folder.name] = round(100 * result["char_accuracy"], 2)
         ms.append(result["ms_per_line_p50"])
+    for key, folder in dataset_folders().items():
+        try:
+            datasets[key] = round(100 * _distill_evaluate(path, folder, held_back=True)["char_accuracy"], 2)
+        except RuntimeError as exc:
+            if "has no lines" not in str(exc):
+                raise
     return {
         "suite": suite,
+        "datasets": datasets,
         "ms_per_line": round(sum(ms) / len(ms), 2) if ms else None,
         "suite_dir": str(settings.OCR_EVAL_SUITE_DIR),
         "lines_per_subset": settings.OCR_EVAL_LINES or "all",

@@ -68,3 +68,33 @@ def test_without_a_suite_the_report_says_so_and_the_gate_refuses(db, tmp_path, s
     from ocr_api.reports import gate
 
     assert gate(student, active_model()).passes is False
+
+
+def test_the_report_scores_each_dataset_on_its_held_back_lines_and_the_gate_reads_them(
+    db, suite, tmp_path, make_user, monkeypatch
+):
+    from distill.data import held_back
+    from ocr_api.models import Dataset
+    from ocr_api.reports import gate
+
+    folder = tmp_path / "receipts"
+    folder.mkdir()
+    texts = [f"金额合计{i}元" for i in range(30)]
+    rows = []
+    for i, text in enumerate(texts):
+        (folder / f"{i}.png").write_bytes(png_bytes(render_lines([text])))
+        rows.append(f"{i}.png\t{text}")
+    (folder / "labels.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert any(held_back(f"{i}.png") for i in range(30))
+    dataset = Dataset.objects.create(
+        name="receipts", source=Dataset.Source.UPLOAD, path=str(folder), lines=30, created_by=make_user("owner")
+    )
+    monkeypatch.setattr(queues, "send", lambda task, job_id: None)
+    active = active_model()
+    tasks.write_report(active.pk)
+    active.refresh_from_db()
+    key = f"dataset {dataset.pk}: receipts"
+    assert active.report["datasets"][key] >= 80
+    candidate = register_model(STUDENT)
+    candidate.report = {"suite": dict(active.report["suite"]), "datasets": {key: active.report["datasets"][key] - 5}}
+    assert [s["subset"] for s in gate(candidate, active).shortfalls] == [key]

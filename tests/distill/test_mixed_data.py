@@ -42,3 +42,21 @@ def test_a_dataset_with_nothing_the_charset_covers_is_refused(tmp_path):
     write_labels(tmp_path, [("a.png", "☃☃")])
     with pytest.raises(ValueError, match="no line"):
         MixedLines(Synthetic(), LabelledLines(tmp_path), load_charset())
+
+
+def test_one_line_in_ten_is_held_back_from_training_for_the_report(tmp_path):
+    import cv2
+
+    from distill.data import held_back
+
+    items = [(f"lines/{i:04d}.png", f"第{i}行") for i in range(400)]
+    (tmp_path / "lines").mkdir()
+    for rel, _ in items[:40]:
+        cv2.imwrite(str(tmp_path / rel), np.full((20, 60), 255, np.uint8))
+    write_labels(tmp_path, items)
+    back = [rel for rel, _ in items if held_back(rel)]
+    assert 20 <= len(back) <= 60  # about one in ten, by path
+    train = LabelledLines(tmp_path, split="train").items
+    kept = LabelledLines(tmp_path, split="held_back").items
+    assert {r for r, _ in kept} == set(back) and not {r for r, _ in train} & set(back)
+    assert len(train) + len(kept) == len(LabelledLines(tmp_path).items) == 400
