@@ -12,7 +12,7 @@ DETECTOR_MODELS := models/reference/ppocrv6_tiny_det.onnx models/reference/ppocr
 
 .PHONY: run test install install-dev system-deps system-deps-test models train-fonts ood-suite ood-pages test-random messages lint clean
 
-run: install system-deps models train-fonts
+run: install system-deps models train-fonts ood-suite
 	$(PY) scripts/run_platform.py
 
 test: install-dev system-deps-test models lint
