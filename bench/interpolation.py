@@ -26,7 +26,7 @@ import torch
 
 from distill.data import read_labels
 from distill.evaluate import char_accuracy, clean_for_scoring, edit_distance, load_recognizer, read_bgr
-from distill.warmstart import CharAxis, WarmStudent, export
+from distill.warmstart import CharAxis, WarmStudent, export, interpolate_weights
 from engine.modelpkg import ModelSpec
 
 SETS = ["data/ood/clean", "data/ood/scan", "data/ood/photo", "data/ood/kai"]
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     points = []
     with tempfile.TemporaryDirectory() as tmp:
         for a, b in itertools.product(args.alphas, args.offsets):
-            values = {k: start[k] + a * (ema[k] - start[k]) for k in start}
+            values = interpolate_weights(start, ema, a)
             path = export(student, args.student, Path(tmp) / "m.onnx", {"interpolate": a}, values, b)
             point = {"alpha": a, "offset": b, "errors": line_errors(path, sets)}
             points.append(point)

@@ -512,6 +512,11 @@ def _evaluate_sample(folder: str, model_path: str | Path, per_set: int) -> float
     return round(char_accuracy(errors, total), 5)
 
 
+def interpolate_weights(start: dict, average: dict, share: float) -> dict:
+    """The weights ``share`` of the way from ``start`` to ``average`` (0: the start, 1: the average)."""
+    return {key: start[key] + share * (average[key] - start[key]) for key in start}
+
+
 class WarmRun:
     """One warm-started run's state: the student and its adapter, the optimiser, the moving average
     of the weights, the step, the cached lines and the run's ``metrics.jsonl``."""
@@ -598,10 +603,7 @@ class WarmRun:
         """The weights the package gets: the moving average or, with ``interpolate`` < 1, the point
         that share of the way from the starting weights to it (an average of the fine-tuned and the
         starting model keeps what the start read well, where the fine-tuned one forgets some)."""
-        if self.interpolate >= 1.0:
-            return self.ema
-        a = self.interpolate
-        return {key: self.start[key] + a * (self.ema[key] - self.start[key]) for key in self.ema}
+        return self.ema if self.interpolate >= 1.0 else interpolate_weights(self.start, self.ema, self.interpolate)
 
     def evaluate(self, dev_data: str | None, eval_data, eval_lines: int) -> None:
         """Export the averaged weights and score them through the serving path."""

@@ -13,11 +13,12 @@ OpenCV, PyTorch or the Celery worker.
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.imports import imported_names
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "workers", "distill", "ocr_api", "frontend", "ocrsite", "bench")
@@ -51,24 +52,8 @@ def source_files():
 
 
 def imports_of(path: Path) -> set[str]:
-    """Every module ``path`` names in an import statement, at any depth, resolved to absolute names
-    (``from x import y`` gives ``x`` and ``x.y``: y may be a module)."""
-    module = module_name(path)
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                parent = ".".join(base + ([node.module] if node.module else []))
-            else:
-                parent = node.module or ""
-            names.add(parent)
-            names |= {f"{parent}.{a.name}" for a in node.names}
-    return names
+    """Every module ``path`` names in an import statement, at any depth, as absolute names."""
+    return imported_names(path.relative_to(ROOT).as_posix(), path.read_text(encoding="utf-8"))
 
 
 def our_graph() -> dict[str, set[str]]:
@@ -173,11 +158,7 @@ def web_modules() -> list[str]:
     """Every module of ours the web's own files import anywhere (inside functions too), less the
     worker-only task modules."""
     graph = our_graph()
-    web = [
-        m
-        for m in graph
-        if m.split(".")[0] in ("ocrsite", "ocr_api", "frontend") and m not in WORKER_ONLY and m != "ocrsite.celery"
-    ]
+    web = [m for m in graph if m.split(".")[0] in ("ocrsite", "ocr_api", "frontend") and m not in WORKER_ONLY]
     needed = set(web)
     for m in web:
         needed |= graph[m]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from distill.data import write_labels
 from ocr_api import queues, tasks
 from ocr_api.models import ModelVersion
 from ocr_api.registry import active_model, register_model
@@ -22,16 +23,18 @@ def staff_client(make_user, api_client_for):
     return api_client_for(make_user("admin", is_staff=True))
 
 
+def rendered_lines(folder, texts: list[str]):
+    """A labels.tsv folder of ``texts``, each drawn as a one-line image ``<i>.png``."""
+    folder.mkdir(parents=True)
+    for i, text in enumerate(texts):
+        (folder / f"{i}.png").write_bytes(png_bytes(render_lines([text])))
+    return write_labels(folder, [(f"{i}.png", text) for i, text in enumerate(texts)]).parent
+
+
 @pytest.fixture
 def suite(tmp_path, settings):
     for name, texts in LINES.items():
-        folder = tmp_path / name
-        folder.mkdir()
-        rows = []
-        for i, text in enumerate(texts):
-            (folder / f"{i}.png").write_bytes(png_bytes(render_lines([text])))
-            rows.append(f"{i}.png\t{text}")
-        (folder / "labels.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        rendered_lines(tmp_path / name, texts)
     settings.OCR_EVAL_SUITE_DIR = tmp_path
     return tmp_path
 
@@ -77,14 +80,7 @@ def test_the_report_scores_each_dataset_on_its_held_back_lines_and_the_gate_read
     from ocr_api.models import Dataset
     from ocr_api.reports import gate
 
-    folder = tmp_path / "receipts"
-    folder.mkdir()
-    texts = [f"金额合计{i}元" for i in range(30)]
-    rows = []
-    for i, text in enumerate(texts):
-        (folder / f"{i}.png").write_bytes(png_bytes(render_lines([text])))
-        rows.append(f"{i}.png\t{text}")
-    (folder / "labels.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    folder = rendered_lines(tmp_path / "receipts", [f"金额合计{i}元" for i in range(30)])
     assert any(held_back(f"{i}.png") for i in range(30))
     dataset = Dataset.objects.create(
         name="receipts", source=Dataset.Source.UPLOAD, path=str(folder), lines=30, created_by=make_user("owner")

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from distill import warmstart
+from distill.data import write_labels
 from distill.evaluate import clean_for_scoring, edit_distance, load_recognizer, read_bgr
 from engine.modelpkg import REFERENCE_FILES
 from tests.conftest import ROOT
@@ -26,8 +27,8 @@ def test_interpolation_zero_reads_as_the_start_and_the_held_out_check_runs(tmp_p
     for i in range(4):
         rgb, text, _ = draws(i)
         cv2.imwrite(str(data / "lines" / f"{i}.png"), np.ascontiguousarray(rgb[:, :, ::-1]))
-        rows.append(f"lines/{i}.png\t{text}")
-    (data / "labels.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+        rows.append((f"lines/{i}.png", text))
+    write_labels(data, rows)
 
     bench = bench_script("interpolation")
     argv = ["--run", str(run), "--student", str(TINY), "--teacher", str(SMALL), "--alphas", "0,1", "--offsets", "0"]
@@ -38,8 +39,7 @@ def test_interpolation_zero_reads_as_the_start_and_the_held_out_check_runs(tmp_p
     # interpolation 0 is the starting model: it reads what the start reads
     rec = load_recognizer(TINY)
     errors = total = 0
-    for row in rows:
-        rel, text = row.split("\t")
+    for rel, text in rows:
         gt = clean_for_scoring(text)
         errors += edit_distance(gt, clean_for_scoring(read_bgr(rec, cv2.imread(str(data / rel)))))
         total += len(gt)

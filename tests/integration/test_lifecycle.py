@@ -188,12 +188,9 @@ def test_a_registered_model_gets_its_report_from_the_training_worker(staff, work
     """Registration (and POST .../evaluate) queue the report by name; a real training worker
     writes it from a real `distill evaluate` run on the suite it is configured with."""
     from ocr_api.registry import active_model
-    from tests.conftest import png_bytes, render_lines
+    from tests.api.test_model_reports import rendered_lines
 
-    folder = tmp_path / "suite" / "clean"
-    folder.mkdir(parents=True)
-    (folder / "0.png").write_bytes(png_bytes(render_lines(["开票日期二零二六"])))
-    (folder / "labels.tsv").write_text("0.png\t开票日期二零二六\n", encoding="utf-8")
+    folder = rendered_lines(tmp_path / "suite" / "clean", ["开票日期二零二六"])
     worker_factory(queue="training", pool="prefork", concurrency=1, wait=False, OCR_EVAL_SUITE_DIR=str(folder.parent))
     version = active_model()
     assert staff.post(f"/ocr/v1/models/{version.pk}/evaluate").status_code == 202

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.imports import imported_names
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile.web"
 LOCAL_PACKAGES = {
@@ -94,21 +95,7 @@ def module_path(name: str) -> list[str]:
 
 def project_imports(rel: str, source: str) -> set[str]:
     """Every project module this file imports, at any depth of the code (function bodies too)."""
-    package = rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
-    if not rel.endswith("__init__.py"):
-        package = package.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(anchor + ([base] if base else []))
-            found.add(base)
-            found |= {f"{base}.{alias.name}" for alias in node.names}  # submodules; attributes drop out below
-    return {m for m in found if m.split(".")[0] in LOCAL_PACKAGES}
+    return {m for m in imported_names(rel, source) if m.split(".")[0] in LOCAL_PACKAGES}
 
 
 def top_level_imports(source: str) -> set[str]:
