@@ -1,6 +1,6 @@
 """``python -m distill <command>``: generate, train-teacher, train-student, distill,
 evaluate, calibrate, export, quantize, import-reference, plot, font-packages, train-fonts, ood-suite,
-ood-texts, ood-pages, lm, train-detector, export-detector, warm-cache, warm-distill."""
+ood-texts, ood-pages, lm, train-detector, export-detector, warm-cache, warm-distill, adapt, domain."""
 
 from __future__ import annotations
 
@@ -702,6 +702,86 @@ def _warm_commands(sub) -> None:
     _ood_pages_command(sub)
     _warm_cache_command(sub)
     _warm_distill_command(sub)
+    _adapt_command(sub)
+    _domain_command(sub)
+
+
+def _cmd_adapt(args) -> int:
+    from .adapt import adapt, replay_folder
+
+    log = (lambda _line: None) if args.quiet else print
+    if bool(args.replay_cache) == bool(args.replay_root):
+        raise SystemExit("give one of --replay-cache and --replay-root")
+    replay = args.replay_cache or replay_folder(
+        args.replay_root, args.student, args.teacher, args.seed, args.replay_lines
+    )
+    keys = ("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience")
+    summary = adapt(
+        args.dataset,
+        args.out,
+        args.student,
+        args.teacher,
+        replay,
+        seed=args.seed,
+        threads=args.threads,
+        log=log,
+        **{k: getattr(args, k) for k in keys},
+    )
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def _adapt_command(sub) -> None:
+    p = sub.add_parser(
+        "adapt",
+        help="adapt a served recogniser to a dataset of labelled lines (warm start, replay with KD, "
+        "early stopping on the dataset's held-back lines; distill/adapt.py); resumable",
+    )
+    p.add_argument("--dataset", required=True, help="a labels.tsv folder (corrections or uploaded lines)")
+    p.add_argument("--out", required=True, help="the run's folder; the package lands in OUT/adapted.onnx")
+    p.add_argument("--student", default="models/ppocrv6_tiny_warm.onnx", help="the package to adapt (the served one)")
+    p.add_argument("--teacher", default=_WARM_TEACHER, help="the teacher of the replayed lines")
+    p.add_argument("--replay-cache", help="the replayed lines' cache, built there if missing")
+    p.add_argument("--replay-root", help="or: a folder of caches, one per student classes, teacher and draw")
+    p.add_argument("--replay-lines", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=1500, help="at most this many steps")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--domain-share", type=float, default=0.5, help="the dataset's share of each batch")
+    p.add_argument("--kd-weight", type=float, default=1.0, help="KD on the replayed lines")
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--patience", type=int, default=4, help="evaluations without a better one before stopping")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quiet", action="store_true", help="progress only in metrics.jsonl")
+    p.set_defaults(func=_cmd_adapt)
+
+
+def _cmd_domain(args) -> int:
+    from pathlib import Path
+
+    from .domains import write_domain
+
+    counts = write_domain(
+        args.domain, Path(args.out), args.adapt_lines, args.test_lines, Path(args.font_dir), args.seed
+    )
+    print(json.dumps({"domain": args.domain, "out": args.out, **counts}))
+    return 0
+
+
+def _domain_command(sub) -> None:
+    from .domains import DOMAINS
+
+    p = sub.add_parser(
+        "domain", help="render a customer domain no training pool holds (distill/domains.py): adapt/ and test/"
+    )
+    p.add_argument("--domain", choices=DOMAINS, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--adapt-lines", type=int, default=300)
+    p.add_argument("--test-lines", type=int, default=300)
+    p.add_argument("--font-dir", default="var/fonts/domains")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_domain)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -363,16 +363,19 @@ def warm_loss(
         reduction="none",
         zero_infinity=True,
     ) / batch["label_lengths"].clamp_min(1)
+    # CTC learns a line the teacher reads, or one whose label people gave (``trusted``)
+    trusted = batch["trusted"].float()
     readable = batch["readable"].float()
-    parts["ctc"] = (ctc * readable).sum() / readable.sum().clamp_min(1)
+    learn = torch.maximum(readable, trusted)
+    parts["ctc"] = (ctc * learn).sum() / learn.sum().clamp_min(1)
     if weights.get("kd", 0) > 0:
         t_steps = batch["top_idx"].shape[1]
         s = logp[:, :t_steps].gather(-1, batch["top_idx"])
         p = batch["top_p"]
         kl = (p * (torch.log(p.clamp_min(1e-8)) - s)).sum(-1)
         # only where the teacher reads the line: its doubt on a line degraded past reading would
-        # teach the student doubt everywhere
-        kd_mask = mask[:, :t_steps] * readable[:, None]
+        # teach the student doubt everywhere; and not on people's lines (the label is the truth)
+        kd_mask = mask[:, :t_steps] * (readable * (1 - trusted))[:, None]
         parts["kd"] = (kl * kd_mask).sum() / kd_mask.sum().clamp_min(1)
     if weights.get("feat", 0) > 0:
         t_steps = batch["feats"].shape[1]
@@ -409,7 +412,7 @@ def collate(items: list[dict], spec: ModelSpec) -> dict:
     top_p = torch.zeros((len(items), steps, k))
     top_p[:, :, 0] = 1.0
     feats = torch.zeros((len(items), steps, items[0]["feats"].shape[1]))
-    lengths, readable = [], []
+    lengths, readable, trusted = [], [], []
     for j, it in enumerate(items):
         w = it["images"].shape[2]
         images[j, :, :, :w] = it["images"]
@@ -419,8 +422,10 @@ def collate(items: list[dict], spec: ModelSpec) -> dict:
         feats[j, :t] = it["feats"][:t].float()
         lengths.append(t)
         readable.append(teacher_reads(it))
+        trusted.append(bool(it.get("trusted", False)))
     return {
         "readable": torch.tensor(readable),
+        "trusted": torch.tensor(trusted),
         "images": normalise(images, spec),
         "lengths": torch.tensor(lengths),
         "top_idx": top_idx,
@@ -458,11 +463,13 @@ def export(
     lineage: dict | None = None,
     values: dict[str, torch.Tensor] | None = None,
     blank_offset: float = 0.0,
+    suffix: str = "-warm",
 ) -> Path:
     """The student's package: ``source``'s graph with the trained weights and ``lineage`` in its
-    metadata (``distill.*`` keys), renamed ``<name>-warm``."""
+    metadata (``distill.*`` keys), renamed ``<name><suffix>`` (once: a refined refinement keeps
+    one suffix)."""
     spec = ModelSpec.from_file(source)
-    meta = {"ocr.name": f"{spec.name.removesuffix('-warm')}-warm"}
+    meta = {"ocr.name": f"{spec.name.removesuffix(suffix)}{suffix}"}
     if blank_offset:
         # the blank's logit lowered inside the graph (a refined model's blank can win too often:
         # characters dropped); the package says so, so decoders keep doubled characters apart
@@ -520,6 +527,8 @@ def interpolate_weights(start: dict, average: dict, share: float) -> dict:
 class WarmRun:
     """One warm-started run's state: the student and its adapter, the optimiser, the moving average
     of the weights, the step, the cached lines and the run's ``metrics.jsonl``."""
+
+    suffix = "-warm"  # what the exported package's name gets
 
     def __init__(
         self,
@@ -605,10 +614,18 @@ class WarmRun:
         starting model keeps what the start read well, where the fine-tuned one forgets some)."""
         return self.ema if self.interpolate >= 1.0 else interpolate_weights(self.start, self.ema, self.interpolate)
 
-    def evaluate(self, dev_data: str | None, eval_data, eval_lines: int) -> None:
-        """Export the averaged weights and score them through the serving path."""
+    def evaluate(self, dev_data: str | None, eval_data, eval_lines: int) -> dict:
+        """Export the averaged weights and score them through the serving path; the record logged."""
         lineage = {**self.lineage, "steps": self.step, "ema_decay": self.ema_decay, "interpolate": self.interpolate}
-        path = export(self.model, self.student, self.out / "student.onnx", lineage, self.exported(), self.blank_offset)
+        path = export(
+            self.model,
+            self.student,
+            self.out / "student.onnx",
+            lineage,
+            self.exported(),
+            self.blank_offset,
+            self.suffix,
+        )
         record = {"step": self.step}
         if dev_data:
             record["dev_char_accuracy"] = score(path, [dev_data], eval_lines)[Path(dev_data).name]
@@ -618,6 +635,7 @@ class WarmRun:
             record["ood_char_accuracy"] = round(sum(scores.values()) / len(scores), 5)
         self.metrics(record)
         self.log(json.dumps(record))
+        return record
 
     def train_step(self, group: list[int], steps: int, adapter_warmup: int) -> dict[str, float]:
         for g in self.optimiser.param_groups:
@@ -660,18 +678,22 @@ def _log_losses(run: WarmRun, steps: int, sums: dict[str, float], count: int, t0
     run.log(json.dumps({**record, "epoch": run.epoch}))
 
 
-def _train_until(run: WarmRun, steps, adapter_warmup, eval_every, checkpoint_seconds, dev_data, eval_data, eval_lines):
-    """Train from the run's step up to ``steps``: the loss every 50 steps, a checkpoint every
-    ``checkpoint_seconds`` and before each evaluation, which comes every ``eval_every`` steps."""
+def _train_until(
+    run: WarmRun, steps, adapter_warmup, eval_every, checkpoint_seconds, dev_data, eval_data, eval_lines, stop=None
+):
+    """Train from the run's step up to ``stop`` (default: ``steps``, the length the learning rate's
+    schedule spans): the loss every 50 steps, a checkpoint every ``checkpoint_seconds`` and before
+    each evaluation, which comes every ``eval_every`` steps."""
     run.model.train()
+    stop = steps if stop is None else stop
     last_save, sums, count, t0 = time.time(), {}, 0, time.time()
     for group in run.groups():
-        if run.step >= steps:
+        if run.step >= stop:
             break
         for key, v in run.train_step(group, steps, adapter_warmup).items():
             sums[key] = sums.get(key, 0.0) + v
         count += 1
-        if run.step % 50 == 0 or run.step == steps:
+        if run.step % 50 == 0 or run.step == stop:
             _log_losses(run, steps, sums, count, t0)
             sums, count, t0 = {}, 0, time.time()
         if time.time() - last_save > checkpoint_seconds or (run.step % eval_every == 0 and run.step < steps):

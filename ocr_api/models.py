@@ -98,6 +98,7 @@ class DistillJob(models.Model):
     class Kind(models.TextChoices):
         TEACHER = "teacher"
         DISTILL = "distill"
+        ADAPT = "adapt"
 
     class Status(models.TextChoices):
         QUEUED = "queued"

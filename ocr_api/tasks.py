@@ -73,6 +73,12 @@ def ensure_dev_set() -> Path:
 
 
 def _training_data(job: DistillJob) -> Path | None:
+    if job.kind == DistillJob.Kind.ADAPT and "student_file" not in job.params:
+        # the package served now is the one adapted (a resumed job keeps the one it started from)
+        from .training import student_package
+
+        job.params = {**job.params, "student_file": str(student_package(job.params))}
+        job.save(update_fields=["params"])
     source = job.params.get("data_source", "synthetic")
     if source == "dataset":
         return Path(Dataset.objects.get(pk=job.params["dataset"]).path)
@@ -229,10 +235,15 @@ def run_training_job(job_id: int) -> str:
 def _export_and_register(job: DistillJob, checkpoint: Path, dev: Path) -> ModelVersion:
     models_dir = settings.VAR_DIR / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{'teacher' if job.kind == DistillJob.Kind.TEACHER else 'student'}-job{job.pk}"
+    role = {DistillJob.Kind.TEACHER: "teacher", DistillJob.Kind.ADAPT: "adapted"}.get(job.kind, "student")
+    name = f"{role}-job{job.pk}"
     onnx_path = models_dir / f"{name}.onnx"
     run = dict(cwd=settings.BASE_DIR, check=True, capture_output=True, text=True)
-    if job.params.get("warm_start"):  # the trainer exported the package itself (distill/warmstart.py)
+    adapted = {}
+    if job.kind == DistillJob.Kind.ADAPT:  # the best package on the dataset's held-back lines
+        shutil.copyfile(checkpoint.parent / "adapted.onnx", onnx_path)
+        adapted = json.loads((checkpoint.parent / "adapt.json").read_text())
+    elif job.params.get("warm_start"):  # the trainer exported the package itself (distill/warmstart.py)
         shutil.copyfile(checkpoint.parent / "student.onnx", onnx_path)
     else:
         subprocess.run(
@@ -267,6 +278,7 @@ def _export_and_register(job: DistillJob, checkpoint: Path, dev: Path) -> ModelV
             "teacher": teacher,
             "data_source": job.params.get("data_source", "synthetic"),
             "checkpoint": str(checkpoint),
+            **({"adaptation": adapted} if adapted else {}),
         },
         parent=active_model(),  # the version it was trained to replace
     )

@@ -38,7 +38,7 @@ def start_job(job: DistillJob, user) -> DistillJob:
     raw = job.params or {}
     if not isinstance(raw, dict):
         raise ParamError("params must be an object")
-    job.params = clean_params(job.kind, raw)
+    job.params = adapt_params(raw) if job.kind == DistillJob.Kind.ADAPT else clean_params(job.kind, raw)
     job.created_by = user
     job.save()
     transaction.on_commit(lambda: _enqueue(job.pk))
@@ -262,6 +262,8 @@ def teacher_path(teacher) -> tuple[str, Path]:
 
 def train_command(job: DistillJob, train_data: Path | None, dev: Path | None = None) -> list[str]:
     p = job.params
+    if job.kind == DistillJob.Kind.ADAPT:
+        return adapt_command(job, train_data)
     if p.get("warm_start"):
         return warm_command(job, dev)
     sub = "train-teacher" if job.kind == DistillJob.Kind.TEACHER else "distill"
@@ -323,3 +325,82 @@ def curves_png(metrics: Metrics) -> bytes | None:
     if not (metrics.losses or metrics.devs):
         return None
     return plot_png({"": metrics}, size=(9, 3.2), dpi=90)
+
+
+# Adapting the served recogniser to a dataset (distill/adapt.py, docs/lifecycle.md "Adapting the
+# served model"): the defaults are the ones measured on the two domains there.
+ADAPT_DEFAULTS = {
+    "student": "active",
+    "teacher": "ppocrv6-small",
+    "data_source": "corrections",
+    "steps": 1500,
+    "batch_size": 16,
+    "lr": 1e-4,
+    "replay_lines": 2000,
+    "domain_share": 0.5,
+    "kd_weight": 1.0,
+    "eval_every": 100,
+    "patience": 4,
+    "seed": 0,
+}
+ADAPT_LIMITS = {
+    "steps": (int, 1, 1_000_000),
+    "batch_size": (int, 2, 1024),
+    "lr": (float, 1e-7, 1.0),
+    "replay_lines": (int, 8, 1_000_000),
+    "domain_share": (float, 0.05, 1.0),
+    "kd_weight": (float, 0.0, 100.0),
+    "eval_every": (int, 1, 1_000_000),
+    "patience": (int, 1, 1000),
+    "seed": (int, 0, 2**31 - 1),
+    "threads": (int, 1, 256),
+}
+
+
+def adapt_params(raw: dict) -> dict:
+    """An adaptation job's parameters: the dataset (``data_source`` "dataset" with ``dataset``, any
+    dataset's id, or "corrections": every correction so far), the package to adapt ("active": the
+    one served when the job starts, or a reference by name) and the training knobs."""
+    from .registry import RECOGNISERS
+
+    unknown = set(raw) - {"dataset", "student", "teacher", "data_source", *ADAPT_LIMITS}
+    if unknown:
+        raise ParamError(f"not parameters of an adaptation job: {', '.join(sorted(unknown))}")
+    params = {**ADAPT_DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
+    for key, (cast, lo, hi) in ADAPT_LIMITS.items():
+        _number(params, key, cast, lo, hi)
+    if params["data_source"] not in ("dataset", "corrections"):
+        raise ParamError("an adaptation job learns a dataset: data_source must be dataset or corrections")
+    if params["data_source"] == "dataset" and not Dataset.objects.filter(pk=params.get("dataset")).exists():
+        raise ParamError("data_source dataset needs the id of a dataset in dataset")
+    if params["student"] != "active" and params["student"] not in RECOGNISERS:
+        raise ParamError(f"student must be 'active' or one of {', '.join(RECOGNISERS)}")
+    if params["teacher"] not in RECOGNISERS:
+        raise ParamError(f"teacher must be one of {', '.join(RECOGNISERS)}")
+    if not (settings.OCR_MODELS_DIR / RECOGNISERS[params["teacher"]]).exists():
+        raise ParamError(f"no teacher recogniser at {settings.OCR_MODELS_DIR / RECOGNISERS[params['teacher']]}")
+    return params
+
+
+def student_package(params: dict) -> Path:
+    """The package an adaptation job starts from: the active model's file, or a reference."""
+    from .registry import RECOGNISERS, active_model
+
+    if params["student"] == "active":
+        return Path(active_model().file_path)
+    return settings.OCR_MODELS_DIR / RECOGNISERS[params["student"]]
+
+
+def adapt_command(job: DistillJob, dataset: Path) -> list[str]:
+    """``python -m distill adapt``: the package lands in ``<run>/adapted.onnx``; the replayed lines'
+    cache is shared by jobs (``var/training/replay``)."""
+    from .registry import RECOGNISERS
+
+    p = job.params
+    cmd = [sys.executable, "-m", "distill", "adapt", "--quiet", "--dataset", str(dataset), "--out", str(run_dir(job))]
+    cmd += ["--student", p["student_file"], "--teacher", str(settings.OCR_MODELS_DIR / RECOGNISERS[p["teacher"]])]
+    cmd += ["--replay-root", str(training_root() / "replay")]
+    for key in ("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience"):
+        cmd += ["--" + key.replace("_", "-"), str(p[key])]
+    cmd += ["--seed", str(p["seed"]), "--threads", str(p.get("threads", settings.OCR_TRAIN_THREADS))]
+    return cmd

@@ -141,6 +141,49 @@ def test_bad_warm_start_parameters_are_refused(staff, kind, params, message):
     assert not DistillJob.objects.exists()
 
 
+def test_an_adaptation_job_adapts_the_active_model_to_a_dataset(staff, monkeypatch, tmp_path):
+    from django.conf import settings
+
+    from ocr_api import queues
+    from ocr_api.tasks import _training_data
+    from ocr_api.training import train_command
+
+    monkeypatch.setattr(queues, "send", lambda task, job_id: None)
+    owner = DistillJob._meta.get_field("created_by").related_model.objects.get(username="admin")
+    dataset = Dataset.objects.create(name="d", source="upload", path=str(tmp_path), lines=3, created_by=owner)
+    params = {"data_source": "dataset", "dataset": dataset.pk, "steps": 40, "patience": 2}
+    response = staff.post("/ocr/v1/distill-jobs", {"kind": "adapt", "params": params}, format="json")
+    assert response.status_code == 201, response.content
+    job = DistillJob.objects.get(pk=response.json()["id"])
+    assert job.params["student"] == "active" and job.params["lr"] == 1e-4 and job.params["replay_lines"] == 2000
+    # the package served when the job starts is the one adapted, and the job remembers which
+    assert _training_data(job) == tmp_path
+    assert job.params["student_file"] == active_model().file_path
+    cmd = train_command(job, tmp_path)
+    assert cmd[cmd.index("-m") + 2] == "adapt" and cmd[cmd.index("--dataset") + 1] == str(tmp_path)
+    assert cmd[cmd.index("--student") + 1] == active_model().file_path
+    assert cmd[cmd.index("--teacher") + 1] == str(settings.OCR_MODELS_DIR / "reference" / "ppocrv6_small_rec.onnx")
+    assert (cmd[cmd.index("--steps") + 1], cmd[cmd.index("--patience") + 1]) == ("40", "2")
+    assert cmd[cmd.index("--replay-root") + 1].endswith("replay")
+
+
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        ({"data_source": "synthetic"}, "data_source must be dataset or corrections"),
+        ({"data_source": "dataset", "dataset": 999}, "needs the id of a dataset"),
+        ({"student": "mine"}, "student must be 'active' or one of"),
+        ({"teacher": "mine"}, "teacher must be one of"),
+        ({"domain_share": 0}, "domain_share must lie in"),
+        ({"alpha": 0.5}, "not parameters of an adaptation job: alpha"),
+    ],
+)
+def test_bad_adaptation_parameters_are_refused(staff, params, message):
+    response = staff.post("/ocr/v1/distill-jobs", {"kind": "adapt", "params": params}, format="json")
+    assert response.status_code == 400 and message in response.json()["error"]["message"]
+    assert not DistillJob.objects.exists()
+
+
 def test_cancelling_a_queued_job_ends_it_at_once(staff, make_user):
     job = DistillJob.objects.create(kind="teacher", params={"steps": 5}, created_by=make_user("x", is_staff=True))
     response = staff.post(f"/ocr/v1/distill-jobs/{job.pk}/cancel")

@@ -200,3 +200,79 @@ def test_a_registered_model_gets_its_report_from_the_training_worker(staff, work
         time.sleep(0.5)
     report = staff.get(f"/ocr/v1/models/{version.pk}/report").json()
     assert report["candidate"]["report"]["suite"] == {"clean": 100.0} and report["passes"] is True
+
+
+def _wait_for_report(version_id: int, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while not ModelVersion.objects.get(pk=version_id).report.get("suite"):
+        assert time.monotonic() < deadline, f"model {version_id} has no report after {timeout} s"
+        time.sleep(0.5)
+    return ModelVersion.objects.get(pk=version_id).report
+
+
+def test_corrections_adapt_the_served_model_which_passes_the_gate_and_is_served(
+    staff, make_user, api_client_for, worker_factory, tmp_path
+):
+    """correction -> dataset -> adaptation job -> report -> gate -> promotion -> served."""
+    from ocr_api.images import store
+    from ocr_api.models import OcrJob
+    from ocr_api.registry import active_model
+    from tests.api.test_model_reports import rendered_lines
+    from tests.conftest import png_bytes, render_lines
+
+    suite = rendered_lines(tmp_path / "suite" / "clean", ["开票日期二零二六"])
+    trainer = worker_factory(
+        queue="training", pool="prefork", concurrency=1, wait=False, OCR_EVAL_SUITE_DIR=str(suite.parent)
+    )
+    worker_factory(OCR_MODEL_POLL_S="0.5")
+    clerk = make_user("clerk")
+    texts = ["上海明远科技有限公司", "发票号码 20260917", "开票日期：2026年09月17日", "合计金额 ¥1,280.00"]
+    for k, text in enumerate(texts):
+        image = png_bytes(render_lines([text]))
+        job = OcrJob.objects.create(
+            owner=clerk,
+            status="succeeded",
+            image_name=store(image, "PNG"),
+            image_sha256=f"{k:064d}",
+            image_format="PNG",
+            width=400,
+            height=60,
+            size_bytes=len(image),
+            cache_key=f"k{k}",
+            lines=[{"text": text[:-1] + "?", "confidence": 0.6, "box": [0, 0, 400, 60]}],
+            text_content=text[:-1] + "?",
+        )
+        corrected = api_client_for(clerk).put(
+            f"/ocr/v1/jobs/{job.pk}/lines/0/correction", {"text": text}, format="json"
+        )
+        assert corrected.status_code == 200, corrected.content
+    served = active_model()
+    assert staff.post(f"/ocr/v1/models/{served.pk}/evaluate").status_code == 202
+    _wait_for_report(served.pk)
+
+    params = {"data_source": "corrections", "steps": 2, "batch_size": 2, "replay_lines": 8, "eval_every": 1}
+    response = staff.post("/ocr/v1/distill-jobs", {"kind": "adapt", "params": params}, format="json")
+    assert response.status_code == 201, response.content
+    finished = wait_for(response.json()["id"], {"succeeded", "failed"}, 300, trainer)
+    assert finished.status == "succeeded", finished.error_message
+    model = finished.result_model
+    adaptation = model.lineage["adaptation"]
+    assert model.name == f"adapted-job{finished.pk}" and model.parent == served
+    assert finished.params["student_file"] == served.file_path and adaptation["lines"] >= 1
+    assert adaptation["left_out_counts"] == {"unproducible": 0, "too_long": 0, "duplicate": 0, "unreadable": 0}
+    assert finished.progress["step"] == 2 and "ctc" in finished.progress["losses"]
+
+    report = _wait_for_report(model.pk)
+    assert set(report["suite"]) == {"clean"}
+    compared = staff.get(f"/ocr/v1/models/{model.pk}/report").json()
+    assert compared["active"]["id"] == served.pk and compared["passes"] is True, compared
+    assert staff.post(f"/ocr/v1/models/{model.pk}/promote").status_code == 200
+    client = api_client_for(clerk)
+    deadline = time.monotonic() + 30
+    while True:
+        image = png_bytes(render_lines([f"发票号码 {int(deadline * 1000) % 100000:05d}"]))
+        body = client.post("/ocr/v1/recognize", {"image_base64": b64(image)}, format="json").json()
+        if body["model_version"] == model.label:
+            break
+        assert time.monotonic() < deadline, f"still served by {body['model_version']}"
+        time.sleep(0.5)

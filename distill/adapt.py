@@ -1,0 +1,228 @@
+"""Adapting the served recogniser to a customer's own lines (docs/lifecycle.md, "Adapting the
+served model to a customer's documents").
+
+A dataset of corrected or uploaded lines (``labels.tsv`` + images) refines the served package
+(warm start, ``warmstart.WarmStudent``) with the warm-started distillation's loop, changed in
+three ways:
+
+- **Two kinds of line in every batch.** ``domain_share`` of each batch are the dataset's
+  training lines, learnt by CTC on their labels (people corrected them: the teacher's reading
+  does not filter them, and it does not teach them either). The rest are replayed general lines
+  (``warmstart.build_cache``: our wide mix and augraphy degradations) with the teacher's
+  per-timestep distribution (KD) and, where the teacher reads them, CTC: so that the model
+  does not forget what it read before.
+- **Early stopping on the dataset's held-back lines** (``data.held_back``, one line in ten, which
+  training never sees): the package is exported and read through the serving path every
+  ``eval_every`` steps; the best one is kept, and the run stops after ``patience`` evaluations
+  without a better one.
+- **What the dataset cannot teach is reported, not dropped silently**: lines whose characters
+  the model cannot produce, lines longer than the model's time steps, duplicates, images that
+  do not read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.modelpkg import ModelSpec
+
+from .data import held_back, read_labels, write_labels
+from .warmstart import CharAxis, OnnxTeacher, WarmRun, _train_until, build_cache, to_input
+
+
+def _read_rgb(path: Path) -> np.ndarray | None:
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def dataset_lines(dataset: str | Path, axis: CharAxis, spec: ModelSpec, teach: OnnxTeacher, top_k: int = 8):
+    """(cache items of the dataset's training lines, what was left out and why). The held-back
+    lines are not read here."""
+    dataset = Path(dataset)
+    items, problems, seen = [], {"unproducible": [], "too_long": [], "duplicate": [], "unreadable": []}, {}
+    for rel, text in read_labels(dataset):
+        if held_back(rel):
+            continue
+        raw = (dataset / rel).read_bytes() if (dataset / rel).is_file() else b""
+        key = hashlib.sha1(raw + text.encode()).hexdigest()
+        if key in seen:
+            problems["duplicate"].append({"line": rel, "same_as": seen[key]})
+            continue
+        seen[key] = rel
+        rgb = _read_rgb(dataset / rel)
+        if rgb is None:
+            problems["unreadable"].append({"line": rel})
+            continue
+        labels = axis.encode(text)
+        if labels is None:
+            missing = sorted({c for c in text if axis.encode(c) is None and not c.isspace()})
+            problems["unproducible"].append({"line": rel, "text": text, "characters": "".join(missing)})
+            continue
+        line = to_input(rgb, spec)
+        idx, p, feats = teach(line, top_k)
+        if len(labels) > idx.shape[0]:
+            problems["too_long"].append({"line": rel, "characters": len(labels), "steps": int(idx.shape[0])})
+            continue
+        items.append(
+            {
+                "images": torch.from_numpy(line),
+                "texts": text,
+                "kinds": "dataset",
+                "labels": torch.tensor(labels, dtype=torch.int32),
+                "top_idx": torch.from_numpy(idx),
+                "top_p": torch.from_numpy(p),
+                "feats": torch.from_numpy(feats),
+                "trusted": True,
+            }
+        )
+    return items, problems
+
+
+def replay_folder(root: str | Path, student: str | Path, teacher: str | Path, seed: int, lines: int) -> Path:
+    """Where the replayed lines for this student's classes and input, this teacher and draw live
+    under ``root``: jobs that adapt packages with the same classes share one cache."""
+    spec = ModelSpec.from_file(student)
+    what = [list(spec.classes), spec.input_height, spec.input_channels, Path(teacher).name, seed, lines]
+    return Path(root) / hashlib.sha1(json.dumps(what).encode()).hexdigest()[:16]
+
+
+def held_back_folder(dataset: str | Path, out: str | Path) -> Path | None:
+    """The dataset's held-back lines copied into ``out`` (a labels.tsv folder), or None when it
+    holds none."""
+    dataset, out = Path(dataset), Path(out)
+    items = [(rel, text) for rel, text in read_labels(dataset) if held_back(rel) and (dataset / rel).is_file()]
+    if not items:
+        return None
+    copied = []
+    for k, (rel, text) in enumerate(items):
+        target = out / "lines" / f"{k:05d}{Path(rel).suffix or '.png'}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(dataset / rel, target)
+        copied.append((target.relative_to(out).as_posix(), text))
+    write_labels(out, copied)
+    return out
+
+
+class AdaptRun(WarmRun):
+    """A warm run over the replay cache plus the dataset's lines, in mixed batches."""
+
+    suffix = "-adapted"
+
+    def __init__(self, replay_cache, dataset_items: list[dict], domain_share: float, *args, **kwargs):
+        super().__init__(replay_cache, *args, **kwargs)
+        self.replay = list(range(len(self.items)))
+        self.items = self.items + dataset_items
+        self.dataset = list(range(len(self.replay), len(self.items)))
+        self.domain_share = domain_share
+        self.per_epoch = max(1, len(self.dataset) // max(1, round(self.batch_size * domain_share)))
+
+    def groups(self):
+        """Batch ``step``: a pure function of (seed, step), so a resumed run goes on where it was."""
+        take = min(len(self.dataset), round(self.batch_size * self.domain_share))
+        while True:
+            rng = random.Random(self.seed * 1_000_003 + self.step)
+            picked = rng.sample(self.dataset, take) + rng.sample(self.replay, self.batch_size - take)
+            self.epoch = self.step // self.per_epoch
+            yield picked
+
+
+def _evaluate(run: AdaptRun, held: Path | None, best: dict) -> bool:
+    """Export and score on the held-back lines; keep the package (``best.onnx``, ``best``) when it
+    reads them best so far (at step 0: the starting model). True when it does."""
+    score = run.evaluate(str(held) if held else None, (), 10**9).get("dev_char_accuracy")
+    if score is None or (best and score <= best["dev_char_accuracy"]):
+        return False
+    shutil.copyfile(run.out / "student.onnx", run.out / "best.onnx")
+    best.update({"dev_char_accuracy": score, "step": run.step})
+    best.setdefault("before", score)
+    (run.out / "best.json").write_text(json.dumps(best))
+    return True
+
+
+def adapt(
+    dataset: str | Path,
+    out: str | Path,
+    student: str | Path,
+    teacher: str | Path,
+    replay_cache: str | Path,
+    replay_lines: int = 2000,
+    steps: int = 1500,
+    batch_size: int = 16,
+    lr: float = 1e-4,
+    domain_share: float = 0.5,
+    kd_weight: float = 1.0,
+    eval_every: int = 100,
+    patience: int = 4,
+    seed: int = 0,
+    threads: int = 1,
+    log=print,
+) -> dict:
+    """Adapt ``student`` to ``dataset``; the best package is ``out/adapted.onnx``. Returns the
+    run's summary (also ``out/adapt.json``): held-back accuracy before and after, the best step,
+    the lines used and those left out."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    t0 = time.time()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    build_cache(replay_cache, replay_lines, student, teacher, seed=seed, threads=threads, log=log)
+    s_spec = ModelSpec.from_file(student)
+    axis = CharAxis.build(s_spec, ModelSpec.from_file(teacher))
+    items, problems = dataset_lines(dataset, axis, s_spec, OnnxTeacher(teacher, axis, threads=threads))
+    if not items:
+        raise ValueError(f"{dataset}: no line the model can learn ({json.dumps(_counts(problems))})")
+    held = held_back_folder(dataset, out / "held_back")
+    weights = {"ctc": 1.0, "kd": kd_weight}
+    run = AdaptRun(
+        replay_cache, items, domain_share, out, student, batch_size, lr, weights, seed, 0.99, log, blank_offset=0.0
+    )
+    run.resume()
+    run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})
+    best = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else {}
+    if run.step == 0:
+        _evaluate(run, held, best)
+    stale = best.get("stale", 0)
+    while run.step < steps and stale < patience:
+        _train_until(run, steps, 0, 10**9, 300, None, (), 0, stop=min(steps, run.step + eval_every))
+        run.save()
+        stale = 0 if _evaluate(run, held, best) else stale + 1
+        best["stale"] = stale
+        (run.out / "best.json").write_text(json.dumps(best))
+    return _finish(run, dataset, items, held, problems, best, steps, t0)
+
+
+def _finish(run: AdaptRun, dataset, items, held, problems, best, steps, t0) -> dict:
+    """``adapted.onnx`` (the best package) and the run's summary in ``adapt.json``."""
+    if not best:  # no held-back lines: the last package
+        shutil.copyfile(run.out / "student.onnx", run.out / "best.onnx")
+    shutil.copyfile(run.out / "best.onnx", run.out / "adapted.onnx")
+    summary = {
+        "dataset": str(dataset),
+        "lines": len(items),
+        "held_back_lines": len(read_labels(held)) if held else 0,
+        "left_out": problems,
+        "left_out_counts": _counts(problems),
+        "held_back_before": best.get("before"),
+        "held_back_after": best.get("dev_char_accuracy"),
+        "best_step": best.get("step"),
+        "steps_run": run.step,
+        "stopped_early": run.step < steps,
+        "seconds": round(time.time() - t0, 1),
+    }
+    (run.out / "adapt.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
+    run.metrics({"event": "done", "step": run.step})
+    return summary
+
+
+def _counts(problems: dict) -> dict:
+    return {k: len(v) for k, v in problems.items()}

@@ -1,0 +1,113 @@
+"""Adapting the served recogniser to a dataset: what the dataset cannot teach is reported, people's
+labels are learnt whatever the teacher reads, batches mix the dataset with replayed lines, and a
+run stops early, resumes and keeps its best package (distill/adapt.py)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from distill import adapt, domains, warmstart
+from distill.data import held_back, read_labels, write_labels
+from engine.inference import Recognizer
+from engine.modelpkg import REFERENCE_FILES, ModelSpec
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+TINY = MODELS / REFERENCE_FILES["ppocrv6-tiny"]
+SMALL = MODELS / REFERENCE_FILES["ppocrv6-small"]
+
+
+@pytest.fixture(scope="module")
+def dot_lines(tmp_path_factory, faces):
+    """A small dot-matrix dataset: 24 lines to adapt on, 6 to test on (distill/domains.py)."""
+    out = tmp_path_factory.mktemp("dots")
+    counts = domains.write_domain("dot-matrix", out, 24, 6, out / "fonts", seed=1)
+    assert counts == {"adapt": 24, "test": 6}
+    return out
+
+
+def test_a_domains_adaptation_and_test_lines_share_no_text_and_are_dot_printed(dot_lines):
+    adapt_texts = {t for _, t in read_labels(dot_lines / "adapt")}
+    test_texts = {t for _, t in read_labels(dot_lines / "test")}
+    assert len(adapt_texts) == 24 and len(test_texts) == 6 and not adapt_texts & test_texts
+    rel, _ = read_labels(dot_lines / "test")[0]
+    img = cv2.imread(str(dot_lines / "test" / rel), cv2.IMREAD_GRAYSCALE)
+    # struck dots: dark spots with paper between them along a row of ink
+    row = img[np.argmin(img.mean(axis=1))]
+    dark = row < (int(row.min()) + int(row.max())) // 2
+    assert np.count_nonzero(np.diff(dark.astype(np.int8)) == 1) >= 4
+
+
+def test_lines_the_model_cannot_learn_are_reported_with_their_reason(tmp_path, dot_lines):
+    folder = tmp_path / "d"
+    shutil.copytree(dot_lines / "adapt", folder)
+    items = read_labels(folder)
+    train = [(rel, text) for rel, text in items if not held_back(rel)]
+    (folder / "broken.png").write_bytes(b"not an image")
+    extra = [(train[0][0], train[0][1]), (train[1][0], "鿿鿾 abc"), ("broken.png", "坏图")]
+    extra = [(rel, text) for rel, text in extra if not held_back(rel)]
+    write_labels(folder, items + extra)
+    spec = ModelSpec.from_file(TINY)
+    axis = warmstart.CharAxis.build(spec, ModelSpec.from_file(SMALL))
+    lines, problems = adapt.dataset_lines(folder, axis, spec, warmstart.OnnxTeacher(SMALL, axis))
+    assert len(lines) == len(train) and all(it["trusted"] for it in lines)
+    assert problems["duplicate"] == [{"line": train[0][0], "same_as": train[0][0]}]
+    assert problems["unproducible"][0]["characters"] == "鿾鿿"
+    assert problems["unreadable"] == [{"line": "broken.png"}]
+
+
+def test_peoples_labels_are_learnt_by_ctc_and_not_by_the_teachers_reading():
+    logp = torch.log_softmax(torch.randn(2, 6, 5), -1).requires_grad_()
+
+    class Fixed(torch.nn.Module):
+        adapter = None
+
+        def forward(self, images):
+            return logp, torch.zeros(2, 6, 3)
+
+    wrong = torch.tensor([[[4]] * 6] * 2)  # the teacher reads class 4 everywhere: not the label
+    batch = {
+        "images": None,
+        "lengths": torch.tensor([6, 6]),
+        "labels": torch.tensor([1, 2, 1, 2]),
+        "label_lengths": torch.tensor([2, 2]),
+        "top_idx": wrong,
+        "top_p": torch.ones(2, 6, 1),
+        "readable": torch.tensor([False, False]),
+        "trusted": torch.tensor([True, False]),
+    }
+    _, parts = warmstart.warm_loss(Fixed(), batch, {"ctc": 1.0, "kd": 1.0})
+    assert parts["ctc"] > 0  # the trusted line's CTC counts although the teacher misreads it
+    assert parts["kd"] == 0  # and neither line learns the teacher's (wrong) reading
+    batch["trusted"] = torch.tensor([False, False])
+    _, parts = warmstart.warm_loss(Fixed(), batch, {"ctc": 1.0, "kd": 1.0})
+    assert parts["ctc"] == 0
+
+
+def test_an_adaptation_run_mixes_batches_stops_early_resumes_and_keeps_its_best(tmp_path, dot_lines, monkeypatch):
+    monkeypatch.setattr(warmstart, "SHARD", 4)
+    replay = tmp_path / "replay"
+    kw = dict(replay_lines=8, batch_size=4, lr=1e-3, eval_every=2, seed=2, threads=1, log=lambda _: None)
+    summary = adapt.adapt(dot_lines / "adapt", tmp_path / "run", TINY, SMALL, replay, steps=4, patience=10, **kw)
+    assert summary["steps_run"] == 4 and summary["lines"] + summary["held_back_lines"] == 24
+    assert summary["held_back_lines"] == len(read_labels(tmp_path / "run" / "held_back")) > 0
+    assert summary["held_back_before"] is not None and summary["best_step"] in (0, 2, 4)
+    assert summary["held_back_after"] >= summary["held_back_before"]
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "dev_char_accuracy" in r] == [0, 2, 4]
+    adapted = Recognizer(tmp_path / "run" / "adapted.onnx", threads=1)
+    assert adapted.spec.name == "ppocrv6-tiny-rec-adapted"
+    # every batch: half the dataset's lines, half replayed ones, the same for the same step
+    run = adapt.AdaptRun(replay, [{"trusted": True}] * 5, 0.5, tmp_path / "x", TINY, 4, 1e-3, {"ctc": 1}, 2, 0.9, None)
+    first, again = next(run.groups()), next(run.groups())
+    assert first == again and sum(i >= len(run.replay) for i in first) == 2
+    # given more steps, the finished run goes on from its checkpoint, and stops as soon as one more
+    # evaluation than it has had is not better than the best
+    stale = json.loads((tmp_path / "run" / "best.json").read_text())["stale"]
+    more = adapt.adapt(dot_lines / "adapt", tmp_path / "run", TINY, SMALL, replay, steps=40, patience=stale + 1, **kw)
+    assert 4 < more["steps_run"] < 40 and more["stopped_early"] is True
+    assert more["held_back_before"] == summary["held_back_before"]
