@@ -132,6 +132,7 @@ class DistillJobAdmin(admin.ModelAdmin):
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
     list_display = ("name", "source", "lines", "created_by", "created_at")
+    readonly_fields = ("report", "characters_outside_charset")
 
 
 @admin.register(LineCorrection)

@@ -6,6 +6,7 @@ The format is the line dataset of the whole platform: a folder with ``labels.tsv
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import uuid
@@ -38,6 +39,7 @@ class ValidatedDataset:
     path: Path
     lines: int
     characters_outside_charset: list[str]
+    report: dict
 
 
 def datasets_root() -> Path:
@@ -57,7 +59,7 @@ def validate_zip(data: bytes) -> ValidatedDataset:
         labels = archive.read(label_name).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DatasetError("labels.tsv is not UTF-8") from None
-    entries, outside = _check_lines(archive, names, base, labels)
+    entries, outside, duplicates = _check_lines(archive, names, base, labels)
     target = datasets_root() / f"upload-{uuid.uuid4().hex[:12]}"
     (target / "images").mkdir(parents=True)
     with open(target / "labels.tsv", "w", encoding="utf-8") as out:
@@ -65,7 +67,9 @@ def validate_zip(data: bytes) -> ValidatedDataset:
             rel = f"images/{i:06d}{PurePosixPath(member).suffix.lower() or '.png'}"
             (target / rel).write_bytes(archive.read(member))
             out.write(f"{rel}\t{text}\n")
-    return ValidatedDataset(path=target, lines=len(entries), characters_outside_charset=sorted(outside))
+    # the report names lines as the upload's labels.tsv did
+    report = line_report([(str(PurePosixPath(m).relative_to(base)), t) for m, t in entries], duplicates, [])
+    return ValidatedDataset(target, len(entries), sorted(outside), report)
 
 
 def _open_zip(data: bytes) -> tuple[zipfile.ZipFile, dict]:
@@ -94,13 +98,16 @@ def _labels_member(names: dict) -> tuple[str, PurePosixPath]:
 
 def _check_lines(
     archive: zipfile.ZipFile, names: dict, base: PurePosixPath, labels: str
-) -> tuple[list[tuple[str, str]], set[str]]:
-    """(zip member, text) of every labelled line, and the characters outside the charset; every
-    problem of every line is collected before the upload is refused."""
+) -> tuple[list[tuple[str, str]], set[str], list[dict]]:
+    """(zip member, text) of every labelled line, the characters outside the charset and the
+    duplicates left out (the same image with the same text again); every problem of every line is
+    collected before the upload is refused."""
     known = load_charset().index
     errors: list[str] = []
     entries: list[tuple[str, str]] = []
     outside: set[str] = set()
+    seen: dict[tuple[bytes, str], str] = {}
+    duplicates: list[dict] = []
     for number, raw in enumerate(labels.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -121,45 +128,135 @@ def _check_lines(
         except ImageError as exc:
             _problem(errors, f"labels.tsv line {number}: {rel!r}: {exc.message}")
             continue
+        key = (hashlib.sha256(archive.read(member)).digest(), text.strip())
+        if key in seen:
+            duplicates.append({"line": rel, "same_as": seen[key]})
+            continue
+        seen[key] = rel
         outside.update(ch for ch in normalize(text) if ch not in known)
         entries.append((member, text))
     if errors:
         raise DatasetError("; ".join(errors))
     if not entries:
         raise DatasetError("labels.tsv lists no lines")
-    return entries, outside
+    return entries, outside, duplicates
 
 
-def corrections_dataset(created_by) -> Dataset:
-    """Crop every corrected line from its job's image and write them as a dataset."""
-    corrections = list(LineCorrection.objects.select_related("job"))
-    if not corrections:
-        raise DatasetError("there are no corrections yet")
-    target = datasets_root() / f"corrections-{uuid.uuid4().hex[:12]}"
+def served_classes() -> frozenset[str] | None:
+    """The characters the served model can produce (None without an active model)."""
+    from engine.modelpkg import ModelSpec
+
+    from .registry import active_model
+
+    version = active_model()
+    return frozenset(c for c in ModelSpec.from_file(version.file_path).classes if c) if version else None
+
+
+def line_report(entries: list[tuple[str, str]], duplicates: list[dict], skipped: list[dict]) -> dict:
+    """A dataset's report: the lines left out (``duplicates``, ``skipped``, each with why) and the
+    lines kept whose characters the served model cannot produce (training leaves them out)."""
+    classes = served_classes()
+    unproducible = []
+    for rel, text in entries:
+        missing = sorted({c for c in normalize(text) if not c.isspace() and classes is not None and c not in classes})
+        if missing:
+            unproducible.append({"line": rel, "text": text, "characters": "".join(missing)})
+    return {"duplicates": duplicates, "skipped": skipped, "unproducible": unproducible}
+
+
+@dataclass
+class JobLine:
+    """One recognised line to cut out of its job's image: ``source`` names it in the report."""
+
+    source: dict
+    job: object
+    box: list
+    text: str
+
+
+def write_job_lines(
+    name: str, source: str, lines: list[JobLine], created_by, skipped: list[dict] | None = None
+) -> Dataset:
+    """Cut each line's box out of its job's image into a new dataset; a line whose image is gone,
+    whose box is empty or whose (image, text) came before is left out and reported."""
+    target = datasets_root() / f"{source}-{uuid.uuid4().hex[:12]}"
     (target / "images").mkdir(parents=True)
     limits = ImageLimits(max_bytes=settings.OCR_MAX_IMAGE_BYTES, max_pixels=settings.OCR_MAX_PIXELS, min_side=1)
-    written = 0
+    skipped, duplicates, entries, seen = list(skipped or []), [], [], {}
     try:
+        for item in lines:
+            if not item.job.image_name:  # deleted after the retention period
+                skipped.append({**item.source, "why": "the job's image was deleted"})
+                continue
+            if not item.text.strip():
+                skipped.append({**item.source, "why": "the line has no text"})
+                continue
+            rgb = decode_image(read_image(item.job.image_name), limits)
+            x0, y0, x1, y1 = (int(v) for v in item.box)
+            crop = np.ascontiguousarray(rgb[max(0, y0) : y1, max(0, x0) : x1])
+            if crop.size == 0:
+                skipped.append({**item.source, "why": "the line's box is empty"})
+                continue
+            rel = f"images/{len(entries):07d}.png"
+            key = (crop.shape, crop.tobytes(), item.text.strip())
+            if key in seen:
+                duplicates.append({**item.source, "same_as": seen[key]})
+                continue
+            seen[key] = rel
+            Image.fromarray(crop).save(target / rel)
+            entries.append((rel, " ".join(item.text.split())))  # no tab or newline inside a label
         with open(target / "labels.tsv", "w", encoding="utf-8") as out:
-            for c in corrections:
-                if not c.job.image_name:  # deleted after the retention period
-                    continue
-                rgb = decode_image(read_image(c.job.image_name), limits)
-                x0, y0, x1, y1 = (int(v) for v in c.box)
-                crop = rgb[max(0, y0) : y1, max(0, x0) : x1]
-                if crop.size == 0 or not c.corrected_text.strip():
-                    continue
-                rel = f"images/{c.pk:07d}.png"
-                Image.fromarray(np.ascontiguousarray(crop)).save(target / rel)
-                out.write(f"{rel}\t{c.corrected_text.strip()}\n")
-                written += 1
+            out.writelines(f"{rel}\t{text}\n" for rel, text in entries)
     except Exception:
         shutil.rmtree(target, ignore_errors=True)
         raise
     return Dataset.objects.create(
-        name=f"corrections ({written} lines)",
-        source=Dataset.Source.CORRECTIONS,
+        name=name[:120],
+        source=source,
         path=str(target),
-        lines=written,
+        lines=len(entries),
+        report=line_report(entries, duplicates, skipped),
         created_by=created_by,
     )
+
+
+def corrections_dataset(created_by) -> Dataset:
+    """Every line users corrected, cut from its job's image, as a dataset."""
+    corrections = list(LineCorrection.objects.select_related("job").order_by("pk"))
+    if not corrections:
+        raise DatasetError("there are no corrections yet")
+    lines = [JobLine({"correction": c.pk}, c.job, c.box, c.corrected_text) for c in corrections]
+    dataset = write_job_lines("corrections", Dataset.Source.CORRECTIONS, lines, created_by)
+    dataset.name = f"corrections ({dataset.lines} lines)"
+    dataset.save(update_fields=["name"])
+    return dataset
+
+
+MAX_EXPORTED_LINES = 10_000
+
+
+def job_lines_dataset(name: str, picks: list, created_by) -> Dataset:
+    """The lines a staff member chose from finished jobs (``[{"job": id, "line": index}, ...]``),
+    each with its text as the job holds it now (a corrected line: the correction)."""
+    from .models import OcrJob
+
+    if not isinstance(picks, list) or not picks or len(picks) > MAX_EXPORTED_LINES:
+        raise DatasetError(f"lines must be a list of 1 to {MAX_EXPORTED_LINES} {{job, line}} objects")
+    wanted = []
+    for pick in picks:
+        try:
+            wanted.append((str(uuid.UUID(str(pick["job"]))), int(pick["line"])))
+        except (TypeError, KeyError, ValueError, AttributeError):
+            raise DatasetError("each of lines must be an object with a job id and a line index") from None
+    jobs = {str(job.pk): job for job in OcrJob.objects.filter(pk__in={job for job, _ in wanted})}
+    lines, skipped = [], []
+    for job_id, index in wanted:
+        source = {"job": job_id, "line": index}
+        job = jobs.get(job_id)
+        if job is None or job.status != OcrJob.Status.SUCCEEDED:
+            skipped.append({**source, "why": "no finished job with this id"})
+        elif not 0 <= index < len(job.lines or []):
+            skipped.append({**source, "why": f"the job has {len(job.lines or [])} lines"})
+        else:
+            lines.append(JobLine(source, job, job.lines[index]["box"], job.lines[index]["text"]))
+    return write_job_lines(name or "lines from jobs", Dataset.Source.JOBS, lines, created_by, skipped)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponse
@@ -14,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .access import jobs_visible_to
-from .datasets import DatasetError, validate_zip
+from .datasets import DatasetError, job_lines_dataset, validate_zip
 from .errors import ApiError
 from .models import Dataset, DistillJob, LineCorrection, ModelVersion
 from .registry import request_report
@@ -183,7 +186,7 @@ class ModelRollbackView(APIView):
 class DatasetSerializer(serializers.ModelSerializer):
     class Meta:
         model = Dataset
-        fields = ["id", "name", "source", "lines", "characters_outside_charset", "created_at"]
+        fields = ["id", "name", "source", "lines", "characters_outside_charset", "report", "created_at"]
 
 
 class DatasetListCreateView(generics.ListAPIView):
@@ -216,8 +219,44 @@ class DatasetListCreateView(generics.ListAPIView):
             path=str(checked.path),
             lines=checked.lines,
             characters_outside_charset=checked.characters_outside_charset,
+            report=checked.report,
             created_by=request.user,
         )
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetFromJobsView(APIView):
+    """Staff choose recognised lines of finished jobs (anyone's); they become a dataset, each line
+    with its text as the job holds it (corrections included). What could not be used is reported
+    in the dataset's ``report``, nothing is dropped silently."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        request=inline_serializer(
+            "DatasetFromJobs",
+            {
+                "name": serializers.CharField(required=False),
+                "lines": serializers.ListField(
+                    child=inline_serializer(
+                        "JobLinePick", {"job": serializers.UUIDField(), "line": serializers.IntegerField(min_value=0)}
+                    )
+                ),
+            },
+        ),
+        responses={201: DatasetSerializer, 400: ErrorResponseSerializer},
+    )
+    def post(self, request):
+        data = request.data if isinstance(request.data, dict) else {}
+        try:
+            dataset = job_lines_dataset(str(data.get("name") or ""), data.get("lines"), request.user)
+        except DatasetError as exc:
+            raise ApiError("invalid_dataset", str(exc)) from None
+        if dataset.lines == 0:
+            shutil.rmtree(dataset.path, ignore_errors=True)
+            report = dataset.report
+            dataset.delete()
+            raise ApiError("invalid_dataset", f"none of the lines could be used: {json.dumps(report)[:2000]}")
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
 

@@ -140,12 +140,16 @@ class Dataset(models.Model):
     class Source(models.TextChoices):
         UPLOAD = "upload"
         CORRECTIONS = "corrections"
+        JOBS = "jobs"
 
     name = models.CharField(max_length=120)
     source = models.CharField(max_length=16, choices=Source.choices)
     path = models.CharField(max_length=500)
     lines = models.PositiveIntegerField()
     characters_outside_charset = models.JSONField(default=list, blank=True)
+    # what was left out (duplicates, lines that could not be cut) and the lines with characters the
+    # served model cannot produce (kept: a model with more classes can learn them), each with why
+    report = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -26,6 +26,7 @@ urlpatterns = [
     path("models/<int:pk>/report", lifecycle.ModelReportView.as_view(), name="model-report"),
     path("models/<int:pk>/evaluate", lifecycle.ModelEvaluateView.as_view(), name="model-evaluate"),
     path("datasets", lifecycle.DatasetListCreateView.as_view(), name="dataset-list"),
+    path("datasets/from-jobs", lifecycle.DatasetFromJobsView.as_view(), name="dataset-from-jobs"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="ocr_api:schema"), name="docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="ocr_api:schema"), name="redoc"),

@@ -307,6 +307,79 @@ def test_a_valid_dataset_zip_is_accepted(staff):
     shutil.rmtree(folder)
 
 
+def test_an_uploaded_dataset_reports_its_duplicates_and_the_lines_the_served_model_cannot_produce(staff):
+    line, other = png_bytes(render_lines(["上海明远科技"])), png_bytes(render_lines(["发票 2026"]))
+    labels = "a.png\t上海明远科技\nb.png\t上海明远科技\nc.png\t发票 2026\nd.png\t𠀋发票\n"
+    data = _zip({"labels.tsv": labels.encode(), "a.png": line, "b.png": line, "c.png": other, "d.png": other})
+    response = _upload(staff, data)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    # b.png is a.png again with the same text: left out and said so; d.png is kept (a model with
+    # more classes can learn it) and named with the character the served model lacks
+    assert body["lines"] == 3
+    assert body["report"]["duplicates"] == [{"line": "b.png", "same_as": "a.png"}]
+    assert body["report"]["unproducible"] == [{"line": "d.png", "text": "𠀋发票", "characters": "𠀋"}]
+    shutil.rmtree(Dataset.objects.get(pk=body["id"]).path)
+
+
+def _finished_job(owner, texts: list[str], image_name: str | None = "stored") -> OcrJob:
+    from ocr_api.images import store
+
+    image = png_bytes(render_lines(texts))
+    height = 60 * len(texts)
+    return OcrJob.objects.create(
+        owner=owner,
+        status="succeeded",
+        image_name=store(image, "PNG") if image_name else "",
+        image_sha256="1" * 64,
+        image_format="PNG",
+        width=400,
+        height=height,
+        size_bytes=len(image),
+        cache_key="k",
+        lines=[{"text": t, "confidence": 0.9, "box": [0, 60 * k, 400, 60 * (k + 1)]} for k, t in enumerate(texts)],
+        text_content="\n".join(texts),
+    )
+
+
+def test_staff_make_a_dataset_of_lines_they_choose_from_finished_jobs(staff, member, make_user):
+    import uuid
+
+    clerk = OcrJob._meta.get_field("owner").related_model.objects.get(username="clerk")
+    job = _finished_job(clerk, ["上海明远科技有限公司", "发票号码 20260917"])
+    gone = _finished_job(clerk, ["开票日期"], image_name=None)
+    picks = [
+        {"job": str(job.pk), "line": 1},
+        {"job": str(job.pk), "line": 0},
+        {"job": str(job.pk), "line": 1},
+        {"job": str(job.pk), "line": 5},
+        {"job": str(gone.pk), "line": 0},
+        {"job": str(uuid.uuid4()), "line": 0},
+    ]
+    assert member.post("/ocr/v1/datasets/from-jobs", {"lines": picks}, format="json").status_code == 403
+    response = staff.post("/ocr/v1/datasets/from-jobs", {"name": "invoices", "lines": picks}, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["name"], body["source"], body["lines"]) == ("invoices", "jobs", 2)
+    folder = Path(Dataset.objects.get(pk=body["id"]).path)
+    labels = [row.split("\t") for row in (folder / "labels.tsv").read_text(encoding="utf-8").splitlines()]
+    assert [text for _, text in labels] == ["发票号码 20260917", "上海明远科技有限公司"]
+    assert all((folder / rel).is_file() for rel, _ in labels)
+    report = body["report"]
+    assert report["duplicates"] == [{"job": str(job.pk), "line": 1, "same_as": labels[0][0]}]
+    assert {(r["line"], r["why"]) for r in report["skipped"]} == {
+        (5, "the job has 2 lines"),
+        (0, "the job's image was deleted"),
+        (0, "no finished job with this id"),
+    }
+    bad = staff.post("/ocr/v1/datasets/from-jobs", {"lines": [{"job": "x", "line": 0}]}, format="json")
+    assert bad.status_code == 400 and "job id and a line index" in bad.json()["error"]["message"]
+    nothing = staff.post("/ocr/v1/datasets/from-jobs", {"lines": [picks[-1]]}, format="json")
+    assert nothing.status_code == 400 and "none of the lines could be used" in nothing.json()["error"]["message"]
+    assert Dataset.objects.count() == 1
+    shutil.rmtree(folder)
+
+
 @pytest.mark.parametrize(
     "entries,message",
     [
