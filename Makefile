@@ -12,7 +12,7 @@ DETECTOR_MODELS := models/reference/ppocrv6_tiny_det.onnx models/reference/ppocr
 
 .PHONY: run test install install-dev system-deps system-deps-test models train-fonts ood-suite ood-pages test-random messages lint clean
 
-run: install system-deps models train-fonts ood-suite
+run: install system-deps models train-fonts ood-suite ood-pages
 	$(PY) scripts/run_platform.py
 
 test: install-dev system-deps-test models lint
@@ -84,7 +84,7 @@ ood-suite: | $(VENV)/.installed-train
 # The frozen out-of-distribution page suite (distill/ood_pages.py): 40 pages in layouts our training
 # pages never have, laid out by Pango in the suite's fonts, degraded by augraphy.
 ood-pages: | $(VENV)/.installed-train
-	$(PY) -m distill ood-pages --out data/ood_pages
+	test -f data/ood_pages/pages.jsonl || $(PY) -m distill ood-pages --out data/ood_pages
 
 # The portal's gettext catalogues (frontend/locale): extract the strings of the templates and the
 # scripts, then compile them. Both the .po sources and the compiled .mo files are committed.

@@ -1,6 +1,6 @@
 """``python -m distill <command>``: generate, train-teacher, train-student, distill,
 evaluate, calibrate, export, quantize, import-reference, plot, font-packages, train-fonts, ood-suite,
-ood-texts, ood-pages, lm, train-detector, export-detector, warm-cache, warm-distill, adapt, domain."""
+ood-texts, ood-pages, lm, train-detector, export-detector, warm-cache, warm-distill, adapt, domain, evaluate-pages."""
 
 from __future__ import annotations
 
@@ -704,6 +704,22 @@ def _warm_commands(sub) -> None:
     _warm_distill_command(sub)
     _adapt_command(sub)
     _domain_command(sub)
+    p = sub.add_parser(
+        "evaluate-pages", help="page accuracy of a recogniser on the frozen page suite (distill/page_eval.py)"
+    )
+    p.add_argument("--data", default="data/ood_pages")
+    p.add_argument("--model", required=True)
+    p.add_argument("--cascade", default=None)
+    p.set_defaults(func=_cmd_evaluate_pages)
+
+
+def _cmd_evaluate_pages(args) -> int:
+    from .page_eval import read_suite, summary
+
+    print(
+        json.dumps({"model": args.model, "data": args.data, **summary(read_suite(args.data, args.model, args.cascade))})
+    )
+    return 0
 
 
 def _cmd_adapt(args) -> int:

@@ -66,8 +66,11 @@ def gate(candidate: ModelVersion, active: ModelVersion | None, margin: float | N
 
 
 def _scores(version: ModelVersion) -> dict[str, float]:
+    """What the gate compares: each subset of the suite, each dataset, and the page suite in reading
+    order (all pages: "pages")."""
     report = version.report or {}
-    return {**(report.get("suite") or {}), **(report.get("datasets") or {})}
+    pages = (report.get("pages") or {}).get("in_order", {}).get("all")
+    return {**(report.get("suite") or {}), **(report.get("datasets") or {}), **({"pages": pages} if pages else {})}
 
 
 class GateRefused(Exception):

@@ -322,6 +322,20 @@ def _distill_evaluate(path: str | Path, folder: Path, held_back: bool = False) -
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _page_suite(path: str | Path) -> dict | None:
+    """The frozen page suite read with the model (``python -m distill evaluate-pages``, cascade
+    off: the report measures the model), or None where the deployment has no page suite."""
+    folder = Path(settings.OCR_EVAL_PAGES_DIR)
+    if not (folder / "pages.jsonl").exists():
+        return None
+    cmd = [sys.executable, "-m", "distill", "evaluate-pages", "--data", str(folder), "--model", str(path)]
+    done = subprocess.run(cmd, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"evaluate-pages {folder} failed: {done.stderr.strip()[-500:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {k: result[k] for k in ("pages", "in_order", "order_free", "s_per_page_p50")}
+
+
 def dataset_folders() -> dict[str, Path]:
     """The deployment's labelled datasets (uploads, corrections) by report key: each is scored on
     the lines training leaves out (``distill.data.held_back``: one in ten)."""
@@ -350,6 +364,7 @@ def evaluate_file(path: str | Path, folders: list[Path]) -> dict:
     return {
         "suite": suite,
         "datasets": datasets,
+        "pages": _page_suite(path),
         "ms_per_line": round(sum(ms) / len(ms), 2) if ms else None,
         "suite_dir": str(settings.OCR_EVAL_SUITE_DIR),
         "lines_per_subset": settings.OCR_EVAL_LINES or "all",

@@ -265,6 +265,8 @@ OCR_TRAIN_POLL_S = env_float("OCR_TRAIN_POLL_S", 2.0, minimum=0.1)
 # candidate may read less than the active model on any subset.
 OCR_EVAL_SUITE_DIR = Path(env_str("OCR_EVAL_SUITE_DIR", str(BASE_DIR / "data" / "ood")))
 OCR_EVAL_LINES = env_int("OCR_EVAL_LINES", 0, minimum=0)
+# the frozen page suite (make ood-pages); each report reads it too where it exists
+OCR_EVAL_PAGES_DIR = Path(env_str("OCR_EVAL_PAGES_DIR", str(BASE_DIR / "data" / "ood_pages")))
 OCR_PROMOTION_MARGIN = env_float("OCR_PROMOTION_MARGIN", 0.3, minimum=0.0)
 OCR_TRAIN_STALE_S = env_int("OCR_TRAIN_STALE_S", 180, minimum=10)
 OCR_DEV_SET_SIZE = env_int("OCR_DEV_SET_SIZE", 300, minimum=10)

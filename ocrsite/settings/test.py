@@ -44,3 +44,4 @@ OCR_TRAIN_POLL_S = float(os.environ.get("OCR_TRAIN_POLL_S", "0.5"))
 # No frozen suite unless a test names one: registering a model in a test must not start a
 # 1,300-line evaluation in the training worker.
 OCR_EVAL_SUITE_DIR = Path(os.environ.get("OCR_EVAL_SUITE_DIR", str(Path(tempfile.gettempdir()) / "ocr-test-no-suite")))
+OCR_EVAL_PAGES_DIR = Path(os.environ.get("OCR_EVAL_PAGES_DIR", str(Path(tempfile.gettempdir()) / "ocr-test-no-pages")))

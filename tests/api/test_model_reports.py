@@ -94,3 +94,29 @@ def test_the_report_scores_each_dataset_on_its_held_back_lines_and_the_gate_read
     candidate = register_model(STUDENT)
     candidate.report = {"suite": dict(active.report["suite"]), "datasets": {key: active.report["datasets"][key] - 5}}
     assert [s["subset"] for s in gate(candidate, active).shortfalls] == [key]
+
+
+def test_the_report_reads_the_page_suite_and_the_gate_compares_its_pages(db, suite, tmp_path, settings):
+    import json
+
+    from ocr_api.reports import gate
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    truth = ["购买方名称上海明远科技", "开票日期二零二六年九月"]
+    (pages / "p0.png").write_bytes(png_bytes(render_lines(truth)))
+    page = {"image": "p0.png", "layout": "letter", "kind": "scan", "lines": truth}
+    (pages / "pages.jsonl").write_text(json.dumps(page, ensure_ascii=False) + "\n", encoding="utf-8")
+    settings.OCR_EVAL_PAGES_DIR = pages
+    active = active_model()
+    assert tasks.write_report(active.pk) == "evaluated"
+    active.refresh_from_db()
+    read = active.report["pages"]
+    assert read["pages"] == 1 and read["in_order"]["letter"] == read["in_order"]["all"] >= 80
+    assert read["s_per_page_p50"] > 0
+    # a candidate as good on every line subset but worse on pages is refused on "pages"
+    candidate = register_model(STUDENT)
+    candidate.report = {**active.report, "pages": {"in_order": {"all": read["in_order"]["all"] - 1}}}
+    candidate.save(update_fields=["report"])
+    result = gate(candidate, active)
+    assert result.passes is False and [s["subset"] for s in result.shortfalls] == ["pages"]
