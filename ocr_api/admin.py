@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from .models import Dataset, DistillJob, LineCorrection, ModelVersion, OcrJob, PromotionEvent
 from .reports import GateRefused, promote_checked
@@ -19,8 +19,36 @@ class OcrJobAdmin(admin.ModelAdmin):
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("label", "kind", "params", "is_active", "suite_accuracy", "created_at", "promoted_at")
     list_filter = ("kind", "is_active")
-    readonly_fields = ("report",)
+    readonly_fields = ("against_active", "report")
     actions = ["promote_selected"]
+
+    @admin.display(description="against the active model")
+    def against_active(self, obj: ModelVersion) -> str:
+        """The report side by side with the active model's, subset by subset, and the gate's verdict."""
+        from .registry import active_model
+        from .reports import gate
+
+        if obj is None or obj.pk is None:
+            return "-"
+        active = active_model()
+        result = gate(obj, active)
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (s, f"{c['candidate']:.2f}", f"{c['active']:.2f}", f"{c['delta']:+.2f}")
+                for s, c in result.comparison.items()
+            ),
+        )
+        verdict = "passes the gate" if result.passes else "refused by the gate"
+        problem = f": {result.problem}" if result.problem else ""
+        return format_html(
+            "<p>{} ({}){}</p><table><tr><th>subset</th><th>this model</th><th>active</th><th>delta</th></tr>{}</table>",
+            verdict,
+            f"active: {active.label}" if active else "no active model",
+            problem,
+            rows,
+        )
 
     @admin.display(description="report (char accuracy %)")
     def suite_accuracy(self, obj: ModelVersion) -> str:

@@ -475,6 +475,26 @@ def test_the_admin_starts_a_job_and_shows_its_progress(
     assert "step 2/5" in page and "ctc 3.5" in page
 
 
+def test_the_admin_starts_an_adaptation_and_shows_a_model_beside_the_active_one(
+    client, admin_user, monkeypatch, tmp_path, django_capture_on_commit_callbacks
+):
+    from ocr_api import queues
+
+    monkeypatch.setattr(queues, "send", lambda task, job_id: None)
+    client.force_login(admin_user)
+    dataset = Dataset.objects.create(name="d", source="jobs", path=str(tmp_path), lines=3, created_by=admin_user)
+    params = f'{{"data_source": "dataset", "dataset": {dataset.pk}}}'
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/ocr_api/distilljob/add/", {"kind": "adapt", "params": params})
+    assert response.status_code == 302 and DistillJob.objects.get().params["student"] == "active"
+    active = _with_report(_copy_model(tmp_path, "active"), clean=99.0, photo=94.6)
+    promote(active)
+    candidate = _with_report(_copy_model(tmp_path, "candidate"), clean=99.1, photo=93.9)
+    page = client.get(f"/admin/ocr_api/modelversion/{candidate.pk}/change/").content.decode()
+    assert "refused by the gate" in page and f"active: {active.label}" in page
+    assert "<td>photo</td><td>93.90</td><td>94.60</td><td>-0.70</td>" in page
+
+
 def test_the_default_model_is_the_first_candidate_present(settings, tmp_path):
     from ocr_api.registry import default_model_path
 
