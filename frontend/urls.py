@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.PortalView.as_view(active_tab="upload"), name="portal"),
     path("history/", views.PortalView.as_view(active_tab="history"), name="history"),
     path("vocabulary/", views.PortalView.as_view(active_tab="vocabulary"), name="vocabulary"),
+    path("models/", views.StaffPortalView.as_view(), name="models"),
     path(
         "login/",
         auth_views.LoginView.as_view(template_name="frontend/login.html", redirect_authenticated_user=True),

@@ -4,6 +4,7 @@ browser through the public REST API (/ocr/v1/...), fetched by the scripts."""
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import LogoutView
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import resolve_url
 from django.views.generic import TemplateView
 
@@ -20,7 +21,7 @@ def max_upload_bytes() -> int:
 
 
 class PortalView(LoginRequiredMixin, TemplateView):
-    """The single-page portal; ``active_tab`` (upload, history, vocabulary) picks which section shows first."""
+    """The single-page portal; ``active_tab`` (upload, history, vocabulary, models) picks which section shows first."""
 
     template_name = "frontend/portal.html"
     active_tab = "upload"
@@ -36,6 +37,17 @@ class PortalView(LoginRequiredMixin, TemplateView):
             "loginUrl": resolve_url(settings.LOGIN_URL),
         }
         return context
+
+
+class StaffPortalView(PortalView):
+    """The portal with the staff-only models tab first; 403 for other users."""
+
+    active_tab = "models"
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not request.user.is_staff:
+            raise PermissionDenied("staff only")
+        return super().dispatch(request, *args, **kwargs)
 
 
 class PortalLogoutView(LogoutView):

@@ -11,9 +11,10 @@ export const PAGE_SIZE = 20;
 /** A failed API call. `message` is for people, in the UI language; `detail`
  *  is the server's own message when it adds something to that. */
 export class ApiError extends Error {
-  constructor({ status, code, message, detail = "", retryAfter = null }) {
+  constructor({ status, code, message, detail = "", retryAfter = null, body = null }) {
     super(message);
     this.name = "ApiError";
+    this.body = body; // the whole answer, for errors that carry more (the promotion gate's 409)
     this.status = status;
     this.code = code;
     this.detail = detail;
@@ -107,6 +108,7 @@ function outcome(status, data, retryAfterHeader) {
     message: described.message,
     detail: described.detail,
     retryAfter: Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : null,
+    body: data,
   });
 }
 
@@ -204,6 +206,37 @@ export function saveVocabulary(words) {
 
 export function deleteJob(jobId) {
   return request(jobUrl(jobId), { method: "DELETE" });
+}
+
+// --- staff: models, their reports, datasets and adaptation jobs (docs/lifecycle.md) -------------
+
+export function listModels() {
+  return request("models?page_size=50");
+}
+
+/** A model's report beside the active model's, with the promotion gate's verdict. */
+export function modelReport(id) {
+  return request(`models/${id}/report`);
+}
+
+/** Promote through the gate; an `overrideReason` promotes past it (recorded in the audit log). */
+export function promoteModel(id, overrideReason = "") {
+  const body = overrideReason ? { override_reason: overrideReason } : {};
+  return request(`models/${id}/promote`, { method: "POST", body: JSON.stringify(body), json: true });
+}
+
+export function listDatasets() {
+  return request("datasets?page_size=50");
+}
+
+export function listTrainingJobs() {
+  return request("distill-jobs?page_size=20");
+}
+
+/** Adapt the served model to a dataset (an adaptation job on the training queue). */
+export function startAdaptation(datasetId) {
+  const body = { kind: "adapt", params: { data_source: "dataset", dataset: datasetId } };
+  return request("distill-jobs", { method: "POST", body: JSON.stringify(body), json: true });
 }
 
 export const portalConfig = config;

@@ -1,7 +1,8 @@
-// The portal page: three sections (upload, history, vocabulary) behind three addresses,
-// switched without reloading.
+// The portal page: three sections (upload, history, vocabulary), and staff's models, behind
+// their own addresses, switched without reloading.
 
 import { initHistory } from "./history.js";
+import { initModels } from "./models.js";
 import { initUpload } from "./upload.js";
 import { initVocabulary } from "./vocabulary.js";
 
@@ -11,6 +12,7 @@ const pathOf = (name) => new URL(tabs.find((tab) => tab.dataset.tab === name).hr
 
 const historyView = initHistory({ historyPath: pathOf("history") });
 const vocabularyView = initVocabulary({ vocabularyPath: pathOf("vocabulary") });
+const modelsView = document.getElementById("models-panel") ? initModels() : null;
 let current = null;
 
 function show(name, { push = false, fromUrl = false } = {}) {
@@ -29,6 +31,7 @@ function show(name, { push = false, fromUrl = false } = {}) {
   }
   if (name === "history" && (changed || fromUrl)) historyView.activate({ fromUrl });
   if (name === "vocabulary" && changed) vocabularyView.activate();
+  if (name === "models" && changed && modelsView) modelsView.activate();
 }
 
 function tabForPath(pathname) {
