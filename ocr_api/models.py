@@ -194,12 +194,13 @@ class Vocabulary(models.Model):
 
 
 class PromotionEvent(models.Model):
-    """The audit log of the registry: every promotion and rollback, who, when, why, and the reports
-    the decision was made on."""
+    """The audit log of the registry: every promotion, rollback and promotion the gate refused, who,
+    when, why, and the reports the decision was made on."""
 
     class Action(models.TextChoices):
         PROMOTE = "promote"
         ROLLBACK = "rollback"
+        REFUSED = "refused"  # a promotion the gate stopped (nothing changed)
 
     action = models.CharField(max_length=16, choices=Action.choices)
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotions")

@@ -81,23 +81,27 @@ class GateRefused(Exception):
 
 def promote_checked(version: ModelVersion, user, reason: str = "") -> PromotionEvent:
     """Promote ``version`` if the gate lets it through, or past it when ``reason`` is given (an
-    override); GateRefused otherwise. The promotion and its evidence go to the audit log."""
+    override); GateRefused otherwise. The promotion, or the refusal, and its evidence go to the
+    audit log."""
     with transaction.atomic():
         active = ModelVersion.objects.select_for_update().filter(is_active=True).first()
         result = gate(version, active)
         evidence = result.as_dict(version, active)
-        if not result.passes and not reason.strip():
-            raise GateRefused(evidence)
-        promote(version)
-        return PromotionEvent.objects.create(
-            action=PromotionEvent.Action.PROMOTE,
-            version=version,
-            previous=active,
-            user=user,
-            reason=reason.strip(),
-            overridden=not result.passes,
-            gate=evidence,
-        )
+        if result.passes or reason.strip():
+            promote(version)
+            return PromotionEvent.objects.create(
+                action=PromotionEvent.Action.PROMOTE,
+                version=version,
+                previous=active,
+                user=user,
+                reason=reason.strip(),
+                overridden=not result.passes,
+                gate=evidence,
+            )
+    PromotionEvent.objects.create(
+        action=PromotionEvent.Action.REFUSED, version=version, previous=active, user=user, gate=evidence
+    )
+    raise GateRefused(evidence)
 
 
 def roll_back(version: ModelVersion, user, reason: str = "") -> PromotionEvent:

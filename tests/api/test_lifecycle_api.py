@@ -253,10 +253,14 @@ def test_the_gate_refuses_a_worse_model_until_staff_override_it_with_a_reason(st
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "gate_failed"
     assert "photo -54.16" in refused.json()["error"]["message"]
     assert [s["subset"] for s in refused.json()["gate"]["shortfalls"]] == ["photo"]
-    assert ModelVersion.objects.get(is_active=True) == active and not PromotionEvent.objects.exists()
+    # the refusal is in the audit log, and nothing changed
+    refusal = PromotionEvent.objects.get()
+    assert (refusal.action, refusal.version, refusal.previous) == ("refused", worse, active)
+    assert refusal.gate["shortfalls"][0]["subset"] == "photo"
+    assert ModelVersion.objects.get(is_active=True) == active
     forced = staff.post(f"/ocr/v1/models/{worse.pk}/promote", {"override_reason": "customer asked"}, format="json")
     assert forced.status_code == 200 and ModelVersion.objects.get(is_active=True) == worse
-    event = PromotionEvent.objects.get()
+    event = PromotionEvent.objects.exclude(pk=refusal.pk).get()
     assert (event.action, event.overridden, event.reason, event.previous) == ("promote", True, "customer asked", active)
     assert event.gate["shortfalls"][0]["subset"] == "photo"
 

@@ -7,7 +7,7 @@ import pytest
 
 from distill.data import write_labels
 from ocr_api import queues, tasks
-from ocr_api.models import ModelVersion
+from ocr_api.models import ModelVersion, PromotionEvent
 from ocr_api.registry import active_model, register_model
 from tests.conftest import ROOT, png_bytes, render_lines
 
@@ -60,6 +60,12 @@ def test_the_shipped_student_is_reported_below_the_default_and_the_gate_refuses_
     refused = staff_client.post(f"/ocr/v1/models/{student.pk}/promote", {}, format="json")
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "gate_failed"
     assert ModelVersion.objects.get(is_active=True) == active
+    forced = staff_client.post(f"/ocr/v1/models/{student.pk}/promote", {"override_reason": "a test"}, format="json")
+    assert forced.status_code == 200 and ModelVersion.objects.get(is_active=True) == student
+    # the audit log shows both: the refusal and the override, each with the comparison
+    log = list(PromotionEvent.objects.order_by("pk").values_list("action", "overridden", "reason"))
+    assert log == [("refused", False, ""), ("promote", True, "a test")]
+    assert all(e.gate["shortfalls"] for e in PromotionEvent.objects.all())
 
 
 def test_without_a_suite_the_report_says_so_and_the_gate_refuses(db, tmp_path, settings):

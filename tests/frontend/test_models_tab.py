@@ -74,8 +74,13 @@ def test_staff_adapt_a_dataset_compare_a_model_and_promote_it_only_with_a_reason
     item.get_by_role("button", name="仍然发布").click()
     expect(page.locator(f"#model-list [data-model-id='{candidate.pk}'] .badge")).to_have_text("当前")
     assert ModelVersion.objects.get(is_active=True) == candidate
-    event = PromotionEvent.objects.get()
-    assert (event.overridden, event.reason, event.user) == (True, "the customer's receipts need it", admin)
+    refused, promoted = PromotionEvent.objects.order_by("pk")
+    assert (refused.action, refused.version, refused.user) == ("refused", candidate, admin)
+    assert (promoted.action, promoted.overridden, promoted.reason) == (
+        "promote",
+        True,
+        "the customer's receipts need it",
+    )
     page.screenshot(path=artifacts / "portal-models-1280.png", full_page=True)
 
     phone = new_page(live_server.url, viewport=PHONE)
