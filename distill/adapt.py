@@ -195,7 +195,8 @@ def adapt(
     while run.step < steps and stale < patience:
         _train_until(run, steps, 0, 10**9, 300, None, (), 0, stop=min(steps, run.step + eval_every))
         run.save()
-        stale = 0 if _evaluate(run, held, best) else stale + 1
+        improved = _evaluate(run, held, best)
+        stale = 0 if improved or held is None else stale + 1  # no held-back lines: no early stop
         best["stale"] = stale
         (run.out / "best.json").write_text(json.dumps(best))
     return _finish(run, dataset, items, held, problems, best, steps, t0)
@@ -203,7 +204,7 @@ def adapt(
 
 def _finish(run: AdaptRun, dataset, items, held, problems, best, steps, t0) -> dict:
     """``adapted.onnx`` (the best package) and the run's summary in ``adapt.json``."""
-    if not best:  # no held-back lines: the last package
+    if "dev_char_accuracy" not in best:  # no held-back lines: the last package
         shutil.copyfile(run.out / "student.onnx", run.out / "best.onnx")
     shutil.copyfile(run.out / "best.onnx", run.out / "adapted.onnx")
     summary = {

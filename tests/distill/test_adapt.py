@@ -111,3 +111,20 @@ def test_an_adaptation_run_mixes_batches_stops_early_resumes_and_keeps_its_best(
     more = adapt.adapt(dot_lines / "adapt", tmp_path / "run", TINY, SMALL, replay, steps=40, patience=stale + 1, **kw)
     assert 4 < more["steps_run"] < 40 and more["stopped_early"] is True
     assert more["held_back_before"] == summary["held_back_before"]
+
+
+def test_a_dataset_with_no_held_back_line_trains_every_step_and_exports_the_last_package(
+    tmp_path, dot_lines, monkeypatch
+):
+    monkeypatch.setattr(warmstart, "SHARD", 4)
+    folder = tmp_path / "d"
+    keep = [(rel, text) for rel, text in read_labels(dot_lines / "adapt") if not held_back(rel)][:3]
+    for rel, _ in keep:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(dot_lines / "adapt" / rel, folder / rel)
+    write_labels(folder, keep)
+    kw = dict(replay_lines=8, batch_size=2, lr=1e-3, eval_every=1, patience=1, seed=2, threads=1, log=lambda _: None)
+    summary = adapt.adapt(folder, tmp_path / "run", TINY, SMALL, tmp_path / "replay", steps=3, **kw)
+    assert summary["held_back_lines"] == 0 and summary["steps_run"] == 3 and summary["stopped_early"] is False
+    assert summary["held_back_before"] is None and summary["best_step"] is None
+    assert (tmp_path / "run" / "adapted.onnx").read_bytes() == (tmp_path / "run" / "student.onnx").read_bytes()
