@@ -41,6 +41,7 @@ from engine.images import ImageError
 from engine.pipeline import recognize_bytes
 from workers.cache import ResultCache
 from workers.config import image_limits, pipeline_signature, redis_client
+from workers.metrics import Metrics, announce_model
 from workers.presence import Heartbeat, instance_alive, live_instances, new_instance_name, notify_done
 from workers.runtime import ModelHolder, line_batcher, page_reader
 
@@ -62,6 +63,18 @@ PURGE_EVERY_S = 3600
 
 def instance() -> str:
     return _instance
+
+
+_worker_name = ""  # the Celery hostname, once the worker is ready
+_announced = ""
+
+
+def _announce(label: str) -> None:
+    """Say which model this worker serves (``ocr_worker_model_info``), when it changes."""
+    global _announced
+    if _worker_name and label != _announced:
+        announce_model(redis_client(), _worker_name, label)
+        _announced = label
 
 
 def active_model_file() -> tuple[str, str]:
@@ -117,6 +130,8 @@ def recognize(job_id: str) -> str:
     mine = OcrJob.objects.filter(pk=job_id, status=Status.RUNNING, claim_id=token)
     deadline = time.monotonic() + settings.OCR_TASK_SOFT_TIME_LIMIT_S
     timings = {"claim_ms": _ms_since(began)}
+    waited = (timezone.now() - job.created_at).total_seconds()
+    Metrics(redis_client()).observe("ocr_queue_wait_seconds", max(0.0, waited))
     try:
         data = read_image(job.image_name)
         timings["read_ms"] = _ms_since(began) - timings["claim_ms"]
@@ -150,7 +165,24 @@ def recognize(job_id: str) -> str:
         log.exception("job %s failed", job_id)
         return _fail(mine, job, "internal_error", f"Recognition failed: {type(exc).__name__}.")
     timings["recognize_ms"] = _ms_since(began) - timings["claim_ms"] - timings["read_ms"]
+    _record(outcome, time.perf_counter() - began)
     return _succeed(mine, job, outcome, timings)
+
+
+def _record(outcome, seconds: float) -> None:
+    """The job's figures: recognition time, lines, lines the cascade re-read, its batches' sizes."""
+    label = outcome.model_label or model_holder().current().label
+    _announce(model_holder().current().label)
+    pipe = redis_client().pipeline(transaction=False)
+    metrics = Metrics(pipe)
+    metrics.observe("ocr_recognition_seconds", seconds)
+    metrics.count("ocr_lines_total", by=len(outcome.lines))
+    reread = sum(1 for line in outcome.lines if line.get("model") and line["model"] != label)
+    if reread:
+        metrics.count("ocr_lines_reread_total", by=reread)
+    for batch in outcome.batches:
+        metrics.observe("ocr_batch_lines", batch["size"])
+    metrics.flush()
 
 
 def _succeed(mine, job: OcrJob, outcome, timings: dict) -> str:
@@ -207,6 +239,7 @@ def _version_id(label: str) -> int | None:
 
 
 def _fail(mine, job: OcrJob, code: str, message: str, diagnostics: dict | None = None) -> str:
+    Metrics(redis_client()).count("ocr_job_failures_total", {"code": code})
     finished = timezone.now()
     done = mine.update(
         status=Status.FAILED,
@@ -327,6 +360,10 @@ def _warm_up(sender, **kwargs) -> None:
     batcher()
     page_reader()
     _instance = new_instance_name(sender.hostname)
+    global _worker_name
+    _worker_name = sender.hostname
+    Metrics(redis_client()).count("ocr_worker_starts_total", {"worker": sender.hostname})
+    _announce(model_holder().current().label)
     _heartbeat = Heartbeat(redis_client(), sender.hostname, settings.OCR_WORKER_HEARTBEAT_TTL_S, instance=_instance)
     _heartbeat.start()
     _sweeper = RecoverySweep(settings.OCR_RECOVERY_SWEEP_S)

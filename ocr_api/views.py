@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 from engine.cachekey import cache_key
 from engine.images import ImageError, inspect_image
 from workers.config import image_limits, pipeline_signature, redis_client
+from workers.metrics import Metrics
 from workers.presence import wait_done
 
 from . import history, queues
@@ -241,6 +242,7 @@ class RecognizeView(APIView):
             hotwords=up.hotwords,
         )
         hit, live = history.lookup_and_record(client, up.key, record, settings.OCR_WORKER_HEARTBEAT_TTL_S)
+        Metrics(client).count("ocr_cache_total", {"result": "miss" if hit is None else "hit"})
         if hit is None:
             return None, live
         job = OcrJob(

@@ -39,6 +39,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "ocr_api.metrics.RequestMetrics",
 ]
 
 ROOT_URLCONF = "ocrsite.urls"
@@ -265,6 +266,8 @@ OCR_TRAIN_POLL_S = env_float("OCR_TRAIN_POLL_S", 2.0, minimum=0.1)
 # candidate may read less than the active model on any subset.
 OCR_EVAL_SUITE_DIR = Path(env_str("OCR_EVAL_SUITE_DIR", str(BASE_DIR / "data" / "ood")))
 OCR_EVAL_LINES = env_int("OCR_EVAL_LINES", 0, minimum=0)
+# GET /metrics answers staff, and a scraper sending "Authorization: Bearer <this>" when it is set
+OCR_METRICS_TOKEN = env_str("OCR_METRICS_TOKEN", "")
 # the frozen page suite (make ood-pages); each report reads it too where it exists
 OCR_EVAL_PAGES_DIR = Path(env_str("OCR_EVAL_PAGES_DIR", str(BASE_DIR / "data" / "ood_pages")))
 OCR_PROMOTION_MARGIN = env_float("OCR_PROMOTION_MARGIN", 0.3, minimum=0.0)
