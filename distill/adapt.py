@@ -136,15 +136,63 @@ class AdaptRun(WarmRun):
             yield picked
 
 
-def _evaluate(run: AdaptRun, held: Path | None, best: dict) -> bool:
-    """Export and score on the held-back lines; keep the package (``best.onnx``, ``best``) when it
-    reads them best so far (at step 0: the starting model). True when it does."""
-    score = run.evaluate(str(held) if held else None, (), 10**9).get("dev_char_accuracy")
-    if score is None or (best and score <= best["dev_char_accuracy"]):
+ALPHAS = (0.25, 0.5, 0.75, 1.0)
+
+
+def general_folder(out: Path, seed: int, lines: int) -> Path:
+    """``lines`` general lines the run never trains on (the replay's kind of line, another draw),
+    as a labels.tsv folder: what the adapted model must still read."""
+    import cv2
+
+    from .warmstart import LineDraws
+
+    folder = Path(out) / "general"
+    if (folder / "labels.tsv").exists():
+        return folder
+    (folder / "lines").mkdir(parents=True, exist_ok=True)
+    draws, items = LineDraws(seed + 7919), []
+    for i in range(lines):
+        rgb, text, _ = draws(i)
+        rel = f"lines/{i:05d}.png"
+        cv2.imwrite(str(folder / rel), np.ascontiguousarray(rgb[:, :, ::-1]))
+        items.append((rel, text))
+    write_labels(folder, items)
+    return folder
+
+
+def _candidates(run: AdaptRun, held: Path | None, general: Path):
+    """(alpha, held-back accuracy or None, general accuracy) of the weights ``alpha`` of the way from
+    the start to the run's average, each exported to ``candidate-<alpha>.onnx`` (at step 0: the start)."""
+    from .warmstart import export, interpolate_weights, score
+
+    for alpha in ALPHAS if run.step else (0.0,):
+        lineage = {**run.lineage, "steps": run.step, "ema_decay": run.ema_decay, "interpolate": alpha}
+        values = interpolate_weights(run.start, run.ema, alpha)
+        path = export(run.model, run.student, run.out / f"candidate-{alpha}.onnx", lineage, values, 0.0, run.suffix)
+        domain = score(path, [str(held)])[held.name] if held else None
+        yield alpha, domain, score(path, [str(general)])[general.name]
+
+
+def _evaluate(run: AdaptRun, held: Path | None, general: Path, best: dict, margin: float) -> bool:
+    """Score each interpolation of the current weights on the held-back lines and the general lines;
+    of those that read the general lines within ``margin`` of the start, the one that reads the
+    held-back lines best (without held-back lines: the one furthest from the start) is this
+    evaluation's. It becomes ``best.onnx`` when it beats the best so far. True when it does."""
+    floor = best.get("general_before", 0.0) - margin
+    rows = list(_candidates(run, held, general))
+    allowed = [r for r in rows if r[2] >= floor] or rows[:1]
+    alpha, domain, general_acc = max(allowed, key=lambda r: (r[1] if r[1] is not None else 0.0, r[0]))
+    # dev_* keys: an evaluation, not a loss term, for the job's progress and curves (engine.report)
+    record = {"step": run.step, "dev_char_accuracy": domain, "dev_general_char_accuracy": general_acc}
+    run.metrics({**record, "dev_alpha": alpha})
+    run.log(json.dumps({**record, "alpha": alpha, "tried": rows}))
+    best.setdefault("general_before", general_acc)
+    best.setdefault("before", domain)
+    key = domain if domain is not None else run.step
+    if "dev_char_accuracy" in best and key <= best.get("key", -1):
         return False
-    shutil.copyfile(run.out / "student.onnx", run.out / "best.onnx")
-    best.update({"dev_char_accuracy": score, "step": run.step})
-    best.setdefault("before", score)
+    shutil.copyfile(run.out / f"candidate-{alpha}.onnx", run.out / "best.onnx")
+    best.update({"dev_char_accuracy": domain, "general": general_acc, "alpha": alpha, "step": run.step, "key": key})
     (run.out / "best.json").write_text(json.dumps(best))
     return True
 
@@ -163,6 +211,8 @@ def adapt(
     kd_weight: float = 1.0,
     eval_every: int = 100,
     patience: int = 4,
+    forget_margin: float = 0.002,
+    general_lines: int = 300,
     seed: int = 0,
     threads: int = 1,
     log=print,
@@ -182,6 +232,7 @@ def adapt(
     if not items:
         raise ValueError(f"{dataset}: no line the model can learn ({json.dumps(_counts(problems))})")
     held = held_back_folder(dataset, out / "held_back")
+    general = general_folder(out, seed, general_lines)
     weights = {"ctc": 1.0, "kd": kd_weight}
     run = AdaptRun(
         replay_cache, items, domain_share, out, student, batch_size, lr, weights, seed, 0.99, log, blank_offset=0.0
@@ -190,12 +241,12 @@ def adapt(
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})
     best = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else {}
     if run.step == 0:
-        _evaluate(run, held, best)
+        _evaluate(run, held, general, best, forget_margin)
     stale = best.get("stale", 0)
     while run.step < steps and stale < patience:
         _train_until(run, steps, 0, 10**9, 300, None, (), 0, stop=min(steps, run.step + eval_every))
         run.save()
-        improved = _evaluate(run, held, best)
+        improved = _evaluate(run, held, general, best, forget_margin)
         stale = 0 if improved or held is None else stale + 1  # no held-back lines: no early stop
         best["stale"] = stale
         (run.out / "best.json").write_text(json.dumps(best))
@@ -204,8 +255,6 @@ def adapt(
 
 def _finish(run: AdaptRun, dataset, items, held, problems, best, steps, t0) -> dict:
     """``adapted.onnx`` (the best package) and the run's summary in ``adapt.json``."""
-    if "dev_char_accuracy" not in best:  # no held-back lines: the last package
-        shutil.copyfile(run.out / "student.onnx", run.out / "best.onnx")
     shutil.copyfile(run.out / "best.onnx", run.out / "adapted.onnx")
     summary = {
         "dataset": str(dataset),
@@ -216,6 +265,9 @@ def _finish(run: AdaptRun, dataset, items, held, problems, best, steps, t0) -> d
         "held_back_before": best.get("before"),
         "held_back_after": best.get("dev_char_accuracy"),
         "best_step": best.get("step"),
+        "alpha": best.get("alpha"),
+        "general_before": best.get("general_before"),
+        "general_after": best.get("general"),
         "steps_run": run.step,
         "stopped_early": run.step < steps,
         "seconds": round(time.time() - t0, 1),

@@ -731,7 +731,10 @@ def _cmd_adapt(args) -> int:
     replay = args.replay_cache or replay_folder(
         args.replay_root, args.student, args.teacher, args.seed, args.replay_lines
     )
-    keys = ("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience")
+    keys = (
+        *("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience"),
+        *("forget_margin", "general_lines"),
+    )
     summary = adapt(
         args.dataset,
         args.out,
@@ -767,6 +770,13 @@ def _adapt_command(sub) -> None:
     p.add_argument("--kd-weight", type=float, default=1.0, help="KD on the replayed lines")
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--patience", type=int, default=4, help="evaluations without a better one before stopping")
+    p.add_argument(
+        "--forget-margin",
+        type=float,
+        default=0.002,
+        help="the most the adapted model may read the general lines worse than the start (fraction)",
+    )
+    p.add_argument("--general-lines", type=int, default=300, help="general lines the run never trains on")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quiet", action="store_true", help="progress only in metrics.jsonl")

@@ -341,6 +341,8 @@ ADAPT_DEFAULTS = {
     "kd_weight": 1.0,
     "eval_every": 100,
     "patience": 4,
+    "forget_margin": 0.002,
+    "general_lines": 300,
     "seed": 0,
 }
 ADAPT_LIMITS = {
@@ -352,6 +354,8 @@ ADAPT_LIMITS = {
     "kd_weight": (float, 0.0, 100.0),
     "eval_every": (int, 1, 1_000_000),
     "patience": (int, 1, 1000),
+    "forget_margin": (float, 0.0, 1.0),
+    "general_lines": (int, 8, 100_000),
     "seed": (int, 0, 2**31 - 1),
     "threads": (int, 1, 256),
 }
@@ -400,7 +404,8 @@ def adapt_command(job: DistillJob, dataset: Path) -> list[str]:
     cmd = [sys.executable, "-m", "distill", "adapt", "--quiet", "--dataset", str(dataset), "--out", str(run_dir(job))]
     cmd += ["--student", p["student_file"], "--teacher", str(settings.OCR_MODELS_DIR / RECOGNISERS[p["teacher"]])]
     cmd += ["--replay-root", str(training_root() / "replay")]
-    for key in ("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience"):
+    keys = ("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience")
+    for key in (*keys, "forget_margin", "general_lines"):
         cmd += ["--" + key.replace("_", "-"), str(p[key])]
     cmd += ["--seed", str(p["seed"]), "--threads", str(p.get("threads", settings.OCR_TRAIN_THREADS))]
     return cmd

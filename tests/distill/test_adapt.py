@@ -91,14 +91,21 @@ def test_peoples_labels_are_learnt_by_ctc_and_not_by_the_teachers_reading():
 def test_an_adaptation_run_mixes_batches_stops_early_resumes_and_keeps_its_best(tmp_path, dot_lines, monkeypatch):
     monkeypatch.setattr(warmstart, "SHARD", 4)
     replay = tmp_path / "replay"
-    kw = dict(replay_lines=8, batch_size=4, lr=1e-3, eval_every=2, seed=2, threads=1, log=lambda _: None)
+    kw = dict(replay_lines=8, general_lines=12, batch_size=4, lr=1e-3, eval_every=2, seed=2, threads=1)
+    kw["log"] = lambda _: None
     summary = adapt.adapt(dot_lines / "adapt", tmp_path / "run", TINY, SMALL, replay, steps=4, patience=10, **kw)
     assert summary["steps_run"] == 4 and summary["lines"] + summary["held_back_lines"] == 24
     assert summary["held_back_lines"] == len(read_labels(tmp_path / "run" / "held_back")) > 0
     assert summary["held_back_before"] is not None and summary["best_step"] in (0, 2, 4)
     assert summary["held_back_after"] >= summary["held_back_before"]
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if "dev_char_accuracy" in r] == [0, 2, 4]
+    evaluations = [r for r in records if "dev_general_char_accuracy" in r]
+    assert [r["step"] for r in evaluations] == [0, 2, 4] and evaluations[0]["dev_alpha"] == 0.0
+    assert {r["dev_alpha"] for r in evaluations[1:]} <= set(adapt.ALPHAS)
+    # what is kept reads the general lines (never trained on) within the margin of the start
+    assert summary["general_before"] == evaluations[0]["dev_general_char_accuracy"]
+    assert summary["alpha"] == 0.0 or summary["general_after"] >= summary["general_before"] - 0.002
+    assert len(read_labels(tmp_path / "run" / "general")) == 12
     adapted = Recognizer(tmp_path / "run" / "adapted.onnx", threads=1)
     assert adapted.spec.name == "ppocrv6-tiny-rec-adapted"
     # every batch: half the dataset's lines, half replayed ones, the same for the same step
@@ -123,8 +130,9 @@ def test_a_dataset_with_no_held_back_line_trains_every_step_and_exports_the_last
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(dot_lines / "adapt" / rel, folder / rel)
     write_labels(folder, keep)
-    kw = dict(replay_lines=8, batch_size=2, lr=1e-3, eval_every=1, patience=1, seed=2, threads=1, log=lambda _: None)
+    kw = dict(replay_lines=8, general_lines=8, batch_size=2, lr=1e-3, eval_every=1, patience=1, seed=2, threads=1)
+    kw["log"] = lambda _: None
     summary = adapt.adapt(folder, tmp_path / "run", TINY, SMALL, tmp_path / "replay", steps=3, **kw)
     assert summary["held_back_lines"] == 0 and summary["steps_run"] == 3 and summary["stopped_early"] is False
-    assert summary["held_back_before"] is None and summary["best_step"] is None
-    assert (tmp_path / "run" / "adapted.onnx").read_bytes() == (tmp_path / "run" / "student.onnx").read_bytes()
+    assert summary["held_back_before"] is None and summary["best_step"] == 3
+    assert Recognizer(tmp_path / "run" / "adapted.onnx", threads=1).spec.name == "ppocrv6-tiny-rec-adapted"

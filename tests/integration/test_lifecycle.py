@@ -250,7 +250,7 @@ def test_corrections_adapt_the_served_model_which_passes_the_gate_and_is_served(
     assert staff.post(f"/ocr/v1/models/{served.pk}/evaluate").status_code == 202
     _wait_for_report(served.pk)
 
-    params = {"data_source": "corrections", "steps": 2, "batch_size": 2, "replay_lines": 8, "eval_every": 1}
+    params = {"data_source": "corrections", "steps": 2, "batch_size": 2, "replay_lines": 8, "general_lines": 8}
     response = staff.post("/ocr/v1/distill-jobs", {"kind": "adapt", "params": params}, format="json")
     assert response.status_code == 201, response.content
     finished = wait_for(response.json()["id"], {"succeeded", "failed"}, 300, trainer)
