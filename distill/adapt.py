@@ -35,7 +35,7 @@ import torch
 from engine.modelpkg import ModelSpec
 
 from .data import held_back, read_labels, write_labels
-from .warmstart import CharAxis, OnnxTeacher, WarmRun, _train_until, build_cache, to_input
+from .warmstart import CharAxis, OnnxTeacher, WarmRun, WarmStudent, _train_until, build_cache, to_input
 
 
 def _read_rgb(path: Path) -> np.ndarray | None:
@@ -114,17 +114,39 @@ def held_back_folder(dataset: str | Path, out: str | Path) -> Path | None:
 
 
 class AdaptRun(WarmRun):
-    """A warm run over the replay cache plus the dataset's lines, in mixed batches."""
+    """A warm run over the replay cache plus the dataset's lines, in mixed batches. With ``anchor``
+    "start" the replayed lines learn the starting model's own distribution (learning without
+    forgetting: KD towards the model being adapted, no CTC on them); with "teacher", the cached
+    teacher's (KD) and their labels where the teacher reads them (CTC)."""
 
     suffix = "-adapted"
 
-    def __init__(self, replay_cache, dataset_items: list[dict], domain_share: float, *args, **kwargs):
+    def __init__(self, replay_cache, dataset_items: list[dict], domain_share: float, *args, anchor="start", **kwargs):
         super().__init__(replay_cache, *args, **kwargs)
+        self.anchor = None
+        if anchor == "start":
+            self.anchor = WarmStudent(self.student, self.axis).eval()
+            for p in self.anchor.parameters():
+                p.requires_grad_(False)
         self.replay = list(range(len(self.items)))
         self.items = self.items + dataset_items
         self.dataset = list(range(len(self.replay), len(self.items)))
         self.domain_share = domain_share
         self.per_epoch = max(1, len(self.dataset) // max(1, round(self.batch_size * domain_share)))
+
+    def batch_for(self, group: list[int]) -> dict:
+        batch = super().batch_for(group)
+        if self.anchor is None:
+            return batch
+        with torch.no_grad():
+            logp, _ = self.anchor(batch["images"])
+        k = batch["top_idx"].shape[-1]
+        values, indices = logp.exp().topk(k, dim=-1)
+        batch["top_idx"], batch["top_p"] = indices, values / values.sum(-1, keepdim=True).clamp_min(1e-12)
+        batch["lengths"] = batch["lengths"].clamp_max(logp.shape[1])
+        batch["readable"] = torch.zeros_like(batch["readable"])  # no CTC on replayed lines
+        batch["kd_on"] = torch.ones_like(batch["readable"])
+        return batch
 
     def groups(self):
         """Batch ``step``: a pure function of (seed, step), so a resumed run goes on where it was."""
@@ -213,6 +235,7 @@ def adapt(
     patience: int = 4,
     forget_margin: float = 0.002,
     general_lines: int = 300,
+    anchor: str = "start",
     seed: int = 0,
     threads: int = 1,
     log=print,
@@ -235,7 +258,7 @@ def adapt(
     general = general_folder(out, seed, general_lines)
     weights = {"ctc": 1.0, "kd": kd_weight}
     run = AdaptRun(
-        replay_cache, items, domain_share, out, student, batch_size, lr, weights, seed, 0.99, log, blank_offset=0.0
+        replay_cache, items, domain_share, out, student, batch_size, lr, weights, seed, 0.99, log, anchor=anchor
     )
     run.resume()
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})

@@ -733,7 +733,7 @@ def _cmd_adapt(args) -> int:
     )
     keys = (
         *("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience"),
-        *("forget_margin", "general_lines"),
+        *("forget_margin", "general_lines", "anchor"),
     )
     summary = adapt(
         args.dataset,
@@ -777,6 +777,12 @@ def _adapt_command(sub) -> None:
         help="the most the adapted model may read the general lines worse than the start (fraction)",
     )
     p.add_argument("--general-lines", type=int, default=300, help="general lines the run never trains on")
+    p.add_argument(
+        "--anchor",
+        choices=("start", "teacher"),
+        default="start",
+        help="what the replayed lines learn: the starting model's own distribution, or the teacher's and their labels",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quiet", action="store_true", help="progress only in metrics.jsonl")

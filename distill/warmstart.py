@@ -374,8 +374,10 @@ def warm_loss(
         p = batch["top_p"]
         kl = (p * (torch.log(p.clamp_min(1e-8)) - s)).sum(-1)
         # only where the teacher reads the line: its doubt on a line degraded past reading would
-        # teach the student doubt everywhere; and not on people's lines (the label is the truth)
-        kd_mask = mask[:, :t_steps] * (readable * (1 - trusted))[:, None]
+        # teach the student doubt everywhere; and not on people's lines (the label is the truth).
+        # A batch may say itself which lines KD learns (``kd_on``: the adaptation's anchor).
+        kd_rows = batch["kd_on"].float() if "kd_on" in batch else readable
+        kd_mask = mask[:, :t_steps] * (kd_rows * (1 - trusted))[:, None]
         parts["kd"] = (kl * kd_mask).sum() / kd_mask.sum().clamp_min(1)
     if weights.get("feat", 0) > 0:
         t_steps = batch["feats"].shape[1]
@@ -554,7 +556,7 @@ class WarmRun:
         self.out.mkdir(parents=True, exist_ok=True)
         meta = json.loads((Path(cache) / "cache.json").read_text())
         self.spec = ModelSpec.from_file(student)
-        axis = CharAxis.build(self.spec, ModelSpec.from_file(meta["teacher"]))
+        axis = self.axis = CharAxis.build(self.spec, ModelSpec.from_file(meta["teacher"]))
         self.items = load_cache(cache)
         self.model = WarmStudent(student, axis, teacher_channels=self.items[0]["feats"].shape[1])
         self.model.feat_mean, self.model.feat_std = feature_stats(self.items)
@@ -641,10 +643,7 @@ class WarmRun:
         for g in self.optimiser.param_groups:
             g["lr"] = lr_at(self.step, steps, self.lr)
         loss, parts = warm_loss(
-            self.model,
-            collate([self.items[i] for i in group], self.spec),
-            self.weights,
-            train_backbone_on_features=self.step >= adapter_warmup,
+            self.model, self.batch_for(group), self.weights, train_backbone_on_features=self.step >= adapter_warmup
         )
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -655,6 +654,9 @@ class WarmRun:
                 self.ema[key].mul_(self.ema_decay).add_(p.detach(), alpha=1 - self.ema_decay)
         self.step += 1
         return parts
+
+    def batch_for(self, group: list[int]) -> dict:
+        return collate([self.items[i] for i in group], self.spec)
 
     def groups(self):
         """The batches from the current step on, epoch after epoch (a resumed run skips what it did)."""

@@ -343,6 +343,7 @@ ADAPT_DEFAULTS = {
     "patience": 4,
     "forget_margin": 0.002,
     "general_lines": 300,
+    "anchor": "start",
     "seed": 0,
 }
 ADAPT_LIMITS = {
@@ -367,7 +368,7 @@ def adapt_params(raw: dict) -> dict:
     one served when the job starts, or a reference by name) and the training knobs."""
     from .registry import RECOGNISERS
 
-    unknown = set(raw) - {"dataset", "student", "teacher", "data_source", *ADAPT_LIMITS}
+    unknown = set(raw) - {"dataset", "student", "teacher", "data_source", "anchor", *ADAPT_LIMITS}
     if unknown:
         raise ParamError(f"not parameters of an adaptation job: {', '.join(sorted(unknown))}")
     params = {**ADAPT_DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
@@ -377,6 +378,8 @@ def adapt_params(raw: dict) -> dict:
         raise ParamError("an adaptation job learns a dataset: data_source must be dataset or corrections")
     if params["data_source"] == "dataset" and not Dataset.objects.filter(pk=params.get("dataset")).exists():
         raise ParamError("data_source dataset needs the id of a dataset in dataset")
+    if params["anchor"] not in ("start", "teacher"):
+        raise ParamError("anchor must be start (the model being adapted) or teacher")
     if params["student"] != "active" and params["student"] not in RECOGNISERS:
         raise ParamError(f"student must be 'active' or one of {', '.join(RECOGNISERS)}")
     if params["teacher"] not in RECOGNISERS:
@@ -407,5 +410,6 @@ def adapt_command(job: DistillJob, dataset: Path) -> list[str]:
     keys = ("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience")
     for key in (*keys, "forget_margin", "general_lines"):
         cmd += ["--" + key.replace("_", "-"), str(p[key])]
+    cmd += ["--anchor", p.get("anchor", "start")]
     cmd += ["--seed", str(p["seed"]), "--threads", str(p.get("threads", settings.OCR_TRAIN_THREADS))]
     return cmd

@@ -176,6 +176,7 @@ def test_an_adaptation_job_adapts_the_active_model_to_a_dataset(staff, monkeypat
         ({"teacher": "mine"}, "teacher must be one of"),
         ({"domain_share": 0}, "domain_share must lie in"),
         ({"alpha": 0.5}, "not parameters of an adaptation job: alpha"),
+        ({"anchor": "nothing"}, "anchor must be start"),
     ],
 )
 def test_bad_adaptation_parameters_are_refused(staff, params, message):

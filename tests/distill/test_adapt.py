@@ -136,3 +136,19 @@ def test_a_dataset_with_no_held_back_line_trains_every_step_and_exports_the_last
     assert summary["held_back_lines"] == 0 and summary["steps_run"] == 3 and summary["stopped_early"] is False
     assert summary["held_back_before"] is None and summary["best_step"] == 3
     assert Recognizer(tmp_path / "run" / "adapted.onnx", threads=1).spec.name == "ppocrv6-tiny-rec-adapted"
+
+
+def test_replayed_lines_learn_the_starting_models_own_reading_and_nothing_at_the_start(tmp_path, monkeypatch):
+    monkeypatch.setattr(warmstart, "SHARD", 4)
+    replay = warmstart.build_cache(tmp_path / "replay", 8, TINY, SMALL, seed=4, log=lambda _: None)
+    run = adapt.AdaptRun(replay, [], 0.0, tmp_path / "run", TINY, 4, 1e-3, {"ctc": 1.0, "kd": 1.0}, 4, 0.9, None)
+    batch = run.batch_for([0, 1, 2, 3])
+    assert not batch["readable"].any() and batch["kd_on"].all()  # no CTC on replayed lines, KD on all
+    # the targets are the starting model's: at the start the student already matches them
+    _, start = warmstart.warm_loss(run.model, batch, run.weights)
+    assert start["ctc"] == 0 and start["kd"] < 0.1  # what is left: the top-k targets' renormalisation
+    teacher_run = adapt.AdaptRun(
+        replay, [], 0.0, tmp_path / "t", TINY, 4, 1e-3, {"ctc": 1.0, "kd": 1.0}, 4, 0.9, None, anchor="teacher"
+    )
+    _, teacher = warmstart.warm_loss(teacher_run.model, teacher_run.batch_for([0, 1, 2, 3]), teacher_run.weights)
+    assert teacher["kd"] > 3 * start["kd"]  # the teacher reads them otherwise
