@@ -35,7 +35,7 @@ import torch
 from engine.modelpkg import ModelSpec
 
 from .data import held_back, read_labels, write_labels
-from .warmstart import CharAxis, OnnxTeacher, WarmRun, WarmStudent, _train_until, build_cache, to_input
+from .warmstart import CharAxis, OnnxTeacher, WarmRun, WarmStudent, _train_until, build_cache, collate, to_input
 
 
 def _read_rgb(path: Path) -> np.ndarray | None:
@@ -121,8 +121,11 @@ class AdaptRun(WarmRun):
 
     suffix = "-adapted"
 
-    def __init__(self, replay_cache, dataset_items: list[dict], domain_share: float, *args, anchor="start", **kwargs):
+    def __init__(
+        self, replay_cache, dataset_items: list[dict], domain_share: float, *args, anchor="start", augment=0.5, **kwargs
+    ):
         super().__init__(replay_cache, *args, **kwargs)
+        self.augment = augment
         self.anchor = None
         if anchor == "start":
             self.anchor = WarmStudent(self.student, self.axis).eval()
@@ -134,8 +137,35 @@ class AdaptRun(WarmRun):
         self.domain_share = domain_share
         self.per_epoch = max(1, len(self.dataset) // max(1, round(self.batch_size * domain_share)))
 
+    def augmented(self, item: dict, rng: np.random.Generator) -> dict:
+        """A dataset line as this step sees it: stretched or squeezed by up to 15 %, then degraded by
+        the seed's augmentations at ``augment`` strength (300 lines are learnt by heart within ten
+        epochs; seen a little differently every time, they teach the domain instead)."""
+        import cv2
+
+        from .augment import degrade
+
+        gray = item["images"].numpy().astype(np.float32).mean(0).astype(np.uint8)
+        h, w = gray.shape
+        gray = cv2.resize(gray, (max(8, round(w * rng.uniform(0.85, 1.15))), h), interpolation=cv2.INTER_LINEAR)
+        line = torch.from_numpy(to_input(np.repeat(degrade(gray, rng, self.augment)[:, :, None], 3, axis=2), self.spec))
+        steps = line.shape[2] // self.spec.width_multiple
+        top_p = torch.zeros(steps, item["top_p"].shape[1], dtype=item["top_p"].dtype)
+        top_p[:, 0] = 1
+        targets = {"top_idx": torch.zeros(steps, item["top_idx"].shape[1], dtype=item["top_idx"].dtype), "top_p": top_p}
+        return {**item, **targets, "images": line, "feats": torch.zeros(steps, item["feats"].shape[1])}
+
     def batch_for(self, group: list[int]) -> dict:
-        batch = super().batch_for(group)
+        if self.augment > 0:
+            items = [
+                self.augmented(self.items[i], np.random.default_rng([self.seed, self.step, i]))
+                if self.items[i].get("trusted")
+                else self.items[i]
+                for i in group
+            ]
+            batch = collate(items, self.spec)
+        else:
+            batch = super().batch_for(group)
         if self.anchor is None:
             return batch
         with torch.no_grad():
@@ -236,6 +266,7 @@ def adapt(
     forget_margin: float = 0.002,
     general_lines: int = 300,
     anchor: str = "start",
+    augment: float = 0.5,
     seed: int = 0,
     threads: int = 1,
     log=print,
@@ -258,7 +289,19 @@ def adapt(
     general = general_folder(out, seed, general_lines)
     weights = {"ctc": 1.0, "kd": kd_weight}
     run = AdaptRun(
-        replay_cache, items, domain_share, out, student, batch_size, lr, weights, seed, 0.99, log, anchor=anchor
+        replay_cache,
+        items,
+        domain_share,
+        out,
+        student,
+        batch_size,
+        lr,
+        weights,
+        seed,
+        0.99,
+        log,
+        anchor=anchor,
+        augment=augment,
     )
     run.resume()
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})

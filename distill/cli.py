@@ -733,7 +733,7 @@ def _cmd_adapt(args) -> int:
     )
     keys = (
         *("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience"),
-        *("forget_margin", "general_lines", "anchor"),
+        *("forget_margin", "general_lines", "anchor", "augment"),
     )
     summary = adapt(
         args.dataset,
@@ -777,6 +777,7 @@ def _adapt_command(sub) -> None:
         help="the most the adapted model may read the general lines worse than the start (fraction)",
     )
     p.add_argument("--general-lines", type=int, default=300, help="general lines the run never trains on")
+    p.add_argument("--augment", type=float, default=0.5, help="strength of the dataset lines' augmentation (0: none)")
     p.add_argument(
         "--anchor",
         choices=("start", "teacher"),

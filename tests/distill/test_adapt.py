@@ -152,3 +152,27 @@ def test_replayed_lines_learn_the_starting_models_own_reading_and_nothing_at_the
     )
     _, teacher = warmstart.warm_loss(teacher_run.model, teacher_run.batch_for([0, 1, 2, 3]), teacher_run.weights)
     assert teacher["kd"] > 3 * start["kd"]  # the teacher reads them otherwise
+
+
+def test_a_dataset_line_is_seen_a_little_differently_at_every_step(tmp_path, dot_lines, monkeypatch):
+    monkeypatch.setattr(warmstart, "SHARD", 4)
+    replay = warmstart.build_cache(tmp_path / "replay", 4, TINY, SMALL, seed=5, log=lambda _: None)
+    spec = ModelSpec.from_file(TINY)
+    axis = warmstart.CharAxis.build(spec, ModelSpec.from_file(SMALL))
+    items, _ = adapt.dataset_lines(dot_lines / "adapt", axis, spec, warmstart.OnnxTeacher(SMALL, axis))
+    run = adapt.AdaptRun(replay, items[:3], 0.5, tmp_path / "run", TINY, 4, 1e-3, {"ctc": 1.0, "kd": 1.0}, 5, 0.9, None)
+    first = run.batch_for([len(run.replay), 0])
+    again = run.batch_for([len(run.replay), 0])
+    assert torch.equal(first["images"], again["images"])  # the same step sees the same line
+    run.step += 1
+    later = run.batch_for([len(run.replay), 0])
+    line = lambda b: b["images"][0, :, :, : b["lengths"][0] * spec.width_multiple]  # noqa: E731
+    assert line(first).shape != line(later).shape or not torch.equal(line(first), line(later))
+    # the label stays, the line's length in steps follows its new width, the replayed line is as cached
+    assert torch.equal(first["labels"][: len(items[0]["labels"])], items[0]["labels"].long())
+    assert int(first["lengths"][0]) * spec.width_multiple <= first["images"].shape[3]
+    assert first["trusted"].tolist() == [True, False]
+    assert torch.equal(
+        first["images"][1, :, :, : run.items[0]["images"].shape[2]],
+        warmstart.normalise(run.items[0]["images"][None], spec)[0],
+    )
