@@ -768,8 +768,8 @@ def _adapt_command(sub) -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--domain-share", type=float, default=0.5, help="the dataset's share of each batch")
     p.add_argument("--kd-weight", type=float, default=1.0, help="KD on the replayed lines")
-    p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--patience", type=int, default=4, help="evaluations without a better one before stopping")
+    p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--patience", type=int, default=3, help="evaluations without a better one before stopping")
     p.add_argument(
         "--forget-margin",
         type=float,
