@@ -280,29 +280,11 @@ def adapt(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     build_cache(replay_cache, replay_lines, student, teacher, seed=seed, threads=threads, log=log)
-    s_spec = ModelSpec.from_file(student)
-    axis = CharAxis.build(s_spec, ModelSpec.from_file(teacher))
-    items, problems = dataset_lines(dataset, axis, s_spec, OnnxTeacher(teacher, axis, threads=threads))
-    if not items:
-        raise ValueError(f"{dataset}: no line the model can learn ({json.dumps(_counts(problems))})")
+    items, problems = _learnable(dataset, student, teacher, threads)
     held = held_back_folder(dataset, out / "held_back")
     general = general_folder(out, seed, general_lines)
-    weights = {"ctc": 1.0, "kd": kd_weight}
-    run = AdaptRun(
-        replay_cache,
-        items,
-        domain_share,
-        out,
-        student,
-        batch_size,
-        lr,
-        weights,
-        seed,
-        0.99,
-        log,
-        anchor=anchor,
-        augment=augment,
-    )
+    args = (out, student, batch_size, lr, {"ctc": 1.0, "kd": kd_weight}, seed, 0.99, log)
+    run = AdaptRun(replay_cache, items, domain_share, *args, anchor=anchor, augment=augment)
     run.resume()
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})
     best = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else {}
@@ -317,6 +299,16 @@ def adapt(
         best["stale"] = stale
         (run.out / "best.json").write_text(json.dumps(best))
     return _finish(run, dataset, items, held, problems, best, steps, t0)
+
+
+def _learnable(dataset, student, teacher, threads: int) -> tuple[list[dict], dict]:
+    """The dataset's training lines as cache items, and what was left out (ValueError: nothing left)."""
+    s_spec = ModelSpec.from_file(student)
+    axis = CharAxis.build(s_spec, ModelSpec.from_file(teacher))
+    items, problems = dataset_lines(dataset, axis, s_spec, OnnxTeacher(teacher, axis, threads=threads))
+    if not items:
+        raise ValueError(f"{dataset}: no line the model can learn ({json.dumps(_counts(problems))})")
+    return items, problems
 
 
 def _finish(run: AdaptRun, dataset, items, held, problems, best, steps, t0) -> dict:
@@ -336,8 +328,11 @@ def _finish(run: AdaptRun, dataset, items, held, problems, best, steps, t0) -> d
         "general_after": best.get("general"),
         "steps_run": run.step,
         "stopped_early": run.step < steps,
-        "seconds": round(time.time() - t0, 1),
+        # over every call that finished (a resumed or finished run given again adds its own)
+        "seconds": round(best.get("seconds", 0.0) + time.time() - t0, 1),
     }
+    best["seconds"] = summary["seconds"]
+    (run.out / "best.json").write_text(json.dumps(best))
     (run.out / "adapt.json").write_text(json.dumps(summary, ensure_ascii=False, indent=1))
     run.metrics({"event": "done", "step": run.step})
     return summary
