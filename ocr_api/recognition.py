@@ -171,8 +171,9 @@ def recognize(job_id: str) -> str:
 
 def _record(outcome, seconds: float) -> None:
     """The job's figures: recognition time, lines, lines the cascade re-read, its batches' sizes."""
-    label = outcome.model_label or model_holder().current().label
-    _announce(model_holder().current().label)
+    label = outcome.model_label  # the model that read the job (re-read lines name the cascade's)
+    if label:
+        _announce(label)
     pipe = redis_client().pipeline(transaction=False)
     metrics = Metrics(pipe)
     metrics.observe("ocr_recognition_seconds", seconds)
