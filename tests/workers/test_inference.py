@@ -74,3 +74,20 @@ def test_one_line_read_alone_matches_the_batched_answer(recognizer):
     assert abs(alone.confidence - batched.confidence) < 1e-5
     raw = recognizer.outputs(line[None])
     assert raw.dtype == np.float32 and np.allclose(recognizer.run(line[None]), raw, atol=1e-6)  # a "probs" model
+
+
+def test_without_the_memory_arena_sessions_read_the_same(monkeypatch, recognizer):
+    """OCR_ORT_ARENA=0 turns ONNX Runtime's CPU arena and memory patterns off (docs/running.md,
+    "Memory"); the answers do not change."""
+    monkeypatch.setenv("OCR_ORT_ARENA", "0")
+    plain = Recognizer(MODEL, threads=1)
+    options = plain.session.get_session_options()
+    assert options.enable_cpu_mem_arena is False and options.enable_mem_pattern is False
+    assert recognizer.session.get_session_options().enable_cpu_mem_arena is True
+    img = render_lines(["购买方名称：上海明远科技有限公司", "价税合计 1280.00"])
+    for width in (160, 320, 480):
+        x = np.random.default_rng(width).uniform(-1, 1, (2, 3, 48, width)).astype(np.float32)
+        assert np.allclose(plain.outputs(x), recognizer.outputs(x), atol=1e-4)
+    with_arena = recognize_array(np.asarray(img), LineBatcher(lambda: recognizer, max_wait_ms=1), "a")
+    without = recognize_array(np.asarray(img), LineBatcher(lambda: plain, max_wait_ms=1), "b")
+    assert with_arena.text == without.text and with_arena.text[0] == "购买方名称：上海明远科技有限公司"
