@@ -7,14 +7,16 @@ three ways:
 
 - **Two kinds of line in every batch.** ``domain_share`` of each batch are the dataset's
   training lines, learnt by CTC on their labels (people corrected them: the teacher's reading
-  does not filter them, and it does not teach them either). The rest are replayed general lines
-  (``warmstart.build_cache``: our wide mix and augraphy degradations) with the teacher's
-  per-timestep distribution (KD) and, where the teacher reads them, CTC: so that the model
-  does not forget what it read before.
-- **Early stopping on the dataset's held-back lines** (``data.held_back``, one line in ten, which
-  training never sees): the package is exported and read through the serving path every
-  ``eval_every`` steps; the best one is kept, and the run stops after ``patience`` evaluations
-  without a better one.
+  does not filter them, and it does not teach them either), augmented a little differently at
+  every step. The rest are replayed general lines (``warmstart.build_cache``: our wide mix and
+  augraphy degradations) that anchor the model: by default to its own starting distribution (KD
+  towards the start), or to the teacher's targets and their labels (``anchor="teacher"``).
+- **Each evaluation picks how far to go, and stops early** on the dataset's held-back lines
+  (``data.held_back``, one line in ten, which training never sees): every ``eval_every`` steps the
+  weights a quarter, half, three quarters and all the way from the start are exported and read
+  through the serving path on the held-back lines and on general lines the run never trains on;
+  the best on the held-back lines among those within ``forget_margin`` of the start on the general
+  lines is kept, and the run stops after ``patience`` evaluations without a better one.
 - **What the dataset cannot teach is reported, not dropped silently**: lines whose characters
   the model cannot produce, lines longer than the model's time steps, duplicates, images that
   do not read.
@@ -35,7 +37,18 @@ import torch
 from engine.modelpkg import ModelSpec
 
 from .data import held_back, read_labels, write_labels
-from .warmstart import CharAxis, OnnxTeacher, WarmRun, WarmStudent, _train_until, build_cache, collate, to_input
+from .warmstart import (
+    CharAxis,
+    OnnxTeacher,
+    WarmRun,
+    WarmStudent,
+    _train_until,
+    aligns,
+    build_cache,
+    cache_item,
+    collate,
+    to_input,
+)
 
 
 def _read_rgb(path: Path) -> np.ndarray | None:
@@ -63,28 +76,15 @@ def dataset_lines(dataset: str | Path, axis: CharAxis, spec: ModelSpec, teach: O
         if rgb is None:
             problems["unreadable"].append({"line": rel})
             continue
-        labels = axis.encode(text)
-        if labels is None:
+        item = cache_item(rgb, text, "dataset", axis, spec, teach, top_k)
+        if item is None:
             missing = sorted({c for c in text if axis.encode(c) is None and not c.isspace()})
             problems["unproducible"].append({"line": rel, "text": text, "characters": "".join(missing)})
-            continue
-        line = to_input(rgb, spec)
-        idx, p, feats = teach(line, top_k)
-        if len(labels) > idx.shape[0]:
-            problems["too_long"].append({"line": rel, "characters": len(labels), "steps": int(idx.shape[0])})
-            continue
-        items.append(
-            {
-                "images": torch.from_numpy(line),
-                "texts": text,
-                "kinds": "dataset",
-                "labels": torch.tensor(labels, dtype=torch.int32),
-                "top_idx": torch.from_numpy(idx),
-                "top_p": torch.from_numpy(p),
-                "feats": torch.from_numpy(feats),
-                "trusted": True,
-            }
-        )
+        elif not aligns(item):
+            steps = int(item["top_idx"].shape[0])
+            problems["too_long"].append({"line": rel, "characters": len(item["labels"]), "steps": steps})
+        else:
+            items.append({**item, "trusted": True})
     return items, problems
 
 
@@ -155,17 +155,15 @@ class AdaptRun(WarmRun):
         targets = {"top_idx": torch.zeros(steps, item["top_idx"].shape[1], dtype=item["top_idx"].dtype), "top_p": top_p}
         return {**item, **targets, "images": line, "feats": torch.zeros(steps, item["feats"].shape[1])}
 
+    def seen(self, i: int) -> dict:
+        """Line ``i`` as this step sees it: a dataset line augmented (``augmented``), a replayed one as cached."""
+        item = self.items[i]
+        if self.augment > 0 and item.get("trusted"):
+            return self.augmented(item, np.random.default_rng([self.seed, self.step, i]))
+        return item
+
     def batch_for(self, group: list[int]) -> dict:
-        if self.augment > 0:
-            items = [
-                self.augmented(self.items[i], np.random.default_rng([self.seed, self.step, i]))
-                if self.items[i].get("trusted")
-                else self.items[i]
-                for i in group
-            ]
-            batch = collate(items, self.spec)
-        else:
-            batch = super().batch_for(group)
+        batch = collate([self.seen(i) for i in group], self.spec)
         if self.anchor is None:
             return batch
         with torch.no_grad():
@@ -241,7 +239,7 @@ def _evaluate(run: AdaptRun, held: Path | None, general: Path, best: dict, margi
     best.setdefault("general_before", general_acc)
     best.setdefault("before", domain)
     key = domain if domain is not None else run.step
-    if "dev_char_accuracy" in best and key <= best.get("key", -1):
+    if "key" in best and key <= best["key"]:
         return False
     shutil.copyfile(run.out / f"candidate-{alpha}.onnx", run.out / "best.onnx")
     best.update({"dev_char_accuracy": domain, "general": general_acc, "alpha": alpha, "step": run.step, "key": key})

@@ -220,28 +220,41 @@ class OnnxTeacher:
         return indices.numpy().astype(np.int32), values.numpy().astype(np.float16), feats
 
 
+def cache_item(
+    rgb: np.ndarray, text: str, kind: str, axis: CharAxis, s_spec: ModelSpec, teach: OnnxTeacher, top_k: int
+) -> dict | None:
+    """One line's cache entry: the line as the student reads it, its text, kind and labels and the
+    teacher's targets; None when the axis cannot encode its text (a character the student lacks)."""
+    labels = axis.encode(text)
+    if labels is None:
+        return None
+    line = to_input(rgb, s_spec)
+    idx, p, feats = teach(line, top_k)
+    return {
+        "images": torch.from_numpy(line),
+        "texts": text,
+        "kinds": kind,
+        "labels": torch.tensor(labels, dtype=torch.int32),
+        "top_idx": torch.from_numpy(idx),
+        "top_p": torch.from_numpy(p),
+        "feats": torch.from_numpy(feats),
+    }
+
+
+def aligns(item: dict) -> bool:
+    """Whether CTC can align the entry: no more characters than time steps."""
+    return len(item["labels"]) <= item["top_idx"].shape[0]
+
+
 def _render_shard(lines: range, draws: LineDraws, axis: CharAxis, s_spec: ModelSpec, teach: OnnxTeacher, top_k: int):
-    """The cache entries of ``lines``: the line as the student reads it, its text, kind and labels
-    and the teacher's targets; a line the axis cannot encode or CTC cannot align is left out."""
+    """The cache entries of ``lines`` (``cache_item``); a line the axis cannot encode or CTC cannot
+    align is left out."""
     shard = {"images": [], "texts": [], "labels": [], "top_idx": [], "top_p": [], "feats": [], "kinds": []}
     for i in lines:
-        rgb, text, kind = draws(i)
-        labels = axis.encode(text)
-        if labels is None:
+        item = cache_item(*draws(i), axis, s_spec, teach, top_k)
+        if item is None or not aligns(item):
             continue
-        line = to_input(rgb, s_spec)
-        idx, p, feats = teach(line, top_k)
-        if len(labels) > idx.shape[0]:
-            continue  # more characters than time steps: CTC cannot align it
-        for key, value in (
-            ("images", torch.from_numpy(line)),
-            ("texts", text),
-            ("kinds", kind),
-            ("labels", torch.tensor(labels, dtype=torch.int32)),
-            ("top_idx", torch.from_numpy(idx)),
-            ("top_p", torch.from_numpy(p)),
-            ("feats", torch.from_numpy(feats)),
-        ):
+        for key, value in item.items():
             shard[key].append(value)
     return shard
 
