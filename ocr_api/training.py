@@ -175,7 +175,6 @@ WARM_LIMITS = {
 
 
 def _warm_params(kind: str, raw: dict) -> dict:
-    from .registry import RECOGNISERS
 
     if kind != DistillJob.Kind.DISTILL:
         raise ParamError("warm_start is a distillation job's parameter")
@@ -189,13 +188,18 @@ def _warm_params(kind: str, raw: dict) -> dict:
     if params["data_source"] != "synthetic":
         raise ParamError("a warm-started job trains on its cached synthetic lines: data_source must be synthetic")
     for role in ("student", "teacher"):
-        if params[role] not in RECOGNISERS:
-            raise ParamError(f"{role} must be one of {', '.join(RECOGNISERS)}")
-        if not (settings.OCR_MODELS_DIR / RECOGNISERS[params[role]]).exists():
-            raise ParamError(
-                f"no {role} recogniser at {settings.OCR_MODELS_DIR / RECOGNISERS[params[role]]} (make models)"
-            )
+        _check_recogniser(role, params[role])
     return params
+
+
+def _check_recogniser(role: str, name: str) -> None:
+    """A job's ``role`` recogniser must be an imported reference by name, and its file present."""
+    from .registry import RECOGNISERS
+
+    if name not in RECOGNISERS:
+        raise ParamError(f"{role} must be one of {', '.join(RECOGNISERS)}")
+    if not (settings.OCR_MODELS_DIR / RECOGNISERS[name]).exists():
+        raise ParamError(f"no {role} recogniser at {settings.OCR_MODELS_DIR / RECOGNISERS[name]} (make models)")
 
 
 def warm_command(job: DistillJob, dev: Path | None = None) -> list[str]:
@@ -382,10 +386,7 @@ def adapt_params(raw: dict) -> dict:
         raise ParamError("anchor must be start (the model being adapted) or teacher")
     if params["student"] != "active" and params["student"] not in RECOGNISERS:
         raise ParamError(f"student must be 'active' or one of {', '.join(RECOGNISERS)}")
-    if params["teacher"] not in RECOGNISERS:
-        raise ParamError(f"teacher must be one of {', '.join(RECOGNISERS)}")
-    if not (settings.OCR_MODELS_DIR / RECOGNISERS[params["teacher"]]).exists():
-        raise ParamError(f"no teacher recogniser at {settings.OCR_MODELS_DIR / RECOGNISERS[params['teacher']]}")
+    _check_recogniser("teacher", params["teacher"])
     return params
 
 
@@ -407,9 +408,6 @@ def adapt_command(job: DistillJob, dataset: Path) -> list[str]:
     cmd = [sys.executable, "-m", "distill", "adapt", "--quiet", "--dataset", str(dataset), "--out", str(run_dir(job))]
     cmd += ["--student", p["student_file"], "--teacher", str(settings.OCR_MODELS_DIR / RECOGNISERS[p["teacher"]])]
     cmd += ["--replay-root", str(training_root() / "replay")]
-    keys = ("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience")
-    for key in (*keys, "forget_margin", "general_lines"):
+    for key in (k for k in ADAPT_DEFAULTS if k not in ("student", "teacher", "data_source")):
         cmd += ["--" + key.replace("_", "-"), str(p[key])]
-    cmd += ["--anchor", p.get("anchor", "start")]
-    cmd += ["--seed", str(p["seed"]), "--threads", str(p.get("threads", settings.OCR_TRAIN_THREADS))]
-    return cmd
+    return cmd + ["--threads", str(p.get("threads", settings.OCR_TRAIN_THREADS))]
