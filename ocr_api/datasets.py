@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 import uuid
 import zipfile
@@ -123,12 +124,13 @@ def _check_lines(
         if member not in names:
             _problem(errors, f"labels.tsv line {number}: {rel!r} is not in the zip")
             continue
+        data = archive.read(member)
         try:
-            decode_image(archive.read(member), LINE_LIMITS)
+            decode_image(data, LINE_LIMITS)
         except ImageError as exc:
             _problem(errors, f"labels.tsv line {number}: {rel!r}: {exc.message}")
             continue
-        key = (hashlib.sha256(archive.read(member)).digest(), text.strip())
+        key = (hashlib.sha256(data).digest(), text.strip())
         if key in seen:
             duplicates.append({"line": rel, "same_as": seen[key]})
             continue
@@ -175,14 +177,16 @@ class JobLine:
 
 
 def write_job_lines(
-    name: str, source: str, lines: list[JobLine], created_by, skipped: list[dict] | None = None
+    name: str, source: str, lines: list[JobLine], created_by, skipped: list[dict] | None = None, empty_ok: bool = True
 ) -> Dataset:
     """Cut each line's box out of its job's image into a new dataset; a line whose image is gone,
-    whose box is empty or whose (image, text) came before is left out and reported."""
+    whose box is empty or whose (image, text) came before is left out and reported. Without
+    ``empty_ok``, a dataset that would hold no line is refused (DatasetError, with the report)."""
     target = datasets_root() / f"{source}-{uuid.uuid4().hex[:12]}"
     (target / "images").mkdir(parents=True)
     limits = ImageLimits(max_bytes=settings.OCR_MAX_IMAGE_BYTES, max_pixels=settings.OCR_MAX_PIXELS, min_side=1)
     skipped, duplicates, entries, seen = list(skipped or []), [], [], {}
+    decoded: tuple[str, np.ndarray] | None = None  # the last job image: a job's lines come together
     try:
         for item in lines:
             if not item.job.image_name:  # deleted after the retention period
@@ -191,7 +195,9 @@ def write_job_lines(
             if not item.text.strip():
                 skipped.append({**item.source, "why": "the line has no text"})
                 continue
-            rgb = decode_image(read_image(item.job.image_name), limits)
+            if decoded is None or decoded[0] != item.job.image_name:
+                decoded = (item.job.image_name, decode_image(read_image(item.job.image_name), limits))
+            rgb = decoded[1]
             x0, y0, x1, y1 = (int(v) for v in item.box)
             crop = np.ascontiguousarray(rgb[max(0, y0) : y1, max(0, x0) : x1])
             if crop.size == 0:
@@ -207,16 +213,14 @@ def write_job_lines(
             entries.append((rel, " ".join(item.text.split())))  # no tab or newline inside a label
         with open(target / "labels.tsv", "w", encoding="utf-8") as out:
             out.writelines(f"{rel}\t{text}\n" for rel, text in entries)
+        report = line_report(entries, duplicates, skipped)
+        if not entries and not empty_ok:
+            raise DatasetError(f"none of the lines could be used: {json.dumps(report)[:2000]}")
     except Exception:
         shutil.rmtree(target, ignore_errors=True)
         raise
     return Dataset.objects.create(
-        name=name[:120],
-        source=source,
-        path=str(target),
-        lines=len(entries),
-        report=line_report(entries, duplicates, skipped),
-        created_by=created_by,
+        name=name[:120], source=source, path=str(target), lines=len(entries), report=report, created_by=created_by
     )
 
 
@@ -259,4 +263,4 @@ def job_lines_dataset(name: str, picks: list, created_by) -> Dataset:
             skipped.append({**source, "why": f"the job has {len(job.lines or [])} lines"})
         else:
             lines.append(JobLine(source, job, job.lines[index]["box"], job.lines[index]["text"]))
-    return write_job_lines(name or "lines from jobs", Dataset.Source.JOBS, lines, created_by, skipped)
+    return write_job_lines(name or "lines from jobs", Dataset.Source.JOBS, lines, created_by, skipped, empty_ok=False)

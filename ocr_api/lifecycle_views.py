@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponse
@@ -252,11 +249,6 @@ class DatasetFromJobsView(APIView):
             dataset = job_lines_dataset(str(data.get("name") or ""), data.get("lines"), request.user)
         except DatasetError as exc:
             raise ApiError("invalid_dataset", str(exc)) from None
-        if dataset.lines == 0:
-            shutil.rmtree(dataset.path, ignore_errors=True)
-            report = dataset.report
-            dataset.delete()
-            raise ApiError("invalid_dataset", f"none of the lines could be used: {json.dumps(report)[:2000]}")
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
 
