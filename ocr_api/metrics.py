@@ -16,7 +16,8 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 
 from workers.config import redis_client
 from workers.metrics import Metrics, RedisCollector
@@ -55,18 +56,17 @@ def _registry():
 
 
 def _allowed(request) -> bool:
+    """The metrics token, a staff user's API token, or a staff user's session."""
     token = settings.OCR_METRICS_TOKEN
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if token and hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
         return True
-    for auth in (TokenAuthentication(), SessionAuthentication()):
-        try:
-            found = auth.authenticate(request)
-        except Exception:  # a bad token or a missing CSRF token: not allowed, not an error
-            found = None
-        if found and found[0].is_staff:
-            return True
-    return bool(request.user.is_authenticated and request.user.is_staff)
+    try:
+        found = TokenAuthentication().authenticate(request)
+    except AuthenticationFailed:  # a bad token: not allowed, not an error
+        found = None
+    user = found[0] if found else request.user  # the session's user (AuthenticationMiddleware)
+    return bool(user.is_authenticated and user.is_staff)
 
 
 @never_cache
