@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from distill.page_eval import accuracy, groups, in_truth_order, page_scores, read_suite  # noqa: E402, F401
+from distill.page_eval import accuracy, groups, read_suite  # noqa: E402
 from engine.modelpkg import REFERENCE_FILES  # noqa: E402
 
 MODELS = ROOT / "models"

@@ -53,14 +53,15 @@ def test_the_same_seed_lays_out_the_same_page():
     assert first.lines == second.lines
 
 
-def test_pages_are_scored_in_reading_order_and_order_free(bench_script):
-    bench = bench_script("ood_pages")
+def test_pages_are_scored_in_reading_order_and_order_free():
+    from distill import page_eval
+
     truth = ["第一行文字", "第二行内容"]
-    assert bench.page_scores(truth, truth) == (0, 0, 10)
-    ordered, free, chars = bench.page_scores(truth, truth[::-1])
+    assert page_eval.page_scores(truth, truth) == (0, 0, 10)
+    ordered, free, chars = page_eval.page_scores(truth, truth[::-1])
     assert ordered > 0 and free == 0 and chars == 10
-    ordered, free, _ = bench.page_scores(truth, ["第一行文学", "第二行内容"])
+    ordered, free, _ = page_eval.page_scores(truth, ["第一行文学", "第二行内容"])
     assert ordered == free == 1
     # a line read in two pieces, the pieces out of place: order-free puts them back
-    ordered, free, _ = bench.page_scores(truth, ["第二行内容", "第一行", "文字"])
+    ordered, free, _ = page_eval.page_scores(truth, ["第二行内容", "第一行", "文字"])
     assert ordered > 0 and free == 0
