@@ -122,10 +122,18 @@ class AdaptRun(WarmRun):
     suffix = "-adapted"
 
     def __init__(
-        self, replay_cache, dataset_items: list[dict], domain_share: float, *args, anchor="start", augment=0.5, **kwargs
+        self,
+        replay_cache,
+        dataset_items: list[dict],
+        domain_share: float,
+        *args,
+        anchor="start",
+        augment=0.5,
+        l2sp=0.0,
+        **kwargs,
     ):
         super().__init__(replay_cache, *args, **kwargs)
-        self.augment = augment
+        self.augment, self.l2sp = augment, l2sp
         self.anchor = None
         if anchor == "start":
             self.anchor = WarmStudent(self.student, self.axis).eval()
@@ -136,6 +144,14 @@ class AdaptRun(WarmRun):
         self.dataset = list(range(len(self.replay), len(self.items)))
         self.domain_share = domain_share
         self.per_epoch = max(1, len(self.dataset) // max(1, round(self.batch_size * domain_share)))
+
+    def penalty(self) -> torch.Tensor | None:
+        """L2-SP: ``l2sp`` times the squared distance of the weights from where the run started
+        (summed over every weight), so that the domain is learnt by the smallest change."""
+        if not self.l2sp:
+            return None
+        params = self.model.graph.params
+        return self.l2sp * sum(((params[k] - self.start[k]) ** 2).sum() for k in self.start if params[k].requires_grad)
 
     def augmented(self, item: dict, rng: np.random.Generator) -> dict:
         """A dataset line as this step sees it: stretched or squeezed by up to 15 %, then degraded by
@@ -265,6 +281,7 @@ def adapt(
     general_lines: int = 300,
     anchor: str = "start",
     augment: float = 0.5,
+    l2sp: float = 0.0,
     seed: int = 0,
     threads: int = 1,
     log=print,
@@ -282,7 +299,7 @@ def adapt(
     held = held_back_folder(dataset, out / "held_back")
     general = general_folder(out, seed, general_lines)
     args = (out, student, batch_size, lr, {"ctc": 1.0, "kd": kd_weight}, seed, 0.99, log)
-    run = AdaptRun(replay_cache, items, domain_share, *args, anchor=anchor, augment=augment)
+    run = AdaptRun(replay_cache, items, domain_share, *args, anchor=anchor, augment=augment, l2sp=l2sp)
     run.resume()
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})
     best = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else {}

@@ -658,6 +658,10 @@ class WarmRun:
         loss, parts = warm_loss(
             self.model, self.batch_for(group), self.weights, train_backbone_on_features=self.step >= adapter_warmup
         )
+        penalty = self.penalty()
+        if penalty is not None:
+            loss = loss + penalty
+            parts["penalty"] = float(penalty)
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, 5.0)
@@ -667,6 +671,10 @@ class WarmRun:
                 self.ema[key].mul_(self.ema_decay).add_(p.detach(), alpha=1 - self.ema_decay)
         self.step += 1
         return parts
+
+    def penalty(self) -> torch.Tensor | None:
+        """A loss term on the weights themselves, added to every step's (none here)."""
+        return None
 
     def batch_for(self, group: list[int]) -> dict:
         return collate([self.items[i] for i in group], self.spec)
