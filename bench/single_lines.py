@@ -65,7 +65,7 @@ def read(strategy: str, rgb: np.ndarray, batcher: LineBatcher, reader: PageReade
     elif strategy == "detector":
         out = pipeline._read_page(rgb, batcher, rid, None, reader, None)
     elif strategy == "projection":
-        crops, boxes = pipeline._projection_lines(rgb, None)
+        crops, boxes, _ = pipeline._projection_lines(rgb, None)
         out = pipeline._outcome(rgb, [{"box": list(b)} for b in boxes], batcher.recognize(crops, rid))
     elif strategy == "bands":
         regions = reader.regions(rgb)

@@ -34,7 +34,7 @@ import numpy as np
 from .beam import Hotwords
 from .decoder import LineDecoder, chars_payload
 from .inference import LineText, Recognizer
-from .preprocess import prepare_line
+from .preprocess import content_share, prepare_line
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class BatchedLine:
     chars: tuple[tuple[str, float], ...] = ()
     searched: bool = False
     reread: bool = False  # read again by the cascade's recogniser (``model_label`` is that one's)
+    spans: tuple[tuple[float, float], ...] = ()  # each char's extent [a, b], fractions of the crop's width
 
     @classmethod
     def of(
@@ -58,7 +59,10 @@ class BatchedLine:
         batch_size: int = 1,
         batch_requests: int = 1,
         reread: bool = False,
+        share: float = 1.0,
     ) -> BatchedLine:
+        """``share``: how much of the width the line was read over is the crop's own
+        (``preprocess.content_share``); the characters' extents become fractions of the crop."""
         return cls(
             text=read.text,
             confidence=read.confidence,
@@ -69,6 +73,7 @@ class BatchedLine:
             chars=read.chars,
             searched=read.searched,
             reread=reread,
+            spans=tuple((min(1.0, a / share), min(1.0, b / share)) for a, b in read.spans),
         )
 
     def chars_payload(self) -> list[dict]:
@@ -202,7 +207,8 @@ class LineBatcher:
             reads = model.recognize([a for a, _ in group], self.decoder, [hotwords] * len(group) if hotwords else None)
             batch_id = next(self._ids)
             for (_, i), res in zip(group, reads):
-                results[i] = BatchedLine.of(res, model.label, batch_id, len(group), 1, reread=True)
+                share = content_share(crops[i], model.spec)
+                results[i] = BatchedLine.of(res, model.label, batch_id, len(group), 1, reread=True, share=share)
         return results
 
     def _recognize_here(
@@ -219,7 +225,7 @@ class LineBatcher:
             (res,) = model.recognize(
                 [prepare_line(crop, model.spec, self.binarize)], self.decoder, [hotwords] if hotwords else None
             )
-            results.append(BatchedLine.of(res, model.label, next(self._ids)))
+            results.append(BatchedLine.of(res, model.label, next(self._ids), share=content_share(crop, model.spec)))
         return results
 
     # --- the batching thread -------------------------------------------------------------
@@ -279,7 +285,8 @@ class LineBatcher:
             batch_id = next(self._ids)
             requests = len({item.request_id for _, item in group})
             for (_, item), res in zip(group, results):
-                _settle(item.future, BatchedLine.of(res, model.label, batch_id, len(group), requests))
+                share = content_share(item.crop, model.spec)
+                _settle(item.future, BatchedLine.of(res, model.label, batch_id, len(group), requests, share=share))
 
     def _groups(self, prepared: list) -> list[list]:
         groups: list[list] = []

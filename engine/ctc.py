@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -70,13 +70,44 @@ def path_text(path, classes: tuple[str, ...] | list[str], blank: int = 0) -> str
 @dataclass(frozen=True)
 class Greedy:
     """A greedy reading: class ids, each character's peak probability (the highest over the steps
-    of its run), what an empty line reports as its confidence (the mean blank probability), and
-    the least probability any step's winner had (how much doubt there was anywhere)."""
+    of its run), what an empty line reports as its confidence (the mean blank probability), the
+    least probability any step's winner had (how much doubt there was anywhere), and each
+    character's run of steps as [start, end) rows of ``runs`` (out of ``steps``)."""
 
     labels: np.ndarray
     peaks: np.ndarray
     empty: float = 0.0
     least: float = 1.0
+    runs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    steps: int = 0
+
+
+def path_runs(path: np.ndarray, blank: int) -> np.ndarray:
+    """[start, end) of each character's run of steps on a best path (one row per character the
+    CTC collapse keeps: a run of one class that is not the blank)."""
+    path = np.asarray(path).reshape(-1)
+    if not len(path):
+        return np.zeros((0, 2), dtype=np.int64)
+    starts = np.concatenate(([0], np.flatnonzero(path[1:] != path[:-1]) + 1))
+    ends = np.concatenate((starts[1:], [len(path)]))
+    keep = path[starts] != blank
+    return np.stack([starts[keep], ends[keep]], axis=1).astype(np.int64)
+
+
+def char_spans(runs: np.ndarray, steps: int) -> list[tuple[float, float]]:
+    """Each character's horizontal extent as fractions [a, b] of the ``steps`` a line was read
+    over, from its run of steps: a CTC output fires near a character's middle, so neighbours
+    part halfway between their runs' centres, and the first and last characters reach half a
+    typical spacing beyond theirs (a lone character gets the whole line)."""
+    if not len(runs) or steps <= 0:
+        return []
+    centres = (np.asarray(runs, dtype=np.float64).sum(axis=1)) / 2.0
+    if len(centres) == 1:
+        return [(0.0, 1.0)]
+    half = 0.5 * float(np.median(np.diff(centres)))
+    cuts = np.concatenate(([centres[0] - half], (centres[1:] + centres[:-1]) / 2.0, [centres[-1] + half]))
+    cuts = np.clip(cuts / steps, 0.0, 1.0)
+    return [(float(a), float(b)) for a, b in zip(cuts[:-1], cuts[1:])]
 
 
 def greedy_labels(scores: np.ndarray, blank: int, blank_penalty: float = 0.0, kind: str = "probs") -> Greedy:
@@ -95,10 +126,10 @@ def greedy_labels(scores: np.ndarray, blank: int, blank_penalty: float = 0.0, ki
     keep = emitting_steps(best, blank)
     least = float(best_p.min())
     if not keep.any():
-        return Greedy(np.zeros(0, dtype=np.int64), np.zeros(0), float(best_p.mean()), least)
+        return Greedy(np.zeros(0, dtype=np.int64), np.zeros(0), float(best_p.mean()), least, steps=len(best))
     # the emitted steps, in order, fall into one run per character, each starting at a kept step
     peaks = np.maximum.reduceat(best_p[emitted].astype(np.float64), np.flatnonzero(keep[emitted]))
-    return Greedy(best[keep], peaks, 0.0, least)
+    return Greedy(best[keep], peaks, 0.0, least, path_runs(best, blank), len(best))
 
 
 def line_confidence(peaks: np.ndarray, empty: float = 0.0) -> float:
@@ -144,9 +175,15 @@ def aligned_peaks(logp: np.ndarray, labels: list[int] | np.ndarray, blank: int) 
     """Each label's peak probability over the steps the most likely CTC alignment of ``labels``
     gives it (Viterbi over blank-separated states): per-character confidences for a line the beam
     search read, where the greedy runs no longer say which steps are whose."""
+    return aligned_runs(logp, labels, blank)[0]
+
+
+def aligned_runs(logp: np.ndarray, labels: list[int] | np.ndarray, blank: int) -> tuple[np.ndarray, np.ndarray]:
+    """``aligned_peaks`` and each label's [start, end) of steps in that alignment."""
     labels = list(labels)
+    runs = np.zeros((len(labels), 2), dtype=np.int64)
     if not labels or logp.shape[0] == 0:
-        return np.zeros(len(labels))
+        return np.zeros(len(labels)), runs
     states = np.full(2 * len(labels) + 1, blank, dtype=np.int64)
     states[1::2] = labels
     S, T = len(states), logp.shape[0]
@@ -163,8 +200,11 @@ def aligned_peaks(logp: np.ndarray, labels: list[int] | np.ndarray, blank: int) 
         score = stacked.max(axis=0) + logp[t, states]
     s = S - 1 if S < 2 or score[S - 1] >= score[S - 2] else S - 2
     peaks = np.zeros(len(labels))
+    runs[:, 0], runs[:, 1] = T, 0
     for t in range(T - 1, -1, -1):
         if s % 2:
-            peaks[s // 2] = max(peaks[s // 2], float(np.exp(logp[t, states[s]])))
+            k = s // 2
+            peaks[k] = max(peaks[k], float(np.exp(logp[t, states[s]])))
+            runs[k] = min(runs[k, 0], t), max(runs[k, 1], t + 1)
         s -= int(back[t, s])
-    return peaks
+    return peaks, runs

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .beam import BeamSettings, Hotwords, prefix_beam_search
-from .ctc import aligned_peaks, greedy_labels, line_confidence, to_log_probs
+from .ctc import aligned_runs, char_spans, greedy_labels, line_confidence, to_log_probs
 from .lm import CharLM, lm_text
 from .modelpkg import ModelSpec
 
@@ -33,6 +33,8 @@ class LineText:
     confidence: float
     chars: tuple[tuple[str, float], ...] = ()  # (character, confidence) in reading order
     searched: bool = False  # whether the beam search read it
+    # each of ``chars``' horizontal extent [a, b] as fractions of the steps the line was read over
+    spans: tuple[tuple[float, float], ...] = ()
 
     def chars_payload(self) -> list[dict]:
         return chars_payload(self.chars)
@@ -102,9 +104,9 @@ class LineDecoder:
         read = greedy_labels(scores, spec.blank_index, spec.blank_penalty, kind)
         doubtful = self.config.mode == "beam" and read.least < 1.0 - self.config.doubt
         if not (hotwords or doubtful):
-            return self._answer(spec, read.labels, read.peaks, read.empty, searched=False)
-        labels, peaks = self._search(scores, spec, kind, hotwords or None, read)
-        return self._answer(spec, labels, peaks, read.empty, searched=True)
+            return self._answer(spec, read.labels, read.peaks, read.empty, char_spans(read.runs, read.steps), False)
+        labels, peaks, runs = self._search(scores, spec, kind, hotwords or None, read)
+        return self._answer(spec, labels, peaks, read.empty, char_spans(runs, read.steps), True)
 
     def _search(self, scores: np.ndarray, spec: ModelSpec, kind: str, hotwords: Hotwords | None, read):
         tables, settings = self.tables(spec), self.config.beam
@@ -125,17 +127,29 @@ class LineDecoder:
         found = prefix_beam_search(logp, blank, tokens, settings, self.lm, hotwords, hot_here)
         labels = columns[found] if found else np.zeros(0, dtype=np.int64)
         if np.array_equal(labels, read.labels):  # the greedy reading stood: its runs say which steps are whose
-            return read.labels, read.peaks
-        return labels, aligned_peaks(logp, found, blank)
+            return read.labels, read.peaks, read.runs
+        return labels, *aligned_runs(logp, found, blank)
 
-    def _answer(self, spec: ModelSpec, labels, peaks: np.ndarray, empty: float, searched: bool) -> LineText:
+    def _answer(self, spec: ModelSpec, labels, peaks: np.ndarray, empty: float, spans, searched: bool) -> LineText:
         pieces = [(spec.classes[i], float(p)) for i, p in zip(labels, peaks)]
         raw = "".join(text for text, _ in pieces)
         text = spec.finish_text(raw)
         chars = [(c, p) for piece, p in pieces for c in piece]
+        # a class of several characters shares its extent out evenly among them
+        places = [
+            (a + (b - a) * k / len(piece), a + (b - a) * (k + 1) / len(piece))
+            for (piece, _), (a, b) in zip(pieces, spans)
+            for k in range(len(piece))
+        ]
         if len(text) == len(chars):  # finishing replaces characters one for one
             chars = [(c, p) for c, (_, p) in zip(text, chars)]
-        return LineText(text=text, confidence=line_confidence(peaks, empty), chars=tuple(chars), searched=searched)
+        return LineText(
+            text=text,
+            confidence=line_confidence(peaks, empty),
+            chars=tuple(chars),
+            searched=searched,
+            spans=tuple(places) if len(places) == len(chars) else (),
+        )
 
 
 GREEDY = LineDecoder()

@@ -139,12 +139,18 @@ def rotate_upright(rgb: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarra
     return turned, rotation
 
 
-def box_in_original(box: Box, rotation: np.ndarray, width: int, height: int) -> Box:
-    """The axis-aligned box, in the original image, around a box found in the rotated image."""
+def corners_in_original(box: Box, rotation: np.ndarray) -> np.ndarray:
+    """The corners (top-left, top-right, bottom-right, bottom-left) of a box found in the rotated
+    image, in the original image."""
     x0, y0, x1, y1 = box
     inverse = cv2.invertAffineTransform(rotation)
     corners = np.array([[x0, y0, 1], [x1, y0, 1], [x1, y1, 1], [x0, y1, 1]], dtype=np.float64)
-    pts = corners @ inverse.T
+    return corners @ inverse.T
+
+
+def box_in_original(box: Box, rotation: np.ndarray, width: int, height: int) -> Box:
+    """The axis-aligned box, in the original image, around a box found in the rotated image."""
+    pts = corners_in_original(box, rotation)
     return (
         max(0, int(np.floor(pts[:, 0].min()))),
         max(0, int(np.floor(pts[:, 1].min()))),

@@ -17,7 +17,7 @@ from .batcher import DeadlineExceeded, LineBatcher
 from .beam import Hotwords
 from .detect import PageReader
 from .images import ImageLimits, decode_image
-from .lines import box_in_original, estimate_skew, find_lines, rotate_upright
+from .lines import box_in_original, corners_in_original, estimate_skew, find_lines, rotate_upright
 from .pdf import is_pdf, pdf_pages
 from .preprocess import to_gray
 
@@ -78,9 +78,10 @@ def recognize_array(
         return _read_line_image(rgb, batcher, request_id, deadline, reader, hotwords)
     if reader is not None:
         return _read_page(rgb, batcher, request_id, deadline, reader, hotwords)
-    crops, boxes = _projection_lines(rgb, deadline)
+    crops, boxes, quads = _projection_lines(rgb, deadline)
     results = batcher.recognize(crops, request_id, deadline=deadline, hotwords=hotwords)
-    return _outcome(rgb, [{"box": list(b)} for b in boxes], results)
+    places = [{"box": list(b), **({"polygon": q} if q else {})} for b, q in zip(boxes, quads)]
+    return _outcome(rgb, places, results)
 
 
 def row_spans(boxes: list, min_height: float) -> list[tuple[float, float, float, float]]:
@@ -157,6 +158,39 @@ def _recognize_regions(
     return _outcome(rgb, places, results)
 
 
+def char_quads(quad, spans, vertical: bool = False) -> list[np.ndarray]:
+    """Each character's quadrilateral on the page, from the line's (corners as the line reads:
+    top-left, top-right, bottom-right, bottom-left) and the characters' extents [a, b] along it
+    (fractions of the crop's width; a vertical line's crop is its column laid flat, so its
+    characters are spaced down the column)."""
+    tl, tr, br, bl = np.asarray(quad, dtype=np.float64)
+    out = []
+    for a, b in spans:
+        if vertical:
+            out.append(np.array([tl + (bl - tl) * a, tr + (br - tr) * a, tr + (br - tr) * b, tl + (bl - tl) * b]))
+        else:
+            out.append(np.array([tl + (tr - tl) * a, tl + (tr - tl) * b, bl + (br - bl) * b, bl + (br - bl) * a]))
+    return out
+
+
+def _chars(res, place: dict) -> list[dict]:
+    """A line's ``chars`` with each character's ``box`` (and ``polygon`` when the line has one)."""
+    chars = res.chars_payload()
+    if len(res.spans) != len(chars):
+        return chars
+    if "polygon" in place:
+        quad = place["polygon"]
+    else:
+        x0, y0, x1, y1 = place["box"]
+        quad = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+    for char, q in zip(chars, char_quads(quad, res.spans, place.get("vertical", False))):
+        lo, hi = q.min(axis=0), q.max(axis=0)
+        char["box"] = [int(np.floor(lo[0])), int(np.floor(lo[1])), int(np.ceil(hi[0])), int(np.ceil(hi[1]))]
+        if "polygon" in place:
+            char["polygon"] = [[round(float(x), 1), round(float(y), 1)] for x, y in q]
+    return chars
+
+
 def _outcome(rgb: np.ndarray, places: list[dict], results) -> OcrOutcome:
     lines = []
     batches: dict[int, dict] = {}
@@ -171,7 +205,7 @@ def _outcome(rgb: np.ndarray, places: list[dict], results) -> OcrOutcome:
                 "text": res.text,
                 "confidence": round(res.confidence, 4),
                 **place,
-                "chars": res.chars_payload(),
+                "chars": _chars(res, place),
                 "model": res.model_label,
             }
         )
@@ -180,7 +214,9 @@ def _outcome(rgb: np.ndarray, places: list[dict], results) -> OcrOutcome:
     )
 
 
-def _projection_lines(rgb: np.ndarray, deadline) -> tuple[list[np.ndarray], list]:
+def _projection_lines(rgb: np.ndarray, deadline) -> tuple[list[np.ndarray], list, list]:
+    """The lines' crops, their boxes in the image and, on a tilted image (levelled before the
+    lines were found), each line's corners in the image (else None)."""
     height, width = rgb.shape[:2]
     angle = estimate_skew(to_gray(rgb))
     check_deadline(deadline, "skew")
@@ -190,11 +226,13 @@ def _projection_lines(rgb: np.ndarray, deadline) -> tuple[list[np.ndarray], list
         found = find_lines(to_gray(upright))
         crops = [upright[y0:y1, x0:x1] for x0, y0, x1, y1 in found]
         boxes = [box_in_original(b, rotation, width, height) for b in found]
+        quads = [[[round(float(x), 1), round(float(y), 1)] for x, y in corners_in_original(b, rotation)] for b in found]
     else:
         boxes = find_lines(to_gray(rgb))
         crops = [rgb[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]
+        quads = [None] * len(boxes)
     check_deadline(deadline, "lines")
-    return crops, boxes
+    return crops, boxes, quads
 
 
 def recognize_bytes(

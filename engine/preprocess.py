@@ -29,6 +29,14 @@ def target_width(width: int, height: int, spec: ModelSpec) -> int:
     return int(math.ceil(scaled / spec.width_multiple) * spec.width_multiple)
 
 
+def content_share(crop: np.ndarray, spec: ModelSpec) -> float:
+    """The share of a prepared line's width (``prepare_line``) that is the crop's own pixels, not
+    padding up to the model's minimum width or stride."""
+    h, w = crop.shape[:2]
+    out_w = target_width(w, h, spec)
+    return min(out_w, max(1, round(w * spec.input_height / max(1, h)))) / out_w
+
+
 def prepare_line(crop_rgb: np.ndarray, spec: ModelSpec, use_binarize: bool = False) -> np.ndarray:
     """One line crop (HxWx3 RGB uint8) to a float32 CxHxW' array ready for the model.
 

@@ -149,6 +149,21 @@ class RecognizeRequestSerializer(serializers.Serializer):
 class CharSerializer(serializers.Serializer):
     text = serializers.CharField()
     confidence = serializers.FloatField()
+    box = serializers.ListField(
+        child=serializers.IntegerField(),
+        min_length=4,
+        max_length=4,
+        required=False,
+        help_text="[x0, y0, x1, y1] of the character in the image (a PDF: its page at 150 dpi), from the "
+        "recogniser's time steps that read it",
+    )
+    polygon = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        min_length=4,
+        max_length=4,
+        required=False,
+        help_text="the character's four corners, on a line that has a polygon",
+    )
 
 
 class LineSerializer(serializers.Serializer):
