@@ -71,6 +71,19 @@ def inspect_pdf(data: bytes, limits: ImageLimits) -> ImageInfo:
     return ImageInfo(format="PDF", width=sizes[0][0], height=sizes[0][1], pages=len(sizes))
 
 
+def page_sizes(data: bytes) -> list[tuple[int, int]]:
+    """Each page's size in pixels at the resolution pages are read at (a PDF already accepted:
+    no limit is checked)."""
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(data)
+    sizes = []
+    for i in range(len(doc)):
+        w_pt, h_pt = doc[i].get_size()
+        sizes.append((int(round(w_pt * DPI / 72)), int(round(h_pt * DPI / 72))))
+    return sizes
+
+
 def trusted(text: str) -> bool:
     chars = [c for c in text if not c.isspace()]
     if len(chars) < MIN_TEXT_CHARS:

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import health, views, vocabulary_views
+from . import exports, health, views, vocabulary_views
 from . import lifecycle_views as lifecycle
 
 app_name = "ocr_api"
@@ -12,6 +12,7 @@ urlpatterns = [
     path("jobs", views.JobListView.as_view(), name="job-list"),
     path("jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<uuid:job_id>/image", views.JobImageView.as_view(), name="job-image"),
+    path("jobs/<uuid:job_id>/export", exports.JobExportView.as_view(), name="job-export"),
     path(
         "jobs/<uuid:job_id>/lines/<int:line>/correction", lifecycle.LineCorrectionView.as_view(), name="line-correction"
     ),

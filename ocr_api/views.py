@@ -357,10 +357,14 @@ class JobDetailView(OwnJobsMixin, mixins.RetrieveModelMixin, mixins.DestroyModel
         return self.destroy(request, *args, **kwargs)
 
 
+def download_stem(job: OcrJob) -> str:
+    """The uploaded name without its extension, reduced to safe ASCII (the job's id without one)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", job.filename.rsplit(".", 1)[0]).strip("_")[:80] or f"job-{job.pk}"
+
+
 def _download_name(job: OcrJob) -> str:
     """The uploaded name reduced to safe ASCII, with the extension of the stored format."""
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", job.filename.rsplit(".", 1)[0]).strip("_")[:80] or f"job-{job.pk}"
-    return f"{stem}.{job.image_name.rsplit('.', 1)[-1]}"
+    return f"{download_stem(job)}.{job.image_name.rsplit('.', 1)[-1]}"
 
 
 class JobImageView(APIView):

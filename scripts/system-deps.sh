@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian/Ubuntu packages the platform needs. Installs only what is missing.
 #   scripts/system-deps.sh run    Redis (when none is on PATH) and the fonts the training worker renders with
-#   scripts/system-deps.sh test   the same, plus Debian's chromium for the browser tests and gettext (msgfmt:
-#                                 the check that the portal's compiled catalogues match their sources)
+#   scripts/system-deps.sh test   the same, plus Debian's chromium for the browser tests, gettext (msgfmt:
+#                                 the check that the portal's compiled catalogues match their sources) and
+#                                 poppler-utils (pdftotext: the searchable PDF export reads back as its text)
 # The font packages are listed once, beside the faces in distill/fonts.py: this asks the project's
 # Python for them (`make` installs the virtualenv first; PY overrides).
 set -euo pipefail
@@ -12,7 +13,7 @@ PY="${PY:-.venv/bin/python}"
 FONTS="$("$PY" -m distill font-packages)"
 [ -n "$FONTS" ] || { echo "python -m distill font-packages printed nothing" >&2; exit 1; }
 want="$FONTS"
-[ "${1:-run}" = "test" ] && want="$want chromium gettext"
+[ "${1:-run}" = "test" ] && want="$want chromium gettext poppler-utils"
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 for pkg in $want; do
