@@ -33,6 +33,7 @@ class PortalView(LoginRequiredMixin, TemplateView):
             "apiRoot": API_ROOT,
             "maxUploadBytes": max_upload_bytes(),
             "isStaff": self.request.user.is_staff,
+            "username": self.request.user.get_username(),
             "activeTab": self.active_tab,
             "loginUrl": resolve_url(settings.LOGIN_URL),
         }

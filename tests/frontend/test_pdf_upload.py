@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
@@ -25,3 +27,26 @@ def test_a_two_page_pdf_is_shown_page_by_page(live_stack, new_page):
     expect(result.locator(".page-head")).to_have_text(["第 1 页", "第 2 页"])
     texts = [t.replace(" ", "") for t in result.locator(".line-text").all_inner_texts()]
     assert texts == ["第一页增值税专用发票", "第二页开户银行招商银行"]
+
+
+def test_the_searchable_pdf_downloads_from_the_result_and_reads_back_as_its_text(live_stack, new_page):
+    """The portal's download link: a real browser saves the searchable PDF, and poppler's pdftotext
+    reads the recognised text back out of it, page by page."""
+    from tests.workers.test_exports import _pdftotext
+
+    live_stack.create_user("petra", PASSWORD)
+    page = new_page(live_stack.url)
+    log_in(page, live_stack.url, "petra", PASSWORD)
+    pdf = scanned_pdf([["第一页 增值税专用发票"], ["第二页 开户银行招商银行"]])
+    page.set_input_files("#file-input", files=[{"name": "invoice.pdf", "mimeType": "application/pdf", "buffer": pdf}])
+    result = page.locator("#results .result-card")
+    expect(result).to_have_attribute("data-state", "succeeded", timeout=RESULT_TIMEOUT_MS)
+    expect(result.locator(".download-link")).to_have_count(5)
+    with page.expect_download() as download_info:
+        result.locator(".download-link[data-format=pdf]").click()
+    download = download_info.value
+    assert download.suggested_filename == "invoice.pdf"
+    saved = Path(download.path()).read_bytes()
+    pages = _pdftotext(saved, "-raw").split("\f")
+    texts = [t.replace(" ", "") for t in result.locator(".line-text").all_inner_texts()]
+    assert [p.replace(" ", "").replace("\n", "") for p in pages if p.strip()] == texts

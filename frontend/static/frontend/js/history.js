@@ -5,7 +5,7 @@ import { ApiError, PAGE_SIZE, deleteJob, describeError, listJobs, portalConfig }
 import { copyWithFeedback } from "./clipboard.js";
 import { announce, h } from "./dom.js";
 import { formatDate, formatSeconds, gettext, statusLabel } from "./i18n.js";
-import { createPreview, jobDisplayName, jobLines, lowConfidenceNote, renderLines, renderMeta } from "./render.js";
+import { createPreview, jobDisplayName, jobLines, lowConfidenceNote, renderDownloads, renderLines, renderMeta } from "./render.js";
 
 const EXCERPT_CHARS = 120;
 const SEARCH_DELAY_MS = 350;
@@ -188,6 +188,7 @@ export function initHistory({ historyPath }) {
           job.status === "succeeded" ? lowConfidenceNote(lines) : null,
           job.status === "succeeded" ? renderLines(lines, preview, job) : null,
           renderMeta(job, { showOwner: portalConfig.isStaff, showDate: true }),
+          renderDownloads(job, { owner: job.owner === portalConfig.username }),
         ),
       ),
     );

@@ -2,7 +2,7 @@
 // lines with their confidence, and the job's facts. Used by the upload cards
 // and by the history detail view alike.
 
-import { correctLine } from "./api.js";
+import { API_ROOT, correctLine } from "./api.js";
 import { h } from "./dom.js";
 import { formatDate, formatPercent, formatSeconds, gettext } from "./i18n.js";
 
@@ -260,4 +260,28 @@ export function renderMeta(job, { showOwner = false, showDate = false } = {}) {
     );
   }
   return h("dl", { class: "meta" }, rows);
+}
+
+/** Links that download a finished job as documents (GET /ocr/v1/jobs/<id>/export): a searchable PDF,
+ *  plain text, hOCR, ALTO and the JSON answer. The PDF holds the uploaded image, so it is offered to
+ *  the image's owner only, and only while the image is kept. */
+export function renderDownloads(job, { owner = true } = {}) {
+  if (!job || job.status !== "succeeded" || !job.job_id) return null;
+  const formats = [
+    ["pdf", gettext("Searchable PDF")],
+    ["txt", gettext("Text")],
+    ["hocr", "hOCR"],
+    ["alto", "ALTO XML"],
+    ["json", "JSON"],
+  ];
+  const links = formats
+    .filter(([format]) => format !== "pdf" || (owner && job.image_url))
+    .map(([format, label]) =>
+      h(
+        "a",
+        { class: "btn btn-small download-link", href: `${API_ROOT}jobs/${job.job_id}/export?format=${format}`, download: "", dataset: { format } },
+        label,
+      ),
+    );
+  return h("nav", { class: "downloads", "aria-label": gettext("Download the result") }, h("span", { class: "downloads-label" }, gettext("Download")), ...links);
 }

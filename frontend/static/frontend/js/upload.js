@@ -6,7 +6,7 @@ import { ApiError, describeError, getJob, portalConfig, submitImage } from "./ap
 import { copyWithFeedback } from "./clipboard.js";
 import { announce, h, present } from "./dom.js";
 import { formatBytes, gettext, statusLabel } from "./i18n.js";
-import { createPreview, jobLines, lowConfidenceNote, renderLines, renderMeta } from "./render.js";
+import { createPreview, jobLines, lowConfidenceNote, renderDownloads, renderLines, renderMeta } from "./render.js";
 import { savedWords } from "./vocabulary.js";
 
 const IMAGE_EXTENSION = /\.(png|jpe?g|jfif|webp|bmp|tiff?|gif|pdf)$/i;
@@ -151,6 +151,7 @@ class UploadItem {
         lowConfidenceNote(lines),
         renderLines(lines, this.preview, job),
         renderMeta(job),
+        renderDownloads(job),
       ),
     );
     announce(`${this.name}: ${gettext("Done")}`);
