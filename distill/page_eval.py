@@ -50,31 +50,9 @@ def page_scores(truth: list[str], read: list[str]) -> tuple[int, int, int]:
 
 def page_pipeline(model: str | Path, cascade: str | Path | None = None, below: float = 0.7):
     """(line batcher, page reader, recogniser) as a worker builds them, at one thread."""
-    from engine.batcher import LineBatcher
-    from engine.beam import BeamSettings
-    from engine.decoder import DecoderConfig, LineDecoder
-    from engine.detect import DirectionClassifier, PageReader, TextDetector
-    from engine.inference import Recognizer
-    from engine.lm import CharLM
-    from engine.modelpkg import REFERENCE_FILES
+    from engine.served import served_pipeline
 
-    rec = Recognizer(model, threads=1)
-    strong = Recognizer(cascade, threads=1) if cascade else None
-    decoder = LineDecoder(
-        DecoderConfig("beam", BeamSettings(alpha=0.3, beta=2.5), 0.2),
-        CharLM.load(str(MODELS / "lm" / "zh_char5.arpa.gz")),
-    )
-    batcher = LineBatcher(
-        lambda: rec,
-        decoder=decoder,
-        cascade=(lambda: strong) if strong else None,
-        cascade_below=below if strong else 0.0,
-    )
-    reader = PageReader(
-        TextDetector(MODELS / REFERENCE_FILES["ppocrv6-tiny-det"], threads=1),
-        DirectionClassifier(MODELS / REFERENCE_FILES["ppocr-mobile-cls"], threads=1),
-    )
-    return batcher, reader, rec
+    return served_pipeline(MODELS, model, cascade, below)
 
 
 def read_suite(data: str | Path, model, cascade=None, below: float = 0.7, limit: int | None = None, on_row=None):

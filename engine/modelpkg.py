@@ -44,6 +44,8 @@ from .textforms import TEXT_FORMS, TEXT_FORMS_AS_IS, finish_text
 FORMAT = "ocr-ctc/1"
 # Where `make models` puts the models imported from wheels (distill/export.py), relative to the
 # models folder: the one place their files are named.
+# the served default under the models folder: PP-OCRv6 tiny refined by our distillation (docs/models.md)
+SERVED_DEFAULT = "ppocrv6_tiny_warm.onnx"
 REFERENCE_FILES = {
     "ppocrv6-tiny": "reference/ppocrv6_tiny_rec.onnx",
     "ppocrv4-mobile": "reference/ppocrv4_mobile_rec.onnx",

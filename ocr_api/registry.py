@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from engine.modelfile import file_sha256
-from engine.modelpkg import REFERENCE_FILES, ModelSpec
+from engine.modelpkg import REFERENCE_FILES, SERVED_DEFAULT, ModelSpec
 
 from . import queues
 from .models import ModelVersion
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 # the imported recognisers an admin can name (a training job's teacher)
 RECOGNISERS = {name: REFERENCE_FILES[name] for name in ("ppocrv6-tiny", "ppocrv4-mobile", "ppocrv6-small")}
 DEFAULT_CANDIDATES = (
-    "ppocrv6_tiny_warm.onnx",
+    SERVED_DEFAULT,
     REFERENCE_FILES["ppocrv6-tiny"],
     REFERENCE_FILES["ppocrv4-mobile"],
     "student.onnx",

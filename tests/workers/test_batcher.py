@@ -198,3 +198,30 @@ def test_with_batching_off_each_line_is_its_own_call_in_order_and_the_deadline_h
     with pytest.raises(DeadlineExceeded) as raised:
         batcher.recognize([crop(40)] * 3, request_id="late", deadline=time.monotonic() - 1)
     assert raised.value.done == 0 and raised.value.total == 3 and len(fake.calls) == 3
+
+
+def test_the_served_pipeline_outside_a_worker_has_the_settings_defaults(monkeypatch):
+    """engine.served builds what a worker builds with the default settings (benchmarks, the page
+    suite's scoring and the OCRmyPDF plugin read through it)."""
+    import runpy
+    from pathlib import Path
+
+    from engine import served
+
+    for name in ("OCR_DECODER", "OCR_LM_ALPHA", "OCR_LM_BETA", "OCR_BEAM_WIDTH", "OCR_BEAM_DOUBT", "OCR_LM_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("OCR_CASCADE_BELOW", "OCR_MODEL_PATH", "OCR_MODELS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    base = runpy.run_path(
+        str(Path(__file__).resolve().parents[2] / "ocrsite" / "settings" / "base.py"),
+        run_name="ocrsite.settings.base_defaults",
+    )
+    config = served.DECODER
+    assert (config.mode, config.doubt) == (base["OCR_DECODER"], base["OCR_BEAM_DOUBT"])
+    assert (config.beam.alpha, config.beam.beta, config.beam.width) == (
+        base["OCR_LM_ALPHA"],
+        base["OCR_LM_BETA"],
+        base["OCR_BEAM_WIDTH"],
+    )
+    assert served.CASCADE_BELOW == base["OCR_CASCADE_BELOW"]
+    assert Path(base["OCR_LM_MODEL"]) == Path(base["OCR_MODELS_DIR"]) / served.LM_FILE

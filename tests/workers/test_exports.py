@@ -7,6 +7,7 @@ import io
 import re
 import shutil
 import subprocess
+import unicodedata
 from pathlib import Path
 
 import cv2
@@ -41,6 +42,10 @@ def batcher():
 
 def squash(text: str) -> str:
     return re.sub(r"\s+", "", text)
+
+
+def nfkc(text: str) -> str:
+    return squash(unicodedata.normalize("NFKC", text))
 
 
 def test_runs_and_spans_follow_the_steps_that_fired():
@@ -218,3 +223,24 @@ def test_pages_without_a_size_hold_their_lines():
     pages = pages_of([{"text": "a", "box": [0, 0, 50, 60], "page": 2}], {1: (100, 100)})
     assert [(p.number, p.width, p.height, len(p.lines)) for p in pages] == [(1, 100, 100, 0), (2, 50, 60, 1)]
     assert hocr.to_hocr(pages).count('class="ocr_page"') == 2
+
+
+def test_ocrmypdf_reads_with_our_engine_through_the_plugin(tmp_path):
+    """The documented command: OCRmyPDF with ``--plugin engine.ocrmypdf_plugin`` reads a scanned PDF
+    with our detector and recogniser (Tesseract's plugin is left out) and writes a PDF whose text
+    layer is the pages' text, with no space between Chinese characters."""
+    import sys
+
+    import pikepdf
+
+    source = tmp_path / "scan.pdf"
+    source.write_bytes(scanned_pdf(PAGES[:2]))
+    out = tmp_path / "out.pdf"
+    cmd = [sys.executable, "-m", "ocrmypdf", "--plugin", "engine.ocrmypdf_plugin", "-j", "1", str(source), str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pages = _pdftotext(out.read_bytes(), "-raw").split("\f")
+    assert [nfkc(p) for p in pages[:2]] == [nfkc("".join(lines)) for lines in PAGES[:2]]
+    assert "第一页" in pages[0] and "增值税专用发票" in pages[0]
+    with pikepdf.open(out) as pdf:
+        assert "ocr-platform" in str(pdf.open_metadata().get("xmp:CreatorTool", ""))
