@@ -216,3 +216,21 @@ class PromotionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.version.label} by {self.user} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class IdempotencyKey(models.Model):
+    """A client's ``Idempotency-Key`` on a submission, and the job it made: the same key with the
+    same request answers with that job (one job, however many times and however concurrently it is
+    sent); with another request, 409. Keys expire after OCR_IDEMPOTENCY_TTL_H hours."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_sha256 = models.CharField(max_length=64)  # what the request asked for (ocr_api.idempotency)
+    job_id = models.UUIDField()  # no foreign key: a cache hit's job row is written after its answer
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="one_job_per_idempotency_key")]
+
+    def __str__(self) -> str:
+        return f"Idempotency-Key {self.key!r} of {self.owner_id} -> {self.job_id}"

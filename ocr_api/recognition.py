@@ -45,6 +45,7 @@ from workers.metrics import Metrics, announce_model
 from workers.presence import Heartbeat, instance_alive, live_instances, new_instance_name, notify_done
 from workers.runtime import ModelHolder, line_batcher, page_reader
 
+from .idempotency import purge_expired as purge_expired_keys
 from .images import purge_older_than, read_image
 from .models import ModelVersion, OcrJob
 from .queues import RECOGNIZE
@@ -340,6 +341,7 @@ class RecoverySweep:
                 close_old_connections()
                 recover_jobs()
                 purge_expired_images()
+                purge_expired_keys()
             except Exception:
                 log.exception("recovery sweep failed")
             if self._stop.wait(self.interval):

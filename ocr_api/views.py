@@ -29,7 +29,7 @@ from workers.config import image_limits, pipeline_signature, redis_client
 from workers.metrics import Metrics
 from workers.presence import wait_done
 
-from . import history, queues
+from . import history, idempotency, queues
 from .errors import ApiError, error_response
 from .images import ensure_stored, image_name, image_storage, sha256_of
 from .models import ModelVersion, OcrJob
@@ -208,18 +208,58 @@ class RecognizeView(APIView):
             key=cache_key(sha, label, pipeline_signature(), hotwords),
         )
         client = redis_client()
+        wait = params.get("wait", True)
+        key = idempotency.key_of(request)
+        if key is None:
+            return self._submit(request, client, up, wait)
+        held = idempotency.claim(request.user, key, idempotency.fingerprint(sha, up.filename, hotwords), up.job_id)
+        if held is not None:
+            return self._replay(request, client, up, held, wait)
+        try:
+            response = self._submit(request, client, up, wait)
+        except Exception:
+            idempotency.release(request.user, key, up.job_id)
+            raise
+        if response.status_code >= 400:
+            idempotency.release(request.user, key, up.job_id)
+        return response
+
+    def _submit(self, request, client, up: _Upload, wait: bool) -> Response:
         answer, live = self._from_cache(request, client, up)
         if answer is not None:
             return answer
         try:
-            info = inspect_image(data, image_limits())
+            info = inspect_image(up.data, image_limits())
         except ImageError as exc:
             raise ApiError(exc.code, exc.message, exc.status) from None
         if not live:
             return error_response(
                 "unavailable", "No OCR worker is running; please retry shortly.", status.HTTP_503_SERVICE_UNAVAILABLE
             )
-        return self._queue_and_wait(request, client, up, info, wait=params.get("wait", True))
+        return self._queue_and_wait(request, client, up, info, wait=wait)
+
+    def _replay(self, request, client, up: _Upload, held, wait: bool) -> Response:
+        """The answer to a request whose Idempotency-Key an earlier one holds: that request's job
+        (waited for like a first submission), or 409 when the key came with another request."""
+        if held.request_sha256 != idempotency.fingerprint(up.sha, up.filename, up.hotwords):
+            return error_response(
+                "idempotency_conflict",
+                "This Idempotency-Key was used for another request (another image, name or hotwords).",
+                status.HTTP_409_CONFLICT,
+            )
+        until = up.started + min(5.0, settings.OCR_SYNC_TIMEOUT_S)
+        job = OcrJob.objects.filter(pk=held.job_id, owner=request.user).first()
+        while job is None and time.monotonic() < until:  # the first request is still making its row
+            time.sleep(0.05)
+            job = OcrJob.objects.filter(pk=held.job_id, owner=request.user).first()
+        if job is None:
+            return error_response(
+                "idempotency_in_progress",
+                "The first request with this Idempotency-Key is still being handled; retry shortly.",
+                status.HTTP_409_CONFLICT,
+                headers={"Retry-After": "1"},
+            )
+        return self._finish(client, job, wait, up.started)
 
     def _from_cache(self, request, client, up: _Upload) -> tuple[Response | None, int]:
         """(the answer of a cache hit, or None; how many OCR workers are alive). One Redis call, which
@@ -289,9 +329,17 @@ class RecognizeView(APIView):
         except Exception:
             job.delete()
             raise
-        remaining = settings.OCR_SYNC_TIMEOUT_S - (time.monotonic() - up.started)
-        if wait and remaining > 0:
-            outcome = wait_done(client, str(job.id), remaining)
+        return self._finish(client, job, wait, up.started)
+
+    def _finish(self, client, job: OcrJob, wait: bool, started: float, replayed: bool = False) -> Response:
+        """Wait up to OCR_SYNC_TIMEOUT_S from ``started`` (200), else 202: on the job's Redis list,
+        or, for a replayed request (the first one waits on that list), by reading the row."""
+        remaining = settings.OCR_SYNC_TIMEOUT_S - (time.monotonic() - started)
+        if wait and remaining > 0 and not job.is_finished:
+            if replayed:
+                outcome = _poll_row(job, started + settings.OCR_SYNC_TIMEOUT_S)
+            else:
+                outcome = wait_done(client, str(job.id), remaining)
             if isinstance(outcome, dict):  # the finished row's fields, sent by the worker
                 _apply_outcome(job, outcome)
             else:
@@ -304,6 +352,15 @@ class RecognizeView(APIView):
         if job.status == OcrJob.Status.FAILED:
             return error_response(job.error_code, job.error_message, _FAILURE_STATUS.get(job.error_code, 400))
         return Response(job_payload(job), status=status.HTTP_200_OK)
+
+
+def _poll_row(job: OcrJob, until: float) -> None:
+    """Read the job's row every 0.1 s until it is finished, deleted or ``until`` (monotonic)."""
+    while time.monotonic() < until:
+        row = OcrJob.objects.filter(pk=job.pk).values_list("status", flat=True).first()
+        if row is None or row in (OcrJob.Status.SUCCEEDED, OcrJob.Status.FAILED):
+            return
+        time.sleep(0.1)
 
 
 class OwnJobsMixin:

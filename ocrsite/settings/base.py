@@ -202,6 +202,8 @@ SPECTACULAR_SETTINGS = {
 OCR_THROTTLE_PER_MINUTE = env_int("OCR_THROTTLE_PER_MINUTE", 600, minimum=0)
 # How long POST /recognize waits for the result before answering 202.
 OCR_SYNC_TIMEOUT_S = env_float("OCR_SYNC_TIMEOUT_S", 20.0, minimum=0.0)
+# How long an Idempotency-Key on a submission keeps answering with the job it made (docs/api.md).
+OCR_IDEMPOTENCY_TTL_H = env_float("OCR_IDEMPOTENCY_TTL_H", 24.0, minimum=0.0)
 OCR_MAX_IMAGE_BYTES = env_int("OCR_MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
 OCR_MAX_PIXELS = env_int("OCR_MAX_PIXELS", 40_000_000, minimum=10_000)
 OCR_MIN_SIDE = env_int("OCR_MIN_SIDE", 8, minimum=1)

@@ -9,7 +9,6 @@ from PIL import Image
 from ocr_api.images import image_storage, store
 from ocr_api.models import OcrJob
 from tests.conftest import b64, png_bytes
-from workers.presence import WORKERS_KEY
 
 URL = "/ocr/v1/recognize"
 pytestmark = pytest.mark.django_db
@@ -23,12 +22,6 @@ def user(make_user):
 @pytest.fixture
 def client(api_client_for, user):
     return api_client_for(user)
-
-
-@pytest.fixture
-def fake_worker_heartbeat(redis_server):
-    """A worker that says it is alive but never takes a job (nothing consumes the queue)."""
-    redis_server.zadd(WORKERS_KEY, {"ghost@test": time.time() + 3600})
 
 
 def assert_error(response, status: int, code: str):

@@ -1,14 +1,11 @@
 """POST /ocr/v1/recognize with hotwords, JSON and multipart (as the portal sends them), without a
 worker: the job is queued with its hotwords and nothing takes it."""
 
-import time
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from ocr_api.models import OcrJob
 from tests.conftest import b64
-from workers.presence import WORKERS_KEY
 
 URL = "/ocr/v1/recognize"
 pytestmark = pytest.mark.django_db
@@ -17,12 +14,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def client(api_client_for, make_user):
     return api_client_for(make_user("alice"))
-
-
-@pytest.fixture
-def fake_worker_heartbeat(redis_server):
-    """A worker that says it is alive but never takes a job (nothing consumes the queue)."""
-    redis_server.zadd(WORKERS_KEY, {"ghost@test": time.time() + 3600})
 
 
 def upload(data: bytes) -> SimpleUploadedFile:
