@@ -186,7 +186,24 @@ class RecognizeView(APIView):
 
     @extend_schema(
         request=RecognizeRequestSerializer,
-        responses={200: JobSerializer, 202: JobSerializer, **_ERRORS},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="resubmit safely: the same key with the same request answers with the job the "
+                "first one made (1-255 visible ASCII characters; kept OCR_IDEMPOTENCY_TTL_H hours)",
+            )
+        ],
+        responses={
+            200: JobSerializer,
+            202: JobSerializer,
+            **_ERRORS,
+            409: OpenApiResponse(
+                ErrorResponseSerializer,
+                description="idempotency_conflict: the key came with another request; idempotency_in_progress",
+            ),
+        },
         summary="Recognise the text in an image",
         description="Waits up to the server's timeout for the result (200); past it, or with wait=false, "
         "answers 202 with the job's status URL.",
