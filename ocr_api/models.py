@@ -234,3 +234,49 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"Idempotency-Key {self.key!r} of {self.owner_id} -> {self.job_id}"
+
+
+class Webhook(models.Model):
+    """An API client's callback: when one of its jobs ends, the job object is POSTed to ``url``,
+    signed with ``secret`` (ocr_api.webhooks, docs/api.md "Webhooks")."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ocr_webhooks")
+    url = models.URLField(max_length=500)
+    events = models.JSONField(default=list)  # of ocr_api.webhooks.EVENTS
+    secret = models.CharField(max_length=64)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Webhook {self.pk} of {self.owner_id} -> {self.url}"
+
+
+class WebhookDelivery(models.Model):
+    """One event sent (or being sent) to one webhook: the body is fixed when the job ends, every
+    attempt signs it afresh; the client reads this log through the API."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"  # gave up: OCR_WEBHOOK_RETRY_FOR_S passed without a 2xx, or the URL was refused
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=32)
+    job_id = models.UUIDField(db_index=True)
+    body = models.TextField()  # the JSON POSTed, the same bytes on every attempt
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveIntegerField(null=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    delivered_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event} of {self.job_id} to webhook {self.webhook_id} ({self.status})"

@@ -45,6 +45,7 @@ from workers.metrics import Metrics, announce_model
 from workers.presence import Heartbeat, instance_alive, live_instances, new_instance_name, notify_done
 from workers.runtime import ModelHolder, line_batcher, page_reader
 
+from . import webhooks
 from .idempotency import purge_expired as purge_expired_keys
 from .images import purge_older_than, read_image
 from .models import ModelVersion, OcrJob
@@ -216,6 +217,7 @@ def _succeed(mine, job: OcrJob, outcome, timings: dict) -> str:
     result = {"status": Status.SUCCEEDED, "lines": outcome.lines, "model_label": model_label}
     notify_done(pipe, str(job.pk), {**result, "finished_at": finished.isoformat(), "time_cost": time_cost})
     pipe.execute()
+    _announce_end(job)
     return "succeeded"
 
 
@@ -264,7 +266,26 @@ def _fail(mine, job: OcrJob, code: str, message: str, diagnostics: dict | None =
             "time_cost": round((finished - job.created_at).total_seconds(), 4),
         },
     )
+    _announce_end(job)
     return "failed"
+
+
+def _announce_end(job: OcrJob) -> None:
+    """The ended job's webhook deliveries, made and sent (a failure here never fails the job)."""
+    try:
+        webhooks.send(webhooks.job_ended(job.owner_id, job.pk))
+    except Exception:
+        log.exception("webhooks of job %s not sent; the recovery sweep sends pending ones", job.pk)
+
+
+@shared_task(name=webhooks.DELIVER, acks_late=True, reject_on_worker_lost=True)
+def deliver_webhook(delivery_id: int) -> str:
+    """One attempt at a webhook delivery; a failed one is sent again after its backoff."""
+    delay = webhooks.attempt(int(delivery_id))
+    if delay is not None:
+        webhooks.send([int(delivery_id)], countdown=delay)
+        return "retry"
+    return "done"
 
 
 def _dropped(job_id: str) -> str:
@@ -342,6 +363,7 @@ class RecoverySweep:
                 recover_jobs()
                 purge_expired_images()
                 purge_expired_keys()
+                webhooks.resend_overdue()
             except Exception:
                 log.exception("recovery sweep failed")
             if self._stop.wait(self.interval):

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import exports, health, views, vocabulary_views
+from . import exports, health, views, vocabulary_views, webhook_views
 from . import lifecycle_views as lifecycle
 
 app_name = "ocr_api"
@@ -17,6 +17,9 @@ urlpatterns = [
         "jobs/<uuid:job_id>/lines/<int:line>/correction", lifecycle.LineCorrectionView.as_view(), name="line-correction"
     ),
     path("vocabulary", vocabulary_views.VocabularyView.as_view(), name="vocabulary"),
+    path("webhooks", webhook_views.WebhookListView.as_view(), name="webhook-list"),
+    path("webhooks/<int:pk>", webhook_views.WebhookDetailView.as_view(), name="webhook-detail"),
+    path("webhooks/<int:pk>/deliveries", webhook_views.WebhookDeliveryListView.as_view(), name="webhook-deliveries"),
     path("distill-jobs", lifecycle.DistillJobListCreateView.as_view(), name="distill-job-list"),
     path("distill-jobs/<int:pk>", lifecycle.DistillJobDetailView.as_view(), name="distill-job-detail"),
     path("distill-jobs/<int:pk>/cancel", lifecycle.DistillJobCancelView.as_view(), name="distill-job-cancel"),

@@ -202,6 +202,15 @@ SPECTACULAR_SETTINGS = {
 OCR_THROTTLE_PER_MINUTE = env_int("OCR_THROTTLE_PER_MINUTE", 600, minimum=0)
 # How long POST /recognize waits for the result before answering 202.
 OCR_SYNC_TIMEOUT_S = env_float("OCR_SYNC_TIMEOUT_S", 20.0, minimum=0.0)
+# Webhooks (ocr_api/webhooks.py, docs/api.md): how long a delivery is retried (with backoff from
+# OCR_WEBHOOK_RETRY_BASE_S, doubling, at most OCR_WEBHOOK_RETRY_MAX_S apart), each attempt's timeout,
+# and the networks a callback may reach besides public addresses (an admin's allowance, CIDRs
+# separated by commas, e.g. "10.0.0.0/8"; none by default: no loopback, private or link-local address).
+OCR_WEBHOOK_RETRY_FOR_S = env_float("OCR_WEBHOOK_RETRY_FOR_S", 6 * 3600.0, minimum=0.0)
+OCR_WEBHOOK_RETRY_BASE_S = env_float("OCR_WEBHOOK_RETRY_BASE_S", 10.0, minimum=0.01)
+OCR_WEBHOOK_RETRY_MAX_S = env_float("OCR_WEBHOOK_RETRY_MAX_S", 1800.0, minimum=0.01)
+OCR_WEBHOOK_TIMEOUT_S = env_float("OCR_WEBHOOK_TIMEOUT_S", 10.0, minimum=0.1)
+OCR_WEBHOOK_ALLOWED_NETWORKS = [n.strip() for n in env_str("OCR_WEBHOOK_ALLOWED_NETWORKS", "").split(",") if n.strip()]
 # How long an Idempotency-Key on a submission keeps answering with the job it made (docs/api.md).
 OCR_IDEMPOTENCY_TTL_H = env_float("OCR_IDEMPOTENCY_TTL_H", 24.0, minimum=0.0)
 OCR_MAX_IMAGE_BYTES = env_int("OCR_MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)
