@@ -27,6 +27,7 @@ class PdfPage:
     height: int
     text_lines: list[dict] | None  # lines of a trusted text layer ({"text", "box"}), else None
     rgb: np.ndarray | None  # the rendered page, when there is no trusted text layer
+    of: int = 0  # the document's number of pages
 
 
 def is_pdf(data: bytes) -> bool:
@@ -119,7 +120,7 @@ def pdf_pages(data: bytes, limits: ImageLimits) -> Iterator[PdfPage]:
         width, height = _page_size(page, limits, i + 1)
         textpage = page.get_textpage()
         if trusted(textpage.get_text_range()):
-            yield PdfPage(i + 1, width, height, _text_lines(page, textpage, scale), None)
+            yield PdfPage(i + 1, width, height, _text_lines(page, textpage, scale), None, len(doc))
         else:
             rgb = np.ascontiguousarray(np.asarray(page.render(scale=scale).to_pil().convert("RGB")))
-            yield PdfPage(i + 1, rgb.shape[1], rgb.shape[0], None, rgb)
+            yield PdfPage(i + 1, rgb.shape[1], rgb.shape[0], None, rgb, len(doc))

@@ -9,6 +9,7 @@ two or more rows of text are found in it (``_read_line_image``; docs/serving.md 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -244,10 +245,12 @@ def recognize_bytes(
     deadline: float | None = None,
     reader: PageReader | None = None,
     hotwords: Hotwords | None = None,
+    on_page: Callable[[int, int], None] | None = None,
 ) -> OcrOutcome:
+    """``on_page(done, total)`` is called after each page of a PDF."""
     deadline = _until(timeout, deadline)
     if is_pdf(data):
-        return _read_pdf(data, limits, batcher, request_id, deadline, reader, hotwords)
+        return _read_pdf(data, limits, batcher, request_id, deadline, reader, hotwords, on_page)
     rgb = decode_image(data, limits)
     check_deadline(deadline, "decode")
     return recognize_array(rgb, batcher, request_id, deadline=deadline, reader=reader, hotwords=hotwords)
@@ -261,6 +264,7 @@ def _read_pdf(
     deadline,
     reader: PageReader | None,
     hotwords: Hotwords | None = None,
+    on_page: Callable[[int, int], None] | None = None,
 ) -> OcrOutcome:
     """Every page's lines, each marked with its page number; a page with a trusted text layer
     is taken from it (``"source": "text_layer"``), the others are rendered and read."""
@@ -282,6 +286,8 @@ def _read_pdf(
                 "source": "ocr" if page.text_lines is None else "text_layer",
             }
         )
+        if on_page is not None:
+            on_page(page.number, page.of)
     return OcrOutcome(
         lines=lines, model_label=label, width=pages[0]["width"], height=pages[0]["height"], batches=batches, pages=pages
     )

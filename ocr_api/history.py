@@ -95,9 +95,11 @@ def hit_record(
     model_label: str,
     time_cost: float,
     hotwords: list[str] | None = None,
+    batch_id: uuid.UUID | None = None,
 ) -> dict:
     return {
         **({"hotwords": hotwords} if hotwords else {}),
+        **({"batch": str(batch_id)} if batch_id else {}),
         "id": str(job_id),
         "owner": owner_id,
         "at": created_at.isoformat(),
@@ -154,6 +156,7 @@ def write(raw_records: list[bytes | str]) -> int:
                 model_version_id=versions[label],
                 model_label=label,
                 hotwords=r.get("hotwords") or [],
+                batch_id=uuid.UUID(r["batch"]) if r.get("batch") else None,
                 lines=lines,
                 text_content="\n".join(line["text"] for line in lines),
                 queued_at=at,

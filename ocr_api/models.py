@@ -43,6 +43,9 @@ class OcrJob(models.Model):
     # When the job was last put on the queue (at creation, and again by the recovery sweep).
     queued_at = models.DateTimeField(default=timezone.now)
     diagnostics = models.JSONField(default=dict, blank=True)
+    # a PDF being read: {"pages_done": n, "pages": total}, updated by the worker after each page
+    progress = models.JSONField(default=dict, blank=True)
+    batch = models.ForeignKey("Batch", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True)
     finished_at = models.DateTimeField(null=True)
@@ -280,3 +283,21 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} of {self.job_id} to webhook {self.webhook_id} ({self.status})"
+
+
+class Batch(models.Model):
+    """Many images or PDFs sent in one request (POST /ocr/v1/batches): one job each; the items that
+    could not become a job are kept with why."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ocr_batches")
+    items = models.PositiveIntegerField()
+    # one per item, in order: {"index", "filename", "job_id"} or {"index", "filename", "code", "message"}
+    entries = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Batch {self.id} of {self.owner_id} ({self.items} items)"

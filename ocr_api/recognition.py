@@ -145,6 +145,7 @@ def recognize(job_id: str) -> str:
             deadline=deadline,
             reader=page_reader(),
             hotwords=Hotwords(job.hotwords) if job.hotwords else None,
+            on_page=lambda done, total: mine.update(progress={"pages_done": done, "pages": total}),
         )
     except FileNotFoundError:
         return _fail(mine, job, "image_missing", "The stored image of this job is missing.")

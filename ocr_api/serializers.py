@@ -28,6 +28,8 @@ def job_payload(job: OcrJob) -> dict:
     pages = pages_of(job.lines) if finished else []
     return {
         **({"pages": pages} if pages else {}),
+        **({"progress": job.progress} if job.progress else {}),
+        **({"batch_id": str(job.batch_id)} if job.batch_id else {}),
         "success": job.status == OcrJob.Status.SUCCEEDED,
         "job_id": str(job.id),
         "status": job.status,
@@ -210,6 +212,10 @@ class JobSerializer(serializers.Serializer):
         required=False,
         help_text='a PDF only: [{"page": 1, "text": [lines...]}, ...]; each line also carries its "page"',
     )
+    progress = serializers.DictField(
+        required=False, help_text='a PDF: {"pages_done": n, "pages": total}, updated as its pages are read'
+    )
+    batch_id = serializers.UUIDField(required=False, help_text="the batch the job came in (POST /ocr/v1/batches)")
     time_cost = serializers.FloatField(allow_null=True)
     model_version = serializers.CharField()
     cached = serializers.BooleanField()

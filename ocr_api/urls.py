@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import exports, health, views, vocabulary_views, webhook_views
+from . import batch_views, exports, health, views, vocabulary_views, webhook_views
 from . import lifecycle_views as lifecycle
 
 app_name = "ocr_api"
@@ -16,6 +16,8 @@ urlpatterns = [
     path(
         "jobs/<uuid:job_id>/lines/<int:line>/correction", lifecycle.LineCorrectionView.as_view(), name="line-correction"
     ),
+    path("batches", batch_views.BatchCreateView.as_view(), name="batch-list"),
+    path("batches/<uuid:batch_id>", batch_views.BatchDetailView.as_view(), name="batch-detail"),
     path("vocabulary", vocabulary_views.VocabularyView.as_view(), name="vocabulary"),
     path("webhooks", webhook_views.WebhookListView.as_view(), name="webhook-list"),
     path("webhooks/<int:pk>", webhook_views.WebhookDetailView.as_view(), name="webhook-detail"),

@@ -128,6 +128,7 @@ class _Upload:
     key: str
     started: float
     hotwords: list[str] = field(default_factory=list)
+    batch_id: uuid.UUID | None = None
     job_id: uuid.UUID = field(default_factory=uuid.uuid4)
     now: datetime = field(default_factory=timezone.now)
 
@@ -140,6 +141,50 @@ def _apply_outcome(job: OcrJob, outcome: dict) -> None:
     job.error_message = outcome.get("error_message") or ""
     job.time_cost = outcome.get("time_cost")
     job.finished_at = datetime.fromisoformat(outcome["finished_at"]) if outcome.get("finished_at") else None
+
+
+def read_image_param(params: dict) -> tuple[bytes, str]:
+    """(bytes, file name) of a validated request or batch item: the multipart ``image`` or the
+    ``image_base64``, each checked against the size limit."""
+    upload = params.get("image")
+    name = params.get("filename") or ""
+    if upload is not None:
+        return upload.read(), name or upload.name or ""
+    encoded = params.get("image_base64")
+    if not encoded:
+        raise ApiError("missing_image", "Send the image as image_base64 (JSON) or as the multipart field image.")
+    data = _decode_base64(encoded)
+    if len(data) > settings.OCR_MAX_IMAGE_BYTES:
+        raise ApiError(
+            "too_large",
+            f"The image is {len(data)} bytes; the limit is {settings.OCR_MAX_IMAGE_BYTES} bytes.",
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if not data:
+        raise ApiError("missing_image", "The image is empty.")
+    return data, name
+
+
+def new_upload(data: bytes, filename: str, hotwords: list[str], started: float, batch_id=None) -> _Upload:
+    """One image to submit, named for the cache under the served model."""
+    label, sha = active_label(), sha256_of(data)
+    key = cache_key(sha, label, pipeline_signature(), hotwords)
+    return _Upload(
+        data=data,
+        sha=sha,
+        filename=filename[:255],
+        label=label,
+        key=key,
+        started=started,
+        hotwords=list(hotwords),
+        batch_id=batch_id,
+    )
+
+
+def submit(request, client, up: _Upload) -> Response:
+    """One image through the recognise path without waiting (cache, checks, queue): what each
+    item of a batch does."""
+    return RecognizeView()._submit(request, client, up, wait=False)
 
 
 class RecognizeView(APIView):
@@ -166,23 +211,7 @@ class RecognizeView(APIView):
         return serializer.validated_data
 
     def _read_image(self, params: dict) -> tuple[bytes, str]:
-        upload = params.get("image")
-        name = params.get("filename") or ""
-        if upload is not None:
-            return upload.read(), name or upload.name or ""
-        encoded = params.get("image_base64")
-        if not encoded:
-            raise ApiError("missing_image", "Send the image as image_base64 (JSON) or as the multipart field image.")
-        data = _decode_base64(encoded)
-        if len(data) > settings.OCR_MAX_IMAGE_BYTES:
-            raise ApiError(
-                "too_large",
-                f"The image is {len(data)} bytes; the limit is {settings.OCR_MAX_IMAGE_BYTES} bytes.",
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
-        if not data:
-            raise ApiError("missing_image", "The image is empty.")
-        return data, name
+        return read_image_param(params)
 
     @extend_schema(
         request=RecognizeRequestSerializer,
@@ -212,18 +241,9 @@ class RecognizeView(APIView):
         started = time.monotonic()
         params = self._params(request)
         data, filename = self._read_image(params)
-        label = active_label()
-        sha = sha256_of(data)
         hotwords = params.get("hotwords") or []
-        up = _Upload(
-            data=data,
-            sha=sha,
-            filename=filename[:255],
-            label=label,
-            started=started,
-            hotwords=hotwords,
-            key=cache_key(sha, label, pipeline_signature(), hotwords),
-        )
+        up = new_upload(data, filename, hotwords, started)
+        sha = up.sha
         client = redis_client()
         wait = params.get("wait", True)
         key = idempotency.key_of(request)
@@ -297,6 +317,7 @@ class RecognizeView(APIView):
             model_label=up.label,
             time_cost=round(time.monotonic() - up.started, 4),
             hotwords=up.hotwords,
+            batch_id=up.batch_id,
         )
         hit, live = history.lookup_and_record(client, up.key, record, settings.OCR_WORKER_HEARTBEAT_TTL_S)
         Metrics(client).count("ocr_cache_total", {"result": "miss" if hit is None else "hit"})
@@ -319,6 +340,7 @@ class RecognizeView(APIView):
             lines=hit["lines"],
             created_at=up.now,
             hotwords=up.hotwords,
+            batch_id=up.batch_id,
             finished_at=up.now,
             time_cost=record["cost"],
         )
@@ -340,6 +362,7 @@ class RecognizeView(APIView):
             size_bytes=len(up.data),
             cache_key=up.key,
             hotwords=up.hotwords,
+            batch_id=up.batch_id,
             model_label=up.label,  # the worker records the version that actually ran
         )
         _store_or_forget(job, up.data)

@@ -211,6 +211,8 @@ OCR_WEBHOOK_RETRY_BASE_S = env_float("OCR_WEBHOOK_RETRY_BASE_S", 10.0, minimum=0
 OCR_WEBHOOK_RETRY_MAX_S = env_float("OCR_WEBHOOK_RETRY_MAX_S", 1800.0, minimum=0.01)
 OCR_WEBHOOK_TIMEOUT_S = env_float("OCR_WEBHOOK_TIMEOUT_S", 10.0, minimum=0.1)
 OCR_WEBHOOK_ALLOWED_NETWORKS = [n.strip() for n in env_str("OCR_WEBHOOK_ALLOWED_NETWORKS", "").split(",") if n.strip()]
+# The most images or PDFs one POST /ocr/v1/batches may carry.
+OCR_MAX_BATCH_ITEMS = env_int("OCR_MAX_BATCH_ITEMS", 50, minimum=1)
 # How long an Idempotency-Key on a submission keeps answering with the job it made (docs/api.md).
 OCR_IDEMPOTENCY_TTL_H = env_float("OCR_IDEMPOTENCY_TTL_H", 24.0, minimum=0.0)
 OCR_MAX_IMAGE_BYTES = env_int("OCR_MAX_IMAGE_BYTES", 10 * 1024 * 1024, minimum=1024)

@@ -106,3 +106,10 @@ def test_a_text_layer_is_trusted_only_when_it_is_real_text():
     assert not trusted("   ")  # a scanner's empty layer
     assert not trusted("\ufffd\ufffd\ufffd\ufffd增值税发票号码")  # a broken font encoding
     assert not trusted("\ue000\ue001\ue002\ue003\ue004\ue005\ue006\ue007")  # private-use glyph codes
+
+
+def test_a_pdf_reports_each_page_as_it_is_read(engine):
+    batcher, reader = engine
+    seen = []
+    recognize_bytes(scanned_pdf(PAGES), LIMITS, batcher, "pdf", reader=reader, on_page=lambda *p: seen.append(p))
+    assert seen == [(1, 3), (2, 3), (3, 3)]

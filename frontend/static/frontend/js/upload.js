@@ -98,6 +98,13 @@ class UploadItem {
     this.onChange(this);
   }
 
+  /** A PDF being read: which page the worker has reached (the job's progress). */
+  setPages(progress) {
+    if (this.state !== "running" || !progress || !progress.pages) return;
+    const label = this.statusEl.querySelector(".status-label");
+    if (label) label.textContent = gettext("Reading page %(done)s of %(pages)s", { done: progress.pages_done, pages: progress.pages });
+  }
+
   /** Show how much of the upload has gone, while it goes. */
   setProgress(fraction) {
     if (this.state !== "uploading") return;
@@ -229,6 +236,7 @@ export function initUpload({ onFilesArriving }) {
     }
     if (job.status === "queued" || job.status === "running") {
       item.setState(job.status);
+      item.setPages(job.progress);
       return false;
     }
     if (job.status === "failed" || job.success === false) {
