@@ -62,17 +62,21 @@ def register_model(
     if existing:
         return existing
     params = spec.extra.get("params") or (metrics or {}).get("params")
-    version = ModelVersion.objects.create(
-        name=name or spec.name,
-        kind=kind,
-        file_path=str(path),
-        sha256=sha,
-        params=int(params) if params is not None and str(params).isdigit() else None,
-        size_bytes=path.stat().st_size,
-        metrics=metrics or {},
-        lineage=lineage or {},
-        parent=parent,
-    )
+    try:
+        with transaction.atomic():
+            version = ModelVersion.objects.create(
+                name=name or spec.name,
+                kind=kind,
+                file_path=str(path),
+                sha256=sha,
+                params=int(params) if params is not None and str(params).isdigit() else None,
+                size_bytes=path.stat().st_size,
+                metrics=metrics or {},
+                lineage=lineage or {},
+                parent=parent,
+            )
+    except IntegrityError:  # registered by another request at the same moment (the first requests)
+        return ModelVersion.objects.get(sha256=sha)
     transaction.on_commit(lambda: request_report(version.pk))
     return version
 
