@@ -33,7 +33,7 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed-train: requirements/base.txt requirements/train.txt | $(VENV)/bin/python
 	$(PIP) install -r requirements/train.txt
-	$(PIP) install --no-deps augraphy==8.2.6
+	$(PIP) install --no-deps augraphy==8.2.6 img2table==2.0.0
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-train requirements/dev.txt

@@ -13,7 +13,8 @@ time (rasterising, OCR, rendering, writing; models loaded once per PDF) over its
 side in a true line.
 
     apt-get install tesseract-ocr tesseract-ocr-chi-sim       # Tesseract and its Chinese data
-    .venv/bin/pip install -r requirements/bench.txt            # ocrmypdf-rapidocr and RapidOCR's deps
+    .venv/bin/pip install -r requirements/bench.txt            # RapidOCR's own dependencies
+    .venv/bin/pip install --no-deps ocrmypdf-rapidocr==1.0.1   # (its deps would swap OpenCV's build)
     .venv/bin/python -m bench.ocrmypdf_compare [--engine platform --engine rapidocr --engine tesseract]
         [--pages data/ood_pages] [--out runs/ocrmypdf_compare]
 """

@@ -8,8 +8,9 @@ import hashlib
 # bytes (3: confidence per character, doubled characters kept apart, full-width restoration;
 # 4: pages read by the learned detector, lines with polygons, upside-down pages turned;
 # 5: per-character confidences, the beam search with the language model for doubtful lines;
-# 6: one-line images read whole, reading order by gutters; 7: every character's box).
-PIPELINE_VERSION = "7"
+# 6: one-line images read whole, reading order by gutters; 7: every character's box; 8: ruled
+# tables as cells).
+PIPELINE_VERSION = "8"
 
 
 def preprocessing_signature(binarize: bool, page_models: str = "") -> str:

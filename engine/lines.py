@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
+# Smaller skews do not disturb the line finder; levelling them would only cost time.
+MIN_DESKEW_DEGREES = 0.5
 
 
 def ink_mask(gray: np.ndarray) -> np.ndarray:

@@ -18,12 +18,10 @@ from .batcher import DeadlineExceeded, LineBatcher
 from .beam import Hotwords
 from .detect import PageReader
 from .images import ImageLimits, decode_image
-from .lines import box_in_original, corners_in_original, estimate_skew, find_lines, rotate_upright
+from .lines import MIN_DESKEW_DEGREES, box_in_original, corners_in_original, estimate_skew, find_lines, rotate_upright
 from .pdf import is_pdf, pdf_pages
 from .preprocess import to_gray
-
-# Smaller skews do not disturb the line finder; levelling them would only cost time.
-MIN_DESKEW_DEGREES = 0.5
+from .tables import find_tables
 
 
 @dataclass
@@ -34,6 +32,7 @@ class OcrOutcome:
     height: int
     batches: list[dict] = field(default_factory=list)
     pages: list[dict] = field(default_factory=list)  # a PDF's pages: number, size, source
+    tables: list[dict] = field(default_factory=list)  # ruled tables as cells (engine.tables; a PDF's carry "page")
 
     @property
     def text(self) -> list[str]:
@@ -141,7 +140,10 @@ def _read_page(
 ) -> OcrOutcome:
     regions = reader.regions(rgb)
     check_deadline(deadline, "detect")
-    return _recognize_regions(rgb, regions, batcher, request_id, deadline, hotwords)
+    outcome = _recognize_regions(rgb, regions, batcher, request_id, deadline, hotwords)
+    check_deadline(deadline, "recognition")
+    outcome.tables = find_tables(rgb, outcome.lines)
+    return outcome
 
 
 def _recognize_regions(
@@ -268,7 +270,7 @@ def _read_pdf(
 ) -> OcrOutcome:
     """Every page's lines, each marked with its page number; a page with a trusted text layer
     is taken from it (``"source": "text_layer"``), the others are rendered and read."""
-    lines, batches, pages, label = [], [], [], ""
+    lines, batches, pages, tables, label = [], [], [], [], ""
     for page in pdf_pages(data, limits):
         check_deadline(deadline, f"page {page.number}")
         if page.text_lines is not None:
@@ -277,6 +279,7 @@ def _read_pdf(
             read = recognize_array(page.rgb, batcher, request_id, deadline=deadline, reader=reader, hotwords=hotwords)
             found, label = read.lines, read.model_label or label
             batches += read.batches
+            tables += [{**table, "page": page.number} for table in read.tables]
         lines += [{**line, "page": page.number} for line in found]
         pages.append(
             {
@@ -288,6 +291,5 @@ def _read_pdf(
         )
         if on_page is not None:
             on_page(page.number, page.of)
-    return OcrOutcome(
-        lines=lines, model_label=label, width=pages[0]["width"], height=pages[0]["height"], batches=batches, pages=pages
-    )
+    first = pages[0]
+    return OcrOutcome(lines, label, first["width"], first["height"], batches=batches, pages=pages, tables=tables)

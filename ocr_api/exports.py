@@ -13,7 +13,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from engine.exports.build import FORMATS, export
+from engine.exports.build import FORMATS, TABLE_FORMATS, export
 
 from .access import jobs_visible_to
 from .errors import error_response
@@ -57,7 +57,8 @@ class JobExportView(APIView):
         summary="A finished job as a document",
         description="`pdf`: the uploaded pages with the recognised text as an invisible, selectable layer "
         "(owner only, like the image); `hocr`: hOCR 1.2; `alto`: ALTO 4.4; `txt`: the lines, pages parted "
-        "by a form feed; `json`: the job object. Every format places each character where it was read.",
+        "by a form feed; `json`: the job object; `csv` and `html`: the ruled tables found, as cells. Every "
+        "format places each character where it was read.",
         parameters=[
             OpenApiParameter("format", str, enum=list(FORMATS), required=True, description="the document format")
         ],
@@ -66,10 +67,13 @@ class JobExportView(APIView):
             (200, "text/html"): OpenApiTypes.STR,
             (200, "application/xml"): OpenApiTypes.STR,
             (200, "text/plain"): OpenApiTypes.STR,
+            (200, "text/csv"): OpenApiTypes.STR,
             (200, "application/json"): OpenApiTypes.OBJECT,
             400: _error("bad_format", "no format, or not one of the formats"),
             404: _error("not_found", "no such job, or not yours"),
-            409: _error("not_finished", "the job has not succeeded (still running, or failed)"),
+            409: _error(
+                "not_finished", "the job has not succeeded (still running, or failed); `no_tables` for csv/html"
+            ),
             410: _error("image_deleted", "a PDF was asked for after the image was deleted"),
         },
     )
@@ -83,6 +87,8 @@ class JobExportView(APIView):
         job = generics.get_object_or_404(jobs.select_related("owner"), pk=job_id)
         if job.status != OcrJob.Status.SUCCEEDED:
             return error_response("not_finished", f"The job is {job.status}; only a finished job exports.", 409)
+        if fmt in TABLE_FORMATS and not job.tables:
+            return error_response("no_tables", "No ruled table was found in this job's image.", 409)
         data = _stored_bytes(job) if fmt == "pdf" or job.image_format == "PDF" else None
         if fmt == "pdf" and data is None:
             return error_response("image_deleted", "The image is no longer stored; the text is kept.", 410)

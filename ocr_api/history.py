@@ -116,6 +116,38 @@ def hit_record(
     }
 
 
+def _row(r: dict, v: dict, label: str, version_id: int | None):
+    """The job row of one pending record (``r``: the request, ``v``: the cached answer)."""
+    from .models import OcrJob
+
+    at = datetime.fromisoformat(r["at"])
+    lines = v.get("lines") or []
+    return OcrJob(
+        id=uuid.UUID(r["id"]),
+        owner_id=r["owner"],
+        status=OcrJob.Status.SUCCEEDED,
+        cached=True,
+        image_name=r["image_name"],
+        image_sha256=r["sha256"],
+        image_format=r["format"],
+        filename=r["filename"],
+        width=v.get("width") or r["width"],
+        height=v.get("height") or r["height"],
+        size_bytes=r["size"],
+        cache_key=r["key"],
+        model_version_id=version_id,
+        model_label=label,
+        hotwords=r.get("hotwords") or [],
+        batch_id=uuid.UUID(r["batch"]) if r.get("batch") else None,
+        lines=lines,
+        tables=v.get("tables") or [],
+        text_content="\n".join(line["text"] for line in lines),
+        queued_at=at,
+        finished_at=at,
+        time_cost=r.get("cost"),
+    )
+
+
 def write(raw_records: list[bytes | str]) -> int:
     """Insert the rows of these pending records. Returns how many rows were written (records whose
     owner is gone are dropped)."""
@@ -137,33 +169,7 @@ def write(raw_records: list[bytes | str]) -> int:
             versions[label] = (
                 ModelVersion.objects.filter(sha256__startswith=sha_prefix).values_list("pk", flat=True).first()
             )
-        at = datetime.fromisoformat(r["at"])
-        lines = v.get("lines") or []
-        rows.append(
-            OcrJob(
-                id=uuid.UUID(r["id"]),
-                owner_id=r["owner"],
-                status=OcrJob.Status.SUCCEEDED,
-                cached=True,
-                image_name=r["image_name"],
-                image_sha256=r["sha256"],
-                image_format=r["format"],
-                filename=r["filename"],
-                width=v.get("width") or r["width"],
-                height=v.get("height") or r["height"],
-                size_bytes=r["size"],
-                cache_key=r["key"],
-                model_version_id=versions[label],
-                model_label=label,
-                hotwords=r.get("hotwords") or [],
-                batch_id=uuid.UUID(r["batch"]) if r.get("batch") else None,
-                lines=lines,
-                text_content="\n".join(line["text"] for line in lines),
-                queued_at=at,
-                finished_at=at,
-                time_cost=r.get("cost"),
-            )
-        )
+        rows.append(_row(r, v, label, versions[label]))
     if not rows:
         return 0
     with transaction.atomic():

@@ -28,6 +28,8 @@ class OcrJob(models.Model):
     model_version = models.ForeignKey("ModelVersion", null=True, on_delete=models.SET_NULL, related_name="+")
     model_label = models.CharField(max_length=120, blank=True)
     lines = models.JSONField(default=list, blank=True)
+    # ruled tables as cells (engine.tables): [{"bbox", "rows", "cols", "cells": [...], "page"?}]
+    tables = models.JSONField(default=list, blank=True)
     # The request's hotwords (words the decoder favours); part of the cache key, kept for a re-queued job.
     hotwords = models.JSONField(default=list, blank=True)
     text_content = models.TextField(blank=True)

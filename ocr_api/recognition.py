@@ -201,6 +201,7 @@ def _succeed(mine, job: OcrJob, outcome, timings: dict) -> str:
     done = mine.update(
         status=Status.SUCCEEDED,
         lines=outcome.lines,
+        tables=outcome.tables,
         text_content="\n".join(outcome.text),
         model_label=model_label,
         model_version_id=model_version,
@@ -213,9 +214,16 @@ def _succeed(mine, job: OcrJob, outcome, timings: dict) -> str:
     key = cache_key(job.image_sha256, model_label, pipeline_signature(), job.hotwords)
     pipe = redis_client().pipeline(transaction=False)
     ResultCache(pipe, settings.OCR_CACHE_TTL_S).set(
-        key, {"lines": outcome.lines, "model_label": model_label, "width": job.width, "height": job.height}
+        key,
+        {
+            "lines": outcome.lines,
+            "tables": outcome.tables,
+            "model_label": model_label,
+            "width": job.width,
+            "height": job.height,
+        },
     )
-    result = {"status": Status.SUCCEEDED, "lines": outcome.lines, "model_label": model_label}
+    result = {"status": Status.SUCCEEDED, "lines": outcome.lines, "tables": outcome.tables, "model_label": model_label}
     notify_done(pipe, str(job.pk), {**result, "finished_at": finished.isoformat(), "time_cost": time_cost})
     pipe.execute()
     _announce_end(job)

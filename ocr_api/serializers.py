@@ -29,6 +29,7 @@ def job_payload(job: OcrJob) -> dict:
     return {
         **({"pages": pages} if pages else {}),
         **({"progress": job.progress} if job.progress else {}),
+        **({"tables": job.tables} if finished and job.tables else {}),
         **({"batch_id": str(job.batch_id)} if job.batch_id else {}),
         "success": job.status == OcrJob.Status.SUCCEEDED,
         "job_id": str(job.id),
@@ -194,6 +195,24 @@ class LineSerializer(serializers.Serializer):
     )
 
 
+class CellSerializer(serializers.Serializer):
+    row = serializers.IntegerField()
+    col = serializers.IntegerField()
+    row_span = serializers.IntegerField()
+    col_span = serializers.IntegerField()
+    bbox = serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4)
+    polygon = serializers.ListField(child=serializers.ListField(child=serializers.FloatField()), required=False)
+    text = serializers.CharField(allow_blank=True, help_text="the characters read inside the cell; lines apart by \\n")
+
+
+class TableSerializer(serializers.Serializer):
+    bbox = serializers.ListField(child=serializers.IntegerField(), min_length=4, max_length=4)
+    rows = serializers.IntegerField()
+    cols = serializers.IntegerField()
+    page = serializers.IntegerField(required=False, help_text="a PDF's page")
+    cells = CellSerializer(many=True)
+
+
 class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
@@ -216,6 +235,7 @@ class JobSerializer(serializers.Serializer):
         required=False, help_text='a PDF: {"pages_done": n, "pages": total}, updated as its pages are read'
     )
     batch_id = serializers.UUIDField(required=False, help_text="the batch the job came in (POST /ocr/v1/batches)")
+    tables = TableSerializer(many=True, required=False, help_text="the ruled tables found, as cells")
     time_cost = serializers.FloatField(allow_null=True)
     model_version = serializers.CharField()
     cached = serializers.BooleanField()

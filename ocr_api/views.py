@@ -136,6 +136,7 @@ class _Upload:
 def _apply_outcome(job: OcrJob, outcome: dict) -> None:
     job.status = outcome["status"]
     job.lines = outcome.get("lines") or []
+    job.tables = outcome.get("tables") or []
     job.model_label = outcome.get("model_label") or job.model_label
     job.error_code = outcome.get("error_code") or ""
     job.error_message = outcome.get("error_message") or ""
@@ -338,6 +339,7 @@ class RecognizeView(APIView):
             cache_key=up.key,
             model_label=hit.get("model_label") or up.label,
             lines=hit["lines"],
+            tables=hit.get("tables") or [],
             created_at=up.now,
             hotwords=up.hotwords,
             batch_id=up.batch_id,

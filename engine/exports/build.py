@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ..pdf import is_pdf, page_sizes
-from . import alto, hocr, pdf
+from . import alto, hocr, pdf, tables
 from .document import Page, pages_of, plain_text
 
 # format -> (content type, file extension)
@@ -15,7 +15,10 @@ FORMATS = {
     "alto": ("application/xml; charset=utf-8", "alto.xml"),
     "txt": ("text/plain; charset=utf-8", "txt"),
     "json": ("application/json", "json"),
+    "csv": ("text/csv; charset=utf-8", "tables.csv"),  # the ruled tables
+    "html": ("text/html; charset=utf-8", "tables.html"),
 }
+TABLE_FORMATS = ("csv", "html")
 
 
 def answer_pages(lines: list[dict], width: int, height: int, data: bytes | None) -> list[Page]:
@@ -34,12 +37,16 @@ def export(fmt: str, answer: dict, data: bytes | None, software: str = "ocr-plat
         raise ValueError(f"unknown export format {fmt!r}")
     if fmt == "json":
         return json.dumps(answer, ensure_ascii=False, indent=1).encode("utf-8")
+    if fmt == "csv":
+        return tables.to_csv(answer.get("tables") or []).encode("utf-8")
+    if fmt == "html":
+        return tables.to_html(answer.get("tables") or [], answer.get("filename") or "").encode("utf-8")
     pages = answer_pages(answer.get("lines") or [], answer["width"], answer["height"], data)
     name = answer.get("filename") or ""
     if fmt == "txt":
         return plain_text(pages).encode("utf-8")
     if fmt == "hocr":
-        return hocr.to_hocr(pages, name, software).encode("utf-8")
+        return hocr.to_hocr(pages, name, software, answer.get("tables") or []).encode("utf-8")
     if fmt == "alto":
         return alto.to_alto(pages, name, software)
     if data is None:

@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from .document import Page, line_angle, words_of
 
-CAPABILITIES = "ocr_page ocr_carea ocr_par ocr_line ocrx_word ocrp_wconf ocrp_poly"
+CAPABILITIES = "ocr_page ocr_carea ocr_par ocr_line ocrx_word ocr_table ocrp_wconf ocrp_poly"
 
 
 def _box(box) -> str:
@@ -48,13 +48,31 @@ def _line(line: dict, ids: str) -> str:
     )
 
 
-def to_hocr(pages: list[Page], title: str = "", system: str = "ocr-platform") -> str:
-    """The pages as one hOCR document (XHTML, UTF-8)."""
+def _table(table: dict, ids: str) -> str:
+    """A ruled table's structure as an ``ocr_table`` float: its cells' places and spans (their text
+    is in the lines, which stay where they are so the text is not there twice)."""
+    rows = []
+    for r in range(table["rows"]):
+        tds = "".join(
+            f'<td title="bbox {_box(c["bbox"])}"'
+            + (f' rowspan="{c["row_span"]}"' if c["row_span"] > 1 else "")
+            + (f' colspan="{c["col_span"]}"' if c["col_span"] > 1 else "")
+            + "></td>"
+            for c in sorted((c for c in table["cells"] if c["row"] == r), key=lambda c: c["col"])
+        )
+        rows.append(f"<tr>{tds}</tr>")
+    return f'<table class="ocr_table" id="table_{ids}" title="bbox {_box(table["bbox"])}">' + "".join(rows) + "</table>"
+
+
+def to_hocr(pages: list[Page], title: str = "", system: str = "ocr-platform", tables: list[dict] = ()) -> str:
+    """The pages as one hOCR document (XHTML, UTF-8), with the ruled tables' structure."""
     body = []
     for page in pages:
         image = 'image "{}"; '.format(title.replace('"', "'")) if title else ""
         props = f"{image}bbox 0 0 {page.width} {page.height}; ppageno {page.number - 1}"
         lines = "\n".join(_line(line, f"{page.number}_{i}") for i, line in enumerate(page.lines, 1))
+        mine = [t for t in tables if t.get("page", 1) == page.number]
+        lines += "".join("\n" + _table(t, f"{page.number}_{k}") for k, t in enumerate(mine, 1))
         body.append(f'<div class="ocr_page" id="page_{page.number}" title={quoteattr(props)}>\n{lines}\n</div>')
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -103,3 +104,38 @@ def test_the_export_needs_a_login(finished):
     from rest_framework.test import APIClient
 
     assert_error(APIClient().get(url(finished, "txt")), 401, "not_authenticated")
+
+
+TABLE = {
+    "bbox": [10, 10, 210, 70],
+    "rows": 2,
+    "cols": 2,
+    "cells": [
+        {"row": 0, "col": 0, "row_span": 1, "col_span": 1, "bbox": [10, 10, 110, 40], "text": "品名"},
+        {"row": 0, "col": 1, "row_span": 1, "col_span": 1, "bbox": [110, 10, 210, 40], "text": "金额"},
+        {"row": 1, "col": 0, "row_span": 1, "col_span": 1, "bbox": [10, 40, 110, 70], "text": "办公桌"},
+        {"row": 1, "col": 1, "row_span": 1, "col_span": 1, "bbox": [110, 40, 210, 70], "text": "1,280.00"},
+    ],
+}
+
+
+def test_a_job_with_a_table_exports_it_as_csv_and_html(api_client_for, alice):
+    job = _job(alice, LINE["text"], lines=[LINE], tables=[TABLE], width=220, height=80)
+    client = api_client_for(alice)
+    assert client.get(f"/ocr/v1/jobs/{job.pk}").json()["tables"] == [TABLE]
+    csv_answer = client.get(url(job, "csv"))
+    assert csv_answer.status_code == 200 and csv_answer["Content-Type"] == "text/csv; charset=utf-8"
+    assert csv_answer.content.decode() == '品名,金额\r\n办公桌,"1,280.00"\r\n'
+    html_answer = client.get(url(job, "html"))
+    assert '<td data-bbox="10 40 110 70">办公桌</td>' in html_answer.content.decode()
+    hocr = client.get(url(job, "hocr")).content
+    assert b'class="ocr_table"' in hocr and hocr.count(b"<td ") == 4
+    from hocr_spec import HocrValidator
+
+    report = HocrValidator("standard").validate(io.BytesIO(hocr), parse_strict=True)
+    assert report.is_valid(), report.format("text")
+
+
+def test_a_job_without_tables_has_none_to_export(api_client_for, alice, finished):
+    assert_error(api_client_for(alice).get(url(finished, "csv")), 409, "no_tables")
+    assert "tables" not in api_client_for(alice).get(f"/ocr/v1/jobs/{finished.pk}").json()
