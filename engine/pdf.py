@@ -85,6 +85,21 @@ def page_sizes(data: bytes) -> list[tuple[int, int]]:
     return sizes
 
 
+def render_page_png(data: bytes, number: int) -> bytes:
+    """Page ``number`` (1-based) of an accepted PDF as a PNG at the reading resolution, the frame
+    its lines' coordinates are in (IndexError: no such page)."""
+    import io
+
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(data)
+    if not 1 <= number <= len(doc):
+        raise IndexError(number)
+    buffer = io.BytesIO()
+    doc[number - 1].render(scale=DPI / 72).to_pil().convert("RGB").save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
 def trusted(text: str) -> bool:
     chars = [c for c in text if not c.isspace()]
     if len(chars) < MIN_TEXT_CHARS:

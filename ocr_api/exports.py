@@ -4,7 +4,8 @@ the job's owner only; the other formats go wherever the job object goes (staff s
 
 from __future__ import annotations
 
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -14,6 +15,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from engine.exports.build import FORMATS, TABLE_FORMATS, export
+from engine.pdf import render_page_png
 
 from .access import jobs_visible_to
 from .errors import error_response
@@ -98,4 +100,38 @@ class JobExportView(APIView):
         response["Content-Disposition"] = content_disposition_header(True, f"{download_stem(job)}.{ext}")
         response["X-Content-Type-Options"] = "nosniff"
         response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        return response
+
+
+class JobPageView(APIView):
+    """A page of a job as the job read it, for drawing its lines over: a PDF's page rendered at the
+    reading resolution (PNG); an image's page 1 is the image itself. To the owner only, like the image."""
+
+    content_negotiation_class = _JsonErrors
+
+    @extend_schema(
+        summary="A page of a job, as an image",
+        responses={
+            (200, "image/png"): OpenApiTypes.BINARY,
+            302: OpenApiResponse(description="an image job's page 1: its image_url"),
+            404: _error("not_found", "no such job or page, or not yours"),
+            410: _error("image_deleted", "the uploaded file was deleted after the retention period"),
+        },
+    )
+    def get(self, request, job_id, page):
+        job = generics.get_object_or_404(OcrJob.objects.filter(owner=request.user), pk=job_id)
+        if job.image_format != "PDF":
+            if page != 1:
+                return error_response("not_found", "An image has one page.", 404)
+            return HttpResponseRedirect(reverse("ocr_api:job-image", args=[job.pk]))
+        data = _stored_bytes(job)
+        if data is None:
+            return error_response("image_deleted", "The PDF is no longer stored; the text is kept.", 410)
+        try:
+            png = render_page_png(data, page)
+        except IndexError:
+            return error_response("not_found", f"The PDF has no page {page}.", 404)
+        response = HttpResponse(png, content_type="image/png")
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "private, max-age=3600"
         return response

@@ -13,6 +13,7 @@ urlpatterns = [
     path("jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<uuid:job_id>/image", views.JobImageView.as_view(), name="job-image"),
     path("jobs/<uuid:job_id>/export", exports.JobExportView.as_view(), name="job-export"),
+    path("jobs/<uuid:job_id>/pages/<int:page>", exports.JobPageView.as_view(), name="job-page"),
     path(
         "jobs/<uuid:job_id>/lines/<int:line>/correction", lifecycle.LineCorrectionView.as_view(), name="line-correction"
     ),

@@ -139,3 +139,28 @@ def test_a_job_with_a_table_exports_it_as_csv_and_html(api_client_for, alice):
 def test_a_job_without_tables_has_none_to_export(api_client_for, alice, finished):
     assert_error(api_client_for(alice).get(url(finished, "csv")), 409, "no_tables")
     assert "tables" not in api_client_for(alice).get(f"/ocr/v1/jobs/{finished.pk}").json()
+
+
+def test_a_pdf_jobs_pages_render_for_its_owner_only(api_client_for, alice, make_user):
+    from PIL import Image as PILImage
+
+    from tests.workers.test_pdf import scanned_pdf
+
+    pdf = scanned_pdf([["第一页"], ["第二页"]])
+    job = _job(alice, "第一页", image=pdf, image_format="PDF", width=1240, height=1754)
+    client = api_client_for(alice)
+    answer = client.get(f"/ocr/v1/jobs/{job.pk}/pages/2")
+    assert answer.status_code == 200 and answer["Content-Type"] == "image/png"
+    with PILImage.open(io.BytesIO(answer.content)) as png:
+        assert abs(png.width - 1240) <= 1 and abs(png.height - 1754) <= 1
+    assert_error(client.get(f"/ocr/v1/jobs/{job.pk}/pages/3"), 404, "not_found")
+    assert_error(api_client_for(make_user("bob")).get(f"/ocr/v1/jobs/{job.pk}/pages/1"), 404, "not_found")
+    image_storage().delete(job.image_name)
+    OcrJob.objects.filter(pk=job.pk).update(image_name="")
+    assert_error(client.get(f"/ocr/v1/jobs/{job.pk}/pages/1"), 410, "image_deleted")
+
+
+def test_an_image_jobs_page_one_is_its_image(api_client_for, alice, finished):
+    answer = api_client_for(alice).get(f"/ocr/v1/jobs/{finished.pk}/pages/1")
+    assert answer.status_code == 302 and answer["Location"].endswith(f"/ocr/v1/jobs/{finished.pk}/image")
+    assert_error(api_client_for(alice).get(f"/ocr/v1/jobs/{finished.pk}/pages/2"), 404, "not_found")

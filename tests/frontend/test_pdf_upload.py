@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,32 @@ def test_the_searchable_pdf_downloads_from_the_result_and_reads_back_as_its_text
     pages = _pdftotext(saved, "-raw").split("\f")
     texts = [t.replace(" ", "") for t in result.locator(".line-text").all_inner_texts()]
     assert [p.replace(" ", "").replace("\n", "") for p in pages if p.strip()] == texts
+
+
+def test_a_pdfs_pages_are_shown_with_their_lines_drawn_over_them(live_stack, new_page):
+    """Each page of the PDF as the job read it (GET .../pages/<n>), its lines' polygons over it;
+    pointing at a line of text lights up its polygon on its own page."""
+    live_stack.create_user("pia", PASSWORD)
+    page = new_page(live_stack.url)
+    log_in(page, live_stack.url, "pia", PASSWORD)
+    pdf = scanned_pdf([["第一页 增值税专用发票", "购买方名称上海明远科技有限公司"], ["第二页 开户银行招商银行"]])
+    page.set_input_files("#file-input", files=[{"name": "two.pdf", "mimeType": "application/pdf", "buffer": pdf}])
+    result = page.locator("#results .result-card")
+    expect(result).to_have_attribute("data-state", "succeeded", timeout=RESULT_TIMEOUT_MS)
+    pages = result.locator("figure.preview[data-page]")
+    expect(pages).to_have_count(2)
+    expect(pages.nth(0).locator(".line-box")).to_have_count(2)
+    expect(pages.nth(1).locator(".line-box")).to_have_count(1)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('figure.preview[data-page] img')].every(i => i.complete && i.naturalWidth > 1000)"
+    )
+    viewbox = pages.nth(0).locator("svg.box-layer").get_attribute("viewBox")
+    natural = pages.nth(0).locator("img").evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert [int(v) for v in viewbox.split()[2:]] == natural  # lines drawn in the page's own pixels
+    assert abs(natural[0] - 1240) <= 1 and abs(natural[1] - 1754) <= 1  # A4 at the 150 dpi it was read at
+    second_line = result.locator("li.line").nth(1)
+    second_line.hover()
+    expect(pages.nth(0).locator(".line-box.is-active")).to_have_count(1)
+    expect(pages.nth(0).locator(".line-box").nth(1)).to_have_class(re.compile(r"is-active"))
+    result.locator("h4").first.hover()
+    expect(pages.nth(0).locator(".line-box.is-active")).to_have_count(0)

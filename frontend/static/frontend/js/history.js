@@ -5,7 +5,7 @@ import { ApiError, PAGE_SIZE, deleteJob, describeError, listJobs, portalConfig }
 import { copyWithFeedback } from "./clipboard.js";
 import { announce, h } from "./dom.js";
 import { formatDate, formatSeconds, gettext, statusLabel } from "./i18n.js";
-import { createPreview, jobDisplayName, jobLines, lowConfidenceNote, renderDownloads, renderLines, renderMeta } from "./render.js";
+import { jobDisplayName, jobLines, jobPreview, lowConfidenceNote, renderDownloads, renderLines, renderMeta } from "./render.js";
 
 const EXCERPT_CHARS = 120;
 const SEARCH_DELAY_MS = 350;
@@ -161,8 +161,7 @@ export function initHistory({ historyPath }) {
     detailJob = job;
     const name = jobDisplayName(job);
     const lines = jobLines(job);
-    const preview = job.image_url ? createPreview(job.image_url, gettext("Preview of %(name)s", { name })) : null;
-    if (preview) preview.showBoxes(lines, job.width, job.height);
+    const preview = jobPreview(job, lines, job.image_url);
     const copyButton = h("button", { type: "button", class: "btn btn-small copy-one", disabled: !lines.length }, gettext("Copy text"));
     copyButton.addEventListener("click", () =>
       copyWithFeedback(copyButton, lines.map((line) => line.text).join("\n"), {

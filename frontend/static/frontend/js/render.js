@@ -31,22 +31,34 @@ function lineChars(line) {
   if (!Array.isArray(chars) || !chars.length) return null;
   const usable = chars.every((char) => char && typeof char.text === "string" && typeof char.confidence === "number");
   if (!usable || chars.map((char) => char.text).join("") !== (line.text ?? "")) return null;
-  return chars.map((char) => ({ text: char.text, confidence: char.confidence }));
+  return chars.map((char) => ({ text: char.text, confidence: char.confidence, corners: corners(char) }));
 }
 
-/** The job's lines in reading order, as {text, confidence, box, page, chars}; page is a PDF's page
- *  number, chars the line's characters with their confidence (or null). */
+/** A line's or a character's four corners [[x, y] x 4] from the API's polygon, else from its box. */
+function corners(item) {
+  if (Array.isArray(item.polygon) && item.polygon.length === 4) return item.polygon.map((p) => p.map(Number));
+  if (Array.isArray(item.box) && item.box.length === 4) {
+    const [x0, y0, x1, y1] = item.box.map(Number);
+    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]];
+  }
+  return null;
+}
+
+/** The job's lines in reading order, as {index, text, confidence, box, corners, page, chars}; page
+ *  is a PDF's page number, chars the line's characters with their confidence and corners (or null). */
 export function jobLines(job) {
   if (Array.isArray(job.lines) && job.lines.length) {
-    return job.lines.map((line) => ({
+    return job.lines.map((line, index) => ({
+      index,
       text: line.text ?? "",
       confidence: typeof line.confidence === "number" ? line.confidence : null,
       box: Array.isArray(line.box) && line.box.length === 4 ? line.box.map(Number) : null,
+      corners: corners(line),
       page: typeof line.page === "number" ? line.page : null,
       chars: lineChars(line),
     }));
   }
-  if (Array.isArray(job.text)) return job.text.map((text) => ({ text, confidence: null, box: null }));
+  if (Array.isArray(job.text)) return job.text.map((text, index) => ({ index, text, confidence: null, box: null, corners: null }));
   return [];
 }
 
@@ -54,13 +66,25 @@ export function jobDisplayName(job) {
   return job.filename || gettext("Untitled image");
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, value);
+  return el;
+}
+
+const points = (quad) => quad.map(([x, y]) => `${x},${y}`).join(" ");
+
 /**
- * The image with a layer of boxes on top. Boxes are positioned in percent of
- * the original image size, so they follow the image at any displayed size.
+ * The image with its lines drawn over it: each line's polygon (a rotated, photographed, vertical
+ * or upside-down line as it lies on the page), dashed where the line's confidence is low, and the
+ * characters the recogniser doubted marked on the image too. The layer is an SVG in the image's own
+ * pixels, so it follows the image at any displayed size.
  */
 export function createPreview(src, alt) {
   const img = h("img", { class: "preview-img", src, alt, decoding: "async" });
-  const layer = h("div", { class: "box-layer", "aria-hidden": "true" });
+  const layer = svg("svg", { class: "box-layer", "aria-hidden": "true", preserveAspectRatio: "none" });
   const frame = h("div", { class: "preview-frame" }, img, layer);
   const element = h("figure", { class: "preview" }, frame);
   // A toggle (aria-pressed) with a constant name: the image at full column width.
@@ -74,35 +98,33 @@ export function createPreview(src, alt) {
     zoom.setAttribute("aria-pressed", String(element.classList.toggle("is-expanded")));
   });
   element.append(h("figcaption", { class: "preview-tools" }, zoom));
-  let boxes = [];
+  const boxes = new Map();
 
   function draw(lines, width, height) {
-    boxes = lines.map((line, index) => {
-      if (!line.box) return null;
-      const [x0, y0, x1, y1] = line.box;
-      const left = Math.max(0, Math.min(x0, x1));
-      const top = Math.max(0, Math.min(y0, y1));
-      const right = Math.min(width, Math.max(x0, x1));
-      const bottom = Math.min(height, Math.max(y0, y1));
-      const box = h("div", {
+    layer.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    boxes.clear();
+    const shapes = [];
+    lines.forEach((line, i) => {
+      const index = line.index ?? i;
+      if (!line.corners) return;
+      const shape = svg("polygon", {
         class: `line-box${isLowConfidence(line) ? " is-low" : ""}`,
-        dataset: { index: String(index) },
-        style: {
-          left: `${(left / width) * 100}%`,
-          top: `${(top / height) * 100}%`,
-          width: `${(Math.max(0, right - left) / width) * 100}%`,
-          height: `${(Math.max(0, bottom - top) / height) * 100}%`,
-        },
+        points: points(line.corners),
+        "data-index": String(index),
       });
-      return box;
+      boxes.set(index, shape);
+      shapes.push(shape);
+      for (const char of line.chars || []) {
+        if (isLowChar(char) && char.corners) shapes.push(svg("polygon", { class: "char-mark", points: points(char.corners) }));
+      }
     });
-    layer.replaceChildren(...boxes.filter(Boolean));
+    layer.replaceChildren(...shapes);
   }
 
   return {
     element,
     img,
-    /** Draw the boxes; width/height are the original image's pixels when known. */
+    /** Draw the lines; width/height are the original image's pixels when known. */
     showBoxes(lines, width, height) {
       if (width > 0 && height > 0) {
         draw(lines, width, height);
@@ -113,10 +135,42 @@ export function createPreview(src, alt) {
       }
     },
     highlight(index, on) {
-      const box = boxes[index];
+      const box = boxes.get(index);
       if (box) box.classList.toggle("is-active", on);
     },
   };
+}
+
+/** A PDF's pages as images (GET /ocr/v1/jobs/<id>/pages/<n>, at the resolution the job read them),
+ *  each with its own lines drawn over it; highlight() finds the line's page. */
+export function createPagePreviews(job, lines) {
+  const numbers = [...new Set(lines.map((line) => line.page).filter((n) => n !== null))];
+  if (!numbers.length && Array.isArray(job.pages)) numbers.push(...job.pages.map((p) => p.page));
+  const name = jobDisplayName(job);
+  const pages = numbers.sort((a, b) => a - b).map((page) => {
+    const src = `${API_ROOT}jobs/${job.job_id}/pages/${page}`;
+    const preview = createPreview(src, gettext("Page %(page)s of %(name)s", { page, name }));
+    preview.element.dataset.page = String(page);
+    preview.showBoxes(lines.filter((line) => line.page === page), 0, 0);
+    return preview;
+  });
+  return {
+    element: h("div", { class: "page-previews" }, pages.map((p) => p.element)),
+    img: pages.length ? pages[0].img : null,
+    showBoxes() {},
+    highlight(index, on) {
+      for (const preview of pages) preview.highlight(index, on);
+    },
+  };
+}
+
+/** The preview a finished job gets: its pages for a PDF, else the image at ``src``. */
+export function jobPreview(job, lines, src) {
+  if (Array.isArray(job.pages) && job.pages.length && job.image_url) return createPagePreviews(job, lines);
+  if (!src) return null;
+  const preview = createPreview(src, gettext("Preview of %(name)s", { name: jobDisplayName(job) }));
+  preview.showBoxes(lines, job.width, job.height);
+  return preview;
 }
 
 /** A "Fix" button that turns the line into an input; saving sends the correction. */
@@ -218,8 +272,12 @@ export function renderLines(lines, preview, job = null) {
     );
     if (job && job.job_id) item.append(fixControl(job, index, line, item, textEl));
     if (preview) {
-      item.addEventListener("mouseenter", () => preview.highlight(index, true));
-      item.addEventListener("mouseleave", () => preview.highlight(index, false));
+      const on = () => preview.highlight(line.index ?? index, true);
+      const off = () => preview.highlight(line.index ?? index, false);
+      item.addEventListener("mouseenter", on);
+      item.addEventListener("mouseleave", off);
+      item.addEventListener("focusin", on);
+      item.addEventListener("focusout", off);
     }
     list.append(item);
   });

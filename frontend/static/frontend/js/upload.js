@@ -6,7 +6,7 @@ import { ApiError, describeError, getJob, portalConfig, submitImage } from "./ap
 import { copyWithFeedback } from "./clipboard.js";
 import { announce, h, present } from "./dom.js";
 import { formatBytes, gettext, statusLabel } from "./i18n.js";
-import { createPreview, jobLines, lowConfidenceNote, renderDownloads, renderLines, renderMeta } from "./render.js";
+import { createPreview, jobLines, jobPreview, lowConfidenceNote, renderDownloads, renderLines, renderMeta } from "./render.js";
 import { savedWords } from "./vocabulary.js";
 
 const IMAGE_EXTENSION = /\.(png|jpe?g|jfif|webp|bmp|tiff?|gif|pdf)$/i;
@@ -143,7 +143,14 @@ class UploadItem {
     this.job = job;
     const lines = jobLines(job);
     this.setState("succeeded");
-    if (this.preview) this.preview.showBoxes(lines, job.width, job.height);
+    if (Array.isArray(job.pages) && job.pages.length && job.image_url) {
+      // a PDF: its pages as the job read them, each with its lines
+      this.preview = jobPreview(job, lines, null);
+      this.previewSlot.classList.remove("no-preview");
+      this.previewSlot.replaceChildren(this.preview.element);
+    } else if (this.preview) {
+      this.preview.showBoxes(lines, job.width, job.height);
+    }
     const copyButton = h("button", { type: "button", class: "btn btn-small copy-one", disabled: !lines.length }, gettext("Copy text"));
     copyButton.addEventListener("click", () =>
       copyWithFeedback(copyButton, this.lines().join("\n"), {
