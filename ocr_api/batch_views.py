@@ -21,7 +21,7 @@ from workers.config import redis_client
 from workers.presence import live_workers
 
 from . import history, idempotency
-from .errors import ApiError, error_response
+from .errors import ApiError, error_response, field_error
 from .models import Batch, OcrJob
 from .serializers import (
     Base64TextField,
@@ -35,7 +35,7 @@ from .views import new_upload, read_image_param, submit
 
 
 class BatchItemSerializer(serializers.Serializer):
-    image_base64 = Base64TextField(trim_whitespace=False, help_text="The image or PDF, base64.")
+    image_base64 = Base64TextField(trim_whitespace=False, min_length=1, help_text="The image or PDF, base64.")
     filename = serializers.CharField(required=False, allow_blank=True, max_length=255)
 
 
@@ -44,6 +44,20 @@ class BatchRequestSerializer(serializers.Serializer):
     the files as repeated ``images`` fields (and ``hotwords`` repeated)."""
 
     images = BatchItemSerializer(many=True, required=False)
+    hotwords = HotwordsField(required=False)
+
+
+class BatchJsonSerializer(serializers.Serializer):
+    """The JSON body, as documented."""
+
+    images = serializers.ListField(child=BatchItemSerializer(), min_length=1)
+    hotwords = HotwordsField(required=False)
+
+
+class BatchMultipartSerializer(serializers.Serializer):
+    """The multipart body, as documented: the files as repeated ``images`` fields."""
+
+    images = serializers.ListField(child=serializers.FileField(), min_length=1)
     hotwords = HotwordsField(required=False)
 
 
@@ -102,8 +116,8 @@ def _items(request) -> tuple[list[dict], list[str]]:
         serializer = BatchRequestSerializer(data=request.data)
         items = None
     if not serializer.is_valid():
-        field, problems = next(iter(serializer.errors.items()))
-        raise ApiError("bad_hotwords" if field == "hotwords" else "invalid", f"{field}: {problems}")
+        field, message = field_error(serializer.errors)
+        raise ApiError("bad_hotwords" if field == "hotwords" else "invalid", message)
     items = items if items is not None else list(serializer.validated_data.get("images") or [])
     if not items:
         raise ApiError("missing_image", "Send the images as images: [{image_base64, filename}] or multipart images.")
@@ -120,8 +134,16 @@ class BatchCreateView(APIView):
     parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(
-        request=BatchRequestSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, description="as for a job")],
+        request={"application/json": BatchJsonSerializer, "multipart/form-data": BatchMultipartSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                pattern=idempotency.KEY_PATTERN,
+                description="as for a job",
+            )
+        ],
         responses={
             202: BatchSerializer,
             400: OpenApiResponse(ErrorResponseSerializer, description="no items, bad hotwords, bad key"),

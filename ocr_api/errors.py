@@ -39,11 +39,17 @@ _CODES = {
 
 
 def _message(detail) -> str:
-    if isinstance(detail, dict):
-        return "; ".join(f"{k}: {_message(v)}" for k, v in detail.items())
+    if isinstance(detail, dict):  # a list's items are keyed by index: say which, counted from 1
+        return "; ".join(f"{f'item {k + 1}' if isinstance(k, int) else k}: {_message(v)}" for k, v in detail.items())
     if isinstance(detail, list):
         return "; ".join(_message(v) for v in detail)
     return str(detail)
+
+
+def field_error(errors: dict) -> tuple[str, str]:
+    """(the first field in a serializer's errors, "field: what is wrong with it")."""
+    field, problems = next(iter(errors.items()))
+    return field, f"{field}: {_message(problems)}"
 
 
 # Seconds a client should wait before retrying while Redis (queue, cache, throttle counters) is down.

@@ -21,7 +21,8 @@ from .errors import ApiError
 from .models import IdempotencyKey, OcrJob
 
 HEADER = "HTTP_IDEMPOTENCY_KEY"
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, no spaces: a UUID, a hash, an order number
+KEY_PATTERN = r"^[!-~]{1,255}$"  # visible ASCII, no spaces: a UUID, a hash, an order number
+_KEY = re.compile(KEY_PATTERN)
 
 
 def key_of(request) -> str | None:

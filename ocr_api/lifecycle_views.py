@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
@@ -24,7 +24,12 @@ from .training import ParamError, cancel_jobs, start_job
 
 StartJobSerializer = inline_serializer(
     "StartDistillJob",
-    {"kind": serializers.ChoiceField(choices=DistillJob.Kind.choices), "params": serializers.DictField(required=False)},
+    {
+        "kind": serializers.ChoiceField(choices=DistillJob.Kind.choices),
+        "params": serializers.DictField(
+            required=False, allow_null=True, help_text="the job's parameters; null: defaults"
+        ),
+    },
 )
 
 
@@ -58,7 +63,13 @@ class DistillJobDetailView(generics.RetrieveAPIView):
 class DistillJobCancelView(APIView):
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses={202: DistillJobSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            202: DistillJobSerializer,
+            409: OpenApiResponse(ErrorResponseSerializer, description="finished: the job already ended"),
+        },
+    )
     def post(self, request, pk: int):
         job = get_object_or_404(DistillJob, pk=pk)
         if job.is_finished:
@@ -168,7 +179,15 @@ class ModelRollbackView(APIView):
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=PROMOTE_REQUEST, responses={200: ModelVersionSerializer})
+    @extend_schema(
+        request=PROMOTE_REQUEST,
+        responses={
+            200: ModelVersionSerializer,
+            409: OpenApiResponse(
+                ErrorResponseSerializer, description="nothing_to_roll_back: no earlier promoted version"
+            ),
+        },
+    )
     def post(self, request):
         previous = (
             ModelVersion.objects.filter(is_active=False, promoted_at__isnull=False).order_by("-promoted_at").first()

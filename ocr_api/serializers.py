@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
-from django.core.validators import ProhibitNullCharactersValidator
+from django.core.validators import MaxLengthValidator, ProhibitNullCharactersValidator, RegexValidator
 from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
@@ -64,6 +64,11 @@ class Base64TextField(serializers.CharField):
             if not isinstance(v, (ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator))
         ]
 
+    def to_internal_value(self, data):
+        if not isinstance(data, str):  # a number is not base64 text, whatever str() would make of it
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
 
 def clean_hotwords(words: list[str]) -> list[str]:
     """Words with their spaces collapsed, empty ones dropped, each once, in the order given."""
@@ -90,6 +95,15 @@ def _json_list_in_one_field(data):
     return data
 
 
+class StrictCharField(serializers.CharField):
+    """A string that must be sent as one: a number or a boolean is refused, not turned into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class HotwordsField(serializers.ListField):
     """A list of words or phrases the decoder favours: at most OCR_MAX_HOTWORDS, each at most
     OCR_HOTWORD_MAX_CHARS characters (the request's and the portal vocabulary's limits)."""
@@ -98,7 +112,18 @@ class HotwordsField(serializers.ListField):
         kwargs.setdefault(
             "help_text", "Words or phrases to favour while decoding (company names, product codes, field labels)."
         )
-        super().__init__(child=serializers.CharField(allow_blank=True, trim_whitespace=True), **kwargs)
+        child = StrictCharField(
+            allow_blank=True,
+            trim_whitespace=True,
+            max_length=settings.OCR_HOTWORD_MAX_CHARS,
+            validators=[RegexValidator(r"^[^\x00]*$", "NUL characters are not allowed.")],
+        )
+        kwargs.setdefault("max_length", settings.OCR_MAX_HOTWORDS)
+        super().__init__(child=child, **kwargs)
+        # the limits are in the schema (maxItems, maxLength); they are checked after cleaning, below,
+        # where repeats and runs of spaces no longer count and the message says which limit
+        self.validators = [v for v in self.validators if not isinstance(v, MaxLengthValidator)]
+        child.validators = [v for v in child.validators if not isinstance(v, MaxLengthValidator)]
 
     def to_internal_value(self, data):
         data = _json_list_in_one_field(data)
@@ -147,6 +172,28 @@ class RecognizeRequestSerializer(serializers.Serializer):
                 f"The image is {value.size} bytes; the limit is {settings.OCR_MAX_IMAGE_BYTES} bytes.", code="too_large"
             )
         return value
+
+
+class RecognizeJsonSerializer(serializers.Serializer):
+    """The JSON body of POST /ocr/v1/recognize, as documented (RecognizeRequestSerializer checks it)."""
+
+    image_base64 = serializers.CharField(
+        min_length=1, help_text="The image or PDF file, base64 (a data: URL is accepted)."
+    )
+    wait = serializers.BooleanField(
+        required=False, default=True, help_text="Wait for the result (up to the server's timeout)."
+    )
+    filename = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    hotwords = HotwordsField(required=False)
+
+
+class RecognizeMultipartSerializer(serializers.Serializer):
+    """The multipart body of POST /ocr/v1/recognize, as documented."""
+
+    image = serializers.FileField(help_text="The image or PDF file.")
+    wait = serializers.BooleanField(required=False, default=True)
+    filename = serializers.CharField(required=False, allow_blank=True, max_length=255)
+    hotwords = HotwordsField(required=False)
 
 
 class CharSerializer(serializers.Serializer):

@@ -35,7 +35,7 @@ def start_job(job: DistillJob, user) -> DistillJob:
     The admin's add form and ``POST /ocr/v1/distill-jobs`` both start jobs here."""
     if job.kind not in DistillJob.Kind.values:
         raise ParamError(f"kind must be one of {', '.join(DistillJob.Kind.values)}")
-    raw = job.params or {}
+    raw = {} if job.params is None else job.params
     if not isinstance(raw, dict):
         raise ParamError("params must be an object")
     job.params = adapt_params(raw) if job.kind == DistillJob.Kind.ADAPT else clean_params(job.kind, raw)

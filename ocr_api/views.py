@@ -30,11 +30,18 @@ from workers.metrics import Metrics
 from workers.presence import wait_done
 
 from . import history, idempotency, queues, webhooks
-from .errors import ApiError, error_response
+from .errors import ApiError, error_response, field_error
 from .images import ensure_stored, image_name, image_storage, sha256_of
 from .models import ModelVersion, OcrJob
 from .registry import active_model
-from .serializers import ErrorResponseSerializer, JobSerializer, RecognizeRequestSerializer, job_payload
+from .serializers import (
+    ErrorResponseSerializer,
+    JobSerializer,
+    RecognizeJsonSerializer,
+    RecognizeMultipartSerializer,
+    RecognizeRequestSerializer,
+    job_payload,
+)
 
 _FORMAT_TYPES = {
     "PNG": "image/png",
@@ -204,9 +211,9 @@ class RecognizeView(APIView):
             raise ApiError("too_large", "The request body is too large.", status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         serializer = RecognizeRequestSerializer(data=request.data)
         if not serializer.is_valid():
-            field, problems = next(iter(serializer.errors.items()))
-            message = f"{field}: {' '.join(str(p) for p in problems)}"
-            if any(getattr(p, "code", None) == "too_large" for p in problems):
+            field, message = field_error(serializer.errors)
+            problems = serializer.errors[field]
+            if isinstance(problems, list) and any(getattr(p, "code", None) == "too_large" for p in problems):
                 raise ApiError("too_large", message, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
             raise ApiError(_FIELD_CODES.get(field, "invalid"), message)
         return serializer.validated_data
@@ -215,12 +222,13 @@ class RecognizeView(APIView):
         return read_image_param(params)
 
     @extend_schema(
-        request=RecognizeRequestSerializer,
+        request={"application/json": RecognizeJsonSerializer, "multipart/form-data": RecognizeMultipartSerializer},
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
+                pattern=idempotency.KEY_PATTERN,
                 description="resubmit safely: the same key with the same request answers with the job the "
                 "first one made (1-255 visible ASCII characters; kept OCR_IDEMPOTENCY_TTL_H hours)",
             )

@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .errors import ApiError
+from .errors import ApiError, field_error
 from .models import Vocabulary
 from .serializers import ErrorResponseSerializer, HotwordsField
 
@@ -43,8 +43,7 @@ def validated_words(data) -> list[str]:
     serializer = VocabularySerializer(data=data)
     if serializer.is_valid():
         return serializer.validated_data["words"]
-    field, problems = next(iter(serializer.errors.items()))
-    message = f"{field}: {' '.join(str(p) for p in problems)}"
+    field, message = field_error(serializer.errors)
     raise ApiError("bad_hotwords" if field == "words" else "invalid", message)
 
 

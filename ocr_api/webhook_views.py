@@ -8,7 +8,7 @@ from rest_framework import generics, mixins, serializers, status
 from rest_framework.response import Response
 
 from . import webhooks
-from .errors import ApiError
+from .errors import ApiError, field_error
 from .models import Webhook, WebhookDelivery
 from .serializers import ErrorResponseSerializer
 
@@ -19,6 +19,7 @@ class WebhookSerializer(serializers.ModelSerializer):
         child=serializers.ChoiceField(choices=webhooks.EVENTS),
         required=False,
         allow_empty=False,
+        min_length=1,
         help_text="the events to send (default: both)",
     )
     secret = serializers.CharField(
@@ -76,8 +77,7 @@ class WebhookListView(generics.ListCreateAPIView):
     def post(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         if not serializer.is_valid():
-            field, problems = next(iter(serializer.errors.items()))
-            raise ApiError("invalid", f"{field}: {' '.join(str(p) for p in problems)}")
+            raise ApiError("invalid", field_error(serializer.errors)[1])
         url = _vetted(serializer.validated_data["url"])
         hook = Webhook.objects.create(
             owner=request.user,

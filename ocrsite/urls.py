@@ -11,3 +11,19 @@ urlpatterns = [
     path("ocr/v1/", include("ocr_api.urls")),
     path("", include("frontend.urls")),
 ]
+
+
+def _not_found(request, exception):
+    """A path under the API that matches nothing (a malformed id included) answers as the API's
+    other errors do, in JSON; the portal keeps Django's page."""
+    if request.path.startswith("/ocr/v1/"):
+        from django.http import JsonResponse
+
+        body = {"success": False, "error": {"code": "not_found", "message": "No such resource."}}
+        return JsonResponse(body, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+handler404 = _not_found

@@ -172,6 +172,8 @@ CELERY_TASK_SEND_SENT_EVENT = True
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # JSON bodies; the operations that take files (recognize, batches, dataset uploads) add multipart
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -191,6 +193,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # every operation's common error answers (401, 403, 404, 429, 503, 400), ocr_api/schema_hooks.py
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "ocr_api.schema_hooks.document_errors"],
     "ENUM_NAME_OVERRIDES": {
         "ModelKindEnum": "ocr_api.models.ModelVersion.Kind",
         "TrainingJobKindEnum": "ocr_api.models.DistillJob.Kind",
