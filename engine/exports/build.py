@@ -48,7 +48,7 @@ def export(fmt: str, answer: dict, data: bytes | None, software: str = "ocr-plat
     if fmt == "hocr":
         return hocr.to_hocr(pages, name, software, answer.get("tables") or []).encode("utf-8")
     if fmt == "alto":
-        return alto.to_alto(pages, name, software)
+        return alto.to_alto(pages, name, software, answer.get("tables") or [])
     if data is None:
         raise ValueError("a PDF export needs the file that was read")
     return pdf.from_pdf(pages, data) if is_pdf(data) else pdf.from_image(pages[0], data)

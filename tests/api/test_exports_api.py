@@ -134,6 +134,15 @@ def test_a_job_with_a_table_exports_it_as_csv_and_html(api_client_for, alice):
 
     report = HocrValidator("standard").validate(io.BytesIO(hocr), parse_strict=True)
     assert report.is_valid(), report.format("text")
+    from lxml import etree
+
+    from tests.workers.test_exports import ALTO_XSD
+
+    alto = etree.fromstring(client.get(url(job, "alto")).content)
+    assert etree.XMLSchema(etree.parse(str(ALTO_XSD))).validate(alto)
+    ns = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
+    (block,) = alto.findall(".//a:ComposedBlock[@TYPE='table']", ns)
+    assert len(block.findall(".//a:TextLine", ns)) == 1  # the one line, inside the table
 
 
 def test_a_job_without_tables_has_none_to_export(api_client_for, alice, finished):
