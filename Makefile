@@ -17,6 +17,12 @@ run: install system-deps models train-fonts ood-suite ood-pages
 
 test: install-dev system-deps-test models lint
 	$(PY) -m pytest -p no:randomly
+	scripts/with-postgres.sh $(PY) -m pytest -p no:randomly $(POSTGRES_TESTS)
+
+# The tests whose outcome depends on the database (the API, the tasks' conditional updates, the
+# stack with real workers), run again on a throwaway PostgreSQL cluster (scripts/with-postgres.sh).
+POSTGRES_TESTS := tests/api tests/workers/test_tasks.py tests/integration/test_ocr_stack.py \
+                  --deselect tests/api/test_schema_contract.py
 
 # Lint and format check (ruff; its rules are in pyproject.toml). `make test` runs it first.
 lint: install-dev

@@ -24,7 +24,7 @@ class OcrJob(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     size_bytes = models.PositiveIntegerField()
-    cache_key = models.CharField(max_length=200)
+    cache_key = models.CharField(max_length=1000)  # ocr:result:<sha256>:<model>:<pipeline and decoder>[:hotwords]
     model_version = models.ForeignKey("ModelVersion", null=True, on_delete=models.SET_NULL, related_name="+")
     model_label = models.CharField(max_length=120, blank=True)
     lines = models.JSONField(default=list, blank=True)

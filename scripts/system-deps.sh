@@ -4,6 +4,7 @@
 #   scripts/system-deps.sh test   the same, plus Debian's chromium for the browser tests, gettext (msgfmt:
 #                                 the check that the portal's compiled catalogues match their sources) and
 #                                 poppler-utils (pdftotext: the searchable PDF export reads back as its text)
+#                                 and postgresql (scripts/with-postgres.sh: the database tests run on it too)
 # The font packages are listed once, beside the faces in distill/fonts.py: this asks the project's
 # Python for them (`make` installs the virtualenv first; PY overrides).
 set -euo pipefail
@@ -13,7 +14,7 @@ PY="${PY:-.venv/bin/python}"
 FONTS="$("$PY" -m distill font-packages)"
 [ -n "$FONTS" ] || { echo "python -m distill font-packages printed nothing" >&2; exit 1; }
 want="$FONTS"
-[ "${1:-run}" = "test" ] && want="$want chromium gettext poppler-utils"
+[ "${1:-run}" = "test" ] && want="$want chromium gettext poppler-utils postgresql"
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 for pkg in $want; do

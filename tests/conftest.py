@@ -172,7 +172,12 @@ def worker_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="ocrsite.settings.test",
-        OCR_SQLITE_PATH=settings.DATABASES["default"]["NAME"],
+        # the test database (on PostgreSQL, the one Django made for the run)
+        **(
+            {"POSTGRES_DB": settings.DATABASES["default"]["NAME"]}
+            if settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+            else {"OCR_SQLITE_PATH": settings.DATABASES["default"]["NAME"]}
+        ),
         PYTHONUNBUFFERED="1",
         OCR_ORT_THREADS="1",
     )

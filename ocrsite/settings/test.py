@@ -9,8 +9,10 @@ SECRET_KEY = "test-only"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A file (not :memory:) so that real worker processes share the database with the test process.
-TEST_SQLITE_PATH = os.environ.setdefault("OCR_TEST_SQLITE_PATH", f"/tmp/ocr-test-{os.getpid()}.sqlite3")
-DATABASES["default"]["TEST"] = {"NAME": TEST_SQLITE_PATH}
+# On PostgreSQL (scripts/with-postgres.sh sets OCR_DB_ENGINE), Django makes its own test database.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    TEST_SQLITE_PATH = os.environ.setdefault("OCR_TEST_SQLITE_PATH", f"/tmp/ocr-test-{os.getpid()}.sqlite3")
+    DATABASES["default"]["TEST"] = {"NAME": TEST_SQLITE_PATH}
 OCR_SYNC_TIMEOUT_S = float(os.environ.get("OCR_SYNC_TIMEOUT_S", "20"))
 
 
