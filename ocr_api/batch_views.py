@@ -11,7 +11,7 @@ import hashlib
 import time
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -135,15 +135,7 @@ class BatchCreateView(APIView):
 
     @extend_schema(
         request={"application/json": BatchJsonSerializer, "multipart/form-data": BatchMultipartSerializer},
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                pattern=idempotency.KEY_PATTERN,
-                description="as for a job",
-            )
-        ],
+        parameters=[idempotency.header_parameter("batch")],
         responses={
             202: BatchSerializer,
             400: OpenApiResponse(ErrorResponseSerializer, description="no items, bad hotwords, bad key"),

@@ -25,6 +25,20 @@ KEY_PATTERN = r"^[!-~]{1,255}$"  # visible ASCII, no spaces: a UUID, a hash, an 
 _KEY = re.compile(KEY_PATTERN)
 
 
+def header_parameter(what: str):
+    """The ``Idempotency-Key`` header as the schema documents it for a submission of ``what``."""
+    from drf_spectacular.utils import OpenApiParameter
+
+    return OpenApiParameter(
+        "Idempotency-Key",
+        str,
+        OpenApiParameter.HEADER,
+        pattern=KEY_PATTERN,
+        description=f"resubmit safely: the same key with the same request answers with the {what} the first "
+        "one made (1-255 visible ASCII characters; kept OCR_IDEMPOTENCY_TTL_H hours)",
+    )
+
+
 def key_of(request) -> str | None:
     """The request's key, or None without one (400 ``bad_idempotency_key`` for a malformed one)."""
     raw = request.META.get(HEADER)

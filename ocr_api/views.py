@@ -223,16 +223,7 @@ class RecognizeView(APIView):
 
     @extend_schema(
         request={"application/json": RecognizeJsonSerializer, "multipart/form-data": RecognizeMultipartSerializer},
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                pattern=idempotency.KEY_PATTERN,
-                description="resubmit safely: the same key with the same request answers with the job the "
-                "first one made (1-255 visible ASCII characters; kept OCR_IDEMPOTENCY_TTL_H hours)",
-            )
-        ],
+        parameters=[idempotency.header_parameter("job")],
         responses={
             200: JobSerializer,
             202: JobSerializer,

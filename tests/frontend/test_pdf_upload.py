@@ -17,14 +17,23 @@ pytestmark = pytest.mark.browser
 PASSWORD = "pw-portal-pdf-1"
 
 
-def test_a_two_page_pdf_is_shown_page_by_page(live_stack, new_page):
-    live_stack.create_user("paula", PASSWORD)
+def upload_pdf(live_stack, new_page, user: str, name: str, pages: list[list[str]]):
+    """Log a new user in, drop a scanned PDF of ``pages`` on the portal and wait for its result:
+    (the browser page, the result card)."""
+    live_stack.create_user(user, PASSWORD)
     page = new_page(live_stack.url)
-    log_in(page, live_stack.url, "paula", PASSWORD)
-    pdf = scanned_pdf([["第一页 增值税专用发票"], ["第二页 开户银行招商银行"]])
-    page.set_input_files("#file-input", files=[{"name": "invoice.pdf", "mimeType": "application/pdf", "buffer": pdf}])
+    log_in(page, live_stack.url, user, PASSWORD)
+    pdf = scanned_pdf(pages)
+    page.set_input_files("#file-input", files=[{"name": name, "mimeType": "application/pdf", "buffer": pdf}])
     result = page.locator("#results .result-card")
     expect(result).to_have_attribute("data-state", "succeeded", timeout=RESULT_TIMEOUT_MS)
+    return page, result
+
+
+def test_a_two_page_pdf_is_shown_page_by_page(live_stack, new_page):
+    _, result = upload_pdf(
+        live_stack, new_page, "paula", "invoice.pdf", [["第一页 增值税专用发票"], ["第二页 开户银行招商银行"]]
+    )
     expect(result.locator(".page-head")).to_have_text(["第 1 页", "第 2 页"])
     texts = [t.replace(" ", "") for t in result.locator(".line-text").all_inner_texts()]
     assert texts == ["第一页增值税专用发票", "第二页开户银行招商银行"]
@@ -35,13 +44,8 @@ def test_the_searchable_pdf_downloads_from_the_result_and_reads_back_as_its_text
     reads the recognised text back out of it, page by page."""
     from tests.workers.test_exports import _pdftotext
 
-    live_stack.create_user("petra", PASSWORD)
-    page = new_page(live_stack.url)
-    log_in(page, live_stack.url, "petra", PASSWORD)
-    pdf = scanned_pdf([["第一页 增值税专用发票"], ["第二页 开户银行招商银行"]])
-    page.set_input_files("#file-input", files=[{"name": "invoice.pdf", "mimeType": "application/pdf", "buffer": pdf}])
-    result = page.locator("#results .result-card")
-    expect(result).to_have_attribute("data-state", "succeeded", timeout=RESULT_TIMEOUT_MS)
+    pages = [["第一页 增值税专用发票"], ["第二页 开户银行招商银行"]]
+    page, result = upload_pdf(live_stack, new_page, "petra", "invoice.pdf", pages)
     expect(result.locator(".download-link")).to_have_count(5)
     with page.expect_download() as download_info:
         result.locator(".download-link[data-format=pdf]").click()
@@ -56,13 +60,8 @@ def test_the_searchable_pdf_downloads_from_the_result_and_reads_back_as_its_text
 def test_a_pdfs_pages_are_shown_with_their_lines_drawn_over_them(live_stack, new_page):
     """Each page of the PDF as the job read it (GET .../pages/<n>), its lines' polygons over it;
     pointing at a line of text lights up its polygon on its own page."""
-    live_stack.create_user("pia", PASSWORD)
-    page = new_page(live_stack.url)
-    log_in(page, live_stack.url, "pia", PASSWORD)
-    pdf = scanned_pdf([["第一页 增值税专用发票", "购买方名称上海明远科技有限公司"], ["第二页 开户银行招商银行"]])
-    page.set_input_files("#file-input", files=[{"name": "two.pdf", "mimeType": "application/pdf", "buffer": pdf}])
-    result = page.locator("#results .result-card")
-    expect(result).to_have_attribute("data-state", "succeeded", timeout=RESULT_TIMEOUT_MS)
+    sheets = [["第一页 增值税专用发票", "购买方名称上海明远科技有限公司"], ["第二页 开户银行招商银行"]]
+    page, result = upload_pdf(live_stack, new_page, "pia", "two.pdf", sheets)
     pages = result.locator("figure.preview[data-page]")
     expect(pages).to_have_count(2)
     expect(pages.nth(0).locator(".line-box")).to_have_count(2)
