@@ -107,7 +107,8 @@ def from_image(page: Page, data: bytes) -> bytes:
 
 def from_pdf(pages: list[Page], data: bytes) -> bytes:
     """The sent PDF with a text layer grafted onto each page that was read (not onto pages whose
-    own text was taken): the layer is drawn at the reading resolution and scaled onto the page."""
+    own text was taken): the layer is drawn at the reading resolution as the page is shown and
+    scaled onto it (pikepdf places it upright on a page stored turned with /Rotate)."""
     import pikepdf
 
     with tempfile.TemporaryDirectory() as tmp, pikepdf.open(io.BytesIO(data)) as pdf:

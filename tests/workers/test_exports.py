@@ -148,18 +148,21 @@ def _pdftotext(pdf: bytes, *args: str) -> str:
     return subprocess.run(["pdftotext", *args, "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
 
 
+def chars_of(item):
+    """Every character pdfminer finds in a page's layout, in the order the text was written."""
+    from pdfminer.layout import LTChar
+
+    if isinstance(item, LTChar):
+        yield item
+    elif hasattr(item, "__iter__"):
+        for child in item:
+            yield from chars_of(child)
+
+
 def _chars_in_polygons(pdf: bytes, answer: dict, dpi: float, page_heights: dict[int, float]) -> None:
     """Every character of the text layer, in the order it was written, lies inside the polygon
     (or box) of the line it belongs to, on that line's page."""
     from pdfminer.high_level import extract_pages
-    from pdfminer.layout import LTChar
-
-    def chars_of(item):
-        if isinstance(item, LTChar):
-            yield item
-        elif hasattr(item, "__iter__"):
-            for child in item:
-                yield from chars_of(child)
 
     scale = dpi / 72.0
     for number, layout in enumerate(extract_pages(io.BytesIO(pdf)), 1):
@@ -244,3 +247,40 @@ def test_ocrmypdf_reads_with_our_engine_through_the_plugin(tmp_path):
     assert "第一页" in pages[0] and "增值税专用发票" in pages[0]
     with pikepdf.open(out) as pdf:
         assert "ocr-platform" in str(pdf.open_metadata().get("xmp:CreatorTool", ""))
+
+
+@pytest.mark.parametrize("rotate", [90, 180, 270])
+def test_a_page_stored_turned_gets_its_layer_where_the_page_shows_its_lines(batcher, reader, rotate):
+    """A scanner that stores a page sideways (or upside down) and sets /Rotate so viewers show it
+    upright: the lines are read on the page as shown, and the text layer lands on them there (each
+    character's centre, on the page as a viewer shows it, lies on its line)."""
+    import pikepdf
+    from pdfminer.high_level import extract_pages
+
+    font = ImageFont.truetype(CJK_FONT, 34, index=2)
+    upright = Image.new("RGB", (1240, 1754), "white")
+    for i, text in enumerate(PAGES[1]):
+        ImageDraw.Draw(upright).text((150, 200 + 90 * i), text, font=font, fill="black")
+    stored = upright.rotate(rotate, expand=True)  # counter-clockwise: /Rotate (clockwise) undoes it
+    buf = io.BytesIO()
+    stored.save(buf, format="PDF", resolution=150)
+    with pikepdf.open(io.BytesIO(buf.getvalue())) as pdf:
+        pdf.pages[0].Rotate = rotate
+        out = io.BytesIO()
+        pdf.save(out)
+    data = out.getvalue()
+    outcome = recognize_bytes(data, LIMITS, batcher, "turned", reader=reader)
+    assert [squash(line["text"]) for line in outcome.lines] == [squash(t) for t in PAGES[1]]
+    answer = {"lines": outcome.lines, "width": outcome.width, "height": outcome.height}
+    result = export("pdf", answer, data)
+    assert [nfkc(p) for p in _pdftotext(result, "-raw").split("\f")[:1]] == [nfkc("".join(PAGES[1]))]
+    # pdfminer lays a page out as a viewer shows it (its /Rotate applied): points from the bottom left
+    (layout,) = list(extract_pages(io.BytesIO(result)))
+    shown_h = layout.height
+    chars = [c for c in chars_of(layout) if not c.get_text().isspace()]
+    assert len(chars) == len(squash("".join(PAGES[1])))
+    scale = 150 / 72
+    for char, line in zip(chars, [ln for ln in outcome.lines for _ in squash(ln["text"])]):
+        x, y = (char.x0 + char.x1) / 2 * scale, (shown_h - (char.y0 + char.y1) / 2) * scale
+        lx0, ly0, lx1, ly1 = line["box"]
+        assert lx0 - 6 <= x <= lx1 + 6 and ly0 - 6 <= y <= ly1 + 6, (char.get_text(), x, y, line["box"])
