@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from distill.page_eval import accuracy, groups, read_suite  # noqa: E402
-from engine.modelpkg import REFERENCE_FILES  # noqa: E402
+from engine.modelpkg import SERVED_DEFAULT  # noqa: E402
 
 MODELS = ROOT / "models"
 
@@ -29,7 +29,9 @@ MODELS = ROOT / "models"
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=str(ROOT / "data" / "ood_pages"))
-    parser.add_argument("--model", default=str(MODELS / REFERENCE_FILES["ppocrv6-tiny"]))
+    parser.add_argument(
+        "--model", default=str(MODELS / SERVED_DEFAULT), help="the recogniser (default: the served one)"
+    )
     parser.add_argument("--cascade", default=None, help="a stronger recogniser re-reading lines below --below")
     parser.add_argument("--below", type=float, default=0.7)
     parser.add_argument("--limit", type=int, default=None)
