@@ -43,6 +43,11 @@ def default_workers(cores: int | None) -> int:
 
 
 worker_class = "gthread"
+# Each worker process is replaced after about this many requests (10 % jitter, so two are not
+# replaced at once): whatever a long-lived Python process keeps growing (heap fragmentation, caches)
+# is given back, while the other processes serve (docs/running.md, "Memory").
+max_requests = _env_int("OCR_WEB_MAX_REQUESTS", 2000)
+max_requests_jitter = max(1, max_requests // 10)
 workers = _env_int("OCR_WEB_WORKERS", default_workers(os.cpu_count()))
 threads = _env_int("OCR_WEB_THREADS", 16)
 # gthread workers heartbeat from their main thread, so a request waiting 20 s for the OCR
