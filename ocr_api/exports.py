@@ -19,7 +19,7 @@ from engine.pdf import render_page_png
 
 from .access import jobs_visible_to
 from .errors import error_response
-from .images import image_storage
+from .images import read_image
 from .models import OcrJob
 from .serializers import ErrorResponseSerializer, job_payload
 from .views import download_stem
@@ -28,11 +28,9 @@ SOFTWARE = "ocr-platform"
 
 
 def _stored_bytes(job: OcrJob) -> bytes | None:
-    if not job.image_name:
-        return None
+    """The uploaded file, or None once it is deleted."""
     try:
-        with image_storage().open(job.image_name, "rb") as stream:
-            return stream.read()
+        return read_image(job.image_name)
     except FileNotFoundError:
         return None
 
