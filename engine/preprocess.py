@@ -29,12 +29,17 @@ def target_width(width: int, height: int, spec: ModelSpec) -> int:
     return int(math.ceil(scaled / spec.width_multiple) * spec.width_multiple)
 
 
-def content_share(crop: np.ndarray, spec: ModelSpec) -> float:
-    """The share of a prepared line's width (``prepare_line``) that is the crop's own pixels, not
+def line_widths(width: int, height: int, spec: ModelSpec) -> tuple[int, int]:
+    """(the prepared line's width, how much of it is the crop's own pixels, scaled): the rest is
     padding up to the model's minimum width or stride."""
-    h, w = crop.shape[:2]
-    out_w = target_width(w, h, spec)
-    return min(out_w, max(1, round(w * spec.input_height / max(1, h)))) / out_w
+    out_w = target_width(width, height, spec)
+    return out_w, min(out_w, max(1, round(width * spec.input_height / max(1, height))))
+
+
+def content_share(crop: np.ndarray, spec: ModelSpec) -> float:
+    """The share of a prepared line's width (``prepare_line``) that is the crop's own pixels."""
+    out_w, scaled_w = line_widths(crop.shape[1], crop.shape[0], spec)
+    return scaled_w / out_w
 
 
 def prepare_line(crop_rgb: np.ndarray, spec: ModelSpec, use_binarize: bool = False) -> np.ndarray:
@@ -45,8 +50,7 @@ def prepare_line(crop_rgb: np.ndarray, spec: ModelSpec, use_binarize: bool = Fal
     stride with the model's pad pixel.
     """
     h, w = crop_rgb.shape[:2]
-    out_w = target_width(w, h, spec)
-    scaled_w = min(out_w, max(1, round(w * spec.input_height / max(1, h))))
+    out_w, scaled_w = line_widths(w, h, spec)
     if spec.input_channels == 1 or use_binarize:
         img = to_gray(crop_rgb)
         if use_binarize:
