@@ -141,6 +141,11 @@ def rotate_upright(rgb: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarra
     return turned, rotation
 
 
+def rounded_points(points) -> list[list[float]]:
+    """Corners as an answer carries them: [[x, y], ...] to a tenth of a pixel."""
+    return [[round(float(x), 1), round(float(y), 1)] for x, y in points]
+
+
 def corners_in_original(box: Box, rotation: np.ndarray) -> np.ndarray:
     """The corners (top-left, top-right, bottom-right, bottom-left) of a box found in the rotated
     image, in the original image."""

@@ -18,7 +18,15 @@ from .batcher import DeadlineExceeded, LineBatcher
 from .beam import Hotwords
 from .detect import PageReader
 from .images import ImageLimits, decode_image
-from .lines import MIN_DESKEW_DEGREES, box_in_original, corners_in_original, estimate_skew, find_lines, rotate_upright
+from .lines import (
+    MIN_DESKEW_DEGREES,
+    box_in_original,
+    corners_in_original,
+    estimate_skew,
+    find_lines,
+    rotate_upright,
+    rounded_points,
+)
 from .pdf import is_pdf, pdf_pages
 from .preprocess import to_gray
 from .tables import find_tables
@@ -151,11 +159,7 @@ def _recognize_regions(
 ) -> OcrOutcome:
     results = batcher.recognize([r.crop for r in regions], request_id, deadline=deadline, hotwords=hotwords)
     places = [
-        {
-            "box": list(r.box),
-            "polygon": [[round(float(x), 1), round(float(y), 1)] for x, y in r.quad],
-            **({"vertical": True} if r.vertical else {}),
-        }
+        {"box": list(r.box), "polygon": rounded_points(r.quad), **({"vertical": True} if r.vertical else {})}
         for r in regions
     ]
     return _outcome(rgb, places, results)
@@ -190,7 +194,7 @@ def _chars(res, place: dict) -> list[dict]:
         lo, hi = q.min(axis=0), q.max(axis=0)
         char["box"] = [int(np.floor(lo[0])), int(np.floor(lo[1])), int(np.ceil(hi[0])), int(np.ceil(hi[1]))]
         if "polygon" in place:
-            char["polygon"] = [[round(float(x), 1), round(float(y), 1)] for x, y in q]
+            char["polygon"] = rounded_points(q)
     return chars
 
 
@@ -229,7 +233,7 @@ def _projection_lines(rgb: np.ndarray, deadline) -> tuple[list[np.ndarray], list
         found = find_lines(to_gray(upright))
         crops = [upright[y0:y1, x0:x1] for x0, y0, x1, y1 in found]
         boxes = [box_in_original(b, rotation, width, height) for b in found]
-        quads = [[[round(float(x), 1), round(float(y), 1)] for x, y in corners_in_original(b, rotation)] for b in found]
+        quads = [rounded_points(corners_in_original(b, rotation)) for b in found]
     else:
         boxes = find_lines(to_gray(rgb))
         crops = [rgb[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes]

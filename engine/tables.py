@@ -14,6 +14,8 @@ import logging
 import cv2
 import numpy as np
 
+from .lines import MIN_DESKEW_DEGREES, corners_in_original, estimate_skew, rotate_upright, rounded_points
+
 MIN_ROWS, MIN_COLS = 2, 2
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
@@ -79,7 +81,6 @@ def _fill(cells: list[dict], lines: list[dict]) -> None:
         chars = line.get("chars") or []
         placed = [c for c in chars if "box" in c]
         if not placed or "".join(c["text"] for c in chars) != line["text"]:
-            x0, y0, x1, y1 = line["box"]
             placed = [{"text": line["text"], "box": line["box"]}]
         for char in placed:
             x0, y0, x1, y1 = char["box"]
@@ -107,8 +108,6 @@ def _text_area(rgb: np.ndarray, lines: list[dict]) -> np.ndarray:
 def _level(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The page turned level (a scanned page is often a degree or two off, and the table finder
     wants its rules level), and the 2x3 matrix from the page to it."""
-    from .lines import MIN_DESKEW_DEGREES, estimate_skew, rotate_upright
-
     angle = estimate_skew(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
     if abs(angle) < MIN_DESKEW_DEGREES:
         return rgb, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -139,12 +138,10 @@ def _in_frame(lines: list[dict], matrix: np.ndarray) -> list[dict]:
 
 def _back(cells: list[dict], matrix: np.ndarray) -> None:
     """Cells found on the levelled page, put back on the page: their corners and bounds."""
-    inverse = cv2.invertAffineTransform(matrix)
     for cell in cells:
-        x0, y0, x1, y1 = cell["bbox"]
-        corners = _to(inverse, [[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+        corners = corners_in_original(cell["bbox"], matrix)
         cell["bbox"] = [int(v) for v in (*np.floor(corners.min(axis=0)), *np.ceil(corners.max(axis=0)))]
-        cell["polygon"] = [[round(float(x), 1), round(float(y), 1)] for x, y in corners]
+        cell["polygon"] = rounded_points(corners)
 
 
 def find_tables(rgb: np.ndarray, lines: list[dict]) -> list[dict]:
