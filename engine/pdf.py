@@ -51,9 +51,19 @@ def _open(data: bytes, limits: ImageLimits):
     return doc
 
 
-def _page_size(page, limits: ImageLimits, number: int) -> tuple[int, int]:
+def _pixels(page) -> tuple[int, int]:
+    """A page's size in pixels at the reading resolution."""
     w_pt, h_pt = page.get_size()
-    width, height = int(round(w_pt * DPI / 72)), int(round(h_pt * DPI / 72))
+    return int(round(w_pt * DPI / 72)), int(round(h_pt * DPI / 72))
+
+
+def _rendered(page):
+    """A page drawn at the reading resolution, as an RGB PIL image."""
+    return page.render(scale=DPI / 72).to_pil().convert("RGB")
+
+
+def _page_size(page, limits: ImageLimits, number: int) -> tuple[int, int]:
+    width, height = _pixels(page)
     if width * height > limits.max_pixels:
         raise ImageError(
             "image_too_large",
@@ -78,11 +88,7 @@ def page_sizes(data: bytes) -> list[tuple[int, int]]:
     import pypdfium2 as pdfium
 
     doc = pdfium.PdfDocument(data)
-    sizes = []
-    for i in range(len(doc)):
-        w_pt, h_pt = doc[i].get_size()
-        sizes.append((int(round(w_pt * DPI / 72)), int(round(h_pt * DPI / 72))))
-    return sizes
+    return [_pixels(doc[i]) for i in range(len(doc))]
 
 
 def render_page_png(data: bytes, number: int) -> bytes:
@@ -96,7 +102,7 @@ def render_page_png(data: bytes, number: int) -> bytes:
     if not 1 <= number <= len(doc):
         raise IndexError(number)
     buffer = io.BytesIO()
-    doc[number - 1].render(scale=DPI / 72).to_pil().convert("RGB").save(buffer, format="PNG", optimize=False)
+    _rendered(doc[number - 1]).save(buffer, format="PNG", optimize=False)
     return buffer.getvalue()
 
 
@@ -137,5 +143,5 @@ def pdf_pages(data: bytes, limits: ImageLimits) -> Iterator[PdfPage]:
         if trusted(textpage.get_text_range()):
             yield PdfPage(i + 1, width, height, _text_lines(page, textpage, scale), None, len(doc))
         else:
-            rgb = np.ascontiguousarray(np.asarray(page.render(scale=scale).to_pil().convert("RGB")))
+            rgb = np.ascontiguousarray(np.asarray(_rendered(page)))
             yield PdfPage(i + 1, rgb.shape[1], rgb.shape[0], None, rgb, len(doc))

@@ -13,6 +13,10 @@ import math
 import unicodedata
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
+from ..ctc import line_confidence
+
 
 @dataclass(frozen=True)
 class Page:
@@ -72,9 +76,8 @@ def words_of(line: dict) -> list[Word]:
     words, run = [], []
 
     def flush():
-        if run:
-            confs = [c["confidence"] for c in run]
-            conf = math.exp(sum(math.log(max(p, 1e-12)) for p in confs) / len(confs))
+        if run:  # a word's confidence as a line's: the geometric mean of its characters'
+            conf = line_confidence(np.array([c["confidence"] for c in run], dtype=np.float64))
             words.append(Word("".join(c["text"] for c in run), _union(c["box"] for c in run), conf, tuple(run)))
             run.clear()
 
