@@ -151,6 +151,7 @@ def _row(r: dict, v: dict, label: str, version_id: int | None):
 def write(raw_records: list[bytes | str]) -> int:
     """Insert the rows of these pending records. Returns how many rows were written (records whose
     owner is gone are dropped)."""
+    from . import webhooks
     from .images import image_storage
     from .models import ModelVersion, OcrJob
 
@@ -181,6 +182,7 @@ def write(raw_records: list[bytes | str]) -> int:
     gone = [n for n in {row.image_name for row in rows if row.image_name} if not storage.exists(n)]
     if gone:
         OcrJob.objects.filter(pk__in=[row.pk for row in rows], image_name__in=gone).update(image_name="")
+    webhooks.announce([(row.owner_id, row.pk) for row in rows])  # each of these jobs ended as it was answered
     return len(rows)
 
 

@@ -226,7 +226,7 @@ def _succeed(mine, job: OcrJob, outcome, timings: dict) -> str:
     result = {"status": Status.SUCCEEDED, "lines": outcome.lines, "tables": outcome.tables, "model_label": model_label}
     notify_done(pipe, str(job.pk), {**result, "finished_at": finished.isoformat(), "time_cost": time_cost})
     pipe.execute()
-    _announce_end(job)
+    webhooks.announce([(job.owner_id, job.pk)])
     return "succeeded"
 
 
@@ -275,16 +275,8 @@ def _fail(mine, job: OcrJob, code: str, message: str, diagnostics: dict | None =
             "time_cost": round((finished - job.created_at).total_seconds(), 4),
         },
     )
-    _announce_end(job)
+    webhooks.announce([(job.owner_id, job.pk)])
     return "failed"
-
-
-def _announce_end(job: OcrJob) -> None:
-    """The ended job's webhook deliveries, made and sent (a failure here never fails the job)."""
-    try:
-        webhooks.send(webhooks.job_ended(job.owner_id, job.pk))
-    except Exception:
-        log.exception("webhooks of job %s not sent; the recovery sweep sends pending ones", job.pk)
 
 
 @shared_task(name=webhooks.DELIVER, acks_late=True, reject_on_worker_lost=True)

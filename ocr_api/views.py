@@ -29,7 +29,7 @@ from workers.config import image_limits, pipeline_signature, redis_client
 from workers.metrics import Metrics
 from workers.presence import wait_done
 
-from . import history, idempotency, queues, webhooks
+from . import history, idempotency, queues
 from .errors import ApiError, error_response, field_error
 from .images import ensure_stored, image_name, image_storage, sha256_of
 from .models import ModelVersion, OcrJob
@@ -345,9 +345,7 @@ class RecognizeView(APIView):
             finished_at=up.now,
             time_cost=record["cost"],
         )
-        payload = job_payload(job)
-        webhooks.send(webhooks.job_ended(request.user.pk, up.job_id, payload))  # its job ended as it was answered
-        return Response(payload, status=status.HTTP_200_OK), live
+        return Response(job_payload(job), status=status.HTTP_200_OK), live
 
     def _queue_and_wait(self, request, client, up: _Upload, info, wait: bool) -> Response:
         """Row, file, task; then wait on the job's Redis list up to OCR_SYNC_TIMEOUT_S (200), else 202."""

@@ -1,7 +1,8 @@
 """Webhooks: when a client's job ends, the job object goes to the client's callback URL, signed.
 
 - **Events**: ``job.succeeded`` and ``job.failed``, for every job of the webhook's owner (cache hits
-  included: their job ends as it is answered). The body is fixed when the job ends
+  included: their job ends as it is answered, and is announced when its history row is written,
+  off the answer's path). The body is fixed when the job ends
   (``{"event", "delivery_id", "created_at", "job"}``) and is the same bytes on every attempt.
 - **Signature**: ``OCR-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the
   webhook's secret>``, plus ``OCR-Event`` and ``OCR-Delivery``; ``verify`` is the check a receiver
@@ -24,6 +25,7 @@ import hmac
 import http.client
 import ipaddress
 import json
+import logging
 import secrets
 import socket
 import ssl
@@ -39,6 +41,7 @@ from .models import OcrJob, Webhook, WebhookDelivery
 EVENTS = ("job.succeeded", "job.failed")
 SIGNATURE_HEADER = "OCR-Signature"
 DELIVER = "ocr_api.recognition.deliver_webhook"  # the task, on the "ocr" queue, sent by name
+log = logging.getLogger(__name__)
 
 
 class Refused(ValueError):
@@ -160,6 +163,20 @@ def job_ended(owner_id: int, job_id, payload: dict | None = None) -> list[int]:
         delivery.save(update_fields=["body"])
         ids.append(delivery.pk)
     return ids
+
+
+def announce(ended: list[tuple[int, object]]) -> None:
+    """Make and send the deliveries of jobs that ended, as (owner id, job id) pairs: one query finds
+    which owners have an active webhook, only their jobs go further. A failure is logged, never
+    raised: the jobs' end stands, and the recovery sweep sends the deliveries already made."""
+    try:
+        owners = {owner for owner, _ in ended}
+        hooked = set(Webhook.objects.filter(owner_id__in=owners, active=True).values_list("owner_id", flat=True))
+        for owner, job_id in ended:
+            if owner in hooked:
+                send(job_ended(owner, job_id))
+    except Exception:
+        log.exception("webhooks of %d ended job(s) not sent", len(ended))
 
 
 def send(delivery_ids: list[int], countdown: float = 0.0) -> None:

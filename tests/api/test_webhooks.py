@@ -224,3 +224,25 @@ def test_a_real_worker_posts_the_finished_job_and_retries_a_failing_receiver(
     assert message["job"]["job_id"] == job["job_id"] and message["job"]["text"] == job["text"]
     log = client.get(f"/ocr/v1/webhooks/{hook['id']}/deliveries").json()["results"]
     assert [(r["status"], r["attempts"], r["last_status_code"]) for r in log] == [("delivered", 2, 200)]
+
+
+@pytest.mark.django_db
+def test_a_cache_hit_is_announced_when_its_history_row_is_written(api_client_for, make_user, redis_server, monkeypatch):
+    """A cache hit's job ends as it is answered; its delivery is made off the answer's path, when
+    the history writer writes the job's row, from that row."""
+    from ocr_api import history
+    from tests.api.test_recognize_api import _prime_cache
+
+    sent = []
+    monkeypatch.setattr(webhooks, "send", lambda ids, countdown=0.0: sent.extend(ids))
+    user = make_user("erp")
+    Webhook.objects.create(owner=user, url="http://93.184.216.34/", events=list(webhooks.EVENTS), secret="k")
+    image = png_bytes(render_lines(["已经识别过的发票"]))
+    _prime_cache(image, [{"text": "已经识别过的发票", "confidence": 0.99, "box": [0, 0, 10, 10]}])
+    answer = api_client_for(user).post("/ocr/v1/recognize", {"image_base64": b64(image)}, format="json").json()
+    assert answer["cached"] is True
+    history.drain(redis_server)
+    (delivery,) = WebhookDelivery.objects.all()
+    assert sent == [delivery.pk] and str(delivery.job_id) == answer["job_id"]
+    message = json.loads(delivery.body)
+    assert message["event"] == "job.succeeded" and message["job"]["text"] == ["已经识别过的发票"]
