@@ -7,8 +7,8 @@ names the batch as it names a job."""
 
 from __future__ import annotations
 
-import hashlib
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -22,6 +22,7 @@ from workers.presence import live_workers
 
 from . import history, idempotency
 from .errors import ApiError, error_response, field_error
+from .images import sha256_of
 from .models import Batch, OcrJob
 from .serializers import (
     Base64TextField,
@@ -130,6 +131,25 @@ def _items(request) -> tuple[list[dict], list[str]]:
     return items, list(serializer.validated_data.get("hotwords") or [])
 
 
+@dataclass
+class _Item:
+    """One item of a batch as read: its bytes and their sha256, or why it could not be read."""
+
+    index: int
+    filename: str
+    data: bytes | None = None
+    sha: str | None = None
+    error: ApiError | None = None
+
+    @classmethod
+    def read(cls, index: int, params: dict) -> _Item:
+        try:
+            data, filename = read_image_param(params)
+        except ApiError as exc:
+            return cls(index, params.get("filename") or "", error=exc)
+        return cls(index, filename, data, sha256_of(data))
+
+
 class BatchCreateView(APIView):
     parser_classes = [JSONParser, MultiPartParser]
 
@@ -148,17 +168,12 @@ class BatchCreateView(APIView):
     def post(self, request):
         started = time.monotonic()
         items, hotwords = _items(request)
-        read = []
-        for index, params in enumerate(items):
-            try:
-                read.append((index, *read_image_param(params)))
-            except ApiError as exc:
-                read.append((index, None, params.get("filename") or "", exc))
+        read = [_Item.read(index, params) for index, params in enumerate(items)]
         key = idempotency.key_of(request)
         batch = Batch(owner=request.user, items=len(items))
         if key is not None:
-            prints = [hashlib.sha256(d).hexdigest() if isinstance(d, bytes) else "-" for _, d, *_ in read]
-            fingerprint = idempotency.fingerprint("+".join(prints), "|".join(r[2] for r in read), hotwords)
+            prints = "+".join(item.sha or "-" for item in read)
+            fingerprint = idempotency.fingerprint(prints, "|".join(item.filename for item in read), hotwords)
             held = idempotency.claim(request.user, key, fingerprint, batch.pk)
             if held is not None:
                 return self._replay(request, held, fingerprint)
@@ -168,17 +183,16 @@ class BatchCreateView(APIView):
                 idempotency.release(request.user, key, batch.pk)
             return error_response("unavailable", "No OCR worker is running; please retry shortly.", 503)
         batch.save()
-        batch.entries = [self._submit_one(request, client, batch, entry, hotwords, started) for entry in read]
+        batch.entries = [self._submit_one(request, client, batch, item, hotwords, started) for item in read]
         batch.save(update_fields=["entries"])
         return Response(batch_payload(batch), status=status.HTTP_202_ACCEPTED)
 
-    def _submit_one(self, request, client, batch: Batch, entry, hotwords, started) -> dict:
+    def _submit_one(self, request, client, batch: Batch, item: _Item, hotwords, started) -> dict:
         """The batch's record of one item: its job's id, or the error that stopped it."""
-        index, data, filename = entry[0], entry[1], entry[2]
-        record = {"index": index, "filename": filename}
-        if data is None:
-            return {**record, "code": entry[3].error_code, "message": entry[3].message}
-        up = new_upload(data, filename, hotwords, started, batch_id=batch.pk)
+        record = {"index": item.index, "filename": item.filename}
+        if item.error is not None:
+            return {**record, "code": item.error.error_code, "message": item.error.message}
+        up = new_upload(item.data, item.filename, hotwords, started, batch_id=batch.pk, sha=item.sha)
         try:
             response = submit(request, client, up)
         except ApiError as exc:

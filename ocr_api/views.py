@@ -173,9 +173,12 @@ def read_image_param(params: dict) -> tuple[bytes, str]:
     return data, name
 
 
-def new_upload(data: bytes, filename: str, hotwords: list[str], started: float, batch_id=None) -> _Upload:
-    """One image to submit, named for the cache under the served model."""
-    label, sha = active_label(), sha256_of(data)
+def new_upload(
+    data: bytes, filename: str, hotwords: list[str], started: float, batch_id=None, sha: str | None = None
+) -> _Upload:
+    """One image to submit, named for the cache under the served model (``sha``: the bytes' sha256
+    when the caller has it already)."""
+    label, sha = active_label(), sha or sha256_of(data)
     key = cache_key(sha, label, pipeline_signature(), hotwords)
     return _Upload(
         data=data,
