@@ -1,8 +1,7 @@
 """hOCR 1.2 (http://kba.github.io/hocr-spec/1.2/): one ``ocr_page`` per page, the lines in
 reading order (each its own ``ocr_carea`` and ``ocr_par``: the answer does not group lines into
-blocks), each line's words (``document.words_of``) as ``ocrx_word`` (parted by a space only where the text
-has one) with every character's box
-(``x_bboxes``) and confidence (``x_confs``, 0-100)."""
+blocks), each line's words (``document.words_of``) as ``ocrx_word`` (parted by a space only where
+the text has one) with every character's box (``x_bboxes``) and confidence (``x_confs``, 0-100)."""
 
 from __future__ import annotations
 
