@@ -113,7 +113,7 @@ def platform_rss(var_dir: Path) -> dict[str, int]:
     except (OSError, ValueError):
         return {}
     tree = _children()
-    found = {"web": 0, "ocr-worker": 0}
+    found = {"web": 0, "ocr-worker": 0, "ocr-processes": 0}
     todo = [root]
     while todo:
         pid = todo.pop()
@@ -121,8 +121,9 @@ def platform_rss(var_dir: Path) -> dict[str, int]:
         cmd = _cmdline(pid)
         if "gunicorn" in cmd:
             found["web"] += _rss_kib(pid)
-        elif "celery" in cmd and " -Q ocr " in f" {cmd} ":
+        elif "celery" in cmd and " -Q ocr " in f" {cmd} ":  # the launcher and its worker (two while recycling)
             found["ocr-worker"] += _rss_kib(pid)
+            found["ocr-processes"] += 1
     return found
 
 
@@ -155,6 +156,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--warmup", type=float, default=10, help="seconds of load before the first RSS reading")
+    parser.add_argument("--sample-every", type=float, default=30, help="seconds between RSS readings")
     args = parser.parse_args()
     if not args.start and not args.token:
         parser.error("give --token (and --url, --var-dir) of a running platform, or --start")
@@ -223,22 +225,26 @@ def soak(stack: api_load.Stack, args) -> int:
     started = time.monotonic()
     for t in threads:
         t.start()
-    time.sleep(args.warmup)
-    rss_warm = platform_rss(stack.var_dir)
-    time.sleep(max(0.0, args.seconds - args.warmup))
-    rss_end = platform_rss(stack.var_dir)
+    timeline = sample_rss(stack.var_dir, started, args)
     stop.set()
     for t in threads:
         t.join(timeout=60)
     wall = time.monotonic() - started
 
-    report(outcomes, server_errors, latencies, rss_warm, rss_end, wall, args)
+    report(outcomes, server_errors, latencies, timeline, wall, args)
     return 1 if server_errors else 0
 
 
-def report(
-    outcomes: Counter, server_errors: Counter, latencies: dict, rss_warm: dict, rss_end: dict, wall: float, args
-) -> None:
+def sample_rss(var_dir: Path, started: float, args) -> list[tuple[float, dict]]:
+    """(seconds since the start, RSS readings) every --sample-every seconds until --seconds."""
+    timeline = []
+    while (elapsed := time.monotonic() - started) < args.seconds:
+        time.sleep(min(args.sample_every, args.seconds - elapsed))
+        timeline.append((time.monotonic() - started, platform_rss(var_dir)))
+    return timeline
+
+
+def report(outcomes: Counter, server_errors: Counter, latencies: dict, timeline: list, wall: float, args) -> None:
     total = sum(outcomes.values())
     print(f"\n{total} requests in {wall:.0f} s ({total / wall:.1f}/s) from {args.clients} clients")
     print("| request | answered | count |")
@@ -255,6 +261,8 @@ def report(
             )
     n_errors = sum(server_errors.values())
     print(f"\nerrors that are not the client's fault: {n_errors}" + (f" {dict(server_errors)}" if n_errors else ""))
+    rss_warm = next((rss for t, rss in timeline if t >= args.warmup - 0.5), timeline[0][1])
+    rss_end = timeline[-1][1]
     for name in ("web", "ocr-worker"):
         warm, end = rss_warm.get(name, 0), rss_end.get(name, 0)
         growth = (end - warm) / warm if warm else float("nan")
@@ -262,6 +270,11 @@ def report(
             f"RSS {name}: {warm / 1024:.0f} MiB after {args.warmup:.0f} s warm-up, {end / 1024:.0f} MiB at "
             f"{args.seconds:.0f} s: {growth:+.1%}"
         )
+
+    print("\n| s | OCR worker MiB (processes) | web MiB |\n| --- | --- | --- |")
+    for t, rss in timeline:
+        ocr, web = rss.get("ocr-worker", 0) / 1024, rss.get("web", 0) / 1024
+        print(f"| {t:.0f} | {ocr:.0f} ({rss.get('ocr-processes', 0)}) | {web:.0f} |")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from functools import lru_cache
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import task_postrun, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import F
@@ -43,6 +43,7 @@ from workers.cache import ResultCache
 from workers.config import image_limits, pipeline_signature, redis_client
 from workers.metrics import Metrics, announce_model
 from workers.presence import Heartbeat, instance_alive, live_instances, new_instance_name, notify_done
+from workers.recycle import Recycler
 from workers.runtime import ModelHolder, line_batcher, page_reader
 
 from . import webhooks
@@ -394,6 +395,18 @@ def _warm_up(sender, **kwargs) -> None:
     _heartbeat.start()
     _sweeper = RecoverySweep(settings.OCR_RECOVERY_SWEEP_S)
     _sweeper.start()
+    recycler().serving()
+
+
+@lru_cache(maxsize=1)
+def recycler() -> Recycler:
+    return Recycler(settings.OCR_WORKER_MAX_TASKS, settings.OCR_WORKER_MAX_RSS_MB)
+
+
+@task_postrun.connect
+def _count_task(sender=None, **kwargs) -> None:
+    if _worker_name and getattr(sender, "name", "") == RECOGNIZE and recycler().task_done():
+        Metrics(redis_client()).count("ocr_worker_recycles_total", {"worker": _worker_name})
 
 
 @worker_shutdown.connect
@@ -401,4 +414,5 @@ def _stop_heartbeat(**kwargs) -> None:
     if _sweeper is not None:
         _sweeper.stop()
     if _heartbeat is not None:
-        _heartbeat.stop()
+        # A recycled worker's replacement already serves under the same name: keep the name announced.
+        _heartbeat.stop(keep_name=recycler().recycling)

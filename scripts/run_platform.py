@@ -113,7 +113,8 @@ def programs(plat: Platform) -> list[Program]:
     training = "worker -Q training --pool prefork --concurrency 1 -n training@%h -l info".split()
     progs = [
         Program("web", [PY, *gunicorn, f"127.0.0.1:{plat.web_port}"], priority=20),
-        Program("ocr-worker", celery + ocr, priority=30),
+        # under the launcher, which replaces the worker without a gap when it asks to be recycled
+        Program("ocr-worker", [PY, "-m", "workers.launcher", *celery, *ocr], priority=30),
         Program("training-worker", celery + training, priority=40),
         Program("flower", celery + ["flower", f"--port={plat.flower_port}", "--address=127.0.0.1"], priority=50),
     ]

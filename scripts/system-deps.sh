@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian/Ubuntu packages the platform needs. Installs only what is missing.
-#   scripts/system-deps.sh run    Redis (when none is on PATH) and the fonts the training worker renders with
+#   scripts/system-deps.sh run    Redis (when none is on PATH), the fonts the training worker renders with and
+#                                 jemalloc (the OCR worker's allocator)
 #   scripts/system-deps.sh test   the same, plus Debian's chromium for the browser tests, gettext (msgfmt:
 #                                 the check that the portal's compiled catalogues match their sources) and
 #                                 poppler-utils (pdftotext: the searchable PDF export reads back as its text)
@@ -13,7 +14,7 @@ PY="${PY:-.venv/bin/python}"
 [ -x "$PY" ] || { echo "no $PY: make install first (or set PY to a Python with requirements/train.txt)" >&2; exit 1; }
 FONTS="$("$PY" -m distill font-packages)"
 [ -n "$FONTS" ] || { echo "python -m distill font-packages printed nothing" >&2; exit 1; }
-want="$FONTS"
+want="$FONTS libjemalloc2"  # jemalloc: the OCR worker's allocator (workers/launcher.py)
 [ "${1:-run}" = "test" ] && want="$want chromium gettext poppler-utils postgresql"
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)

@@ -73,6 +73,8 @@ NO_REDIS = (
     "tests/workers/test_pdf.py",
     "tests/workers/test_inference.py",
     "tests/workers/test_batcher.py",
+    "tests/workers/test_launcher.py",
+    "tests/integration/test_cluster.py",
     "tests/distill/",
 )
 
@@ -186,12 +188,14 @@ def worker_env(**overrides: str) -> dict[str, str]:
 
 
 def start_worker(
-    tmp_path: Path, queue: str = "ocr", concurrency: int = 4, pool: str = "threads", **env
+    tmp_path: Path, queue: str = "ocr", concurrency: int = 4, pool: str = "threads", launcher: bool = False, **env
 ) -> WorkerProcess:
+    """``launcher``: under workers.launcher, which replaces the worker when it asks to be recycled."""
     name = f"{queue}-{uuid.uuid4().hex[:6]}@test"
     log_path = tmp_path / f"{name}.log"
     proc = subprocess.Popen(
         [
+            *([sys.executable, "-m", "workers.launcher"] if launcher else []),
             sys.executable,
             "-m",
             "celery",
@@ -239,9 +243,9 @@ def worker_factory(transactional_db, redis_server, tmp_path):
     started: list[WorkerProcess] = []
 
     def factory(
-        queue: str = "ocr", wait: bool = True, pool: str = "threads", concurrency: int = 4, **env
+        queue: str = "ocr", wait: bool = True, pool: str = "threads", concurrency: int = 4, launcher=False, **env
     ) -> WorkerProcess:
-        worker = start_worker(tmp_path, queue=queue, pool=pool, concurrency=concurrency, **env)
+        worker = start_worker(tmp_path, queue=queue, pool=pool, concurrency=concurrency, launcher=launcher, **env)
         started.append(worker)
         if wait and queue == "ocr":
             wait_for_ocr_worker(worker, redis_server)

@@ -39,7 +39,8 @@ HELP = {
     "ocr_lines_total": "Lines recognised by the workers",
     "ocr_lines_reread_total": "Lines re-read by the cascade's stronger recogniser",
     "ocr_job_failures_total": "Recognition jobs that failed, by error code",
-    "ocr_worker_starts_total": "OCR worker processes started (restarts included), by worker",
+    "ocr_worker_starts_total": "OCR worker processes started (restarts and recycles included), by worker",
+    "ocr_worker_recycles_total": "OCR worker processes that asked to be replaced (OCR_WORKER_MAX_TASKS/_RSS_MB), by worker",
 }
 
 

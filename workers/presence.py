@@ -102,10 +102,11 @@ class Heartbeat:
             pipe.zremrangebyscore(INSTANCES_KEY, 0, now - 100 * self.interval)
         pipe.execute()
 
-    def stop(self) -> None:
+    def stop(self, keep_name: bool = False) -> None:
         self._stop.set()
         try:
-            self.client.zrem(WORKERS_KEY, self.name)
+            if not keep_name:
+                self.client.zrem(WORKERS_KEY, self.name)
             if self.instance:
                 self.client.zrem(INSTANCES_KEY, self.instance)
         except redis.RedisError:

@@ -274,6 +274,10 @@ OCR_WORKER_HEARTBEAT_TTL_S = env_int("OCR_WORKER_HEARTBEAT_TTL_S", 15, minimum=2
 # gone, or queued for longer than OCR_REQUEUE_AFTER_S (a lost message). The claim drops duplicates.
 OCR_RECOVERY_SWEEP_S = env_float("OCR_RECOVERY_SWEEP_S", 5.0, minimum=0.2)
 OCR_REQUEUE_AFTER_S = env_int("OCR_REQUEUE_AFTER_S", 60, minimum=1)
+# Recycling (workers/launcher.py): an OCR worker started by the launcher is replaced, without a gap,
+# after this many recognition tasks or once its RSS passes this many MiB (0: never).
+OCR_WORKER_MAX_TASKS = env_int("OCR_WORKER_MAX_TASKS", 0, minimum=0)
+OCR_WORKER_MAX_RSS_MB = env_int("OCR_WORKER_MAX_RSS_MB", 0, minimum=0)
 
 # Training jobs (the "training" queue).
 OCR_TRAIN_THREADS = env_int("OCR_TRAIN_THREADS", 2, minimum=1)

@@ -236,3 +236,24 @@ def test_django_starts_from_the_image_files_alone_without_torch(files, tmp_path)
         [sys.executable, "manage.py", "check"], cwd=app, env=env, capture_output=True, text=True, timeout=300
     )
     assert check.returncode == 0, check.stderr[-4000:]
+
+
+def test_the_ocr_worker_runs_under_the_launcher_with_jemalloc_in_the_image(files):
+    """Compose starts the OCR worker through workers.launcher (recycling), which preloads jemalloc:
+    the image must hold both."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
+    command = compose["services"]["ocr-worker"]["command"]
+    assert command[:3] == ["python", "-m", "workers.launcher"] and command[3:6] == ["celery", "-A", "ocrsite"]
+    assert "workers/launcher.py" in files
+    base_stage_runs = []
+    for tokens in instructions(DOCKERFILE):
+        if tokens[0] == "FROM" and base_stage_runs:
+            break
+        if tokens[0] == "RUN":
+            base_stage_runs.append(tokens)
+    assert any("apt-get" in t and "libjemalloc2" in t for t in base_stage_runs)
+    from workers.launcher import JEMALLOC
+
+    assert "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2" in JEMALLOC  # where Debian's package puts it

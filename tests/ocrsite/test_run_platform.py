@@ -188,6 +188,7 @@ def test_the_platform_runs_gunicorn_and_a_redis_that_persists_its_queues(monkeyp
     redis = " ".join(commands["redis"])
     assert "--appendonly yes" in redis and "--appendfsync everysec" in redis
     assert commands["web"][1:4] == ["-m", "gunicorn", "-c"] and "python:ocrsite.gunicorn_conf" in commands["web"]
+    assert commands["ocr-worker"][1:3] == ["-m", "workers.launcher"]  # recycled without a gap
     conf = rp.supervisord_conf(plat)
     assert "ocr@%%h" in conf  # supervisord would otherwise read %h as its own interpolation
     assert plat.env["OCR_REDIS_URL"].endswith(f":{plat.redis_port}/0")
