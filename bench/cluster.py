@@ -101,6 +101,7 @@ def outer(args) -> int:
     if reason:
         print(f"cannot make test hosts here: {reason}", file=sys.stderr)
         return 3
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a terminated run still removes its hosts
     names = make_network(uuid.uuid4().hex[:4])
     shared = Path(tempfile.mkdtemp(prefix="ocr-cluster-"))
     os.chmod(shared, 0o755)

@@ -30,6 +30,11 @@ SETTINGS = {
     "arena-off": {"OCR_ORT_ARENA": "0"},
     "arena-off, MALLOC_ARENA_MAX=2": {"OCR_ORT_ARENA": "0", "MALLOC_ARENA_MAX": "2"},
     "arena-off, jemalloc": {"OCR_ORT_ARENA": "0", "LD_PRELOAD": JEMALLOC},
+    "arena-off, jemalloc, quick decay": {
+        "OCR_ORT_ARENA": "0",
+        "LD_PRELOAD": JEMALLOC,
+        "MALLOC_CONF": "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0",
+    },
 }
 
 

@@ -44,6 +44,7 @@ STOP = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 WATCHED = {RECYCLE, READY, signal.SIGCHLD, *STOP}
 PR_SET_PDEATHSIG = 1
 JEMALLOC = ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2")
+JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0"
 
 
 def worker_env(base: dict[str, str], launcher_pid: int) -> dict[str, str]:
@@ -53,6 +54,8 @@ def worker_env(base: dict[str, str], launcher_pid: int) -> dict[str, str]:
     library = next((path for path in JEMALLOC if os.path.exists(path)), None)
     if choice == "jemalloc" and library and library not in env.get("LD_PRELOAD", ""):
         env["LD_PRELOAD"] = " ".join(filter(None, [env.get("LD_PRELOAD", ""), library]))
+        # freed pages go back to the system within a second, from jemalloc's own thread
+        env.setdefault("MALLOC_CONF", JEMALLOC_CONF)
     return env
 
 

@@ -277,7 +277,7 @@ OCR_REQUEUE_AFTER_S = env_int("OCR_REQUEUE_AFTER_S", 60, minimum=1)
 # Recycling (workers/launcher.py): an OCR worker started by the launcher is replaced, without a gap,
 # after this many recognition tasks or once its RSS passes this many MiB (0: never).
 OCR_WORKER_MAX_TASKS = env_int("OCR_WORKER_MAX_TASKS", 0, minimum=0)
-OCR_WORKER_MAX_RSS_MB = env_int("OCR_WORKER_MAX_RSS_MB", 0, minimum=0)
+OCR_WORKER_MAX_RSS_MB = env_int("OCR_WORKER_MAX_RSS_MB", 1500, minimum=0)
 
 # Training jobs (the "training" queue).
 OCR_TRAIN_THREADS = env_int("OCR_TRAIN_THREADS", 2, minimum=1)

@@ -146,6 +146,8 @@ def test_workers_get_jemalloc_unless_asked_for_the_system_allocator(tmp_path, mo
     monkeypatch.setattr(launcher, "JEMALLOC", ("/nonexistent/libjemalloc.so.2", str(library)))
     env = launcher.worker_env({"LD_PRELOAD": "/opt/other.so"}, 77)
     assert env["LD_PRELOAD"] == f"/opt/other.so {library}" and env["OCR_WORKER_LAUNCHER_PID"] == "77"
+    assert env["MALLOC_CONF"] == launcher.JEMALLOC_CONF
+    assert launcher.worker_env({"MALLOC_CONF": "narenas:2"}, 77)["MALLOC_CONF"] == "narenas:2"  # an operator's own
     assert launcher.worker_env(env, 77)["LD_PRELOAD"] == env["LD_PRELOAD"]  # not twice
     assert "LD_PRELOAD" not in launcher.worker_env({"OCR_WORKER_ALLOCATOR": "system"}, 77)
     monkeypatch.setattr(launcher, "JEMALLOC", ("/nonexistent/libjemalloc.so.2",))

@@ -233,3 +233,18 @@ def test_sqlite_commits_do_not_wait_for_fsync_in_wal_mode():
         assert cursor.fetchone()[0] == "wal"
         cursor.execute("PRAGMA synchronous")
         assert cursor.fetchone()[0] == 1  # NORMAL
+
+
+def test_a_finished_task_leaves_no_logged_queries_behind(settings):
+    """With DEBUG on, Django logs a connection's queries until a request starts; a worker thread
+    has no requests, so each task's queries are forgotten when it ends."""
+    from celery.signals import task_postrun
+    from django.db import connection
+
+    from ocr_api.recognition import recognize
+
+    settings.DEBUG = True
+    OcrJob.objects.count()
+    assert len(connection.queries) >= 1
+    task_postrun.send(sender=recognize, task_id="t", task=recognize, args=(), kwargs={}, retval=None, state="SUCCESS")
+    assert connection.queries == []
