@@ -257,3 +257,14 @@ def test_the_ocr_worker_runs_under_the_launcher_with_jemalloc_in_the_image(files
     from workers.launcher import JEMALLOC
 
     assert "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2" in JEMALLOC  # where Debian's package puts it
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.web", "Dockerfile.training"])
+def test_celery_finds_our_packages_and_gunicorn_has_a_home(dockerfile):
+    """Found by running the images (docs/reliability.md): the `celery` command puts its own folder
+    first on the path, so the settings' imports failed in every worker container without
+    PYTHONPATH=/app; gunicorn's control server needs the user's home."""
+    tokens = [t for line in instructions(ROOT / "docker" / dockerfile) for t in line]
+    assert "PYTHONPATH=/app" in tokens
+    useradd = next(line for line in instructions(ROOT / "docker" / dockerfile) if "useradd" in line)
+    assert "--create-home" in useradd
