@@ -332,6 +332,8 @@ def check_promotion(c: Cluster) -> None:
     status, body = http("POST", f"/ocr/v1/models/{version.pk}/promote", c.token, {"override_reason": "cluster check"})
     assert status == 200, (status, body)
     hosts = [w for w in live(c) if w.startswith("ocr@")]
+    wait_until(lambda: set(announcing(version.label)) >= set(hosts), 60, "every host announcing the model")
+    announced = round(time.monotonic() - started, 1)  # before any job: what ocr_worker_model_info shows
     serving: dict[str, float] = {}  # host -> seconds after the promotion its first job with the model ended
     labels: set = set()
     while set(serving) != set(hosts) and time.monotonic() - started < 60:
@@ -341,13 +343,24 @@ def check_promotion(c: Cluster) -> None:
             labels.add((host, row["model_label"]))
             if row["model_label"] == version.label:
                 serving.setdefault(host, round(time.monotonic() - started, 1))
-    c.summary["promotion"] = {"model": version.label, "hosts": hosts, "serving_after_s": serving,
+    c.summary["promotion"] = {"model": version.label, "hosts": hosts, "announced_after_s": announced, "serving_after_s": serving,
                               "every_host_serving_after_s": max(serving.values(), default=None)}  # fmt: skip
     assert set(serving) == set(hosts), f"not every host served {version.label}: {sorted(labels)}"
     rows, _ = wait_jobs(submit(c, 8), 60)
     labels = {(r["claimed_by"].split("#")[0], r["model_label"]) for r in rows.values()}
     c.summary["promotion"]["jobs_after"] = sorted(labels)
     assert {label for _, label in labels} == {version.label}, labels
+
+
+def announcing(label: str) -> list[str]:
+    """The workers whose announced model (ocr_worker_model_info) is ``label``."""
+    from workers.metrics import MODELS_KEY
+
+    found = []
+    for worker, value in _redis().hgetall(MODELS_KEY).items():
+        if json.loads(value).get("model") == label:
+            found.append(worker.decode())
+    return found
 
 
 def kill_host(c: Cluster, host: str) -> None:
@@ -489,7 +502,10 @@ def print_summary(c: Cluster, problems: list[str]) -> None:
         print(f"throughput, new lines, 16 clients: {rates}  (one machine's 2 cores: distribution, not scaling)")
     if "promotion" in s:
         p = s["promotion"]
-        print(f"promoted {p['model']} on A: every worker host served it after {p['every_host_serving_after_s']} s")
+        print(
+            f"promoted {p['model']} on A: every worker host announced it after {p['announced_after_s']} s "
+            f"and served it after {p['every_host_serving_after_s']} s"
+        )
     for key in ("host_b_killed", "host_c_link_down"):
         if key in s:
             o = s[key]

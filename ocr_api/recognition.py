@@ -89,7 +89,11 @@ def active_model_file() -> tuple[str, str]:
 
 @lru_cache(maxsize=1)
 def model_holder() -> ModelHolder:
-    return ModelHolder(active_model_file, poll_s=settings.OCR_MODEL_POLL_S, threads=settings.OCR_ORT_THREADS)
+    # a promoted model is announced (ocr_worker_model_info) when it is loaded, not at the next job:
+    # an idle worker's figure would otherwise name the old model until traffic came
+    return ModelHolder(
+        active_model_file, poll_s=settings.OCR_MODEL_POLL_S, threads=settings.OCR_ORT_THREADS, on_switch=_announce
+    )
 
 
 @lru_cache(maxsize=1)

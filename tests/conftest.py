@@ -74,6 +74,7 @@ NO_REDIS = (
     "tests/workers/test_inference.py",
     "tests/workers/test_batcher.py",
     "tests/workers/test_launcher.py",
+    "tests/workers/test_model_holder.py",
     "tests/integration/test_cluster.py",
     "tests/distill/",
 )

@@ -65,10 +65,17 @@ def cascade_recognizer() -> Recognizer:
 class ModelHolder:
     """The resident recogniser. ``resolve()`` names the model to serve as (label, file path)."""
 
-    def __init__(self, resolve: Callable[[], tuple[str, str]], poll_s: float, threads: int) -> None:
+    def __init__(
+        self,
+        resolve: Callable[[], tuple[str, str]],
+        poll_s: float,
+        threads: int,
+        on_switch: Callable[[str], None] | None = None,
+    ) -> None:
         self.resolve = resolve
         self.poll_s = poll_s
         self.threads = threads
+        self.on_switch = on_switch  # told the new label once a swap is done (the worker announces it)
         self._model: Recognizer | None = None
         self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
@@ -94,6 +101,8 @@ class ModelHolder:
         new = Recognizer(path, threads=self.threads, label=label)
         old, self._model = self._model, new
         log.info("model switched from %s to %s", old.label if old else None, new.label)
+        if self.on_switch is not None:
+            self.on_switch(new.label)
         return True
 
     def _start_watcher(self) -> None:

@@ -37,6 +37,7 @@ def test_jobs_spread_survive_a_dead_host_and_follow_a_promotion(tmp_path):
     # the model promoted on A was served by both
     promotion = summary["promotion"]
     assert set(promotion["serving_after_s"]) == {"ocr@host-b", "ocr@host-c"}
+    assert promotion["announced_after_s"] < 30  # announced on loading, before any job came
     assert {label for _, label in promotion["jobs_after"]} == {promotion["model"]}
     # host B killed while it held jobs: none lost, all succeeded
     killed = summary["host_b_killed"]
