@@ -201,7 +201,8 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def run(url: str, token: str, bodies: list[bytes], clients: int) -> Result:
+def run(url: str, token: str, bodies: list[bytes], clients: int, headers: dict[str, str] | None = None) -> Result:
+    """``clients`` keep-alive clients send ``bodies`` (``headers`` added to every request)."""
     latencies: list[float] = []
     errors = cached = 0
     lock = threading.Lock()
@@ -210,6 +211,7 @@ def run(url: str, token: str, bodies: list[bytes], clients: int) -> Result:
     def worker() -> None:
         nonlocal errors, cached
         client = Client(url, token)
+        client.headers.update(headers or {})
         try:
             while True:
                 with lock:

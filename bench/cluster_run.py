@@ -11,7 +11,6 @@ import secrets
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -82,9 +81,14 @@ class Cluster:
 
 
 # --- services on host A --------------------------------------------------------------------------
+def pg_bin() -> Path:
+    """The newest PostgreSQL server's binaries from Debian's package."""
+    return sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))[-1]
+
+
 def start_postgres(c: Cluster, password: str) -> None:
     """A throwaway cluster: password (SCRAM) auth from the hosts' network, listening on A only."""
-    binary = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))[-1]
+    binary = pg_bin()
     data = c.shared / "pg"
     data.mkdir()
     (c.shared / "pg.pw").write_text(password)
@@ -106,7 +110,7 @@ def start_postgres(c: Cluster, password: str) -> None:
 
 
 def stop_postgres(c: Cluster) -> None:
-    binary = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))[-1]
+    binary = pg_bin()
     subprocess.run(
         [
             "runuser",
@@ -212,20 +216,38 @@ def live(c: Cluster) -> list[str]:
 
 
 # --- a client on host A --------------------------------------------------------------------------
-def http(method: str, path: str, token: str, body: dict | None = None, timeout: float = 120) -> tuple[int, dict]:
+def http(
+    method: str,
+    path: str,
+    token: str = "",
+    body: dict | None = None,
+    base: str = WEB,
+    auth: str = "",
+    timeout: float = 120,
+) -> tuple[int, dict | list | str]:
+    """One request as a client behind the TLS proxy sends it (``auth``, when given, instead of the
+    token): the status and the answer, parsed when it is JSON, as text otherwise (-1 when the
+    server could not be reached)."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(WEB + path, data=data, method=method)
-    request.add_header("Authorization", f"Token {token}")
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Authorization", auth or f"Token {token}")
     request.add_header("X-Forwarded-Proto", "https")  # what the TLS proxy in front of the web sets
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"{}")
+            return response.status, _answer(response.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+        return exc.code, _answer(exc.read())
     except (urllib.error.URLError, OSError) as exc:
         return -1, {"error": str(exc)}
+
+
+def _answer(raw: bytes) -> dict | list | str:
+    try:
+        return json.loads(raw or b"{}")
+    except ValueError:
+        return raw.decode(errors="replace")
 
 
 def image(c: Cluster, page: bool = False) -> str:
@@ -285,28 +307,10 @@ def wait_until(check, timeout: float, what: str, c: Cluster | None = None, log: 
 
 def throughput(c: Cluster, count: int, clients: int = 16) -> float:
     """Lines per second, new lines only (no cache hits), ``clients`` waiting clients at a time."""
-    bodies = [{"image_base64": image(c)} for _ in range(count)]
-    lock = threading.Lock()
-    errors: list = []
-
-    def client() -> None:
-        while True:
-            with lock:
-                if not bodies:
-                    return
-                body = bodies.pop()
-            status, answer = http("POST", "/ocr/v1/recognize", c.token, body)
-            if status != 200:
-                errors.append((status, answer))
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[:3]
-    return count / (time.monotonic() - started)
+    bodies = [api_load.body_of(base64.b64decode(image(c))) for _ in range(count)]
+    result = api_load.run(WEB, c.token, bodies, clients, headers={"X-Forwarded-Proto": "https"})
+    assert result.errors == 0, f"{result.errors} of {count} lines failed"
+    return result.rate
 
 
 # --- the checks ----------------------------------------------------------------------------------
@@ -431,18 +435,13 @@ def check_late_joiner(c: Cluster) -> None:
 
 
 def check_flower(c: Cluster, expected: set[str]) -> None:
-    auth = base64.b64encode(c.flower_auth.encode()).decode()
-
-    def listed() -> set[str]:
-        request = urllib.request.Request(FLOWER + "/api/workers?refresh=1", headers={"Authorization": f"Basic {auth}"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return set(json.loads(response.read()))
-
+    auth = "Basic " + base64.b64encode(c.flower_auth.encode()).decode()
     seen: set[str] = set()
 
     def has_all() -> bool:
+        status, workers = http("GET", "/api/workers?refresh=1", base=FLOWER, auth=auth, timeout=30)
         seen.clear()
-        seen.update(listed())
+        seen.update(workers if status == 200 else ())
         return expected <= seen
 
     wait_until(has_all, 60, f"Flower listing {sorted(expected)}")
@@ -450,12 +449,8 @@ def check_flower(c: Cluster, expected: set[str]) -> None:
 
 
 def check_metrics(c: Cluster) -> None:
-    request = urllib.request.Request(
-        WEB + "/metrics",
-        headers={"Authorization": f"Bearer {c.env['OCR_METRICS_TOKEN']}", "X-Forwarded-Proto": "https"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        text = response.read().decode()
+    status, text = http("GET", "/metrics", auth=f"Bearer {c.env['OCR_METRICS_TOKEN']}", timeout=30)
+    assert status == 200, (status, text)
     c.summary["metrics_model_info"] = sorted(
         line for line in text.splitlines() if line.startswith("ocr_worker_model_info")
     )

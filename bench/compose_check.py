@@ -13,30 +13,17 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import random
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 from bench import api_load
+from bench.cluster_run import http
 
 
 def call(args, method: str, path: str, body: dict | None = None, base: str | None = None, auth: str = "") -> tuple:
-    request = urllib.request.Request((base or args.url) + path, method=method)
-    request.add_header("Authorization", auth or f"Token {args.token}")
-    request.add_header("X-Forwarded-Proto", "https")
-    if body is not None:
-        request.data = json.dumps(body).encode()
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw[:1] in (b"{", b"[") else raw.decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
+    return http(method, path, args.token, body, base=base or args.url, auth=auth)
 
 
 def submit(args, rng: random.Random, count: int, pages: bool = False) -> list[str]:

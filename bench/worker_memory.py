@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from workers.recycle import rss_mib
+
 ROOT = Path(__file__).resolve().parent.parent
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 SETTINGS = {
@@ -36,14 +38,6 @@ SETTINGS = {
         "MALLOC_CONF": "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0",
     },
 }
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _load(stages: list) -> tuple:

@@ -73,7 +73,9 @@ _announced = ""
 
 
 def _announce(label: str) -> None:
-    """Say which model this worker serves (``ocr_worker_model_info``), when it changes."""
+    """Say which model this worker serves (``ocr_worker_model_info``): when it is ready, and when
+    its model holder swaps in a promoted one (not per job: a job the old model finishes after the
+    swap would name it again)."""
     global _announced
     if _worker_name and label != _announced:
         announce_model(redis_client(), _worker_name, label)
@@ -180,8 +182,6 @@ def recognize(job_id: str) -> str:
 def _record(outcome, seconds: float) -> None:
     """The job's figures: recognition time, lines, lines the cascade re-read, its batches' sizes."""
     label = outcome.model_label  # the model that read the job (re-read lines name the cascade's)
-    if label:
-        _announce(label)
     pipe = redis_client().pipeline(transaction=False)
     metrics = Metrics(pipe)
     metrics.observe("ocr_recognition_seconds", seconds)
