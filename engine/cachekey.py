@@ -9,8 +9,8 @@ import hashlib
 # 4: pages read by the learned detector, lines with polygons, upside-down pages turned;
 # 5: per-character confidences, the beam search with the language model for doubtful lines;
 # 6: one-line images read whole, reading order by gutters; 7: every character's box; 8: ruled
-# tables as cells).
-PIPELINE_VERSION = "8"
+# tables as cells; 9: regions of lines run together split into lines).
+PIPELINE_VERSION = "9"
 
 
 def preprocessing_signature(binarize: bool, page_models: str = "") -> str:

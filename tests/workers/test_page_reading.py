@@ -183,3 +183,46 @@ def test_reading_order_reads_columns_under_a_centred_title_whole_even_where_both
     boxes = footer + right + left + title
     order = reading_order(boxes)
     assert [boxes[i] for i in order] == title + left + right + footer
+
+
+def _drawn(faces, rows, size=(600, 900), font_px=28):
+    """A white page with each (x, y, text) of ``rows`` drawn in black."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(img)
+    for x, y, text, px in rows:
+        draw.text((x, y), text, font=faces[0].pil(px or font_px), fill="black")
+    return np.asarray(img)
+
+
+def _quad(x0, y0, x1, y1):
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+
+
+BODY = [(40, 40, "付款方式为银行转账", 0), (40, 90, "检验合格后办理入库", 0), (40, 140, "地址电话及开户银行", 0)]
+BODY_QUADS = [_quad(30, 32, 320, 78), _quad(30, 82, 320, 128), _quad(30, 132, 320, 178)]
+
+
+def test_lines_the_detector_ran_together_are_split_into_lines(faces):
+    from engine.detect import split_stacked
+
+    amounts = ["272.64", "442.07", "17.74", "2680.39"]
+    page = _drawn(faces, BODY + [(400, 300 + 34 * i, a, 0) for i, a in enumerate(amounts)])
+    stack = _quad(390, 292, 520, 300 + 34 * len(amounts) + 4)  # one region over four set-tight lines
+    quads = split_stacked(page, BODY_QUADS + [stack])
+    assert len(quads) == 3 + len(amounts)
+    for i, q in enumerate(quads[3:]):
+        top, bottom = q[:, 1].min(), q[:, 1].max()
+        assert top < 300 + 34 * i + 14 < bottom  # each holds its own line's middle
+        assert bottom - top < 45 and q[:, 0].min() >= 385
+
+
+def test_a_vertical_column_and_a_large_title_are_not_split(faces):
+    from engine.detect import split_stacked
+
+    column = [(450, 250 + 40 * i, ch, 0) for i, ch in enumerate("上海明远科技")]
+    page = _drawn(faces, BODY + column + [(40, 500, "三言二品", 80)])
+    tall = [_quad(440, 242, 490, 250 + 40 * 6 + 4), _quad(30, 490, 380, 600)]
+    quads = split_stacked(page, BODY_QUADS + tall)
+    assert len(quads) == 5 and all(np.array_equal(a, b) for a, b in zip(quads[3:], tall))
