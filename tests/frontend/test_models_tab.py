@@ -1,6 +1,7 @@
-"""Staff's models tab in a real browser: a dataset is adapted from the page (the job is queued on
-the training queue), a candidate's report is shown beside the active model's, the gate refuses
-it, and promoting it anyway takes a written reason that lands in the audit log."""
+"""Staff's models tab in a real browser: a dataset is adapted and the served model distilled from
+the page (the jobs are queued on the training queue), a candidate's report is shown beside the
+active model's, the gate refuses it, and promoting it anyway takes a written reason that lands in
+the audit log."""
 
 from __future__ import annotations
 
@@ -57,6 +58,20 @@ def test_staff_adapt_a_dataset_compare_a_model_and_promote_it_only_with_a_reason
     assert (job.kind, job.params["dataset"], job.params["student"]) == ("adapt", dataset.pk, "active")
     assert (queues.TRAIN, job.pk) in sent
     expect(page.locator(f"#training-jobs [data-job-id='{job.pk}']")).to_contain_text("排队中")
+
+    # a warm-started distillation of the served model, with the steps and lines chosen on the page
+    page.fill("#distill-steps", "300")
+    page.fill("#distill-lines", "64")
+    page.click("#distill-form button[type=submit]")
+    expect(page.locator("#distill-status")).to_contain_text("蒸馏任务")
+    warm = DistillJob.objects.exclude(pk=job.pk).get()
+    assert warm.kind == "distill" and warm.params["warm_start"] is True
+    assert (warm.params["steps"], warm.params["cache_lines"], warm.params["student"]) == (300, 64, "ppocrv6-tiny")
+    assert (queues.TRAIN, warm.pk) in sent
+    expect(page.locator(f"#training-jobs [data-job-id='{warm.pk}']")).to_contain_text("distill")
+    page.fill("#distill-steps", "0")  # the browser refuses it before the API would
+    page.click("#distill-form button[type=submit]")
+    assert DistillJob.objects.count() == 2
 
     item = page.locator(f"#model-list [data-model-id='{candidate.pk}']")
     item.get_by_role("button", name="与当前模型对比").click()

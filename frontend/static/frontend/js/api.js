@@ -239,4 +239,10 @@ export function startAdaptation(datasetId) {
   return request("distill-jobs", { method: "POST", body: JSON.stringify(body), json: true });
 }
 
+/** A warm-started distillation of the served recogniser from the teacher (docs/models.md). */
+export function startWarmDistillation(steps, cacheLines) {
+  const body = { kind: "distill", params: { warm_start: true, steps, cache_lines: cacheLines } };
+  return request("distill-jobs", { method: "POST", body: JSON.stringify(body), json: true });
+}
+
 export const portalConfig = config;

@@ -11,6 +11,7 @@ import {
   modelReport,
   promoteModel,
   startAdaptation,
+  startWarmDistillation,
 } from "./api.js";
 import { announce, h, present } from "./dom.js";
 import { formatDate, gettext } from "./i18n.js";
@@ -92,6 +93,8 @@ export function initModels() {
   const datasetSelect = document.getElementById("adapt-dataset");
   const adaptForm = document.getElementById("adapt-form");
   const adaptStatus = document.getElementById("adapt-status");
+  const distillForm = document.getElementById("distill-form");
+  const distillStatus = document.getElementById("distill-status");
   const jobList = document.getElementById("training-jobs");
   const modelList = document.getElementById("model-list");
   let timer = 0;
@@ -179,17 +182,30 @@ export function initModels() {
     await Promise.all([loadDatasets(), loadJobs(), loadModels()]);
   }
 
-  adaptForm.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    try {
-      const job = await startAdaptation(Number(datasetSelect.value));
-      say(adaptStatus, gettext("Adaptation job %(id)s started.", { id: job.id }));
-      await loadJobs();
-    } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
-      say(adaptStatus, err.message, true);
-    }
-  });
+  // a form that starts a training job: the job's number when it is queued, the API's refusal if not
+  function starts(form, status, start, started) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const job = await start();
+        say(status, started(job));
+        await loadJobs();
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        say(status, err.message, true);
+      }
+    });
+  }
+
+  starts(adaptForm, adaptStatus, () => startAdaptation(Number(datasetSelect.value)), (job) =>
+    gettext("Adaptation job %(id)s started.", { id: job.id }),
+  );
+  starts(
+    distillForm,
+    distillStatus,
+    () => startWarmDistillation(Number(distillForm.elements.steps.value), Number(distillForm.elements.cache_lines.value)),
+    (job) => gettext("Distillation job %(id)s started.", { id: job.id }),
+  );
 
   return {
     async activate() {
