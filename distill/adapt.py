@@ -226,38 +226,44 @@ def general_folder(out: Path, seed: int, lines: int) -> Path:
     return folder
 
 
-def _candidates(run: AdaptRun, held: Path | None, general: Path):
-    """(alpha, held-back accuracy or None, general accuracy) of the weights ``alpha`` of the way from
-    the start to the run's average, each exported to ``candidate-<alpha>.onnx`` (at step 0: the start)."""
+def _candidates(run: AdaptRun, held: Path | None, general: Path, guard: float):
+    """(alpha, held-back accuracy or None, general accuracy, package) of the weights ``alpha`` of the
+    way from the start to the run's average, each exported to ``candidate-<alpha>.onnx`` (at step 0:
+    the start) and, with ``guard`` >= 0, paired with the start (``pair.guarded_pair``, margin
+    ``guard``) in ``guarded-<alpha>.onnx``, which is what is scored and kept."""
+    from .pair import guarded_pair
     from .warmstart import export, interpolate_weights, score
 
     for alpha in ALPHAS if run.step else (0.0,):
         lineage = {**run.lineage, "steps": run.step, "ema_decay": run.ema_decay, "interpolate": alpha}
         values = interpolate_weights(run.start, run.ema, alpha)
         path = export(run.model, run.student, run.out / f"candidate-{alpha}.onnx", lineage, values, 0.0, run.suffix)
+        if guard >= 0 and alpha > 0:
+            path = guarded_pair(run.student, path, run.out / f"guarded-{alpha}.onnx", guard)
         domain = score(path, [str(held)])[held.name] if held else None
-        yield alpha, domain, score(path, [str(general)])[general.name]
+        yield alpha, domain, score(path, [str(general)])[general.name], path
 
 
-def _evaluate(run: AdaptRun, held: Path | None, general: Path, best: dict, margin: float) -> bool:
-    """Score each interpolation of the current weights on the held-back lines and the general lines;
-    of those that read the general lines within ``margin`` of the start, the one that reads the
-    held-back lines best (without held-back lines: the one furthest from the start) is this
-    evaluation's. It becomes ``best.onnx`` when it beats the best so far. True when it does."""
+def _evaluate(run: AdaptRun, held: Path | None, general: Path, best: dict, margin: float, guard: float = -1.0) -> bool:
+    """Score each interpolation of the current weights (guarded, with ``guard`` >= 0) on the
+    held-back lines and the general lines; of those that read the general lines within ``margin`` of
+    the start, the one that reads the held-back lines best (without held-back lines: the one
+    furthest from the start) is this evaluation's. It becomes ``best.onnx`` when it beats the best
+    so far. True when it does."""
     floor = best.get("general_before", 0.0) - margin
-    rows = list(_candidates(run, held, general))
+    rows = list(_candidates(run, held, general, guard))
     allowed = [r for r in rows if r[2] >= floor] or rows[:1]
-    alpha, domain, general_acc = max(allowed, key=lambda r: (r[1] if r[1] is not None else 0.0, r[0]))
+    alpha, domain, general_acc, path = max(allowed, key=lambda r: (r[1] if r[1] is not None else 0.0, r[0]))
     # dev_* keys: an evaluation, not a loss term, for the job's progress and curves (engine.report)
     record = {"step": run.step, "dev_char_accuracy": domain, "dev_general_char_accuracy": general_acc}
     run.metrics({**record, "dev_alpha": alpha})
-    run.log(json.dumps({**record, "alpha": alpha, "tried": rows}))
+    run.log(json.dumps({**record, "alpha": alpha, "tried": [r[:3] for r in rows]}))
     best.setdefault("general_before", general_acc)
     best.setdefault("before", domain)
     key = domain if domain is not None else run.step
     if "key" in best and key <= best["key"]:
         return False
-    shutil.copyfile(run.out / f"candidate-{alpha}.onnx", run.out / "best.onnx")
+    shutil.copyfile(path, run.out / "best.onnx")
     best.update({"dev_char_accuracy": domain, "general": general_acc, "alpha": alpha, "step": run.step, "key": key})
     (run.out / "best.json").write_text(json.dumps(best))
     return True
@@ -282,12 +288,14 @@ def adapt(
     anchor: str = "start",
     augment: float = 0.5,
     l2sp: float = 0.0,
+    guard_margin: float = 0.05,
     seed: int = 0,
     threads: int = 1,
     log=print,
 ) -> dict:
-    """Adapt ``student`` to ``dataset``; the best package is ``out/adapted.onnx``. Returns the
-    run's summary (also ``out/adapt.json``): held-back accuracy before and after, the best step,
+    """Adapt ``student`` to ``dataset``; the best package is ``out/adapted.onnx``: guarded by the
+    start (``pair.guarded_pair``, margin ``guard_margin``; negative: the adapted weights alone).
+    Returns the run's summary (also ``out/adapt.json``): held-back accuracy before and after, the best step,
     the lines used and those left out."""
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -300,16 +308,17 @@ def adapt(
     general = general_folder(out, seed, general_lines)
     args = (out, student, batch_size, lr, {"ctc": 1.0, "kd": kd_weight}, seed, 0.99, log)
     run = AdaptRun(replay_cache, items, domain_share, *args, anchor=anchor, augment=augment, l2sp=l2sp)
+    run.guard_margin = guard_margin
     run.resume()
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})
     best = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else {}
     if run.step == 0:
-        _evaluate(run, held, general, best, forget_margin)
+        _evaluate(run, held, general, best, forget_margin, guard_margin)
     stale = best.get("stale", 0)
     while run.step < steps and stale < patience:
         _train_until(run, steps, 0, 10**9, 300, None, (), 0, stop=min(steps, run.step + eval_every))
         run.save()
-        improved = _evaluate(run, held, general, best, forget_margin)
+        improved = _evaluate(run, held, general, best, forget_margin, guard_margin)
         stale = 0 if improved or held is None else stale + 1  # no held-back lines: no early stop
         best["stale"] = stale
         (run.out / "best.json").write_text(json.dumps(best))
@@ -341,6 +350,7 @@ def _finish(run: AdaptRun, dataset, items, held, problems, best, steps, t0) -> d
         "alpha": best.get("alpha"),
         "general_before": best.get("general_before"),
         "general_after": best.get("general"),
+        "guard_margin": run.guard_margin,
         "steps_run": run.step,
         "stopped_early": run.step < steps,
         # over every call that finished (a resumed or finished run given again adds its own)

@@ -733,7 +733,7 @@ def _cmd_adapt(args) -> int:
     )
     keys = (
         *("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience"),
-        *("forget_margin", "general_lines", "anchor", "augment", "l2sp"),
+        *("forget_margin", "general_lines", "anchor", "augment", "l2sp", "guard_margin"),
     )
     summary = adapt(
         args.dataset,
@@ -783,6 +783,13 @@ def _adapt_command(sub) -> None:
         type=float,
         default=0.0,
         help="L2-SP: weight of the squared distance of the weights from the start (0: none)",
+    )
+    p.add_argument(
+        "--guard-margin",
+        type=float,
+        default=0.05,
+        help="the package pairs the adapted model with the start, taking the adapted reading of a line "
+        "where it is surer by this much (distill/pair.py); negative: the adapted weights alone",
     )
     p.add_argument(
         "--anchor",

@@ -348,6 +348,7 @@ ADAPT_DEFAULTS = {
     "forget_margin": 0.002,
     "general_lines": 300,
     "anchor": "start",
+    "guard_margin": 0.05,
     "seed": 0,
 }
 ADAPT_LIMITS = {
@@ -361,6 +362,7 @@ ADAPT_LIMITS = {
     "patience": (int, 1, 1000),
     "forget_margin": (float, 0.0, 1.0),
     "general_lines": (int, 8, 100_000),
+    "guard_margin": (float, -1.0, 1.0),
     "seed": (int, 0, 2**31 - 1),
     "threads": (int, 1, 256),
 }

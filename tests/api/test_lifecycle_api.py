@@ -165,6 +165,7 @@ def test_an_adaptation_job_adapts_the_active_model_to_a_dataset(staff, monkeypat
     assert cmd[cmd.index("--teacher") + 1] == str(settings.OCR_MODELS_DIR / "reference" / "ppocrv6_small_rec.onnx")
     assert (cmd[cmd.index("--steps") + 1], cmd[cmd.index("--patience") + 1]) == ("40", "2")
     assert cmd[cmd.index("--replay-root") + 1].endswith("replay")
+    assert cmd[cmd.index("--guard-margin") + 1] == "0.05"  # guarded by the start unless told otherwise
 
 
 @pytest.mark.parametrize(
@@ -177,6 +178,7 @@ def test_an_adaptation_job_adapts_the_active_model_to_a_dataset(staff, monkeypat
         ({"domain_share": 0}, "domain_share must lie in"),
         ({"alpha": 0.5}, "not parameters of an adaptation job: alpha"),
         ({"anchor": "nothing"}, "anchor must be start"),
+        ({"guard_margin": 2}, "guard_margin must lie in"),
     ],
 )
 def test_bad_adaptation_parameters_are_refused(staff, params, message):

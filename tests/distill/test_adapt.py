@@ -14,6 +14,7 @@ import torch
 from distill import adapt, domains, warmstart
 from distill.data import held_back, read_labels, write_labels
 from engine.inference import Recognizer
+from engine.modelfile import file_sha256
 from engine.modelpkg import REFERENCE_FILES, ModelSpec
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -92,7 +93,7 @@ def test_an_adaptation_run_mixes_batches_stops_early_resumes_and_keeps_its_best(
     monkeypatch.setattr(warmstart, "SHARD", 4)
     replay = tmp_path / "replay"
     kw = dict(replay_lines=8, general_lines=12, batch_size=4, lr=1e-3, eval_every=2, seed=2, threads=1)
-    kw["log"] = lambda _: None
+    kw.update(log=lambda _: None, guard_margin=-1.0)  # the adapted weights alone (guarded: below)
     summary = adapt.adapt(dot_lines / "adapt", tmp_path / "run", TINY, SMALL, replay, steps=4, patience=10, **kw)
     assert summary["steps_run"] == 4 and summary["lines"] + summary["held_back_lines"] == 24
     assert summary["held_back_lines"] == len(read_labels(tmp_path / "run" / "held_back")) > 0
@@ -134,8 +135,12 @@ def test_a_dataset_with_no_held_back_line_trains_every_step_and_exports_the_last
     kw["log"] = lambda _: None
     summary = adapt.adapt(folder, tmp_path / "run", TINY, SMALL, tmp_path / "replay", steps=3, **kw)
     assert summary["held_back_lines"] == 0 and summary["steps_run"] == 3 and summary["stopped_early"] is False
-    assert summary["held_back_before"] is None and summary["best_step"] == 3
-    assert Recognizer(tmp_path / "run" / "adapted.onnx", threads=1).spec.name == "ppocrv6-tiny-rec-adapted"
+    assert summary["held_back_before"] is None and summary["best_step"] == 3 and summary["guard_margin"] == 0.05
+    # by default the package is the adapted model guarded by its start (distill/pair.py)
+    package = tmp_path / "run" / "adapted.onnx"
+    assert Recognizer(package, threads=1).spec.name == "ppocrv6-tiny-rec-adapted-guarded"
+    guard = json.loads(ModelSpec.from_file(package).extra["guard"])
+    assert guard == {"start": str(TINY), "start_sha256": file_sha256(TINY), "margin": 0.05}
 
 
 def test_replayed_lines_learn_the_starting_models_own_reading_and_nothing_at_the_start(tmp_path, monkeypatch):
