@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from distill.page_eval import accuracy, groups, read_suite  # noqa: E402
 from engine.modelpkg import SERVED_DEFAULT  # noqa: E402
+from engine.served import CASCADE_BELOW  # noqa: E402
 
 MODELS = ROOT / "models"
 
@@ -33,7 +34,7 @@ def main(argv=None) -> int:
         "--model", default=str(MODELS / SERVED_DEFAULT), help="the recogniser (default: the served one)"
     )
     parser.add_argument("--cascade", default=None, help="a stronger recogniser re-reading lines below --below")
-    parser.add_argument("--below", type=float, default=0.7)
+    parser.add_argument("--below", type=float, default=CASCADE_BELOW, help="the cascade's threshold (the served one)")
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args(argv)
     rows = read_suite(

@@ -48,14 +48,16 @@ def page_scores(truth: list[str], read: list[str]) -> tuple[int, int, int]:
     return ordered, min(free, ordered), len(gt)
 
 
-def page_pipeline(model: str | Path, cascade: str | Path | None = None, below: float = 0.7):
+def page_pipeline(model: str | Path, cascade: str | Path | None = None, below: float | None = None):
     """(line batcher, page reader, recogniser) as a worker builds them, at one thread."""
-    from engine.served import served_pipeline
+    from engine.served import CASCADE_BELOW, served_pipeline
 
-    return served_pipeline(MODELS, model, cascade, below)
+    return served_pipeline(MODELS, model, cascade, CASCADE_BELOW if below is None else below)
 
 
-def read_suite(data: str | Path, model, cascade=None, below: float = 0.7, limit: int | None = None, on_row=None):
+def read_suite(
+    data: str | Path, model, cascade=None, below: float | None = None, limit: int | None = None, on_row=None
+):
     """One row per page of the suite at ``data``: layout, capture, seconds, both accuracies."""
     import cv2
 

@@ -17,7 +17,7 @@ from .modelpkg import REFERENCE_FILES, SERVED_DEFAULT
 
 LM_FILE = "lm/zh_char5.arpa.gz"
 DECODER = DecoderConfig("beam", BeamSettings(alpha=0.3, beta=2.5), 0.2)
-CASCADE_BELOW = 0.7
+CASCADE_BELOW = 0.8
 
 
 def served_pipeline(

@@ -254,7 +254,7 @@ OCR_DIRECTION_MODEL = env_str("OCR_DIRECTION_MODEL", str(OCR_MODELS_DIR / REFERE
 # confidence below OCR_CASCADE_BELOW is read again by this stronger, slower recogniser in the same
 # worker (empty: off). 0.7 was chosen on the out-of-distribution suite's photographed lines.
 OCR_CASCADE_MODEL = env_str("OCR_CASCADE_MODEL", str(OCR_MODELS_DIR / REFERENCE_FILES["ppocrv6-small"]))
-OCR_CASCADE_BELOW = env_float("OCR_CASCADE_BELOW", 0.7, minimum=0.0)
+OCR_CASCADE_BELOW = env_float("OCR_CASCADE_BELOW", 0.8, minimum=0.0)
 # Decoding (engine.decoder, docs/serving.md "Language-aware decoding"): "beam" sends the lines
 # where some step was in doubt (a winner below 1 - OCR_BEAM_DOUBT) through the CTC prefix beam search
 # with the character language model; "greedy" reads every line greedily. Lines of a request with
