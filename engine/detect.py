@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .lines import runs_over
+from .lines import ink_mask, merge_close, runs_over
 from .modelfile import read_metadata
 from .sessions import ort_session
 
@@ -331,21 +331,11 @@ def line_height(quads: list[np.ndarray]) -> float | None:
 def _ink_rows(crop: np.ndarray, line_h: float) -> list[tuple[int, int, int, int]]:
     """(x0, y0, x1, y1) of each row of ink in a crop: rows whose ink share is a fifth of the
     fullest row's, joined over gaps under a fifth of a line, at least 0.4 lines high."""
-    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop
-    gray = cv2.medianBlur(gray, 3)
-    _, ink = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    if ink.mean() > 0.5:
-        ink = 1 - ink
+    ink = ink_mask(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY) if crop.ndim == 3 else crop)
     profile = np.convolve(ink.mean(axis=1), np.ones(3) / 3, mode="same")
     runs = runs_over(profile, 0.2 * float(profile.max())) if profile.max() > 0 else []
-    joined: list[list[int]] = []
-    for a, b in runs:
-        if joined and a - joined[-1][1] < 0.2 * line_h:
-            joined[-1][1] = b
-        else:
-            joined.append([a, b])
     rows = []
-    for a, b in joined:
+    for a, b in merge_close(runs, math.ceil(0.2 * line_h) - 1):  # gaps under a fifth of a line
         if b - a < 0.4 * line_h:
             continue
         cols = np.flatnonzero(ink[a:b].sum(axis=0) >= 2)

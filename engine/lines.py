@@ -45,7 +45,8 @@ def runs_over(profile: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     return runs
 
 
-def _merge_close(runs: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+def merge_close(runs: list[tuple[int, int]], gap: float) -> list[tuple[int, int]]:
+    """The runs, each joined to the one before when at most ``gap`` lies between them."""
     merged: list[tuple[int, int]] = []
     for a, b in runs:
         if merged and a - merged[-1][1] <= gap:
@@ -86,7 +87,7 @@ def find_lines(gray: np.ndarray, min_height: int = 6) -> list[Box]:
         if band_h < min_height:
             continue
         cols = mask[y0:y1].sum(axis=0).astype(np.float32)
-        segments = _merge_close(runs_over(cols, threshold=0.0), gap=max(2, int(2.5 * band_h)))
+        segments = merge_close(runs_over(cols, threshold=0.0), gap=max(2, int(2.5 * band_h)))
         for x0, x1 in segments:
             if (x1 - x0) < max(2, band_h // 4) and (x1 - x0) * band_h < 4 * min_height**2:
                 continue  # a speck
