@@ -130,10 +130,11 @@ class AdaptRun(WarmRun):
         anchor="start",
         augment=0.5,
         l2sp=0.0,
+        guard_margin=-1.0,
         **kwargs,
     ):
         super().__init__(replay_cache, *args, **kwargs)
-        self.augment, self.l2sp = augment, l2sp
+        self.augment, self.l2sp, self.guard_margin = augment, l2sp, guard_margin
         self.anchor = None
         if anchor == "start":
             self.anchor = WarmStudent(self.student, self.axis).eval()
@@ -226,11 +227,11 @@ def general_folder(out: Path, seed: int, lines: int) -> Path:
     return folder
 
 
-def _candidates(run: AdaptRun, held: Path | None, general: Path, guard: float):
+def _candidates(run: AdaptRun, held: Path | None, general: Path):
     """(alpha, held-back accuracy or None, general accuracy, package) of the weights ``alpha`` of the
     way from the start to the run's average, each exported to ``candidate-<alpha>.onnx`` (at step 0:
-    the start) and, with ``guard`` >= 0, paired with the start (``pair.guarded_pair``, margin
-    ``guard``) in ``guarded-<alpha>.onnx``, which is what is scored and kept."""
+    the start) and, with the run's ``guard_margin`` >= 0, paired with the start
+    (``pair.guarded_pair``) in ``guarded-<alpha>.onnx``, which is what is scored and kept."""
     from .pair import guarded_pair
     from .warmstart import export, interpolate_weights, score
 
@@ -238,20 +239,20 @@ def _candidates(run: AdaptRun, held: Path | None, general: Path, guard: float):
         lineage = {**run.lineage, "steps": run.step, "ema_decay": run.ema_decay, "interpolate": alpha}
         values = interpolate_weights(run.start, run.ema, alpha)
         path = export(run.model, run.student, run.out / f"candidate-{alpha}.onnx", lineage, values, 0.0, run.suffix)
-        if guard >= 0 and alpha > 0:
-            path = guarded_pair(run.student, path, run.out / f"guarded-{alpha}.onnx", guard)
+        if run.guard_margin >= 0 and alpha > 0:
+            path = guarded_pair(run.student, path, run.out / f"guarded-{alpha}.onnx", run.guard_margin)
         domain = score(path, [str(held)])[held.name] if held else None
         yield alpha, domain, score(path, [str(general)])[general.name], path
 
 
-def _evaluate(run: AdaptRun, held: Path | None, general: Path, best: dict, margin: float, guard: float = -1.0) -> bool:
-    """Score each interpolation of the current weights (guarded, with ``guard`` >= 0) on the
+def _evaluate(run: AdaptRun, held: Path | None, general: Path, best: dict, margin: float) -> bool:
+    """Score each interpolation of the current weights (guarded, with a ``guard_margin``) on the
     held-back lines and the general lines; of those that read the general lines within ``margin`` of
     the start, the one that reads the held-back lines best (without held-back lines: the one
     furthest from the start) is this evaluation's. It becomes ``best.onnx`` when it beats the best
     so far. True when it does."""
     floor = best.get("general_before", 0.0) - margin
-    rows = list(_candidates(run, held, general, guard))
+    rows = list(_candidates(run, held, general))
     allowed = [r for r in rows if r[2] >= floor] or rows[:1]
     alpha, domain, general_acc, path = max(allowed, key=lambda r: (r[1] if r[1] is not None else 0.0, r[0]))
     # dev_* keys: an evaluation, not a loss term, for the job's progress and curves (engine.report)
@@ -307,18 +308,19 @@ def adapt(
     held = held_back_folder(dataset, out / "held_back")
     general = general_folder(out, seed, general_lines)
     args = (out, student, batch_size, lr, {"ctc": 1.0, "kd": kd_weight}, seed, 0.99, log)
-    run = AdaptRun(replay_cache, items, domain_share, *args, anchor=anchor, augment=augment, l2sp=l2sp)
-    run.guard_margin = guard_margin
+    run = AdaptRun(
+        replay_cache, items, domain_share, *args, anchor=anchor, augment=augment, l2sp=l2sp, guard_margin=guard_margin
+    )
     run.resume()
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})
     best = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else {}
     if run.step == 0:
-        _evaluate(run, held, general, best, forget_margin, guard_margin)
+        _evaluate(run, held, general, best, forget_margin)
     stale = best.get("stale", 0)
     while run.step < steps and stale < patience:
         _train_until(run, steps, 0, 10**9, 300, None, (), 0, stop=min(steps, run.step + eval_every))
         run.save()
-        improved = _evaluate(run, held, general, best, forget_margin, guard_margin)
+        improved = _evaluate(run, held, general, best, forget_margin)
         stale = 0 if improved or held is None else stale + 1  # no held-back lines: no early stop
         best["stale"] = stale
         (run.out / "best.json").write_text(json.dumps(best))

@@ -41,21 +41,24 @@ class _Nodes:
         return out
 
     def const(self, name: str, value: np.ndarray) -> str:
+        """A constant initialiser, under a name of its own."""
         from onnx import numpy_helper
 
-        self.graph.initializer.append(numpy_helper.from_array(value, f"{self.prefix}{name}"))
-        return f"{self.prefix}{name}"
+        self.count += 1
+        unique = f"{self.prefix}{name}_{self.count}"
+        self.graph.initializer.append(numpy_helper.from_array(value, unique))
+        return unique
 
     def reduce(self, op: str, x: str, axis: int) -> str:
         """ReduceMax/ReduceSum over ``axis``, dropped (the axes became an input at opset 13 for
         ReduceSum and 18 for ReduceMax)."""
         if self.opset >= (13 if op == "ReduceSum" else 18):
-            return self(op, [x, self.const(f"axis{axis}_{self.count}", np.array([axis], np.int64))], keepdims=0)
+            return self(op, [x, self.const("axes", np.array([axis], np.int64))], keepdims=0)
         return self(op, [x], axes=[axis], keepdims=0)
 
     def unsqueeze(self, x: str, axes: list[int]) -> str:
         if self.opset >= 13:
-            return self("Unsqueeze", [x, self.const(f"unsq_{self.count}", np.array(axes, np.int64))])
+            return self("Unsqueeze", [x, self.const("axes", np.array(axes, np.int64))])
         return self("Unsqueeze", [x], axes=axes)
 
 
@@ -70,15 +73,13 @@ def _confidence(nodes: _Nodes, output: str, kind: str, blank: int) -> str:
     top = nodes.reduce("ReduceMax", probs, 2)
     best = nodes("ArgMax", [probs], axis=2, keepdims=0)
     written = nodes(
-        "Cast",
-        [nodes("Not", [nodes("Equal", [best, nodes.const(f"blank_{nodes.count}", np.array(blank, np.int64))])])],
-        to=1,
+        "Cast", [nodes("Not", [nodes("Equal", [best, nodes.const("blank", np.array(blank, np.int64))])])], to=1
     )
-    logs = nodes("Log", [nodes("Max", [top, nodes.const(f"eps_{nodes.count}", np.array(1e-12, np.float32))])])
+    logs = nodes("Log", [nodes("Max", [top, nodes.const("eps", np.array(1e-12, np.float32))])])
     total = nodes.reduce("ReduceSum", nodes("Mul", [logs, written]), 1)
     count = nodes.reduce("ReduceSum", written, 1)
-    mean = nodes("Div", [total, nodes("Max", [count, nodes.const(f"one_{nodes.count}", np.array(1.0, np.float32))])])
-    zero = nodes.const(f"zero_{nodes.count}", np.array(0.0, np.float32))
+    mean = nodes("Div", [total, nodes("Max", [count, nodes.const("one", np.array(1.0, np.float32))])])
+    zero = nodes.const("zero", np.array(0.0, np.float32))
     return nodes("Where", [nodes("Greater", [count, zero]), nodes("Exp", [mean]), zero])
 
 
@@ -94,6 +95,7 @@ def guarded_pair(start: str | Path, adapted: str | Path, out: str | Path, margin
         if getattr(s_spec, key) != getattr(a_spec, key):
             raise ValueError(f"{adapted} is not an adaptation of {start}: its {key} differs")
     base, other = onnx.load(str(start)), onnx.load(str(adapted))
+    meta = {p.key: p.value for p in other.metadata_props}  # the package's contract: the adapted one's
     if _opset(base) != _opset(other):
         raise ValueError("the two graphs have different opsets")
     other = compose.add_prefix(other, "adapted/")
@@ -114,7 +116,6 @@ def guarded_pair(start: str | Path, adapted: str | Path, out: str | Path, margin
     choose = nodes.unsqueeze(nodes("Greater", [conf_adapted, bar]), [1, 2])
     nodes.prefix = ""
     graph.node.append(onnx.helper.make_node("Where", [choose, adapted_out, start_out], [out_name], name="guard/choice"))
-    meta = {p.key: p.value for p in onnx.load(str(adapted), load_external_data=False).metadata_props}
     meta["ocr.name"] = f"{a_spec.name}-guarded"
     meta["params"] = str(int(meta.get("params", 0) or 0) * 2)
     meta["guard"] = json.dumps({"start": str(start), "start_sha256": file_sha256(start), "margin": margin})
