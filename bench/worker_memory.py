@@ -37,6 +37,16 @@ SETTINGS = {
         "LD_PRELOAD": JEMALLOC,
         "MALLOC_CONF": "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0",
     },
+    "arena-on, jemalloc, quick decay": {
+        "OCR_ORT_ARENA": "1",
+        "LD_PRELOAD": JEMALLOC,
+        "MALLOC_CONF": "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0",
+    },
+    "arena-off, jemalloc, never purged": {
+        "OCR_ORT_ARENA": "0",
+        "LD_PRELOAD": JEMALLOC,
+        "MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1",
+    },
 }
 
 

@@ -1,7 +1,7 @@
 """The one place an ONNX Runtime session is opened: CPU provider, ``threads`` intra-op threads
-(0: ONNX Runtime's default), one inter-op thread, every graph optimisation. Serving, training,
-evaluation and the parity checks all open their sessions here, so a model measured anywhere runs
-as it is served."""
+(0: ONNX Runtime's default; more than one: threads that sleep, not spin, between runs), one inter-op
+thread, every graph optimisation. Serving, training, evaluation and the parity checks all open
+their sessions here, so a model measured anywhere runs as it is served."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ def ort_session(model: str | Path | bytes, threads: int = 0):
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    if threads > 1:
+        # the pool's threads sleep between runs instead of spinning: a worker's task threads run
+        # sessions side by side, and a spinning pool takes the cores the other runs need
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if not arena_enabled():

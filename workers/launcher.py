@@ -18,9 +18,11 @@ running and gives back the messages it had reserved. There is always a worker ta
   old worker keeps serving and asks again later.
 - Workers run in their own process group (a signal is passed once, not twice) and get SIGTERM
   if the launcher itself is killed.
-- Workers allocate with jemalloc when Debian's libjemalloc2 is installed (OCR_WORKER_ALLOCATOR=
-  jemalloc, the default; "system" keeps glibc's malloc): with glibc, the arenas of many task threads
-  keep what lines and pages of every size left behind; jemalloc gives it back (docs/running.md).
+- Workers allocate with glibc's malloc held to two arenas (OCR_WORKER_ALLOCATOR=system, the
+  default; MALLOC_ARENA_MAX=2 unless set): one arena per task thread would keep what lines and pages
+  of every size left behind. OCR_WORKER_ALLOCATOR=jemalloc preloads Debian's libjemalloc2, which
+  gives freed memory back (about 150 MiB less under load) but reads a page 30-40 % slower: ONNX
+  Runtime's large buffers are returned and faulted in again on every run (docs/running.md, "Memory").
 
 This module imports nothing of ours and no Django: it is a plain process supervisor.
 """
@@ -45,17 +47,27 @@ WATCHED = {RECYCLE, READY, signal.SIGCHLD, *STOP}
 PR_SET_PDEATHSIG = 1
 JEMALLOC = ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2")
 JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0"
+SYSTEM_ARENAS = "2"
 
 
 def worker_env(base: dict[str, str], launcher_pid: int) -> dict[str, str]:
-    """The workers' environment: the launcher's pid, and jemalloc preloaded unless asked not to."""
+    """The workers' environment: the launcher's pid, OpenMP on one thread, and the allocator
+    OCR_WORKER_ALLOCATOR names: glibc's held to two arenas (the default), or jemalloc preloaded
+    where it is installed."""
     env = dict(base, **{LAUNCHER_ENV: str(launcher_pid)})
-    choice = env.get("OCR_WORKER_ALLOCATOR", "jemalloc").strip().lower()
+    # OpenMP libraries (OpenBLAS under numpy, scikit-learn's under the table finder) stay on one
+    # thread: the task threads and ONNX Runtime's own pools already share the cores, and their
+    # parallel sections made a page 15-20 % slower (docs/running.md, "Memory")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    choice = env.get("OCR_WORKER_ALLOCATOR", "system").strip().lower()
     library = next((path for path in JEMALLOC if os.path.exists(path)), None)
-    if choice == "jemalloc" and library and library not in env.get("LD_PRELOAD", ""):
-        env["LD_PRELOAD"] = " ".join(filter(None, [env.get("LD_PRELOAD", ""), library]))
+    if choice == "jemalloc" and library:
+        if library not in env.get("LD_PRELOAD", ""):
+            env["LD_PRELOAD"] = " ".join(filter(None, [env.get("LD_PRELOAD", ""), library]))
         # freed pages go back to the system within a second, from jemalloc's own thread
         env.setdefault("MALLOC_CONF", JEMALLOC_CONF)
+    else:
+        env.setdefault("MALLOC_ARENA_MAX", SYSTEM_ARENAS)
     return env
 
 
@@ -84,7 +96,9 @@ class Launcher:
         self.generations += 1
         env = worker_env(dict(os.environ), os.getpid())
         proc = subprocess.Popen(self.command, env=env, start_new_session=True, preexec_fn=_child_setup)
-        allocator = "jemalloc" if "jemalloc" in env.get("LD_PRELOAD", "") else "system malloc"
+        allocator = (
+            "jemalloc" if "jemalloc" in env.get("LD_PRELOAD", "") else f"glibc, {env['MALLOC_ARENA_MAX']} arenas"
+        )
         log.info("launcher: worker %d started (pid %d, %s)", self.generations, proc.pid, allocator)
         return proc
 

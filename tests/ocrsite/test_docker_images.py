@@ -239,8 +239,8 @@ def test_django_starts_from_the_image_files_alone_without_torch(files, tmp_path)
 
 
 def test_the_ocr_worker_runs_under_the_launcher_with_jemalloc_in_the_image(files):
-    """Compose starts the OCR worker through workers.launcher (recycling), which preloads jemalloc:
-    the image must hold both."""
+    """Compose starts the OCR worker through workers.launcher (recycling), which preloads jemalloc
+    when OCR_WORKER_ALLOCATOR=jemalloc: the image must hold both."""
     import yaml
 
     compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())

@@ -91,3 +91,16 @@ def test_without_the_memory_arena_sessions_read_the_same(monkeypatch, recognizer
     with_arena = recognize_array(np.asarray(img), LineBatcher(lambda: recognizer, max_wait_ms=1), "a")
     without = recognize_array(np.asarray(img), LineBatcher(lambda: plain, max_wait_ms=1), "b")
     assert with_arena.text == without.text and with_arena.text[0] == "购买方名称：上海明远科技有限公司"
+
+
+def test_sessions_of_several_threads_sleep_between_runs_and_read_the_same(recognizer):
+    """A session of more than one intra-op thread (OCR_ORT_THREADS, 2 by default) has threads that
+    sleep between runs instead of spinning, so the worker's task threads keep the cores; one thread
+    has no pool to spin. The outputs are the one-thread session's within float32 rounding."""
+    two = Recognizer(MODEL, threads=2)
+    assert two.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    one = Recognizer(MODEL, threads=1)
+    with pytest.raises(RuntimeError):  # no such entry: ONNX Runtime's default
+        one.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+    x = np.random.default_rng(3).uniform(-1, 1, (2, 3, 48, 320)).astype(np.float32)
+    assert np.allclose(two.outputs(x), one.outputs(x), atol=1e-4)

@@ -138,17 +138,23 @@ def test_the_launcher_pid_is_taken_only_from_our_own_parent(monkeypatch, value):
     assert Recycler(1, 0).launcher_pid is None  # pid 1 is not this test's parent
 
 
-def test_workers_get_jemalloc_unless_asked_for_the_system_allocator(tmp_path, monkeypatch):
+def test_workers_get_glibc_with_two_arenas_unless_asked_for_jemalloc(tmp_path, monkeypatch):
     from workers import launcher
 
     library = tmp_path / "libjemalloc.so.2"
     library.write_bytes(b"")
     monkeypatch.setattr(launcher, "JEMALLOC", ("/nonexistent/libjemalloc.so.2", str(library)))
-    env = launcher.worker_env({"LD_PRELOAD": "/opt/other.so"}, 77)
-    assert env["LD_PRELOAD"] == f"/opt/other.so {library}" and env["OCR_WORKER_LAUNCHER_PID"] == "77"
-    assert env["MALLOC_CONF"] == launcher.JEMALLOC_CONF
-    assert launcher.worker_env({"MALLOC_CONF": "narenas:2"}, 77)["MALLOC_CONF"] == "narenas:2"  # an operator's own
+    env = launcher.worker_env({"LD_PRELOAD": "/opt/other.so"}, 77)  # the default: glibc's malloc
+    assert env["LD_PRELOAD"] == "/opt/other.so" and env["OCR_WORKER_LAUNCHER_PID"] == "77"
+    assert env["MALLOC_ARENA_MAX"] == "2" and "MALLOC_CONF" not in env and env["OMP_NUM_THREADS"] == "1"
+    assert launcher.worker_env({"OMP_NUM_THREADS": "4"}, 77)["OMP_NUM_THREADS"] == "4"  # an operator's own
+    assert launcher.worker_env({"MALLOC_ARENA_MAX": "4"}, 77)["MALLOC_ARENA_MAX"] == "4"  # an operator's own
+    env = launcher.worker_env({"LD_PRELOAD": "/opt/other.so", "OCR_WORKER_ALLOCATOR": "jemalloc"}, 77)
+    assert env["LD_PRELOAD"] == f"/opt/other.so {library}" and env["MALLOC_CONF"] == launcher.JEMALLOC_CONF
+    assert "MALLOC_ARENA_MAX" not in env
     assert launcher.worker_env(env, 77)["LD_PRELOAD"] == env["LD_PRELOAD"]  # not twice
-    assert "LD_PRELOAD" not in launcher.worker_env({"OCR_WORKER_ALLOCATOR": "system"}, 77)
+    chosen = {"OCR_WORKER_ALLOCATOR": "jemalloc", "MALLOC_CONF": "narenas:2"}
+    assert launcher.worker_env(chosen, 77)["MALLOC_CONF"] == "narenas:2"  # an operator's own
     monkeypatch.setattr(launcher, "JEMALLOC", ("/nonexistent/libjemalloc.so.2",))
-    assert "LD_PRELOAD" not in launcher.worker_env({}, 77)  # not installed: glibc's malloc
+    env = launcher.worker_env({"OCR_WORKER_ALLOCATOR": "jemalloc"}, 77)  # not installed: glibc's malloc
+    assert "LD_PRELOAD" not in env and env["MALLOC_ARENA_MAX"] == "2"
