@@ -5,7 +5,7 @@ read on the domain's 300 test lines (which the adaptation never sees) and on eve
 frozen out-of-distribution suite, through the serving path at one thread.
 
     .venv/bin/python -m bench.adaptation [--domain dot-matrix --domain brush] [--threads 1] \\
-        [--root runs/adapt] [--student models/ppocrv6_tiny_warm.onnx]
+        [--root runs/adapt] [--student models/ppocrv6_tiny_warm.onnx] [--adapt-args "--lr 2e-4"]
 
 Runs resume (``adapt`` checkpoints); a finished run is only scored again. Prints one JSON record
 per domain and a table: domain test lines before/after, each frozen subset before/after, the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -44,6 +45,7 @@ def run_domain(domain: str, args) -> dict:
         *(sys.executable, "-m", "distill", "adapt", "--quiet"),
         *("--dataset", str(data / "adapt"), "--out", str(out), "--student", args.student),
         *("--replay-cache", str(root / "replay"), "--threads", str(args.threads)),
+        *shlex.split(args.adapt_args),
     ]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -71,6 +73,7 @@ def main() -> int:
     parser.add_argument("--root", default="runs/adapt")
     parser.add_argument("--student", default="models/ppocrv6_tiny_warm.onnx")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--adapt-args", default="", help='more options for `distill adapt`, e.g. "--lr 2e-4"')
     args = parser.parse_args()
     rows = []
     for domain in args.domain or DOMAINS:
