@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from workers.launcher import JEMALLOC_CONF
 from workers.recycle import rss_mib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,16 +33,8 @@ SETTINGS = {
     "arena-off": {"OCR_ORT_ARENA": "0"},
     "arena-off, MALLOC_ARENA_MAX=2": {"OCR_ORT_ARENA": "0", "MALLOC_ARENA_MAX": "2"},
     "arena-off, jemalloc": {"OCR_ORT_ARENA": "0", "LD_PRELOAD": JEMALLOC},
-    "arena-off, jemalloc, quick decay": {
-        "OCR_ORT_ARENA": "0",
-        "LD_PRELOAD": JEMALLOC,
-        "MALLOC_CONF": "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0",
-    },
-    "arena-on, jemalloc, quick decay": {
-        "OCR_ORT_ARENA": "1",
-        "LD_PRELOAD": JEMALLOC,
-        "MALLOC_CONF": "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0",
-    },
+    "arena-off, jemalloc, quick decay": {"OCR_ORT_ARENA": "0", "LD_PRELOAD": JEMALLOC, "MALLOC_CONF": JEMALLOC_CONF},
+    "arena-on, jemalloc, quick decay": {"OCR_ORT_ARENA": "1", "LD_PRELOAD": JEMALLOC, "MALLOC_CONF": JEMALLOC_CONF},
     "arena-off, jemalloc, never purged": {
         "OCR_ORT_ARENA": "0",
         "LD_PRELOAD": JEMALLOC,

@@ -21,7 +21,7 @@ running and gives back the messages it had reserved. There is always a worker ta
 - Workers allocate with glibc's malloc held to two arenas (OCR_WORKER_ALLOCATOR=system, the
   default; MALLOC_ARENA_MAX=2 unless set): one arena per task thread would keep what lines and pages
   of every size left behind. OCR_WORKER_ALLOCATOR=jemalloc preloads Debian's libjemalloc2, which
-  gives freed memory back (about 150 MiB less under load) but reads a page 30-40 % slower: ONNX
+  gives freed memory back (about 200 MiB less under load) but reads a page 40-70 % slower: ONNX
   Runtime's large buffers are returned and faulted in again on every run (docs/running.md, "Memory").
 
 This module imports nothing of ours and no Django: it is a plain process supervisor.
@@ -57,7 +57,7 @@ def worker_env(base: dict[str, str], launcher_pid: int) -> dict[str, str]:
     env = dict(base, **{LAUNCHER_ENV: str(launcher_pid)})
     # OpenMP libraries (OpenBLAS under numpy, scikit-learn's under the table finder) stay on one
     # thread: the task threads and ONNX Runtime's own pools already share the cores, and their
-    # parallel sections made a page 15-20 % slower (docs/running.md, "Memory")
+    # parallel sections made a page 15-20 % slower (docs/serving.md)
     env.setdefault("OMP_NUM_THREADS", "1")
     choice = env.get("OCR_WORKER_ALLOCATOR", "system").strip().lower()
     library = next((path for path in JEMALLOC if os.path.exists(path)), None)
