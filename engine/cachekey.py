@@ -9,8 +9,9 @@ import hashlib
 # 4: pages read by the learned detector, lines with polygons, upside-down pages turned;
 # 5: per-character confidences, the beam search with the language model for doubtful lines;
 # 6: one-line images read whole, reading order by gutters; 7: every character's box; 8: ruled
-# tables as cells; 9: regions of lines run together split into lines).
-PIPELINE_VERSION = "9"
+# tables as cells; 9: regions of lines run together split into lines; 10: a line touching the
+# line above by a thin bridge of the detector's map found apart instead of lost).
+PIPELINE_VERSION = "10"
 
 
 def preprocessing_signature(binarize: bool, page_models: str = "") -> str:

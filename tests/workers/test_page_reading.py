@@ -226,3 +226,37 @@ def test_a_vertical_column_and_a_large_title_are_not_split(faces):
     tall = [_quad(440, 242, 490, 250 + 40 * 6 + 4), _quad(30, 490, 380, 600)]
     quads = split_stacked(page, BODY_QUADS + tall)
     assert len(quads) == 5 and all(np.array_equal(a, b) for a, b in zip(quads[3:], tall))
+
+
+def _map_with(*rects, value=0.9, shape=(120, 400)):
+    prob = np.zeros(shape, np.float32)
+    for x0, y0, x1, y1 in rects:
+        prob[y0:y1, x0:x1] = value
+    return prob
+
+
+SPEC = DetSpec(name="t", thresh=0.2, box_thresh=0.4, unclip_ratio=1.6)
+
+
+def test_a_short_last_line_touching_the_line_above_is_found_apart_not_lost():
+    from engine.detect import db_boxes
+
+    # a line's kernel (8 px thick), a two-pixel bridge down from its left end, and a one-character
+    # kernel under it: an L whose rectangle is mostly empty and scores under the box threshold
+    prob = _map_with((20, 20, 360, 28), (24, 28, 26, 34), (20, 34, 32, 46))
+    boxes = db_boxes(prob, SPEC, 1.0, 1.0, 400, 120)
+    assert len(boxes) == 2
+    (line, line_score), (char, char_score) = sorted(boxes, key=lambda b: -(b[0][:, 0].max() - b[0][:, 0].min()))
+    assert line_score >= 0.4 and char_score >= 0.4
+    assert line[:, 0].max() > 350 and line[:, 1].max() < 40  # the line, not reaching down to the character
+    assert char[:, 0].max() < 50 and char[:, 1].min() > 24  # the character, under the line's left end
+
+
+def test_a_faint_line_stays_dropped_and_a_clear_one_stays_whole():
+    from engine.detect import db_boxes
+
+    assert db_boxes(_map_with((20, 20, 360, 28), value=0.3), SPEC, 1.0, 1.0, 400, 120) == []
+    boxes = db_boxes(_map_with((20, 20, 360, 28), (20, 60, 200, 68)), SPEC, 2.0, 2.0, 800, 240)
+    assert len(boxes) == 2 and all(score > 0.85 for _, score in boxes)
+    widths = sorted(round(float(q[:, 0].max() - q[:, 0].min())) for q, _ in boxes)
+    assert widths[0] > 2 * 180 and widths[1] > 2 * 340  # grown back, in the page's coordinates
