@@ -3,7 +3,8 @@
 Every line of the given labels.tsv folders (the out-of-distribution suite: `make ood-suite`) is read
 as a worker reads a one-line image (``pipeline.recognize_array``: the line whole, the worker's
 beam decoder with its language model), once by the served recogniser and once by the cascade's
-(PP-OCRv6 small by default), one intra-op thread, one line at a time. For each threshold the
+(PP-OCRv6 small by default), one intra-op thread (``--threads``: as many as the OCR worker's
+``OCR_ORT_THREADS``), one line at a time. For each threshold the
 cascade's answer replaces the default's on the lines whose confidence is below it; time per line
 is the default's plus the cascade's on the lines re-read. Then the chosen threshold is run for
 real through a LineBatcher with the cascade on, to check the simulation.
@@ -109,9 +110,15 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="lines per folder, spread evenly")
     parser.add_argument("--threshold", type=float, action="append", default=None)
     parser.add_argument("--check", type=float, default=None, help="run this threshold for real")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="ONNX Runtime threads per session (the OCR worker runs OCR_ORT_THREADS=2)",
+    )
     args = parser.parse_args(argv)
     decoder = served_decoder()
-    default, strong = Recognizer(args.model, threads=1), Recognizer(args.cascade, threads=1)
+    default, strong = Recognizer(args.model, threads=args.threads), Recognizer(args.cascade, threads=args.threads)
     sets = {}
     for folder in args.data:
         items = read_labels(folder)

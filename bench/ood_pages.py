@@ -3,7 +3,8 @@ training pages never have, laid out by Pango, degraded by augraphy).
 
 Each page is read as a worker reads it (``pipeline.recognize_array`` with the detector, the
 direction classifier, the served recogniser, the worker's decoder with its language model, and the
-cascade when ``--cascade`` names a model), one page at a time, one ONNX Runtime thread. Page char
+cascade when ``--cascade`` names a model), one page at a time, one ONNX Runtime thread per session
+(``--threads``: as many as the OCR worker's ``OCR_ORT_THREADS``). Page char
 accuracy in reading order (lines joined, NFKC, whitespace dropped, 1 - edits/chars) and order-free
 (the lines read put in the order of the true lines they match), per layout and capture, and seconds per page.
 
@@ -36,6 +37,12 @@ def main(argv=None) -> int:
     parser.add_argument("--cascade", default=None, help="a stronger recogniser re-reading lines below --below")
     parser.add_argument("--below", type=float, default=CASCADE_BELOW, help="the cascade's threshold (the served one)")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="ONNX Runtime threads per session (the OCR worker runs OCR_ORT_THREADS=2)",
+    )
     args = parser.parse_args(argv)
     rows = read_suite(
         args.data,
@@ -44,6 +51,7 @@ def main(argv=None) -> int:
         args.below,
         args.limit,
         on_row=lambda row: print(json.dumps(row, ensure_ascii=False), flush=True),
+        threads=args.threads,
     )
     cascade = f"{Path(args.cascade).name} below {args.below}" if args.cascade else "off"
     print(f"\nmodel {Path(args.model).name}; cascade {cascade}\n")

@@ -48,15 +48,22 @@ def page_scores(truth: list[str], read: list[str]) -> tuple[int, int, int]:
     return ordered, min(free, ordered), len(gt)
 
 
-def page_pipeline(model: str | Path, cascade: str | Path | None = None, below: float | None = None):
-    """(line batcher, page reader, recogniser) as a worker builds them, at one thread."""
+def page_pipeline(model: str | Path, cascade: str | Path | None = None, below: float | None = None, threads: int = 1):
+    """(line batcher, page reader, recogniser) as a worker builds them, at ``threads`` ONNX Runtime
+    threads per session (one by default; the OCR worker runs ``OCR_ORT_THREADS``, two)."""
     from engine.served import CASCADE_BELOW, served_pipeline
 
-    return served_pipeline(MODELS, model, cascade, CASCADE_BELOW if below is None else below)
+    return served_pipeline(MODELS, model, cascade, CASCADE_BELOW if below is None else below, threads)
 
 
 def read_suite(
-    data: str | Path, model, cascade=None, below: float | None = None, limit: int | None = None, on_row=None
+    data: str | Path,
+    model,
+    cascade=None,
+    below: float | None = None,
+    limit: int | None = None,
+    on_row=None,
+    threads: int = 1,
 ):
     """One row per page of the suite at ``data``: layout, capture, seconds, both accuracies."""
     import cv2
@@ -65,7 +72,7 @@ def read_suite(
 
     from .ood_pages import read_pages
 
-    batcher, reader, _ = page_pipeline(model, cascade, below)
+    batcher, reader, _ = page_pipeline(model, cascade, below, threads)
     rows = []
     for page in read_pages(Path(data))[:limit]:
         rgb = cv2.imread(str(Path(data) / page["image"]), cv2.IMREAD_COLOR)[:, :, ::-1].copy()
