@@ -131,10 +131,11 @@ class AdaptRun(WarmRun):
         augment=0.5,
         l2sp=0.0,
         guard_margin=-1.0,
+        join=0.0,
         **kwargs,
     ):
         super().__init__(replay_cache, *args, **kwargs)
-        self.augment, self.l2sp, self.guard_margin = augment, l2sp, guard_margin
+        self.augment, self.l2sp, self.guard_margin, self.join = augment, l2sp, guard_margin, join
         self.anchor = None
         if anchor == "start":
             self.anchor = WarmStudent(self.student, self.axis).eval()
@@ -155,14 +156,17 @@ class AdaptRun(WarmRun):
         return self.l2sp * sum(((params[k] - self.start[k]) ** 2).sum() for k in self.start if params[k].requires_grad)
 
     def augmented(self, item: dict, rng: np.random.Generator) -> dict:
-        """A dataset line as this step sees it: stretched or squeezed by up to 15 %, then degraded by
-        the seed's augmentations at ``augment`` strength (300 lines are learnt by heart within ten
-        epochs; seen a little differently every time, they teach the domain instead)."""
+        """A dataset line as this step sees it: with probability ``join`` set beside another dataset
+        line (``joined``), stretched or squeezed by up to 15 %, then degraded by the seed's
+        augmentations at ``augment`` strength (300 lines are learnt by heart within ten epochs; seen
+        a little differently every time, they teach the domain instead)."""
         import cv2
 
         from .augment import degrade
 
         gray = item["images"].numpy().astype(np.float32).mean(0).astype(np.uint8)
+        if self.join > 0 and rng.random() < self.join:
+            item, gray = self.joined(item, gray, rng)
         h, w = gray.shape
         gray = cv2.resize(gray, (max(8, round(w * rng.uniform(0.85, 1.15))), h), interpolation=cv2.INTER_LINEAR)
         line = torch.from_numpy(to_input(np.repeat(degrade(gray, rng, self.augment)[:, :, None], 3, axis=2), self.spec))
@@ -172,10 +176,32 @@ class AdaptRun(WarmRun):
         targets = {"top_idx": torch.zeros(steps, item["top_idx"].shape[1], dtype=item["top_idx"].dtype), "top_p": top_p}
         return {**item, **targets, "images": line, "feats": torch.zeros(steps, item["feats"].shape[1])}
 
+    def joined(self, item: dict, gray: np.ndarray, rng: np.random.Generator) -> tuple[dict, np.ndarray]:
+        """The line followed by another of the dataset's, their margins between them trimmed to a
+        tenth to a fifth of a line height in all (no wider than the gap between two characters:
+        the label has no space there), and its label followed by the other's: the same characters
+        in new neighbours and at new places in the line, which 300 short lines alone do not give."""
+        other = self.items[self.dataset[int(rng.integers(len(self.dataset)))]]
+        second = other["images"].numpy().astype(np.float32).mean(0).astype(np.uint8)
+        h = gray.shape[0]
+        paper = int(np.median(np.concatenate([gray[:, :2].ravel(), gray[:, -2:].ravel()])))
+        margin = max(1, round(h * rng.uniform(0.05, 0.1)))
+
+        def inked(img: np.ndarray) -> tuple[int, int]:
+            cols = np.flatnonzero((img < paper - 40).sum(axis=0) > 0)
+            return (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, img.shape[1])
+
+        end = min(gray.shape[1], inked(gray)[1] + margin)
+        start = max(0, inked(second)[0] - margin)
+        labels = torch.cat([item["labels"], other["labels"]])
+        return {**item, "labels": labels, "texts": item["texts"] + other["texts"]}, np.hstack(
+            [gray[:, :end], second[:, start:]]
+        )
+
     def seen(self, i: int) -> dict:
         """Line ``i`` as this step sees it: a dataset line augmented (``augmented``), a replayed one as cached."""
         item = self.items[i]
-        if self.augment > 0 and item.get("trusted"):
+        if (self.augment > 0 or self.join > 0) and item.get("trusted"):
             return self.augmented(item, np.random.default_rng([self.seed, self.step, i]))
         return item
 
@@ -290,6 +316,7 @@ def adapt(
     augment: float = 0.5,
     l2sp: float = 0.0,
     guard_margin: float = 0.05,
+    join: float = 0.0,
     seed: int = 0,
     threads: int = 1,
     log=print,
@@ -309,7 +336,15 @@ def adapt(
     general = general_folder(out, seed, general_lines)
     args = (out, student, batch_size, lr, {"ctc": 1.0, "kd": kd_weight}, seed, 0.99, log)
     run = AdaptRun(
-        replay_cache, items, domain_share, *args, anchor=anchor, augment=augment, l2sp=l2sp, guard_margin=guard_margin
+        replay_cache,
+        items,
+        domain_share,
+        *args,
+        anchor=anchor,
+        augment=augment,
+        l2sp=l2sp,
+        guard_margin=guard_margin,
+        join=join,
     )
     run.resume()
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})

@@ -733,7 +733,7 @@ def _cmd_adapt(args) -> int:
     )
     keys = (
         *("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience"),
-        *("forget_margin", "general_lines", "anchor", "augment", "l2sp", "guard_margin"),
+        *("forget_margin", "general_lines", "anchor", "augment", "l2sp", "guard_margin", "join"),
     )
     summary = adapt(
         args.dataset,
@@ -778,6 +778,9 @@ def _adapt_command(sub) -> None:
     )
     p.add_argument("--general-lines", type=int, default=300, help="general lines the run never trains on")
     p.add_argument("--augment", type=float, default=0.5, help="strength of the dataset lines' augmentation (0: none)")
+    p.add_argument(
+        "--join", type=float, default=0.0, help="the share of dataset lines seen set beside another dataset line"
+    )
     p.add_argument(
         "--l2sp",
         type=float,

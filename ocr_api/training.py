@@ -348,6 +348,8 @@ ADAPT_DEFAULTS = {
     "forget_margin": 0.002,
     "general_lines": 300,
     "anchor": "start",
+    "augment": 0.5,
+    "join": 0.0,
     "guard_margin": 0.05,
     "seed": 0,
 }
@@ -362,6 +364,8 @@ ADAPT_LIMITS = {
     "patience": (int, 1, 1000),
     "forget_margin": (float, 0.0, 1.0),
     "general_lines": (int, 8, 100_000),
+    "augment": (float, 0.0, 1.0),
+    "join": (float, 0.0, 1.0),
     "guard_margin": (float, -1.0, 1.0),
     "seed": (int, 0, 2**31 - 1),
     "threads": (int, 1, 256),

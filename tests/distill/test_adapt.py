@@ -181,3 +181,25 @@ def test_a_dataset_line_is_seen_a_little_differently_at_every_step(tmp_path, dot
         first["images"][1, :, :, : run.items[0]["images"].shape[2]],
         warmstart.normalise(run.items[0]["images"][None], spec)[0],
     )
+
+
+def test_a_dataset_line_can_be_seen_beside_another_with_both_labels(tmp_path, dot_lines, monkeypatch):
+    monkeypatch.setattr(warmstart, "SHARD", 4)
+    replay = warmstart.build_cache(tmp_path / "replay", 4, TINY, SMALL, seed=5, log=lambda _: None)
+    spec = ModelSpec.from_file(TINY)
+    axis = warmstart.CharAxis.build(spec, ModelSpec.from_file(SMALL))
+    items, _ = adapt.dataset_lines(dot_lines / "adapt", axis, spec, warmstart.OnnxTeacher(SMALL, axis))
+    args = (tmp_path / "run", TINY, 4, 1e-3, {"ctc": 1.0, "kd": 1.0}, 5, 0.9, None)
+    run = adapt.AdaptRun(replay, items[:3], 0.5, *args, augment=0.0, join=1.0)
+    first = len(run.replay)
+    seen = run.seen(first)
+    texts = [it["texts"] for it in items[:3]]
+    assert seen["texts"].startswith(texts[0]) and seen["texts"][len(texts[0]) :] in texts
+    other = items[texts.index(seen["texts"][len(texts[0]) :])]
+    assert torch.equal(seen["labels"], torch.cat([items[0]["labels"], other["labels"]]))
+    width = items[0]["images"].shape[2] + other["images"].shape[2]
+    assert seen["images"].shape[2] >= 0.6 * width  # both lines (margins trimmed, squeezed by at most 15 %)
+    assert seen["top_idx"].shape[0] == seen["images"].shape[2] // spec.width_multiple
+    assert run.items[first]["texts"] == texts[0]  # the dataset itself is unchanged
+    plain = adapt.AdaptRun(replay, items[:3], 0.5, *args, augment=0.5).seen(first)
+    assert plain["texts"] == texts[0] and torch.equal(plain["labels"], items[0]["labels"])
