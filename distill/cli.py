@@ -765,7 +765,7 @@ def _adapt_command(sub) -> None:
     p.add_argument("--replay-lines", type=int, default=2000)
     p.add_argument("--steps", type=int, default=1500, help="at most this many steps")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--domain-share", type=float, default=0.5, help="the dataset's share of each batch")
     p.add_argument("--kd-weight", type=float, default=1.0, help="KD on the replayed lines")
     p.add_argument("--eval-every", type=int, default=200)
@@ -773,13 +773,13 @@ def _adapt_command(sub) -> None:
     p.add_argument(
         "--forget-margin",
         type=float,
-        default=0.002,
+        default=0.005,
         help="the most the adapted model may read the general lines worse than the start (fraction)",
     )
     p.add_argument("--general-lines", type=int, default=300, help="general lines the run never trains on")
     p.add_argument("--augment", type=float, default=0.5, help="strength of the dataset lines' augmentation (0: none)")
     p.add_argument(
-        "--join", type=float, default=0.0, help="the share of dataset lines seen set beside another dataset line"
+        "--join", type=float, default=0.5, help="the share of dataset lines seen set beside another dataset line"
     )
     p.add_argument(
         "--l2sp",

@@ -155,7 +155,7 @@ def test_an_adaptation_job_adapts_the_active_model_to_a_dataset(staff, monkeypat
     response = staff.post("/ocr/v1/distill-jobs", {"kind": "adapt", "params": params}, format="json")
     assert response.status_code == 201, response.content
     job = DistillJob.objects.get(pk=response.json()["id"])
-    assert job.params["student"] == "active" and job.params["lr"] == 1e-4 and job.params["replay_lines"] == 2000
+    assert job.params["student"] == "active" and job.params["lr"] == 2e-4 and job.params["replay_lines"] == 2000
     # the package served when the job starts is the one adapted, and the job remembers which
     assert _training_data(job) == tmp_path
     assert job.params["student_file"] == active_model().file_path

@@ -105,7 +105,7 @@ def test_an_adaptation_run_mixes_batches_stops_early_resumes_and_keeps_its_best(
     assert {r["dev_alpha"] for r in evaluations[1:]} <= set(adapt.ALPHAS)
     # what is kept reads the general lines (never trained on) within the margin of the start
     assert summary["general_before"] == evaluations[0]["dev_general_char_accuracy"]
-    assert summary["alpha"] == 0.0 or summary["general_after"] >= summary["general_before"] - 0.002
+    assert summary["alpha"] == 0.0 or summary["general_after"] >= summary["general_before"] - 0.005
     assert len(read_labels(tmp_path / "run" / "general")) == 12
     adapted = Recognizer(tmp_path / "run" / "adapted.onnx", threads=1)
     assert adapted.spec.name == "ppocrv6-tiny-rec-adapted"
