@@ -102,7 +102,7 @@ def print_table(names: list[str], base: dict, alone: dict, rows: list[dict]) -> 
     )
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", action="append", required=True)
     parser.add_argument("--model", default=str(MODELS / REFERENCE_FILES["ppocrv6-tiny"]))
@@ -116,7 +116,11 @@ def main(argv=None) -> int:
         default=1,
         help="ONNX Runtime threads per session (the OCR worker runs OCR_ORT_THREADS=2)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     decoder = served_decoder()
     default, strong = Recognizer(args.model, threads=args.threads), Recognizer(args.cascade, threads=args.threads)
     sets = {}

@@ -335,17 +335,8 @@ def adapt(
     held = held_back_folder(dataset, out / "held_back")
     general = general_folder(out, seed, general_lines)
     args = (out, student, batch_size, lr, {"ctc": 1.0, "kd": kd_weight}, seed, 0.99, log)
-    run = AdaptRun(
-        replay_cache,
-        items,
-        domain_share,
-        *args,
-        anchor=anchor,
-        augment=augment,
-        l2sp=l2sp,
-        guard_margin=guard_margin,
-        join=join,
-    )
+    opts = {"anchor": anchor, "augment": augment, "l2sp": l2sp, "guard_margin": guard_margin, "join": join}
+    run = AdaptRun(replay_cache, items, domain_share, *args, **opts)
     run.resume()
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})
     best = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else {}
