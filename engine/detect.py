@@ -251,23 +251,27 @@ def _joined_parts(bitmap: np.ndarray, contour: np.ndarray) -> list[np.ndarray]:
     return parts
 
 
+def _scored(prob: np.ndarray, contour: np.ndarray, spec: DetSpec):
+    """(minAreaRect, score) of a contour of the map; None when its rectangle is under the smallest box."""
+    rect = cv2.minAreaRect(contour)
+    if min(rect[1]) < spec.min_box_size:
+        return None
+    return rect, _box_score(prob, cv2.boxPoints(rect))
+
+
 def _kernels(prob: np.ndarray, bitmap: np.ndarray, contour: np.ndarray, spec: DetSpec):
     """(minAreaRect, score) of each text region in one contour of the map: the contour itself when
     its rectangle scores at least ``box_thresh``, else its parts (``_joined_parts``) that do."""
-    rect = cv2.minAreaRect(contour)
-    if min(rect[1]) < spec.min_box_size:
+    whole = _scored(prob, contour, spec)
+    if whole is None:
         return
-    score = _box_score(prob, cv2.boxPoints(rect))
-    if score >= spec.box_thresh:
-        yield rect, score
+    if whole[1] >= spec.box_thresh:
+        yield whole
         return
     for part in _joined_parts(bitmap, contour):
-        rect = cv2.minAreaRect(part)
-        if min(rect[1]) < spec.min_box_size:
-            continue
-        score = _box_score(prob, cv2.boxPoints(rect))
-        if score >= spec.box_thresh:
-            yield rect, score
+        scored = _scored(prob, part, spec)
+        if scored is not None and scored[1] >= spec.box_thresh:
+            yield scored
 
 
 def db_boxes(

@@ -159,12 +159,18 @@ def test_replayed_lines_learn_the_starting_models_own_reading_and_nothing_at_the
     assert teacher["kd"] > 3 * start["kd"]  # the teacher reads them otherwise
 
 
-def test_a_dataset_line_is_seen_a_little_differently_at_every_step(tmp_path, dot_lines, monkeypatch):
+def _replay_and_dataset(tmp_path, dot_lines, monkeypatch):
+    """(a 4-line replay cache, the student's spec, the dot-matrix dataset's learnable lines)."""
     monkeypatch.setattr(warmstart, "SHARD", 4)
     replay = warmstart.build_cache(tmp_path / "replay", 4, TINY, SMALL, seed=5, log=lambda _: None)
     spec = ModelSpec.from_file(TINY)
     axis = warmstart.CharAxis.build(spec, ModelSpec.from_file(SMALL))
     items, _ = adapt.dataset_lines(dot_lines / "adapt", axis, spec, warmstart.OnnxTeacher(SMALL, axis))
+    return replay, spec, items
+
+
+def test_a_dataset_line_is_seen_a_little_differently_at_every_step(tmp_path, dot_lines, monkeypatch):
+    replay, spec, items = _replay_and_dataset(tmp_path, dot_lines, monkeypatch)
     run = adapt.AdaptRun(replay, items[:3], 0.5, tmp_path / "run", TINY, 4, 1e-3, {"ctc": 1.0, "kd": 1.0}, 5, 0.9, None)
     first = run.batch_for([len(run.replay), 0])
     again = run.batch_for([len(run.replay), 0])
@@ -184,11 +190,7 @@ def test_a_dataset_line_is_seen_a_little_differently_at_every_step(tmp_path, dot
 
 
 def test_a_dataset_line_can_be_seen_beside_another_with_both_labels(tmp_path, dot_lines, monkeypatch):
-    monkeypatch.setattr(warmstart, "SHARD", 4)
-    replay = warmstart.build_cache(tmp_path / "replay", 4, TINY, SMALL, seed=5, log=lambda _: None)
-    spec = ModelSpec.from_file(TINY)
-    axis = warmstart.CharAxis.build(spec, ModelSpec.from_file(SMALL))
-    items, _ = adapt.dataset_lines(dot_lines / "adapt", axis, spec, warmstart.OnnxTeacher(SMALL, axis))
+    replay, spec, items = _replay_and_dataset(tmp_path, dot_lines, monkeypatch)
     args = (tmp_path / "run", TINY, 4, 1e-3, {"ctc": 1.0, "kd": 1.0}, 5, 0.9, None)
     run = adapt.AdaptRun(replay, items[:3], 0.5, *args, augment=0.0, join=1.0)
     first = len(run.replay)
