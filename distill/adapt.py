@@ -132,10 +132,14 @@ class AdaptRun(WarmRun):
         l2sp=0.0,
         guard_margin=-1.0,
         join=0.0,
+        dataset_kd=0.0,
         **kwargs,
     ):
         super().__init__(replay_cache, *args, **kwargs)
         self.augment, self.l2sp, self.guard_margin, self.join = augment, l2sp, guard_margin, join
+        self.dataset_kd, self.teach = dataset_kd, None
+        if dataset_kd > 0:  # the teacher reads each dataset line as the step sees it
+            self.teach = OnnxTeacher(self.lineage["teacher"], self.axis, threads=torch.get_num_threads(), feature=None)
         self.anchor = None
         if anchor == "start":
             self.anchor = WarmStudent(self.student, self.axis).eval()
@@ -171,9 +175,14 @@ class AdaptRun(WarmRun):
         gray = cv2.resize(gray, (max(8, round(w * rng.uniform(0.85, 1.15))), h), interpolation=cv2.INTER_LINEAR)
         line = torch.from_numpy(to_input(np.repeat(degrade(gray, rng, self.augment)[:, :, None], 3, axis=2), self.spec))
         steps = line.shape[2] // self.spec.width_multiple
-        top_p = torch.zeros(steps, item["top_p"].shape[1], dtype=item["top_p"].dtype)
-        top_p[:, 0] = 1
-        targets = {"top_idx": torch.zeros(steps, item["top_idx"].shape[1], dtype=item["top_idx"].dtype), "top_p": top_p}
+        k = item["top_idx"].shape[1]
+        if self.teach is not None:
+            idx, p, _ = self.teach(line.numpy(), k)
+            targets = {"top_idx": torch.from_numpy(idx), "top_p": torch.from_numpy(p)}
+        else:  # blank targets: the teacher's KD is not learnt on this line
+            top_p = torch.zeros(steps, k, dtype=item["top_p"].dtype)
+            top_p[:, 0] = 1
+            targets = {"top_idx": torch.zeros(steps, k, dtype=item["top_idx"].dtype), "top_p": top_p}
         return {**item, **targets, "images": line, "feats": torch.zeros(steps, item["feats"].shape[1])}
 
     def joined(self, item: dict, gray: np.ndarray, rng: np.random.Generator) -> tuple[dict, np.ndarray]:
@@ -206,17 +215,27 @@ class AdaptRun(WarmRun):
         return item
 
     def batch_for(self, group: list[int]) -> dict:
+        """The batch's lines and what each learns (``kd_on``, a weight per line): a replayed line
+        the anchor's distribution (or, anchored to the teacher, the teacher's where it reads the
+        line); a dataset line its label by CTC, and with ``dataset_kd`` the teacher's distribution
+        too, where the teacher reads the line as the step sees it."""
         batch = collate([self.seen(i) for i in group], self.spec)
+        trusted = batch["trusted"].float()
+        own = trusted * batch["readable"].float() * self.dataset_kd
         if self.anchor is None:
+            batch["kd_on"] = batch["readable"].float() * (1 - trusted) + own
             return batch
         with torch.no_grad():
             logp, _ = self.anchor(batch["images"])
-        k = batch["top_idx"].shape[-1]
-        values, indices = logp.exp().topk(k, dim=-1)
-        batch["top_idx"], batch["top_p"] = indices, values / values.sum(-1, keepdim=True).clamp_min(1e-12)
-        batch["lengths"] = batch["lengths"].clamp_max(logp.shape[1])
+        k, steps = batch["top_idx"].shape[-1], min(logp.shape[1], batch["top_idx"].shape[1])
+        values, indices = logp[:, :steps].exp().topk(k, dim=-1)
+        values = values / values.sum(-1, keepdim=True).clamp_min(1e-12)
+        teacher = (own > 0)[:, None, None]
+        batch["top_idx"] = torch.where(teacher, batch["top_idx"][:, :steps], indices)
+        batch["top_p"] = torch.where(teacher, batch["top_p"][:, :steps], values)
+        batch["lengths"] = batch["lengths"].clamp_max(steps)
         batch["readable"] = torch.zeros_like(batch["readable"])  # no CTC on replayed lines
-        batch["kd_on"] = torch.ones_like(batch["readable"])
+        batch["kd_on"] = (1 - trusted) + own
         return batch
 
     def groups(self):
@@ -317,6 +336,7 @@ def adapt(
     l2sp: float = 0.0,
     guard_margin: float = 0.05,
     join: float = 0.5,
+    dataset_kd: float = 0.0,
     seed: int = 0,
     threads: int = 1,
     log=print,
@@ -336,6 +356,7 @@ def adapt(
     general = general_folder(out, seed, general_lines)
     args = (out, student, batch_size, lr, {"ctc": 1.0, "kd": kd_weight}, seed, 0.99, log)
     opts = {"anchor": anchor, "augment": augment, "l2sp": l2sp, "guard_margin": guard_margin, "join": join}
+    opts["dataset_kd"] = dataset_kd
     run = AdaptRun(replay_cache, items, domain_share, *args, **opts)
     run.resume()
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})

@@ -733,7 +733,7 @@ def _cmd_adapt(args) -> int:
     )
     keys = (
         *("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience"),
-        *("forget_margin", "general_lines", "anchor", "augment", "l2sp", "guard_margin", "join"),
+        *("forget_margin", "general_lines", "anchor", "augment", "l2sp", "guard_margin", "join", "dataset_kd"),
     )
     summary = adapt(
         args.dataset,
@@ -781,6 +781,22 @@ def _adapt_command(sub) -> None:
     p.add_argument(
         "--join", type=float, default=0.5, help="the share of dataset lines seen set beside another dataset line"
     )
+    _adapt_learning_options(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quiet", action="store_true", help="progress only in metrics.jsonl")
+    p.set_defaults(func=_cmd_adapt)
+
+
+def _adapt_learning_options(p) -> None:
+    """What the adaptation learns besides the dataset's labels, and what its package keeps of the start."""
+    p.add_argument(
+        "--dataset-kd",
+        type=float,
+        default=0.0,
+        help="weight of the teacher's KD on the dataset's lines, as each step sees them, where the teacher "
+        "reads them (0: labels only)",
+    )
     p.add_argument(
         "--l2sp",
         type=float,
@@ -800,10 +816,6 @@ def _adapt_command(sub) -> None:
         default="start",
         help="what the replayed lines learn: the starting model's own distribution, or the teacher's and their labels",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--quiet", action="store_true", help="progress only in metrics.jsonl")
-    p.set_defaults(func=_cmd_adapt)
 
 
 def _cmd_domain(args) -> int:

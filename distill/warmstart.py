@@ -388,9 +388,9 @@ def warm_loss(
         kl = (p * (torch.log(p.clamp_min(1e-8)) - s)).sum(-1)
         # only where the teacher reads the line: its doubt on a line degraded past reading would
         # teach the student doubt everywhere; and not on people's lines (the label is the truth).
-        # A batch may say itself which lines KD learns (``kd_on``: the adaptation's anchor).
-        kd_rows = batch["kd_on"].float() if "kd_on" in batch else readable
-        kd_mask = mask[:, :t_steps] * (kd_rows * (1 - trusted))[:, None]
+        # A batch may say itself which lines KD learns, with what weight (``kd_on``: the adaptation).
+        kd_rows = batch["kd_on"].float() if "kd_on" in batch else readable * (1 - trusted)
+        kd_mask = mask[:, :t_steps] * kd_rows[:, None]
         parts["kd"] = (kl * kd_mask).sum() / kd_mask.sum().clamp_min(1)
     if weights.get("feat", 0) > 0:
         t_steps = batch["feats"].shape[1]

@@ -350,6 +350,7 @@ ADAPT_DEFAULTS = {
     "anchor": "start",
     "augment": 0.5,
     "join": 0.5,
+    "dataset_kd": 0.0,
     "guard_margin": 0.05,
     "seed": 0,
 }
@@ -366,6 +367,7 @@ ADAPT_LIMITS = {
     "general_lines": (int, 8, 100_000),
     "augment": (float, 0.0, 1.0),
     "join": (float, 0.0, 1.0),
+    "dataset_kd": (float, 0.0, 100.0),
     "guard_margin": (float, -1.0, 1.0),
     "seed": (int, 0, 2**31 - 1),
     "threads": (int, 1, 256),

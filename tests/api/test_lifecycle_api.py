@@ -151,7 +151,14 @@ def test_an_adaptation_job_adapts_the_active_model_to_a_dataset(staff, monkeypat
     monkeypatch.setattr(queues, "send", lambda task, job_id: None)
     owner = DistillJob._meta.get_field("created_by").related_model.objects.get(username="admin")
     dataset = Dataset.objects.create(name="d", source="upload", path=str(tmp_path), lines=3, created_by=owner)
-    params = {"data_source": "dataset", "dataset": dataset.pk, "steps": 40, "patience": 2, "join": 0.5}
+    params = {
+        "data_source": "dataset",
+        "dataset": dataset.pk,
+        "steps": 40,
+        "patience": 2,
+        "join": 0.5,
+        "dataset_kd": 0.5,
+    }
     response = staff.post("/ocr/v1/distill-jobs", {"kind": "adapt", "params": params}, format="json")
     assert response.status_code == 201, response.content
     job = DistillJob.objects.get(pk=response.json()["id"])
@@ -167,6 +174,7 @@ def test_an_adaptation_job_adapts_the_active_model_to_a_dataset(staff, monkeypat
     assert cmd[cmd.index("--replay-root") + 1].endswith("replay")
     assert cmd[cmd.index("--guard-margin") + 1] == "0.05"  # guarded by the start unless told otherwise
     assert (cmd[cmd.index("--augment") + 1], cmd[cmd.index("--join") + 1]) == ("0.5", "0.5")
+    assert cmd[cmd.index("--dataset-kd") + 1] == "0.5"
 
 
 @pytest.mark.parametrize(
@@ -181,6 +189,7 @@ def test_an_adaptation_job_adapts_the_active_model_to_a_dataset(staff, monkeypat
         ({"anchor": "nothing"}, "anchor must be start"),
         ({"guard_margin": 2}, "guard_margin must lie in"),
         ({"join": 1.5}, "join must lie in"),
+        ({"dataset_kd": -1}, "dataset_kd must lie in"),
     ],
 )
 def test_bad_adaptation_parameters_are_refused(staff, params, message):

@@ -205,3 +205,27 @@ def test_a_dataset_line_can_be_seen_beside_another_with_both_labels(tmp_path, do
     assert run.items[first]["texts"] == texts[0]  # the dataset itself is unchanged
     plain = adapt.AdaptRun(replay, items[:3], 0.5, *args, augment=0.5).seen(first)
     assert plain["texts"] == texts[0] and torch.equal(plain["labels"], items[0]["labels"])
+
+
+def test_with_dataset_kd_a_dataset_line_also_learns_the_teachers_reading_of_it_as_the_step_sees_it(
+    tmp_path, dot_lines, monkeypatch
+):
+    replay, spec, items = _replay_and_dataset(tmp_path, dot_lines, monkeypatch)
+    args = (tmp_path / "run", TINY, 4, 1e-3, {"ctc": 1.0, "kd": 1.0}, 5, 0.9, None)
+    run = adapt.AdaptRun(replay, items[:3], 0.5, *args, dataset_kd=0.5)
+    first = len(run.replay)
+    seen = run.seen(first)
+    teacher = warmstart.OnnxTeacher(SMALL, run.axis, feature=None)
+    idx, p, _ = teacher(seen["images"].numpy(), items[0]["top_idx"].shape[1])
+    assert torch.equal(seen["top_idx"], torch.from_numpy(idx))  # the teacher read this very image
+    assert torch.allclose(seen["top_p"].float(), torch.from_numpy(p).float())
+    batch = run.batch_for([0, first])
+    assert warmstart.teacher_reads(seen)  # a clear dot-printed line: the teacher reads it
+    assert batch["kd_on"].tolist() == [1.0, 0.5]  # the replayed line learns the anchor's reading
+    steps = min(idx.shape[0], batch["top_idx"].shape[1])
+    assert torch.equal(batch["top_idx"][1, :steps], torch.from_numpy(idx[:steps]).long())
+    # without it, the dataset line learns its label alone, and its targets are blank
+    plain = adapt.AdaptRun(replay, items[:3], 0.5, *args)
+    assert plain.teach is None
+    assert not plain.seen(first)["top_idx"].any()
+    assert plain.batch_for([0, first])["kd_on"].tolist() == [1.0, 0.0]
