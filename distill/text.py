@@ -21,6 +21,10 @@ import numpy as np
 from engine.charset import Charset, normalize
 
 DEV_PERCENT = 10
+# Faker draws dates up to the moment it is called unless told an end: the same seed then gives
+# other dates, other dev/train splits and so other lines hours later. 2026-12-01 00:00 UTC, in
+# seconds (a number, so no machine's time zone enters either).
+DATES_UNTIL = 1_796_083_200
 
 INVOICE_LABELS = (
     "发票代码",
@@ -192,7 +196,9 @@ class TextSource:
             zh.name,
             zh.company,
             zh.address,
-            lambda: zh.date(pattern=str(rng.choice(["%Y-%m-%d", "%Y年%m月%d日", "%Y/%m/%d"]))),
+            lambda: zh.date(
+                pattern=str(rng.choice(["%Y-%m-%d", "%Y年%m月%d日", "%Y/%m/%d"])), end_datetime=DATES_UNTIL
+            ),
             lambda: self._amount(rng),
             lambda: self._tax_id(rng),
             zh.phone_number,
@@ -228,7 +234,7 @@ class TextSource:
         text = [
             lambda: self._amount(rng),
             zh.phone_number,
-            lambda: zh.date(pattern="%Y-%m-%d"),
+            lambda: zh.date(pattern="%Y-%m-%d", end_datetime=DATES_UNTIL),
             lambda: "".join(map(str, rng.integers(0, 10, size=int(rng.integers(self.min_len, 2 * self.max_len))))),
             lambda: f"{rng.integers(0, 1000)}.{rng.integers(0, 100):02d}%",
             lambda: f"No.{rng.integers(10**5, 10**9)}",
