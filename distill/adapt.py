@@ -7,7 +7,7 @@ three ways:
 
 - **Two kinds of line in every batch.** ``domain_share`` of each batch are the dataset's
   training lines, learnt by CTC on their labels (people corrected them: the teacher's reading
-  does not filter them, and it does not teach them either), augmented a little differently at
+  does not filter them, and teaches them only with ``dataset_kd``), augmented a little differently at
   every step. The rest are replayed general lines (``warmstart.build_cache``: our wide mix and
   augraphy degradations) that anchor the model: by default to its own starting distribution (KD
   towards the start), or to the teacher's targets and their labels (``anchor="teacher"``).
@@ -355,8 +355,7 @@ def adapt(
     held = held_back_folder(dataset, out / "held_back")
     general = general_folder(out, seed, general_lines)
     args = (out, student, batch_size, lr, {"ctc": 1.0, "kd": kd_weight}, seed, 0.99, log)
-    opts = {"anchor": anchor, "augment": augment, "l2sp": l2sp, "guard_margin": guard_margin, "join": join}
-    opts["dataset_kd"] = dataset_kd
+    opts = dict(anchor=anchor, augment=augment, l2sp=l2sp, guard_margin=guard_margin, join=join, dataset_kd=dataset_kd)
     run = AdaptRun(replay_cache, items, domain_share, *args, **opts)
     run.resume()
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})
