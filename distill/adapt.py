@@ -8,7 +8,8 @@ three ways:
 - **Two kinds of line in every batch.** ``domain_share`` of each batch are the dataset's
   training lines, learnt by CTC on their labels (people corrected them: the teacher's reading
   does not filter them, and teaches them only with ``dataset_kd``), augmented a little differently at
-  every step. The rest are replayed general lines (``warmstart.build_cache``: our wide mix and
+  every step; with ``mix``, some are new lines set from pieces of several dataset lines
+  (``glyphs.GlyphBank``). The rest are replayed general lines (``warmstart.build_cache``: our wide mix and
   augraphy degradations) that anchor the model: by default to its own starting distribution (KD
   towards the start), or to the teacher's targets and their labels (``anchor="teacher"``).
 - **Each evaluation picks how far to go, and stops early** on the dataset's held-back lines
@@ -133,6 +134,7 @@ class AdaptRun(WarmRun):
         guard_margin=-1.0,
         join=0.0,
         dataset_kd=0.0,
+        mix=0.0,
         **kwargs,
     ):
         super().__init__(replay_cache, *args, **kwargs)
@@ -148,8 +150,25 @@ class AdaptRun(WarmRun):
         self.replay = list(range(len(self.items)))
         self.items = self.items + dataset_items
         self.dataset = list(range(len(self.replay), len(self.items)))
-        self.domain_share = domain_share
+        self.domain_share, self.mix = domain_share, mix
+        self.glyphs = self.glyph_bank() if mix > 0 else None
         self.per_epoch = max(1, len(self.dataset) // max(1, round(self.batch_size * domain_share)))
+
+    def glyph_bank(self):
+        """The dataset's lines cut between their characters where the teacher's cached
+        distribution aligns their labels (``glyphs.GlyphBank``)."""
+        from .glyphs import GlyphBank
+
+        lines = (
+            (
+                it["images"].numpy().astype(np.float32).mean(0).astype(np.uint8),
+                it["labels"].tolist(),
+                it["top_idx"].numpy(),
+                it["top_p"].float().numpy(),
+            )
+            for it in (self.items[i] for i in self.dataset)
+        )
+        return GlyphBank(lines, space=self.axis.index.get(" "))
 
     def penalty(self) -> torch.Tensor | None:
         """L2-SP: ``l2sp`` times the squared distance of the weights from where the run started
@@ -169,7 +188,11 @@ class AdaptRun(WarmRun):
         from .augment import degrade
 
         gray = item["images"].numpy().astype(np.float32).mean(0).astype(np.uint8)
-        if self.join > 0 and rng.random() < self.join:
+        if self.mix > 0 and len(self.glyphs) and rng.random() < self.mix:
+            gray, labels = self.glyphs.line(rng, len(item["labels"]))
+            text = "".join(self.axis.chars[c] for c in labels)
+            item = {**item, "labels": torch.tensor(labels, dtype=item["labels"].dtype), "texts": text}
+        elif self.join > 0 and rng.random() < self.join:
             item, gray = self.joined(item, gray, rng)
         h, w = gray.shape
         gray = cv2.resize(gray, (max(8, round(w * rng.uniform(0.85, 1.15))), h), interpolation=cv2.INTER_LINEAR)
@@ -210,7 +233,7 @@ class AdaptRun(WarmRun):
     def seen(self, i: int) -> dict:
         """Line ``i`` as this step sees it: a dataset line augmented (``augmented``), a replayed one as cached."""
         item = self.items[i]
-        if (self.augment > 0 or self.join > 0) and item.get("trusted"):
+        if (self.augment > 0 or self.join > 0 or self.mix > 0) and item.get("trusted"):
             return self.augmented(item, np.random.default_rng([self.seed, self.step, i]))
         return item
 
@@ -337,6 +360,7 @@ def adapt(
     guard_margin: float = 0.05,
     join: float = 0.5,
     dataset_kd: float = 0.0,
+    mix: float = 0.0,
     seed: int = 0,
     threads: int = 1,
     log=print,
@@ -355,7 +379,9 @@ def adapt(
     held = held_back_folder(dataset, out / "held_back")
     general = general_folder(out, seed, general_lines)
     args = (out, student, batch_size, lr, {"ctc": 1.0, "kd": kd_weight}, seed, 0.99, log)
-    opts = dict(anchor=anchor, augment=augment, l2sp=l2sp, guard_margin=guard_margin, join=join, dataset_kd=dataset_kd)
+    opts = dict(
+        anchor=anchor, augment=augment, l2sp=l2sp, guard_margin=guard_margin, join=join, dataset_kd=dataset_kd, mix=mix
+    )
     run = AdaptRun(replay_cache, items, domain_share, *args, **opts)
     run.resume()
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})

@@ -734,6 +734,7 @@ def _cmd_adapt(args) -> int:
     keys = (
         *("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience"),
         *("forget_margin", "general_lines", "anchor", "augment", "l2sp", "guard_margin", "join", "dataset_kd"),
+        "mix",
     )
     summary = adapt(
         args.dataset,
@@ -780,6 +781,13 @@ def _adapt_command(sub) -> None:
     p.add_argument("--augment", type=float, default=0.5, help="strength of the dataset lines' augmentation (0: none)")
     p.add_argument(
         "--join", type=float, default=0.5, help="the share of dataset lines seen set beside another dataset line"
+    )
+    p.add_argument(
+        "--mix",
+        type=float,
+        default=0.0,
+        help="the share of dataset lines replaced by a new line set from pieces of several dataset lines, "
+        "cut between their characters (distill/glyphs.py; 0: none)",
     )
     _adapt_learning_options(p)
     p.add_argument("--seed", type=int, default=0)

@@ -211,6 +211,34 @@ def test_a_dataset_line_can_be_seen_beside_another_with_both_labels(tmp_path, do
     assert plain["texts"] == texts[0] and torch.equal(plain["labels"], items[0]["labels"])
 
 
+def _pieces_of(text: str, lines: list[str], longest: int = 4) -> bool:
+    """Whether ``text`` is substrings of ``lines`` (each at most ``longest`` characters) in a row."""
+    ok = [True] + [False] * len(text)
+    for end in range(1, len(text) + 1):
+        ok[end] = any(ok[a] and any(text[a:end] in line for line in lines) for a in range(max(0, end - longest), end))
+    return ok[-1]
+
+
+def test_a_dataset_line_can_be_a_new_line_set_from_pieces_of_the_datasets_lines(tmp_path, dot_lines, monkeypatch):
+    replay, spec, items = _replay_and_dataset(tmp_path, dot_lines, monkeypatch)
+    args = (tmp_path / "run", TINY, 4, 1e-3, {"ctc": 1.0, "kd": 1.0}, 5, 0.9, None)
+    run = adapt.AdaptRun(replay, items[:6], 0.5, *args, augment=0.0, join=0.0, mix=1.0)
+    assert len(run.glyphs) >= 5  # the teacher aligns the labels of (nearly) every line
+    first, texts = len(run.replay), [it["texts"] for it in items[:6]]
+    new = set()
+    for step in range(4):
+        run.step = step
+        seen = run.seen(first)
+        assert len(seen["texts"]) >= len(texts[0]) and _pieces_of(seen["texts"], texts)
+        assert seen["labels"].tolist() == run.axis.encode(seen["texts"])
+        assert seen["images"].shape[1] == spec.input_height
+        assert seen["top_idx"].shape[0] == seen["images"].shape[2] // spec.width_multiple >= len(seen["labels"])
+        new.add(seen["texts"])
+    assert len(new - set(texts)) >= 3  # lines the dataset does not hold
+    assert run.items[first]["texts"] == texts[0]  # the dataset itself is unchanged
+    assert adapt.AdaptRun(replay, items[:6], 0.5, *args).glyphs is None
+
+
 def test_with_dataset_kd_a_dataset_line_also_learns_the_teachers_reading_of_it_as_the_step_sees_it(
     tmp_path, dot_lines, monkeypatch
 ):
