@@ -384,6 +384,8 @@ def adapt(
     )
     run = AdaptRun(replay_cache, items, domain_share, *args, **opts)
     run.resume()
+    if run.glyphs is not None:
+        log(f"glyph bank: {len(run.glyphs)} of {len(items)} training lines cut between their characters")
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})
     best = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else {}
     if run.step == 0:
