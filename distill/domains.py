@@ -11,8 +11,8 @@
   and unpacked into ``font_dir`` (not installed). No training pool, out-of-distribution suite or
   reserved set holds it. It covers the Japanese kanji set, 65 % of GB2312, so texts are drawn
   until the face has every glyph. Its cmap also maps 7,225 code points (Latin-1 and fullwidth
-  punctuation, ``￥``, ``吨``, ...) to empty glyphs, so a glyph counts only where it draws ink
-  (``InkedFace``; before 2026-12-07 such characters were in the labels and not on the line).
+  punctuation, ``￥``, ``吨``, ...) to empty glyphs, which ``fonts.coverage`` does not count
+  (before 2026-12-07 it did: such characters were in the labels and not on the line).
 
 Texts come from the dev split of our text source (no training line of ours has them). Each
 domain writes two folders of ``labels.tsv`` + images: ``adapt`` (what a customer corrected)
@@ -23,13 +23,10 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-
-from .fonts import Face
 
 DOMAINS = ("dot-matrix", "brush")
 BRUSH_DEB = "fonts-kouzan-mouhitsu"
@@ -53,34 +50,6 @@ def fetch_brush_font(font_dir: Path) -> Path:
         subprocess.run(["dpkg", "-x", str(deb), str(Path(tmp) / "x")], check=True)
         target.write_bytes((Path(tmp) / "x" / BRUSH_DIR / BRUSH_FILE).read_bytes())
     return target
-
-
-@lru_cache(maxsize=8)
-def inked(path: str, index: int) -> frozenset[int]:
-    """The code points whose glyph in the face draws something (the cmap may map a code point to
-    an empty glyph, which a renderer draws as nothing)."""
-    from fontTools.pens.boundsPen import BoundsPen
-    from fontTools.ttLib import TTFont
-
-    font = TTFont(path, fontNumber=index, lazy=True)
-    try:
-        glyphs, out = font.getGlyphSet(), set()
-        for cp, name in (font.getBestCmap() or {}).items():
-            pen = BoundsPen(glyphs)
-            glyphs[name].draw(pen)
-            if pen.bounds is not None:
-                out.add(cp)
-        return frozenset(out)
-    finally:
-        font.close()
-
-
-class InkedFace(Face):
-    """A face that covers a text only where every glyph draws ink."""
-
-    def covers(self, text: str) -> bool:
-        cps = inked(self.path, self.index)
-        return all(ord(c) in cps or c.isspace() for c in text)
 
 
 def _source(weights, seed: int):
@@ -148,11 +117,11 @@ def brush_line(text: str, face, rng: np.random.Generator) -> np.ndarray:
 
 
 def _faces(domain: str, font_dir: Path):
-    from .fonts import faces_for
+    from .fonts import Face, faces_for
 
     if domain == "brush":
         path = fetch_brush_font(font_dir)
-        return (InkedFace(str(path), 0, "Kouzan Mouhitsu", "Regular", "domain", BRUSH_DEB),)
+        return (Face(str(path), 0, "Kouzan Mouhitsu", "Regular", "domain", BRUSH_DEB),)
     # the printers' bitmap fonts are Song and Hei designs: the training pool's Noto faces
     return tuple(f for f in faces_for("train") if f.name in ("Noto Sans CJK SC", "Noto Serif CJK SC"))
 

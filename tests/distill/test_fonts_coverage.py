@@ -1,6 +1,6 @@
-"""A domain's face covers a text only where every glyph draws ink: a cmap may map a code point to
-an empty glyph, which renders as nothing, and a label must not hold what the line does not show
-(distill/domains.py)."""
+"""A face covers a text only where every glyph draws ink: a cmap may map a code point to an empty
+glyph, which renders as nothing, and a label must not hold what the line does not show
+(distill/fonts.py ``coverage``; the brush domain's face and one training face do so)."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,7 @@ from fontTools.fontBuilder import FontBuilder
 from fontTools.pens.ttGlyphPen import TTGlyphPen
 from PIL import Image, ImageDraw, ImageFont
 
-from distill.domains import InkedFace, inked
-from distill.fonts import Face
+from distill.fonts import Face, coverage
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +43,6 @@ def _ink(path: str, text: str) -> int:
 
 def test_a_glyph_counts_only_where_it_draws_ink(half_blank_font):
     assert _ink(half_blank_font, "A") > 0 and _ink(half_blank_font, "B") == 0  # "B" renders as nothing
-    assert inked(half_blank_font, 0) == frozenset({ord("A")})
-    args = (half_blank_font, 0, "Half", "Regular", "domain", "test")
-    assert Face(*args).covers("AB")  # the cmap alone says yes
-    face = InkedFace(*args)
-    assert face.covers("A A") and not face.covers("AB") and not face.covers("C")
+    assert coverage(half_blank_font, 0) == frozenset({ord("A")})  # the cmap maps both
+    face = Face(half_blank_font, 0, "Half", "Regular", "train", "test")
+    assert face.covers("A A") and face.covers("A") and not face.covers("AB") and not face.covers("C")
