@@ -105,14 +105,14 @@ class GlyphBank:
     """A dataset's lines cut between their characters (``char_cuts``), and new lines set from their
     pieces (``line``). ``lines``: (gray [H, W] uint8, label indices, top-k indices, top-k
     probabilities) per line; ``space``: the axis index of a space (pieces neither start nor end
-    with one), or None."""
+    with one), or None. A line whose label does not align, or is only spaces, is left out."""
 
     def __init__(self, lines, space: int | None = None, max_piece: int = 4):
         self.lines, self.space, self.max_piece = [], space, max_piece
         for gray, labels, top_idx, top_p in lines:
             labels = [int(c) for c in labels]
             cuts = char_cuts(gray, top_idx, top_p, labels)
-            if cuts is not None and np.all(np.diff(cuts) > 0):
+            if cuts is not None and np.all(np.diff(cuts) > 0) and any(c != space for c in labels):
                 self.lines.append((gray, labels, cuts, float(np.median(gray[:, : cuts[-1]]))))
 
     def __len__(self) -> int:
