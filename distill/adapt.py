@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import shutil
 import time
@@ -313,12 +314,14 @@ def _candidates(run: AdaptRun, held: Path | None, general: Path):
         yield alpha, domain, score(path, [str(general)])[general.name], path
 
 
-def _evaluate(run: AdaptRun, held: Path | None, general: Path, best: dict, margin: float) -> bool:
+def _evaluate(run: AdaptRun, held: Path | None, general: Path, best: dict, margin: float, band: float = 0.0) -> bool:
     """Score each interpolation of the current weights (guarded, with a ``guard_margin``) on the
     held-back lines and the general lines; of those that read the general lines within ``margin`` of
     the start, the one that reads the held-back lines best (without held-back lines: the one
     furthest from the start) is this evaluation's. It becomes ``best.onnx`` when it beats the best
-    so far. True when it does."""
+    so far, or, with a ``band`` (a fraction), reads the held-back lines no more than ``band`` below
+    the best so far (``_band``: a few dozen held-back lines cannot tell a later step from an
+    earlier one by less). True when it is kept."""
     floor = best.get("general_before", 0.0) - margin
     rows = list(_candidates(run, held, general))
     allowed = [r for r in rows if r[2] >= floor] or rows[:1]
@@ -330,12 +333,24 @@ def _evaluate(run: AdaptRun, held: Path | None, general: Path, best: dict, margi
     best.setdefault("general_before", general_acc)
     best.setdefault("before", domain)
     key = domain if domain is not None else run.step
-    if "key" in best and key <= best["key"]:
+    top = best.get("top", best.get("key"))
+    if top is not None and (key <= top if band <= 0 else key < top - band):
         return False
     shutil.copyfile(path, run.out / "best.onnx")
     best.update({"dev_char_accuracy": domain, "general": general_acc, "alpha": alpha, "step": run.step, "key": key})
+    best["top"] = key if top is None else max(top, key)
     (run.out / "best.json").write_text(json.dumps(best))
     return True
+
+
+def _band(held: Path | None, within: float, accuracy: float | None) -> float:
+    """``within`` standard errors of a character accuracy ``accuracy`` measured on the held-back
+    lines' characters (a binomial's: sqrt(p (1 - p) / characters)), as a fraction; 0 without
+    held-back lines or ``within``."""
+    if held is None or within <= 0 or accuracy is None:
+        return 0.0
+    chars = sum(len(text) for _, text in read_labels(held))
+    return within * math.sqrt(max(accuracy * (1 - accuracy), 1e-4) / max(1, chars))
 
 
 def adapt(
@@ -361,6 +376,7 @@ def adapt(
     join: float = 0.5,
     dataset_kd: float = 0.0,
     mix: float = 0.0,
+    noise_band: float = 0.0,
     seed: int = 0,
     threads: int = 1,
     log=print,
@@ -388,17 +404,26 @@ def adapt(
         log(f"glyph bank: {len(run.glyphs)} of {len(items)} training lines cut between their characters")
     run.metrics({"event": "start", "step": run.step, "steps": steps, "adapt": True, **run.lineage})
     best = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else {}
+    _train_and_select(run, held, general, best, (steps, eval_every, patience), forget_margin, noise_band)
+    return _finish(run, dataset, items, held, problems, best, steps, t0)
+
+
+def _train_and_select(run: AdaptRun, held, general, best: dict, schedule, forget_margin: float, noise_band: float):
+    """Train until ``steps``, evaluating every ``eval_every`` steps (``_evaluate``, with a band of
+    ``noise_band`` standard errors) and stopping after ``patience`` evaluations none of which was kept;
+    ``best`` (and ``best.json``) records where the run stands."""
+    steps, eval_every, patience = schedule
     if run.step == 0:
         _evaluate(run, held, general, best, forget_margin)
     stale = best.get("stale", 0)
     while run.step < steps and stale < patience:
         _train_until(run, steps, 0, 10**9, 300, None, (), 0, stop=min(steps, run.step + eval_every))
         run.save()
-        improved = _evaluate(run, held, general, best, forget_margin)
+        band = _band(held, noise_band, best.get("top", best.get("key")))
+        improved = _evaluate(run, held, general, best, forget_margin, band)
         stale = 0 if improved or held is None else stale + 1  # no held-back lines: no early stop
         best["stale"] = stale
         (run.out / "best.json").write_text(json.dumps(best))
-    return _finish(run, dataset, items, held, problems, best, steps, t0)
 
 
 def _learnable(dataset, student, teacher, threads: int) -> tuple[list[dict], dict]:

@@ -734,7 +734,7 @@ def _cmd_adapt(args) -> int:
     keys = (
         *("replay_lines", "steps", "batch_size", "lr", "domain_share", "kd_weight", "eval_every", "patience"),
         *("forget_margin", "general_lines", "anchor", "augment", "l2sp", "guard_margin", "join", "dataset_kd"),
-        "mix",
+        *("mix", "noise_band"),
     )
     summary = adapt(
         args.dataset,
@@ -771,6 +771,13 @@ def _adapt_command(sub) -> None:
     p.add_argument("--kd-weight", type=float, default=1.0, help="KD on the replayed lines")
     p.add_argument("--eval-every", type=int, default=200)
     p.add_argument("--patience", type=int, default=3, help="evaluations without a better one before stopping")
+    p.add_argument(
+        "--noise-band",
+        type=float,
+        default=0.0,
+        help="standard errors of the held-back accuracy by which a later evaluation may read below the best "
+        "and still be kept, without counting against patience (0: only a better one)",
+    )
     p.add_argument(
         "--forget-margin",
         type=float,

@@ -352,6 +352,7 @@ ADAPT_DEFAULTS = {
     "join": 0.5,
     "dataset_kd": 0.0,
     "mix": 0.0,
+    "noise_band": 0.0,
     "guard_margin": 0.05,
     "seed": 0,
 }
@@ -370,6 +371,7 @@ ADAPT_LIMITS = {
     "join": (float, 0.0, 1.0),
     "dataset_kd": (float, 0.0, 100.0),
     "mix": (float, 0.0, 1.0),
+    "noise_band": (float, 0.0, 10.0),
     "guard_margin": (float, -1.0, 1.0),
     "seed": (int, 0, 2**31 - 1),
     "threads": (int, 1, 256),

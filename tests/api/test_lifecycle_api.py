@@ -159,6 +159,7 @@ def test_an_adaptation_job_adapts_the_active_model_to_a_dataset(staff, monkeypat
         "join": 0.5,
         "dataset_kd": 0.5,
         "mix": 0.25,
+        "noise_band": 1.5,
     }
     response = staff.post("/ocr/v1/distill-jobs", {"kind": "adapt", "params": params}, format="json")
     assert response.status_code == 201, response.content
@@ -176,7 +177,7 @@ def test_an_adaptation_job_adapts_the_active_model_to_a_dataset(staff, monkeypat
     assert cmd[cmd.index("--guard-margin") + 1] == "0.05"  # guarded by the start unless told otherwise
     assert (cmd[cmd.index("--augment") + 1], cmd[cmd.index("--join") + 1]) == ("0.5", "0.5")
     assert cmd[cmd.index("--dataset-kd") + 1] == "0.5"
-    assert cmd[cmd.index("--mix") + 1] == "0.25"
+    assert cmd[cmd.index("--mix") + 1] == "0.25" and cmd[cmd.index("--noise-band") + 1] == "1.5"
 
 
 @pytest.mark.parametrize(
@@ -193,6 +194,7 @@ def test_an_adaptation_job_adapts_the_active_model_to_a_dataset(staff, monkeypat
         ({"join": 1.5}, "join must lie in"),
         ({"dataset_kd": -1}, "dataset_kd must lie in"),
         ({"mix": 1.5}, "mix must lie in"),
+        ({"noise_band": -1}, "noise_band must lie in"),
     ],
 )
 def test_bad_adaptation_parameters_are_refused(staff, params, message):
