@@ -376,7 +376,7 @@ def adapt(
     join: float = 0.5,
     dataset_kd: float = 0.0,
     mix: float = 0.0,
-    noise_band: float = 0.0,
+    noise_band: float = 1.0,
     seed: int = 0,
     threads: int = 1,
     log=print,

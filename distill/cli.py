@@ -774,7 +774,7 @@ def _adapt_command(sub) -> None:
     p.add_argument(
         "--noise-band",
         type=float,
-        default=0.0,
+        default=1.0,
         help="standard errors of the held-back accuracy by which a later evaluation may read below the best "
         "and still be kept, without counting against patience (0: only a better one)",
     )

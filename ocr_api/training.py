@@ -352,7 +352,7 @@ ADAPT_DEFAULTS = {
     "join": 0.5,
     "dataset_kd": 0.0,
     "mix": 0.0,
-    "noise_band": 0.0,
+    "noise_band": 1.0,
     "guard_margin": 0.05,
     "seed": 0,
 }
