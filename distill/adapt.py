@@ -60,6 +60,11 @@ def _read_rgb(path: Path) -> np.ndarray | None:
     return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def _gray(item: dict) -> np.ndarray:
+    """A cached line ([C, H, W] uint8, as the model reads it) as one grayscale image [H, W] uint8."""
+    return item["images"].numpy().astype(np.float32).mean(0).astype(np.uint8)
+
+
 def dataset_lines(dataset: str | Path, axis: CharAxis, spec: ModelSpec, teach: OnnxTeacher, top_k: int = 8):
     """(cache items of the dataset's training lines, what was left out and why). The held-back
     lines are not read here."""
@@ -161,15 +166,10 @@ class AdaptRun(WarmRun):
         from .glyphs import GlyphBank
 
         lines = (
-            (
-                it["images"].numpy().astype(np.float32).mean(0).astype(np.uint8),
-                it["labels"].tolist(),
-                it["top_idx"].numpy(),
-                it["top_p"].float().numpy(),
-            )
+            (_gray(it), it["labels"].tolist(), it["top_idx"].numpy(), it["top_p"].float().numpy())
             for it in (self.items[i] for i in self.dataset)
         )
-        return GlyphBank(lines, space=self.axis.index.get(" "))
+        return GlyphBank(lines, space=self.axis.index.get(" "), pad=int(self.spec.pad_pixel))
 
     def penalty(self) -> torch.Tensor | None:
         """L2-SP: ``l2sp`` times the squared distance of the weights from where the run started
@@ -188,7 +188,7 @@ class AdaptRun(WarmRun):
 
         from .augment import degrade
 
-        gray = item["images"].numpy().astype(np.float32).mean(0).astype(np.uint8)
+        gray = _gray(item)
         if self.mix > 0 and len(self.glyphs) and rng.random() < self.mix:
             gray, labels = self.glyphs.line(rng, len(item["labels"]))
             text = "".join(self.axis.chars[c] for c in labels)
@@ -215,7 +215,7 @@ class AdaptRun(WarmRun):
         the label has no space there), and its label followed by the other's: the same characters
         in new neighbours and at new places in the line, which 300 short lines alone do not give."""
         other = self.items[self.dataset[int(rng.integers(len(self.dataset)))]]
-        second = other["images"].numpy().astype(np.float32).mean(0).astype(np.uint8)
+        second = _gray(other)
         h = gray.shape[0]
         paper = int(np.median(np.concatenate([gray[:, :2].ravel(), gray[:, -2:].ravel()])))
         margin = max(1, round(h * rng.uniform(0.05, 0.1)))
@@ -314,14 +314,16 @@ def _candidates(run: AdaptRun, held: Path | None, general: Path):
         yield alpha, domain, score(path, [str(general)])[general.name], path
 
 
-def _evaluate(run: AdaptRun, held: Path | None, general: Path, best: dict, margin: float, band: float = 0.0) -> bool:
+def _evaluate(
+    run: AdaptRun, held: Path | None, general: Path, best: dict, margin: float, within: float = 0.0, chars: int = 0
+) -> bool:
     """Score each interpolation of the current weights (guarded, with a ``guard_margin``) on the
     held-back lines and the general lines; of those that read the general lines within ``margin`` of
     the start, the one that reads the held-back lines best (without held-back lines: the one
     furthest from the start) is this evaluation's. It becomes ``best.onnx`` when it beats the best
-    so far, or, with a ``band`` (a fraction), reads the held-back lines no more than ``band`` below
-    the best so far (``_band``: a few dozen held-back lines cannot tell a later step from an
-    earlier one by less). True when it is kept."""
+    so far, or, with ``within`` > 0, reads the held-back lines (``chars`` characters) no more than
+    ``within`` standard errors below the best so far (``_band``: a few dozen held-back lines cannot
+    tell a later step from an earlier one by less). True when it is kept."""
     floor = best.get("general_before", 0.0) - margin
     rows = list(_candidates(run, held, general))
     allowed = [r for r in rows if r[2] >= floor] or rows[:1]
@@ -333,7 +335,8 @@ def _evaluate(run: AdaptRun, held: Path | None, general: Path, best: dict, margi
     best.setdefault("general_before", general_acc)
     best.setdefault("before", domain)
     key = domain if domain is not None else run.step
-    top = best.get("top", best.get("key"))
+    top = best.get("top", best.get("key"))  # runs from before the band recorded only "key"
+    band = _band(within, top, chars) if domain is not None else 0.0
     if top is not None and (key <= top if band <= 0 else key < top - band):
         return False
     shutil.copyfile(path, run.out / "best.onnx")
@@ -343,13 +346,12 @@ def _evaluate(run: AdaptRun, held: Path | None, general: Path, best: dict, margi
     return True
 
 
-def _band(held: Path | None, within: float, accuracy: float | None) -> float:
-    """``within`` standard errors of a character accuracy ``accuracy`` measured on the held-back
-    lines' characters (a binomial's: sqrt(p (1 - p) / characters)), as a fraction; 0 without
-    held-back lines or ``within``."""
-    if held is None or within <= 0 or accuracy is None:
+def _band(within: float, accuracy: float | None, chars: int) -> float:
+    """``within`` standard errors of a character accuracy ``accuracy`` measured on ``chars``
+    characters (a binomial's: sqrt(p (1 - p) / characters)), as a fraction; 0 without ``within``
+    or an accuracy."""
+    if within <= 0 or accuracy is None:
         return 0.0
-    chars = sum(len(text) for _, text in read_labels(held))
     return within * math.sqrt(max(accuracy * (1 - accuracy), 1e-4) / max(1, chars))
 
 
@@ -413,14 +415,14 @@ def _train_and_select(run: AdaptRun, held, general, best: dict, schedule, forget
     ``noise_band`` standard errors) and stopping after ``patience`` evaluations none of which was kept;
     ``best`` (and ``best.json``) records where the run stands."""
     steps, eval_every, patience = schedule
+    chars = sum(len(text) for _, text in read_labels(held)) if held else 0
     if run.step == 0:
         _evaluate(run, held, general, best, forget_margin)
     stale = best.get("stale", 0)
     while run.step < steps and stale < patience:
         _train_until(run, steps, 0, 10**9, 300, None, (), 0, stop=min(steps, run.step + eval_every))
         run.save()
-        band = _band(held, noise_band, best.get("top", best.get("key")))
-        improved = _evaluate(run, held, general, best, forget_margin, band)
+        improved = _evaluate(run, held, general, best, forget_margin, noise_band, chars)
         stale = 0 if improved or held is None else stale + 1  # no held-back lines: no early stop
         best["stale"] = stale
         (run.out / "best.json").write_text(json.dumps(best))

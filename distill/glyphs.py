@@ -65,11 +65,14 @@ def content_width(gray: np.ndarray, pad: int = 255) -> int:
     return k
 
 
-def char_cuts(gray: np.ndarray, top_idx: np.ndarray, top_p: np.ndarray, labels: list[int]) -> np.ndarray | None:
+def char_cuts(
+    gray: np.ndarray, top_idx: np.ndarray, top_p: np.ndarray, labels: list[int], pad: int = 255
+) -> np.ndarray | None:
     """x positions [len(labels) + 1] that cut a line image ([H, W] uint8) between its characters:
     midway between the centres of the frames where the aligned path emits each character, moved to
     the column with the least ink within a quarter of a character's pitch; the ends just outside
-    the first and last character's ink (``_ends``). None when the label does not align."""
+    the first and last character's ink (``_ends``), never in the model's padding (``pad``
+    columns on the right). None when the label does not align."""
     path = forced_path(top_idx, top_p, labels)
     if path is None:
         return None
@@ -83,7 +86,7 @@ def char_cuts(gray: np.ndarray, top_idx: np.ndarray, top_p: np.ndarray, labels: 
         mid = round((a + b) / 2)
         lo, hi = max(0, mid - reach), min(len(ink), mid + reach + 1)
         cuts.append(float(lo + int(np.argmin(ink[lo:hi]))) if hi > lo else float(mid))
-    cuts.append(float(content_width(gray)))
+    cuts.append(float(content_width(gray, pad)))
     cuts[0], cuts[-1] = _ends(ink, cuts, pitch)
     cuts = np.round(np.maximum.accumulate(np.asarray(cuts))).astype(np.int64)
     return cuts
@@ -105,13 +108,14 @@ class GlyphBank:
     """A dataset's lines cut between their characters (``char_cuts``), and new lines set from their
     pieces (``line``). ``lines``: (gray [H, W] uint8, label indices, top-k indices, top-k
     probabilities) per line; ``space``: the axis index of a space (pieces neither start nor end
-    with one), or None. A line whose label does not align, or is only spaces, is left out."""
+    with one), or None; ``pad``: the model's pad pixel. A line whose label does not align, or is
+    only spaces, is left out."""
 
-    def __init__(self, lines, space: int | None = None, max_piece: int = 4):
+    def __init__(self, lines, space: int | None = None, max_piece: int = 4, pad: int = 255):
         self.lines, self.space, self.max_piece = [], space, max_piece
         for gray, labels, top_idx, top_p in lines:
             labels = [int(c) for c in labels]
-            cuts = char_cuts(gray, top_idx, top_p, labels)
+            cuts = char_cuts(gray, top_idx, top_p, labels, pad)
             if cuts is not None and np.all(np.diff(cuts) > 0) and any(c != space for c in labels):
                 self.lines.append((gray, labels, cuts, float(np.median(gray[:, : cuts[-1]]))))
 
