@@ -115,7 +115,7 @@ def _settle(future: Future, result=None, exc: BaseException | None = None) -> No
 
 class LineBatcher:
     # The defaults are those of the settings (OCR_BATCH_MAX_SIZE, OCR_BATCH_MAX_WAIT_MS,
-    # OCR_BATCH_MAX_WIDTH_RATIO, OCR_BINARIZE; a test holds them equal): batching off, as measured
+    # OCR_BATCH_MAX_WIDTH_RATIO, OCR_BINARIZE, OCR_SHARPEN; a test holds them equal): batching off, as measured
     # on CPUs (docs/serving.md).
     def __init__(
         self,
@@ -124,6 +124,7 @@ class LineBatcher:
         max_wait_ms: float = 0.0,
         max_width_ratio: float = 1.15,
         binarize: bool = False,
+        sharpen: bool = True,
         decoder: LineDecoder | None = None,
         cascade: Callable[[], Recognizer] | None = None,
         cascade_below: float = 0.0,
@@ -136,6 +137,7 @@ class LineBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self.max_width_ratio = max_width_ratio
         self.binarize = binarize
+        self.sharpen = sharpen
         self._queue: queue.Queue[_Item] = queue.Queue()
         self._ids = itertools.count(1)
         self._thread = threading.Thread(target=self._loop, name="line-batcher", daemon=True)
@@ -197,7 +199,7 @@ class LineBatcher:
             return results
         model = self._cascade()
         prepared = sorted(
-            ((prepare_line(crops[i], model.spec, self.binarize), i) for i in doubtful),
+            ((prepare_line(crops[i], model.spec, self.binarize, self.sharpen), i) for i in doubtful),
             key=lambda pair: pair[0].shape[2],
         )
         results = list(results)
@@ -223,7 +225,9 @@ class LineBatcher:
             if deadline is not None and time.monotonic() >= deadline:
                 raise DeadlineExceeded(done=len(results), total=len(crops))
             (res,) = model.recognize(
-                [prepare_line(crop, model.spec, self.binarize)], self.decoder, [hotwords] if hotwords else None
+                [prepare_line(crop, model.spec, self.binarize, self.sharpen)],
+                self.decoder,
+                [hotwords] if hotwords else None,
             )
             results.append(BatchedLine.of(res, model.label, next(self._ids), share=content_share(crop, model.spec)))
         return results
@@ -268,7 +272,7 @@ class LineBatcher:
         prepared = []
         for item in items:
             try:
-                prepared.append((prepare_line(item.crop, model.spec, self.binarize), item))
+                prepared.append((prepare_line(item.crop, model.spec, self.binarize, self.sharpen), item))
             except Exception as exc:
                 _settle(item.future, exc=exc)
         prepared.sort(key=lambda pair: pair[0].shape[2])

@@ -10,14 +10,15 @@ import hashlib
 # 5: per-character confidences, the beam search with the language model for doubtful lines;
 # 6: one-line images read whole, reading order by gutters; 7: every character's box; 8: ruled
 # tables as cells; 9: regions of lines run together split into lines; 10: a line touching the
-# line above by a thin bridge of the detector's map found apart instead of lost).
-PIPELINE_VERSION = "10"
+# line above by a thin bridge of the detector's map found apart instead of lost; 11: blurred lines
+# sharpened).
+PIPELINE_VERSION = "11"
 
 
-def preprocessing_signature(binarize: bool, page_models: str = "") -> str:
-    """The pipeline's version, its settings and ``page_models`` (what identifies the detector and
+def preprocessing_signature(binarize: bool, page_models: str = "", sharpen: bool = True) -> str:
+    """The pipeline's version, its settings (binarisation, sharpening) and ``page_models`` (what identifies the detector and
     direction classifier that read pages: ``workers.config.pipeline_signature``)."""
-    base = f"p{PIPELINE_VERSION}-bin{int(binarize)}"
+    base = f"p{PIPELINE_VERSION}-bin{int(binarize)}" + ("" if sharpen else "-sharp0")
     return f"{base}-{page_models}" if page_models else base
 
 

@@ -60,15 +60,15 @@ def lm_sha256() -> str:
 @lru_cache(maxsize=1)
 def pipeline_signature() -> str:
     """The preprocessing and decoding part of the cache key, the same in the web and the workers: the
-    pipeline version, binarisation, the first 8 hex digits of the detector's and the direction
+    pipeline version, binarisation and sharpening, the first 8 hex digits of the detector's and the direction
     classifier's files, and the decoder's settings and LM file (files read once per process), so
     changing any of them never serves stale text."""
     decoding = decoder_signature(decoder_config(), lm_sha256()) + cascade_signature()
     if not settings.OCR_DETECTOR_MODEL:
-        return f"{preprocessing_signature(settings.OCR_BINARIZE)}-{decoding}"
+        return f"{preprocessing_signature(settings.OCR_BINARIZE, sharpen=settings.OCR_SHARPEN)}-{decoding}"
     files = [p for p in (settings.OCR_DETECTOR_MODEL, settings.OCR_DIRECTION_MODEL) if p]
     page_models = "+".join(file_sha256(p)[:8] for p in files)
-    return f"{preprocessing_signature(settings.OCR_BINARIZE, page_models)}-{decoding}"
+    return f"{preprocessing_signature(settings.OCR_BINARIZE, page_models, settings.OCR_SHARPEN)}-{decoding}"
 
 
 def cascade_on() -> bool:

@@ -126,6 +126,7 @@ def line_batcher(current: Callable[[], Recognizer]) -> LineBatcher:
         max_wait_ms=settings.OCR_BATCH_MAX_WAIT_MS,
         max_width_ratio=settings.OCR_BATCH_MAX_WIDTH_RATIO,
         binarize=settings.OCR_BINARIZE,
+        sharpen=settings.OCR_SHARPEN,
         decoder=line_decoder(),
         cascade=cascade_recognizer if cascade_on() else None,
         cascade_below=settings.OCR_CASCADE_BELOW,

@@ -234,6 +234,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = OCR_MAX_IMAGE_BYTES * 4 // 3 + 64 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = OCR_MAX_IMAGE_BYTES + 64 * 1024
 OCR_CACHE_TTL_S = env_int("OCR_CACHE_TTL_S", 7 * 24 * 3600, minimum=0)
 OCR_BINARIZE = env_bool("OCR_BINARIZE", False)
+# Blurred lines sharpened before recognition (engine.preprocess.sharpen_blurred; docs/serving.md).
+OCR_SHARPEN = env_bool("OCR_SHARPEN", True)
 # The dynamic batcher inside each OCR worker process: off by default (1 line per run, in the task's
 # own thread), which measured faster on CPUs than any batching setting (docs/serving.md). These are
 # the batcher's only defaults (engine.batcher.LineBatcher repeats them; a test holds them equal).

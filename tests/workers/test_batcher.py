@@ -142,7 +142,13 @@ def test_the_batcher_defaults_are_the_settings_defaults(monkeypatch):
     import runpy
     from pathlib import Path
 
-    for name in ("OCR_BATCH_MAX_SIZE", "OCR_BATCH_MAX_WAIT_MS", "OCR_BATCH_MAX_WIDTH_RATIO", "OCR_BINARIZE"):
+    for name in (
+        "OCR_BATCH_MAX_SIZE",
+        "OCR_BATCH_MAX_WAIT_MS",
+        "OCR_BATCH_MAX_WIDTH_RATIO",
+        "OCR_BINARIZE",
+        "OCR_SHARPEN",
+    ):
         monkeypatch.delenv(name, raising=False)
     base = runpy.run_path(
         str(Path(__file__).resolve().parents[2] / "ocrsite" / "settings" / "base.py"),
@@ -153,6 +159,7 @@ def test_the_batcher_defaults_are_the_settings_defaults(monkeypatch):
     assert params["max_wait_ms"].default == base["OCR_BATCH_MAX_WAIT_MS"]
     assert params["max_width_ratio"].default == base["OCR_BATCH_MAX_WIDTH_RATIO"]
     assert params["binarize"].default == base["OCR_BINARIZE"]
+    assert params["sharpen"].default == base["OCR_SHARPEN"]
 
 
 class MeetingRecognizer(FakeRecognizer):

@@ -12,6 +12,7 @@ def test_the_key_changes_with_the_image_the_model_and_the_preprocessing():
     assert cache_key("abd", "m@1", preprocessing_signature(False)) != base
     assert cache_key("abc", "m@2", preprocessing_signature(False)) != base
     assert cache_key("abc", "m@1", preprocessing_signature(True)) != base
+    assert cache_key("abc", "m@1", preprocessing_signature(False, sharpen=False)) != base
 
 
 def test_the_page_models_are_part_of_the_key(settings, tmp_path):
@@ -27,7 +28,7 @@ def test_the_page_models_are_part_of_the_key(settings, tmp_path):
         signatures.append(pipeline_signature())
     pipeline_signature.cache_clear()
     assert len(set(signatures)) == 3  # another detector, or none, never reads another's cached text
-    assert signatures[2].startswith(preprocessing_signature(settings.OCR_BINARIZE) + "-")
+    assert signatures[2].startswith(preprocessing_signature(settings.OCR_BINARIZE, sharpen=settings.OCR_SHARPEN) + "-")
 
 
 def test_the_decoder_and_its_language_model_are_part_of_the_key(settings, tmp_path):

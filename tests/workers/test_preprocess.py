@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from engine.modelpkg import ModelSpec
-from engine.preprocess import binarize, pad_batch, prepare_line, target_width
+from engine.preprocess import SHARPEN_BELOW, binarize, pad_batch, prepare_line, sharpen_blurred, sharpness, target_width
 
 
 def spec(**kw) -> ModelSpec:
@@ -63,3 +63,55 @@ def test_pad_batch_pads_with_the_models_pad_pixel():
 def test_binarize_gives_black_and_white_only():
     gray = (np.random.default_rng(0).random((40, 80)) * 255).astype(np.uint8)
     assert set(np.unique(binarize(gray))) <= {0, 255}
+
+
+def printed_line(blur: float = 0.0) -> np.ndarray:
+    """Dark text on light paper at a recogniser's height (48 px), optionally out of focus."""
+    import cv2
+
+    line = np.full((48, 320, 3), 235, np.uint8)
+    cv2.putText(line, "Invoice 2026-12", (8, 36), cv2.FONT_HERSHEY_SIMPLEX, 1.1, (30, 30, 30), 2, cv2.LINE_AA)
+    return cv2.GaussianBlur(line, (0, 0), blur) if blur else line
+
+
+def test_sharpness_tells_a_crisp_line_from_one_out_of_focus():
+    import cv2
+
+    def score(line):
+        return sharpness(cv2.cvtColor(line, cv2.COLOR_RGB2GRAY))
+
+    assert score(printed_line()) > SHARPEN_BELOW + 0.5
+    assert score(printed_line(blur=1.0)) > SHARPEN_BELOW + 0.5  # a touch of blur is left alone
+    assert score(printed_line(blur=4.0)) < SHARPEN_BELOW - 0.3
+    assert sharpness(np.full((48, 100), 200, np.uint8)) == float("inf")  # no contrast: nothing to judge
+
+
+def test_only_a_blurred_line_is_sharpened_and_it_comes_out_steeper():
+    import cv2
+
+    crisp, blurred = printed_line(), printed_line(blur=4.0)
+    assert np.array_equal(sharpen_blurred(crisp), crisp)
+    out = sharpen_blurred(blurred)
+    assert out.shape == blurred.shape and out.dtype == np.uint8
+    gray = cv2.cvtColor(blurred, cv2.COLOR_RGB2GRAY)
+    assert sharpness(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)) > sharpness(gray) + 0.2
+    # the unsharp mask darkens the strokes and lightens the paper beside them, never the reverse
+    dark = gray < 120
+    assert out[dark].mean() < blurred[dark].mean() and out[~dark].mean() >= blurred[~dark].mean() - 1
+
+
+def test_prepare_line_sharpens_only_when_asked_and_never_a_binarised_line():
+    blurred = printed_line(blur=4.0)
+    s = spec(input_height=48)
+    assert not np.allclose(prepare_line(blurred, s, sharpen=True), prepare_line(blurred, s))
+    assert np.array_equal(prepare_line(printed_line(), s, sharpen=True), prepare_line(printed_line(), s))
+    assert np.array_equal(prepare_line(blurred, s, True, sharpen=True), prepare_line(blurred, s, True))
+
+
+def test_the_percentiles_are_numpys():
+    from engine.preprocess import _percentile
+
+    rng = np.random.default_rng(3)
+    for values in (rng.integers(0, 256, (48, 301)).astype(np.uint8), rng.random((7, 13), np.float32), np.array([5.0])):
+        for q in (5, 95, 99):
+            assert _percentile(values, q) == pytest.approx(float(np.percentile(values, q)), rel=1e-6, abs=1e-6)
