@@ -115,3 +115,12 @@ def test_the_percentiles_are_numpys():
     for values in (rng.integers(0, 256, (48, 301)).astype(np.uint8), rng.random((7, 13), np.float32), np.array([5.0])):
         for q in (5, 95, 99):
             assert _percentile(values, q) == pytest.approx(float(np.percentile(values, q)), rel=1e-6, abs=1e-6)
+
+
+def test_a_colour_model_gets_the_same_sharpening_in_its_own_channel_order():
+    blurred = printed_line(blur=4.0)
+    blurred[..., 0] = np.clip(blurred[..., 0].astype(int) + 12, 0, 255)  # a tinted page: channels differ
+    s = spec(input_height=48, input_channels=3, color_order="BGR", norm_mean=(0, 0, 0), norm_std=(1, 1, 1))
+    out = prepare_line(blurred, s, sharpen=True)
+    expected = sharpen_blurred(blurred)[:, :, ::-1]  # sharpened as RGB, then in the model's order
+    assert np.abs(out[:, :, :320].transpose(1, 2, 0) * 255 - expected).max() <= 1
