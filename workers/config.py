@@ -64,10 +64,10 @@ def pipeline_signature() -> str:
     classifier's files, and the decoder's settings and LM file (files read once per process), so
     changing any of them never serves stale text."""
     decoding = decoder_signature(decoder_config(), lm_sha256()) + cascade_signature()
-    if not settings.OCR_DETECTOR_MODEL:
-        return f"{preprocessing_signature(settings.OCR_BINARIZE, sharpen=settings.OCR_SHARPEN)}-{decoding}"
-    files = [p for p in (settings.OCR_DETECTOR_MODEL, settings.OCR_DIRECTION_MODEL) if p]
-    page_models = "+".join(file_sha256(p)[:8] for p in files)
+    page_models = ""  # no detector: no page models in the key
+    if settings.OCR_DETECTOR_MODEL:
+        files = [p for p in (settings.OCR_DETECTOR_MODEL, settings.OCR_DIRECTION_MODEL) if p]
+        page_models = "+".join(file_sha256(p)[:8] for p in files)
     return f"{preprocessing_signature(settings.OCR_BINARIZE, page_models, settings.OCR_SHARPEN)}-{decoding}"
 
 
