@@ -24,8 +24,9 @@ def binarize(gray: np.ndarray) -> np.ndarray:
 
 # Blurred lines are sharpened before the recogniser reads them (``sharpen_blurred``). A line's
 # sharpness is its steepest edges (99th percentile of the Sobel gradient) over its contrast (5th to
-# 95th percentile of its gray levels), taken at the model's input height: a crisp print scores 2.5
-# to 3.5, a photographed page out of focus 1.1 to 1.6. Lines under SHARPEN_BELOW get an unsharp
+# 95th percentile of its gray levels), taken at the model's input height: on the frozen page suite
+# the median line of a crisp page scores 2.0 to 3.7, of a page photographed out of focus 1.2 to
+# 1.6. Lines under SHARPEN_BELOW get an unsharp
 # mask of SHARPEN_AMOUNT with a Gaussian of SHARPEN_SIGMA model pixels. The three figures were
 # chosen on the frozen out-of-distribution page and line suites (docs/serving.md, "Blurred lines").
 SHARPEN_BELOW = 1.65
